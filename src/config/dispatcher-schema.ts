@@ -1,0 +1,130 @@
+import { z } from "zod";
+import { scopeSchema } from "../forgejo/scope.js";
+import { authSchema, durationMs, httpSchema, listenAddress, logSchema } from "./common.js";
+
+const labelList = z.array(z.string().min(1)).min(1);
+
+const forgejoSchema = z
+  .object({
+    base_url: z.url({ message: "must be an http(s) URL such as https://forgejo.example.com" }),
+    /** What runners dial back to; defaults to base_url. */
+    instance_url: z.url().optional(),
+    token: z.string().min(1).optional(),
+    token_file: z.string().optional(),
+    default_scope: scopeSchema.default({ level: "instance" }),
+    default_labels: labelList.default(["namespace-profile-linux-medium"]),
+    timeout: durationMs.prefault("30s"),
+    extra_headers: z.record(z.string(), z.string()).default({}),
+    /** auto: ephemeral REST runners on Forgejo >= 15, the registration token otherwise. */
+    registration: z.enum(["auto", "ephemeral", "token"]).default("auto"),
+  })
+  .strict();
+
+const capSchema = z
+  .object({
+    /** Applies to requests whose labels include every one of these. */
+    labels: labelList.optional(),
+    /** "instance", "org:acme", "repo:acme/app", "repo:acme/*". */
+    scope: z.string().min(1).optional(),
+    max: z.number().int().nonnegative(),
+  })
+  .strict();
+
+const namespaceSchema = z
+  .object({
+    nsc_binary: z.string().default("nsc"),
+    /** NSC_TOKEN_FILE for nsc and the Compute API bearer ({"bearer_token": …}). */
+    token_file: z.string().optional(),
+    region: z.string().optional(),
+    compute_base_url: z.url().optional(),
+    image: z.string().default("code.forgejo.org/forgejo/runner:12"),
+    machine_type: z.string().default("4x8"),
+    duration: durationMs.prefault("30m"),
+    /** How long `nsc run` may wait for the instance to become ready. */
+    wait_timeout: durationMs.prefault("5m"),
+    /** Concurrent launches (nsc process spawns), not running jobs. */
+    max_parallel: z.number().int().positive().default(4),
+    /** Live runners at most, across every label set and scope. */
+    max_runners: z.number().int().positive().default(20),
+    network: z.string().optional(),
+    user: z.string().default("root"),
+    /** forgejo-runner's work directory inside the instance. */
+    workdir: z.string().default("/tmp/forgejo-runner"),
+    environment: z.record(z.string(), z.string()).default({}),
+    /** Glob patterns ("namespace-profile-*"); empty allows every label. */
+    allow_labels: z.array(z.string().min(1)).default([]),
+    /** Scope patterns ("instance", "org:acme", "repo:acme/*"); empty allows every scope. */
+    allow_scopes: z.array(z.string().min(1)).default([]),
+    /** Extra labels put on every instance. */
+    instance_tags: z.record(z.string(), z.string()).default({}),
+    linux_cache_tag: z.string().optional(),
+    linux_cache_path: z.string().default("/cache"),
+    linux_cache_size: z.string().optional(),
+    macos_base_image_id: z.string().default("tahoe"),
+    macos_machine_arch: z.enum(["arm64"]).default("arm64"),
+    macos_machine_type: z.string().default("6x14"),
+    macos_cache_tag: z.string().optional(),
+    macos_cache_path: z.string().default("/Users/runner/.cache/nscloud"),
+    macos_cache_size: z.string().optional(),
+    /** Fall back to `nsc create` + `nsc ssh` when the Compute API cannot create a macOS instance. */
+    macos_fallback_nsc: z.boolean().default(true),
+    windows_machine_type: z.string().optional(),
+  })
+  .strict()
+  .prefault({});
+
+const runnerSchema = z
+  .object({
+    name_prefix: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, "lowercase letters, digits and dashes, at most 31 characters")
+      .default("nscloud-"),
+    /** Executor suffix for labels given without one: host, docker://image, lxc://image. */
+    executor: z.string().default("host"),
+    /** one-job: one job then exit. daemon: keep polling until the TTL. */
+    mode: z.enum(["one-job", "daemon"]).default("one-job"),
+    /** forgejo-runner release downloaded on macOS and Windows. */
+    version: z.string().default("12.6.4"),
+  })
+  .strict()
+  .prefault({});
+
+const dispatcherSchema = z
+  .object({
+    /** Written on every instance as forgejo-nsc.owner; two dispatchers sharing a workspace need different ids. */
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("default"),
+    state_path: z.string().default("./forgejo-nsc-dispatcher.db"),
+    supervise_interval: durationMs.prefault("10s"),
+    /** Pending runners beyond this answer 429. */
+    max_queue: z.number().int().positive().default(1000),
+    /** A pending runner not launched within this is failed. */
+    queue_timeout: durationMs.prefault("1h"),
+    launch_attempts: z.number().int().positive().default(3),
+    caps: z.array(capSchema).default([]),
+    /** Finished records are kept this long. */
+    retention: durationMs.prefault("168h"),
+    shutdown_timeout: durationMs.prefault("30s"),
+  })
+  .strict()
+  .prefault({});
+
+export const dispatcherConfigSchema = z
+  .object({
+    listen: listenAddress.default("127.0.0.1:8080"),
+    forgejo: forgejoSchema,
+    namespace: namespaceSchema,
+    runner: runnerSchema,
+    dispatcher: dispatcherSchema,
+    auth: authSchema,
+    http: httpSchema,
+    log: logSchema,
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.forgejo.token && !c.forgejo.token_file) {
+      ctx.addIssue({ code: "custom", path: ["forgejo", "token"], message: "required (or set forgejo.token_file)" });
+    }
+  });
+
+export type DispatcherConfig = z.infer<typeof dispatcherConfigSchema>;
+export type CapConfig = z.infer<typeof capSchema>;

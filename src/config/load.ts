@@ -1,0 +1,100 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+
+/** Every problem found in a config file, each named by its key path. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration in ${source}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Keys whose value is a secret; `<key>_file` reads it from a file instead (agenix, systemd credentials). */
+const SECRET_KEYS = new Set(["token", "tokens", "webhook_secret", "secret", "password", "bearer_token"]);
+
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+type Env = Record<string, string | undefined>;
+
+function expandString(value: string, path: string, env: Env, problems: string[]): string {
+  return value.replace(VAR, (_all, name: string, fallback: string | undefined) => {
+    const v = env[name];
+    if (v !== undefined && v !== "") return v;
+    if (fallback !== undefined) return fallback;
+    problems.push(`${path}: environment variable ${name} is not set`);
+    return "";
+  });
+}
+
+function readSecretFile(file: string, path: string, problems: string[]): string | undefined {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    problems.push(`${path}: cannot read ${file} (${code})`);
+    return undefined;
+  }
+}
+
+/** Expands ${VAR} in every string and resolves `<secret>_file` keys, collecting problems by key path. */
+export function resolveTree(node: unknown, path: string, env: Env, problems: string[]): unknown {
+  if (typeof node === "string") return expandString(node, path || "(root)", env, problems);
+  if (Array.isArray(node)) return node.map((v, i) => resolveTree(v, `${path}[${i}]`, env, problems));
+  if (node === null || typeof node !== "object") return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    out[key] = resolveTree(value, path ? `${path}.${key}` : key, env, problems);
+  }
+  for (const [key, value] of Object.entries(out)) {
+    const base = key.endsWith("_file") ? key.slice(0, -5) : undefined;
+    if (!base || !SECRET_KEYS.has(base) || typeof value !== "string") continue;
+    const at = path ? `${path}.${key}` : key;
+    const content = readSecretFile(value, at, problems);
+    if (content === undefined) continue;
+    if (base === "tokens") {
+      const existing = Array.isArray(out.tokens) ? (out.tokens as unknown[]) : [];
+      out.tokens = [...existing, ...content.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))];
+    } else {
+      if (out[base] !== undefined) problems.push(`${at}: set either ${base} or ${key}, not both`);
+      out[base] = content;
+    }
+  }
+  return out;
+}
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    const path = i.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
+    return `${path || "(root)"}: ${i.message}`;
+  });
+}
+
+/** Parses YAML text against a schema; throws ConfigError listing every problem. */
+export function parseConfig<S extends z.ZodType>(schema: S, text: string, source: string, env: Env = process.env): z.output<S> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(source, [`not valid YAML: ${(err as Error).message}`]);
+  }
+  const problems: string[] = [];
+  const resolved = resolveTree(raw, "", env, problems);
+  const result = schema.safeParse(resolved);
+  if (!result.success) problems.push(...formatIssues(result.error.issues));
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return (result as { data: z.output<S> }).data;
+}
+
+export function loadConfigFile<S extends z.ZodType>(schema: S, file: string, env: Env = process.env): z.output<S> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the config file (${(err as NodeJS.ErrnoException).code ?? "error"})`]);
+  }
+  return parseConfig(schema, text, file, env);
+}

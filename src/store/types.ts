@@ -1,0 +1,116 @@
+import type { Scope } from "../forgejo/scope.js";
+
+/**
+ * A runner's life: pending → launching → running → finishing → done | failed.
+ * pending: accepted, waiting for a launch slot or a cap. launching: credentials and instance being
+ * created. running: instance alive. finishing: instance being destroyed, registration removed.
+ */
+export const RUNNER_STATES = ["pending", "launching", "running", "finishing", "done", "failed"] as const;
+export type RunnerState = (typeof RUNNER_STATES)[number];
+export const TERMINAL_STATES: readonly RunnerState[] = ["done", "failed"];
+export const LIVE_STATES: readonly RunnerState[] = ["launching", "running", "finishing"];
+
+export type Platform = "linux" | "macos" | "windows";
+
+export interface JobRef {
+  id: number;
+  attempt?: number | undefined;
+  handle?: string | undefined;
+}
+
+export interface Transition {
+  at: string;
+  from: RunnerState | null;
+  to: RunnerState;
+  reason: string;
+}
+
+export interface RunnerRecord {
+  name: string;
+  dispatchId: string;
+  state: RunnerState;
+  /** Why it is in this state, in words an operator understands. */
+  reason: string;
+  platform: Platform;
+  labels: string[];
+  scope: Scope;
+  machineType: string;
+  image: string;
+  ttlMs: number;
+  /** Names of the request's env keys only: values are not stored (they may hold secrets). */
+  envKeys: string[];
+  job?: JobRef | undefined;
+  instanceId?: string | undefined;
+  forgejoRunnerId?: number | undefined;
+  /** "ephemeral" or "token": how the runner got its credentials. */
+  registration?: "ephemeral" | "token" | undefined;
+  launchAttempts: number;
+  createdAt: string;
+  updatedAt: string;
+  launchedAt?: string | undefined;
+  finishedAt?: string | undefined;
+  /** The hard cap: instance deadline (launch time + TTL). */
+  expiresAt?: string | undefined;
+  /** Pending runners not launched by then fail. */
+  queueDeadline: string;
+  history: Transition[];
+}
+
+export interface DispatchRecord {
+  id: string;
+  idempotencyKey?: string | undefined;
+  /** sha256 of the canonical request, to tell a retry from a conflicting reuse of a key. */
+  requestHash: string;
+  /** The validated request with env values removed. */
+  request: unknown;
+  runnerNames: string[];
+  createdAt: string;
+}
+
+export interface RunnerFilter {
+  states?: readonly RunnerState[];
+  labels?: readonly string[];
+  scopeKey?: string;
+  jobId?: number;
+  dispatchId?: string;
+  limit?: number;
+}
+
+/** Fields that may change along with a state change, or on their own. */
+export type RunnerPatch = Partial<
+  Pick<
+    RunnerRecord,
+    "instanceId" | "forgejoRunnerId" | "registration" | "launchAttempts" | "launchedAt" | "finishedAt" | "expiresAt" | "reason"
+  >
+>;
+
+export type CreateDispatchResult =
+  | { created: true; dispatch: DispatchRecord; runners: RunnerRecord[] }
+  | { created: false; dispatch: DispatchRecord; runners: RunnerRecord[] };
+
+/**
+ * Durable records. Every method is atomic. SQL dialect details stay inside implementations so a
+ * PostgreSQL store can follow (several dispatcher replicas).
+ */
+export interface Store {
+  /**
+   * Records a dispatch and its runners in one transaction. When the idempotency key already exists,
+   * records nothing and returns the existing dispatch (the caller compares requestHash).
+   */
+  createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[]): Promise<CreateDispatchResult>;
+  getDispatch(id: string): Promise<DispatchRecord | undefined>;
+  getDispatchByKey(key: string): Promise<DispatchRecord | undefined>;
+  getRunner(name: string): Promise<RunnerRecord | undefined>;
+  listRunners(filter?: RunnerFilter): Promise<RunnerRecord[]>;
+  countRunners(states: readonly RunnerState[]): Promise<number>;
+  /**
+   * Compare-and-set state change: applies only when the runner is in one of `from`; appends to the
+   * history. Returns the updated record, or undefined when the runner was not in an expected state.
+   */
+  transition(name: string, from: readonly RunnerState[], to: RunnerState, reason: string, patch?: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined>;
+  /** Updates fields without a state change. */
+  update(name: string, patch: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined>;
+  /** Deletes terminal runners finished before `before`, and dispatches left without runners. */
+  pruneFinished(before: Date): Promise<number>;
+  close(): Promise<void>;
+}
