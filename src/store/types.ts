@@ -37,8 +37,11 @@ export interface RunnerRecord {
   machineType: string;
   image: string;
   ttlMs: number;
-  /** Names of the request's env keys only: values are not stored (they may hold secrets). */
-  envKeys: string[];
+  /**
+   * The request's extra environment. Stored so a runner accepted before a restart launches with it;
+   * never returned by the status API (values may be secrets): views show the keys only.
+   */
+  env: Record<string, string>;
   job?: JobRef | undefined;
   instanceId?: string | undefined;
   forgejoRunnerId?: number | undefined;
@@ -61,7 +64,7 @@ export interface DispatchRecord {
   idempotencyKey?: string | undefined;
   /** sha256 of the canonical request, to tell a retry from a conflicting reuse of a key. */
   requestHash: string;
-  /** The validated request with env values removed. */
+  /** The validated request with env values replaced by "[redacted]" (the runners hold the values). */
   request: unknown;
   runnerNames: string[];
   createdAt: string;
