@@ -1,0 +1,121 @@
+import type Database from "better-sqlite3";
+
+/**
+ * Versioned schema changes of the SQLite state database, applied in order at open. A migration is
+ * never edited once released: a change to the schema is a new entry with the next version.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "dispatches, runners and their transitions",
+    // Timestamps are canonical ISO-8601 UTC strings (Date.toISOString), so they sort and compare as
+    // text and stay readable in the sqlite3 shell. STRICT makes SQLite enforce the column types.
+    sql: `
+      CREATE TABLE dispatches (
+        id              TEXT PRIMARY KEY,
+        idempotency_key TEXT UNIQUE,
+        request_hash    TEXT NOT NULL,
+        request         TEXT NOT NULL,
+        created_at      TEXT NOT NULL
+      ) STRICT;
+
+      CREATE TABLE runners (
+        name              TEXT PRIMARY KEY,
+        dispatch_id       TEXT NOT NULL REFERENCES dispatches(id),
+        dispatch_index    INTEGER NOT NULL,
+        state             TEXT NOT NULL,
+        reason            TEXT NOT NULL,
+        platform          TEXT NOT NULL,
+        labels            TEXT NOT NULL,
+        scope             TEXT NOT NULL,
+        scope_key         TEXT NOT NULL,
+        machine_type      TEXT NOT NULL,
+        image             TEXT NOT NULL,
+        ttl_ms            INTEGER NOT NULL,
+        env               TEXT NOT NULL,
+        job_id            INTEGER,
+        job_attempt       INTEGER,
+        job_handle        TEXT,
+        instance_id       TEXT,
+        forgejo_runner_id INTEGER,
+        registration      TEXT,
+        launch_attempts   INTEGER NOT NULL DEFAULT 0,
+        created_at        TEXT NOT NULL,
+        updated_at        TEXT NOT NULL,
+        launched_at       TEXT,
+        finished_at       TEXT,
+        expires_at        TEXT,
+        queue_deadline    TEXT NOT NULL
+      ) STRICT;
+
+      CREATE INDEX runners_by_state ON runners(state, created_at, name);
+      CREATE INDEX runners_by_fifo ON runners(created_at, name);
+      CREATE INDEX runners_by_scope_key ON runners(scope_key);
+      CREATE INDEX runners_by_job_id ON runners(job_id);
+      CREATE INDEX runners_by_instance_id ON runners(instance_id);
+      CREATE INDEX runners_by_dispatch ON runners(dispatch_id, dispatch_index);
+
+      CREATE TABLE runner_transitions (
+        runner     TEXT NOT NULL REFERENCES runners(name) ON DELETE CASCADE,
+        seq        INTEGER NOT NULL,
+        at         TEXT NOT NULL,
+        from_state TEXT,
+        to_state   TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        PRIMARY KEY (runner, seq)
+      ) STRICT;
+    `,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/** The state database was written by a newer release; opening it could corrupt what that release wrote. */
+export class SchemaTooNewError extends Error {
+  constructor(
+    readonly found: number,
+    readonly known: number,
+    readonly path: string,
+  ) {
+    super(
+      `state database ${path} was written by a newer forgejo-nsc (schema ${found}, this release knows up to ${known}); ` +
+        "upgrade or point dispatcher.state_path elsewhere",
+    );
+    this.name = "SchemaTooNewError";
+  }
+}
+
+function currentVersion(db: Database.Database): number {
+  const row = db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+/**
+ * Brings the schema up to date in one write transaction. IMMEDIATE takes the write lock before
+ * reading the version, so two processes opening the same new file do not both migrate it.
+ */
+export function migrate(db: Database.Database, path: string, now: () => Date = () => new Date()): { from: number; to: number } {
+  const run = db.transaction(() => {
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    INTEGER PRIMARY KEY,
+      name       TEXT NOT NULL,
+      applied_at TEXT NOT NULL
+    ) STRICT`);
+    const from = currentVersion(db);
+    if (from > LATEST_SCHEMA_VERSION) throw new SchemaTooNewError(from, LATEST_SCHEMA_VERSION, path);
+    const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
+    for (const m of MIGRATIONS) {
+      if (m.version <= from) continue;
+      db.exec(m.sql);
+      record.run(m.version, m.name, now().toISOString());
+    }
+    return { from, to: Math.max(from, LATEST_SCHEMA_VERSION) };
+  });
+  return run.immediate();
+}

@@ -1,0 +1,554 @@
+import { closeSync, mkdirSync, openSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { scopeKey } from "../forgejo/scope.js";
+import type { Scope } from "../forgejo/scope.js";
+import type { Logger } from "../http/logger.js";
+import { SchemaTooNewError, migrate } from "./migrations.js";
+import { RUNNER_STATES, TERMINAL_STATES } from "./types.js";
+import type {
+  CreateDispatchResult,
+  DispatchRecord,
+  Platform,
+  RunnerFilter,
+  RunnerPatch,
+  RunnerRecord,
+  RunnerState,
+  Store,
+  Transition,
+} from "./types.js";
+
+export interface SqliteStoreOptions {
+  logger?: Logger | undefined;
+  /**
+   * "full" (default) fsyncs the WAL on every commit, so an accepted dispatch survives a power loss;
+   * "normal" survives a crash of the process but may lose the last commits on power loss.
+   */
+  synchronous?: "full" | "normal" | undefined;
+  /** How long a write waits for another process holding the write lock. */
+  busyTimeoutMs?: number | undefined;
+}
+
+/** The state database cannot be opened or used as it is; the message says what to change. */
+export class StateDatabaseError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StateDatabaseError";
+  }
+}
+
+interface DispatchRow {
+  id: string;
+  idempotency_key: string | null;
+  request_hash: string;
+  request: string;
+  created_at: string;
+}
+
+interface RunnerRow {
+  name: string;
+  dispatch_id: string;
+  dispatch_index: number;
+  state: string;
+  reason: string;
+  platform: string;
+  labels: string;
+  scope: string;
+  scope_key: string;
+  machine_type: string;
+  image: string;
+  ttl_ms: number;
+  env: string;
+  job_id: number | null;
+  job_attempt: number | null;
+  job_handle: string | null;
+  instance_id: string | null;
+  forgejo_runner_id: number | null;
+  registration: string | null;
+  launch_attempts: number;
+  created_at: string;
+  updated_at: string;
+  launched_at: string | null;
+  finished_at: string | null;
+  expires_at: string | null;
+  queue_deadline: string;
+}
+
+interface TransitionRow {
+  runner: string;
+  at: string;
+  from_state: string | null;
+  to_state: string;
+  reason: string;
+}
+
+type SqlValue = string | number | null;
+
+const PATCH_COLUMNS = {
+  instanceId: "instance_id",
+  forgejoRunnerId: "forgejo_runner_id",
+  registration: "registration",
+  launchAttempts: "launch_attempts",
+  launchedAt: "launched_at",
+  finishedAt: "finished_at",
+  expiresAt: "expires_at",
+  reason: "reason",
+} as const satisfies Record<keyof RunnerPatch, string>;
+
+const TIMESTAMP_PATCH_KEYS = new Set<keyof RunnerPatch>(["launchedAt", "finishedAt", "expiresAt"]);
+
+const RUNNER_COLUMNS = [
+  "name",
+  "dispatch_id",
+  "dispatch_index",
+  "state",
+  "reason",
+  "platform",
+  "labels",
+  "scope",
+  "scope_key",
+  "machine_type",
+  "image",
+  "ttl_ms",
+  "env",
+  "job_id",
+  "job_attempt",
+  "job_handle",
+  "instance_id",
+  "forgejo_runner_id",
+  "registration",
+  "launch_attempts",
+  "created_at",
+  "updated_at",
+  "launched_at",
+  "finished_at",
+  "expires_at",
+  "queue_deadline",
+] as const;
+
+/** Canonical ISO-8601 UTC, so stored timestamps sort and compare correctly as text. */
+function isoTimestamp(value: string | Date, what: string): string {
+  const d = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(d.getTime())) throw new TypeError(`${what}: ${JSON.stringify(String(value))} is not a valid timestamp`);
+  return d.toISOString();
+}
+
+function checkState(state: string, what: string): RunnerState {
+  if (!(RUNNER_STATES as readonly string[]).includes(state)) {
+    throw new TypeError(`${what}: "${state}" is not a runner state (expected one of ${RUNNER_STATES.join(", ")})`);
+  }
+  return state as RunnerState;
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+}
+
+function rowToDispatch(row: DispatchRow, runnerNames: string[]): DispatchRecord {
+  const d: DispatchRecord = {
+    id: row.id,
+    requestHash: row.request_hash,
+    request: JSON.parse(row.request) as unknown,
+    runnerNames,
+    createdAt: row.created_at,
+  };
+  if (row.idempotency_key !== null) d.idempotencyKey = row.idempotency_key;
+  return d;
+}
+
+function rowToRunner(row: RunnerRow, history: Transition[]): RunnerRecord {
+  const r: RunnerRecord = {
+    name: row.name,
+    dispatchId: row.dispatch_id,
+    state: row.state as RunnerState,
+    reason: row.reason,
+    platform: row.platform as Platform,
+    labels: JSON.parse(row.labels) as string[],
+    scope: JSON.parse(row.scope) as Scope,
+    machineType: row.machine_type,
+    image: row.image,
+    ttlMs: row.ttl_ms,
+    env: JSON.parse(row.env) as Record<string, string>,
+    launchAttempts: row.launch_attempts,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    queueDeadline: row.queue_deadline,
+    history,
+  };
+  if (row.job_id !== null) {
+    r.job = { id: row.job_id };
+    if (row.job_attempt !== null) r.job.attempt = row.job_attempt;
+    if (row.job_handle !== null) r.job.handle = row.job_handle;
+  }
+  if (row.instance_id !== null) r.instanceId = row.instance_id;
+  if (row.forgejo_runner_id !== null) r.forgejoRunnerId = row.forgejo_runner_id;
+  if (row.registration !== null) r.registration = row.registration as "ephemeral" | "token";
+  if (row.launched_at !== null) r.launchedAt = row.launched_at;
+  if (row.finished_at !== null) r.finishedAt = row.finished_at;
+  if (row.expires_at !== null) r.expiresAt = row.expires_at;
+  return r;
+}
+
+function runnerToRow(r: RunnerRecord, index: number): RunnerRow {
+  const what = `runner ${r.name}`;
+  const state = checkState(r.state, `${what} state`);
+  const terminal = TERMINAL_STATES.includes(state);
+  return {
+    name: r.name,
+    dispatch_id: r.dispatchId,
+    dispatch_index: index,
+    state,
+    reason: r.reason,
+    platform: r.platform,
+    labels: JSON.stringify(r.labels),
+    scope: JSON.stringify(r.scope),
+    scope_key: scopeKey(r.scope),
+    machine_type: r.machineType,
+    image: r.image,
+    ttl_ms: r.ttlMs,
+    env: JSON.stringify(r.env),
+    job_id: r.job?.id ?? null,
+    job_attempt: r.job?.attempt ?? null,
+    job_handle: r.job?.handle ?? null,
+    instance_id: r.instanceId ?? null,
+    forgejo_runner_id: r.forgejoRunnerId ?? null,
+    registration: r.registration ?? null,
+    launch_attempts: r.launchAttempts,
+    created_at: isoTimestamp(r.createdAt, `${what} createdAt`),
+    updated_at: isoTimestamp(r.updatedAt, `${what} updatedAt`),
+    launched_at: r.launchedAt ? isoTimestamp(r.launchedAt, `${what} launchedAt`) : null,
+    // A terminal runner always has a finish time, so pruneFinished can age it out.
+    finished_at: r.finishedAt ? isoTimestamp(r.finishedAt, `${what} finishedAt`) : terminal ? isoTimestamp(r.updatedAt, `${what} updatedAt`) : null,
+    expires_at: r.expiresAt ? isoTimestamp(r.expiresAt, `${what} expiresAt`) : null,
+    queue_deadline: isoTimestamp(r.queueDeadline, `${what} queueDeadline`),
+  };
+}
+
+/** Column assignments for a patch; undefined values leave the column as it is. */
+function patchAssignments(patch: RunnerPatch, skipReason: boolean): { sets: string[]; values: SqlValue[] } {
+  const sets: string[] = [];
+  const values: SqlValue[] = [];
+  for (const key of Object.keys(PATCH_COLUMNS) as (keyof RunnerPatch)[]) {
+    const value = patch[key];
+    if (value === undefined || (skipReason && key === "reason")) continue;
+    sets.push(`${PATCH_COLUMNS[key]} = ?`);
+    values.push(TIMESTAMP_PATCH_KEYS.has(key) ? isoTimestamp(value as string, `patch ${key}`) : (value as string | number));
+  }
+  return { sets, values };
+}
+
+/**
+ * The Store on a SQLite file through better-sqlite3. Every method runs synchronously inside one
+ * SQLite transaction, so no other call of this process can interleave with it; writes use
+ * BEGIN IMMEDIATE so a second process on the same file waits (busy_timeout) instead of racing.
+ */
+export class SqliteStore implements Store {
+  private readonly statements = new Map<string, Database.Statement>();
+  private closed = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly path: string,
+  ) {}
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private readDispatchRow(row: DispatchRow | undefined): DispatchRecord | undefined {
+    if (!row) return undefined;
+    const names = (this.stmt("SELECT name FROM runners WHERE dispatch_id = ? ORDER BY dispatch_index, name").all(row.id) as { name: string }[]).map(
+      (r) => r.name,
+    );
+    return rowToDispatch(row, names);
+  }
+
+  private readDispatchById(id: string): DispatchRecord | undefined {
+    return this.readDispatchRow(this.stmt("SELECT * FROM dispatches WHERE id = ?").get(id) as DispatchRow | undefined);
+  }
+
+  private readDispatchByKey(key: string): DispatchRecord | undefined {
+    return this.readDispatchRow(this.stmt("SELECT * FROM dispatches WHERE idempotency_key = ?").get(key) as DispatchRow | undefined);
+  }
+
+  private withHistory(rows: RunnerRow[]): RunnerRecord[] {
+    if (rows.length === 0) return [];
+    const transitions = this.stmt(
+      "SELECT runner, at, from_state, to_state, reason FROM runner_transitions WHERE runner IN (SELECT value FROM json_each(?)) ORDER BY runner, seq",
+    ).all(JSON.stringify(rows.map((r) => r.name))) as TransitionRow[];
+    const byRunner = new Map<string, Transition[]>();
+    for (const t of transitions) {
+      let list = byRunner.get(t.runner);
+      if (!list) byRunner.set(t.runner, (list = []));
+      list.push({ at: t.at, from: t.from_state as RunnerState | null, to: t.to_state as RunnerState, reason: t.reason });
+    }
+    return rows.map((row) => rowToRunner(row, byRunner.get(row.name) ?? []));
+  }
+
+  private readRunner(name: string): RunnerRecord | undefined {
+    const row = this.stmt("SELECT * FROM runners WHERE name = ?").get(name) as RunnerRow | undefined;
+    return row ? this.withHistory([row])[0] : undefined;
+  }
+
+  private readDispatchRunners(dispatchId: string): RunnerRecord[] {
+    return this.withHistory(this.stmt("SELECT * FROM runners WHERE dispatch_id = ? ORDER BY dispatch_index, name").all(dispatchId) as RunnerRow[]);
+  }
+
+  private appendTransition(name: string, at: string, from: RunnerState | null, to: RunnerState, reason: string): void {
+    this.stmt(
+      `INSERT INTO runner_transitions (runner, seq, at, from_state, to_state, reason)
+       VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM runner_transitions WHERE runner = ?), ?, ?, ?, ?)`,
+    ).run(name, name, at, from, to, reason);
+  }
+
+  private existing(key: string): CreateDispatchResult | undefined {
+    const dispatch = this.readDispatchByKey(key);
+    return dispatch ? { created: false, dispatch, runners: this.readDispatchRunners(dispatch.id) } : undefined;
+  }
+
+  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[]): Promise<CreateDispatchResult> {
+    const createdAt = isoTimestamp(dispatch.createdAt, `dispatch ${dispatch.id} createdAt`);
+    const rows = runners.map((r, i) => {
+      if (r.dispatchId !== dispatch.id) {
+        throw new TypeError(`runner ${r.name} names dispatch ${r.dispatchId} but is recorded with dispatch ${dispatch.id}`);
+      }
+      return runnerToRow(r, i);
+    });
+    const key = dispatch.idempotencyKey;
+    const insertRunner = this.stmt(
+      `INSERT INTO runners (${RUNNER_COLUMNS.join(", ")}) VALUES (${RUNNER_COLUMNS.map((c) => `@${c}`).join(", ")})`,
+    );
+    // The existence check and the inserts run with no await between them and under the write lock.
+    const tx = this.db.transaction((): CreateDispatchResult => {
+      if (key !== undefined) {
+        const found = this.existing(key);
+        if (found) return found;
+      }
+      this.stmt("INSERT INTO dispatches (id, idempotency_key, request_hash, request, created_at) VALUES (?, ?, ?, ?, ?)").run(
+        dispatch.id,
+        key ?? null,
+        dispatch.requestHash,
+        JSON.stringify(dispatch.request ?? null),
+        createdAt,
+      );
+      for (const row of rows) {
+        insertRunner.run(row);
+        this.appendTransition(row.name, row.created_at, null, row.state as RunnerState, row.reason);
+      }
+      const stored = this.readDispatchById(dispatch.id);
+      if (!stored) throw new StateDatabaseError(`dispatch ${dispatch.id} vanished inside its own transaction`);
+      return { created: true, dispatch: stored, runners: this.readDispatchRunners(dispatch.id) };
+    });
+    try {
+      return tx.immediate();
+    } catch (err) {
+      const code = sqliteCode(err);
+      // Another writer that did not take the write lock first (a future store, a manual insert) won
+      // the race on the key: the UNIQUE constraint decided, so answer with its dispatch.
+      if (key !== undefined && code === "SQLITE_CONSTRAINT_UNIQUE") {
+        const found = this.db.transaction(() => this.existing(key))();
+        if (found) return found;
+      }
+      if (code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        // SQLite names the column, never the values, so the message carries nothing from the request.
+        throw new StateDatabaseError(
+          `cannot record dispatch ${dispatch.id}: ${(err as Error).message}; dispatch ids and runner names must be unique`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async getDispatch(id: string): Promise<DispatchRecord | undefined> {
+    return this.db.transaction(() => this.readDispatchById(id))();
+  }
+
+  async getDispatchByKey(key: string): Promise<DispatchRecord | undefined> {
+    return this.db.transaction(() => this.readDispatchByKey(key))();
+  }
+
+  async getRunner(name: string): Promise<RunnerRecord | undefined> {
+    return this.db.transaction(() => this.readRunner(name))();
+  }
+
+  async listRunners(filter: RunnerFilter = {}): Promise<RunnerRecord[]> {
+    const where: string[] = [];
+    const params: SqlValue[] = [];
+    if (filter.states !== undefined) {
+      for (const s of filter.states) checkState(s, "listRunners states");
+      where.push("state IN (SELECT value FROM json_each(?))");
+      params.push(JSON.stringify(filter.states));
+    }
+    if (filter.labels !== undefined && filter.labels.length > 0) {
+      where.push("NOT EXISTS (SELECT 1 FROM json_each(?) AS want WHERE want.value NOT IN (SELECT value FROM json_each(runners.labels)))");
+      params.push(JSON.stringify(filter.labels));
+    }
+    if (filter.scopeKey !== undefined) {
+      where.push("scope_key = ?");
+      params.push(filter.scopeKey);
+    }
+    if (filter.jobId !== undefined) {
+      where.push("job_id = ?");
+      params.push(filter.jobId);
+    }
+    if (filter.dispatchId !== undefined) {
+      where.push("dispatch_id = ?");
+      params.push(filter.dispatchId);
+    }
+    let limit = "";
+    if (filter.limit !== undefined) {
+      if (!Number.isInteger(filter.limit) || filter.limit < 0) throw new TypeError(`listRunners limit: ${filter.limit} is not a non-negative integer`);
+      limit = " LIMIT ?";
+      params.push(filter.limit);
+    }
+    const sql = `SELECT * FROM runners${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at, name${limit}`;
+    return this.db.transaction(() => this.withHistory(this.stmt(sql).all(...params) as RunnerRow[]))();
+  }
+
+  async countRunners(states: readonly RunnerState[]): Promise<number> {
+    for (const s of states) checkState(s, "countRunners states");
+    const row = this.stmt("SELECT COUNT(*) AS n FROM runners WHERE state IN (SELECT value FROM json_each(?))").get(JSON.stringify(states)) as { n: number };
+    return row.n;
+  }
+
+  async transition(
+    name: string,
+    from: readonly RunnerState[],
+    to: RunnerState,
+    reason: string,
+    patch: RunnerPatch = {},
+    at: Date = new Date(),
+  ): Promise<RunnerRecord | undefined> {
+    for (const s of from) checkState(s, "transition from");
+    checkState(to, "transition to");
+    const when = isoTimestamp(at, "transition at");
+    const { sets, values } = patchAssignments(patch, true);
+    if (TERMINAL_STATES.includes(to) && patch.finishedAt === undefined) {
+      // A terminal runner always has a finish time, so pruneFinished can age it out.
+      sets.push("finished_at = COALESCE(finished_at, ?)");
+      values.push(when);
+    }
+    const sql = `UPDATE runners SET ${[...sets, "state = ?", "reason = ?", "updated_at = ?"].join(", ")}
+                 WHERE name = ? AND state IN (SELECT value FROM json_each(?))`;
+    const tx = this.db.transaction((): RunnerRecord | undefined => {
+      const current = this.stmt("SELECT state FROM runners WHERE name = ?").get(name) as { state: RunnerState } | undefined;
+      if (!current || !from.includes(current.state)) return undefined;
+      const changed = this.stmt(sql).run(...values, to, reason, when, name, JSON.stringify(from)).changes;
+      if (changed !== 1) return undefined;
+      this.appendTransition(name, when, current.state, to, reason);
+      return this.readRunner(name);
+    });
+    return tx.immediate();
+  }
+
+  async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
+    const { sets, values } = patchAssignments(patch, false);
+    const when = isoTimestamp(at, "update at");
+    const sql = `UPDATE runners SET ${[...sets, "updated_at = ?"].join(", ")} WHERE name = ?`;
+    const tx = this.db.transaction((): RunnerRecord | undefined => {
+      if (this.stmt(sql).run(...values, when, name).changes !== 1) return undefined;
+      return this.readRunner(name);
+    });
+    return tx.immediate();
+  }
+
+  async pruneFinished(before: Date): Promise<number> {
+    const cutoff = isoTimestamp(before, "pruneFinished before");
+    const terminal = JSON.stringify(TERMINAL_STATES);
+    const doomed = "SELECT name FROM runners WHERE state IN (SELECT value FROM json_each(?)) AND finished_at IS NOT NULL AND finished_at < ?";
+    const tx = this.db.transaction((): number => {
+      // Explicit rather than relying on ON DELETE CASCADE, which needs foreign_keys on the connection.
+      this.stmt(`DELETE FROM runner_transitions WHERE runner IN (${doomed})`).run(terminal, cutoff);
+      const removed = this.stmt(`DELETE FROM runners WHERE name IN (${doomed})`).run(terminal, cutoff).changes;
+      // Only dispatches older than the cutoff: a dispatch being recorded right now is never empty
+      // inside its transaction, but one created with no runners at all should still age out.
+      this.stmt("DELETE FROM dispatches WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM runners WHERE runners.dispatch_id = dispatches.id)").run(
+        cutoff,
+      );
+      return removed;
+    });
+    return tx.immediate();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.statements.clear();
+    try {
+      this.db.pragma("optimize");
+    } finally {
+      this.db.close();
+    }
+  }
+}
+
+function describeOpenError(path: string, err: unknown): StateDatabaseError {
+  const code = sqliteCode(err) ?? "error";
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code === "SQLITE_NOTADB") {
+    return new StateDatabaseError(`${path} is not a SQLite database; point dispatcher.state_path at the dispatcher's database or at a new file`, {
+      cause: err,
+    });
+  }
+  if (code === "SQLITE_READONLY" || code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") {
+    return new StateDatabaseError(
+      `cannot open state database ${path} for writing (${code}: ${detail}); make the file and its directory writable by this user or change dispatcher.state_path`,
+      { cause: err },
+    );
+  }
+  return new StateDatabaseError(`cannot open state database ${path} (${code}: ${detail}); check dispatcher.state_path`, { cause: err });
+}
+
+/**
+ * Opens (creating when needed) the SQLite state database at `path` and migrates it to the schema
+ * this release knows. Throws StateDatabaseError or SchemaTooNewError with an actionable message.
+ */
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+  const memory = path === ":memory:";
+  const full = memory ? path : resolve(path);
+  if (!memory) {
+    try {
+      mkdirSync(dirname(full), { recursive: true, mode: 0o700 });
+      // Runner records hold the requests' env values, which may be secrets: only this user may read
+      // the file. SQLite gives the -wal and -shm files the database file's permissions.
+      closeSync(openSync(full, "a", 0o600));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "error";
+      throw new StateDatabaseError(
+        `cannot create state database ${full} (${code}); create its directory, make it writable by this user, or change dispatcher.state_path`,
+        { cause: err },
+      );
+    }
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(full);
+  } catch (err) {
+    throw describeOpenError(full, err);
+  }
+  try {
+    // busy_timeout first: switching to WAL needs a lock another process may hold.
+    db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
+    const mode = memory ? "memory" : String(db.pragma("journal_mode = WAL", { simple: true }));
+    if (!memory && mode.toLowerCase() !== "wal") {
+      options.logger?.warn({ path: full, journalMode: mode }, "state database is not in WAL mode (the file system may not support it); concurrent readers will block writers");
+    }
+    db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    db.pragma("foreign_keys = ON");
+    const { from, to } = migrate(db, full);
+    if (from !== to) options.logger?.info({ path: full, from, to }, "state database schema migrated");
+    options.logger?.debug({ path: full, schemaVersion: to, journalMode: mode }, "state database open");
+  } catch (err) {
+    db.close();
+    if (err instanceof SchemaTooNewError) throw err;
+    throw describeOpenError(full, err);
+  }
+  return new SqliteStore(db, full);
+}
