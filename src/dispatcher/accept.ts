@@ -1,0 +1,147 @@
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import type { DispatcherConfig } from "../config/dispatcher-schema.js";
+import { PlatformConflictError, defaultMachineType } from "../namespace/platform.js";
+import { scopeKey } from "../forgejo/scope.js";
+import type { Scope } from "../forgejo/scope.js";
+import { badRequest, conflict, forbidden, tooMany } from "../http/errors.js";
+import type { DispatchRecord, Platform, RunnerRecord } from "../store/types.js";
+import { disallowedLabels, scopeAllowed } from "./allow.js";
+import type { DispatchRequest } from "./request-schema.js";
+import type { Records } from "./records.js";
+
+export interface AcceptDeps {
+  config: DispatcherConfig;
+  records: Records;
+  platformFor: (labels: readonly string[]) => Platform;
+}
+
+export interface Accepted {
+  status: 200 | 202;
+  dispatch: DispatchRecord;
+  runners: RunnerRecord[];
+}
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+/** A short random suffix; names must be valid nsc container names and Forgejo runner names. */
+export function runnerName(prefix: string): string {
+  const bytes = randomBytes(10);
+  let s = "";
+  for (const b of bytes) s += BASE32[b & 31];
+  return `${prefix}${s}`;
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Validates a dispatch against policy and records it durably before anything is launched.
+ * Asking again with the same idempotency key (explicit, or implied by the job) returns the first
+ * dispatch; the same key with a different request is a conflict.
+ */
+export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, headerKey: string | undefined): Promise<Accepted> {
+  const { config, records } = deps;
+  const labels = req.labels ?? config.forgejo.default_labels;
+  const scope: Scope = req.scope ?? config.forgejo.default_scope;
+
+  const badLabels = disallowedLabels(labels, config.namespace.allow_labels);
+  if (badLabels.length > 0) {
+    throw forbidden(`label${badLabels.length > 1 ? "s" : ""} ${badLabels.map((l) => `"${l}"`).join(", ")} not allowed by namespace.allow_labels`, {
+      labels: badLabels,
+    });
+  }
+  if (!scopeAllowed(scope, config.namespace.allow_scopes)) {
+    throw forbidden(`scope "${scopeKey(scope)}" not allowed by namespace.allow_scopes`, { scope: scopeKey(scope) });
+  }
+
+  let platform: Platform;
+  try {
+    platform = deps.platformFor(labels);
+  } catch (err) {
+    if (err instanceof PlatformConflictError) throw badRequest(err.message, { labels });
+    throw err;
+  }
+  const ttlMs = req.ttl ?? config.namespace.duration;
+  const normalized = {
+    count: req.count,
+    labels,
+    scope,
+    ttl_ms: ttlMs,
+    machine_type: req.machine_type ?? defaultMachineType(platform, labels, config.namespace),
+    image: req.image ?? config.namespace.image,
+    env: req.env ?? {},
+    job: req.job ?? null,
+  };
+  const requestHash = createHash("sha256").update(canonical(normalized)).digest("hex");
+  const key = headerKey ?? (req.job ? `job:${req.job.id}:${req.job.handle ?? req.job.attempt ?? 0}` : undefined);
+
+  const store = records.store;
+  if (key) {
+    const existing = await store.getDispatchByKey(key);
+    if (existing) return replay(deps, existing, requestHash, key);
+  }
+
+  const pending = await store.countRunners(["pending"]);
+  if (pending + req.count > config.dispatcher.max_queue) {
+    throw tooMany(
+      `the launch queue is full (${pending} runners pending, dispatcher.max_queue=${config.dispatcher.max_queue}); retry later`,
+      Math.max(5, Math.round(config.dispatcher.supervise_interval / 1000)),
+    );
+  }
+
+  const now = records.now();
+  const at = now.toISOString();
+  const dispatch: DispatchRecord = {
+    id: randomUUID(),
+    idempotencyKey: key,
+    requestHash,
+    request: { ...normalized, env: Object.fromEntries(Object.keys(normalized.env).map((k) => [k, "[redacted]"])) },
+    runnerNames: [],
+    createdAt: at,
+  };
+  const runners: RunnerRecord[] = [];
+  for (let i = 0; i < req.count; i++) {
+    const reason = "accepted; waiting for a launch slot";
+    runners.push({
+      name: runnerName(config.runner.name_prefix),
+      dispatchId: dispatch.id,
+      state: "pending",
+      reason,
+      platform,
+      labels,
+      scope,
+      machineType: normalized.machine_type,
+      image: normalized.image,
+      ttlMs,
+      env: normalized.env,
+      job: req.job,
+      launchAttempts: 0,
+      createdAt: at,
+      updatedAt: at,
+      queueDeadline: new Date(now.getTime() + config.dispatcher.queue_timeout).toISOString(),
+      history: [{ at, from: null, to: "pending", reason }],
+    });
+  }
+  dispatch.runnerNames = runners.map((r) => r.name);
+  const result = await store.createDispatch(dispatch, runners);
+  if (!result.created) return replay(deps, result.dispatch, requestHash, key as string);
+  return { status: 202, dispatch: result.dispatch, runners: result.runners };
+}
+
+async function replay(deps: AcceptDeps, existing: DispatchRecord, requestHash: string, key: string): Promise<Accepted> {
+  if (existing.requestHash !== requestHash) {
+    throw conflict(`idempotency key "${key}" was already used for a different request (dispatch ${existing.id}); use a new key`, {
+      dispatch_id: existing.id,
+    });
+  }
+  const runners = await deps.records.store.listRunners({ dispatchId: existing.id });
+  return { status: 200, dispatch: existing, runners };
+}

@@ -1,0 +1,62 @@
+import type { CapConfig } from "../config/dispatcher-schema.js";
+import type { RunnerRecord } from "../store/types.js";
+import { globMatch } from "./allow.js";
+
+export interface CapLimits {
+  maxRunners: number;
+  caps: readonly CapConfig[];
+}
+
+export interface Admission {
+  /** Pending runners that may launch now, in FIFO order. */
+  admit: RunnerRecord[];
+  /** Why each other pending runner waits. */
+  waiting: Map<string, string>;
+}
+
+function capApplies(cap: CapConfig, r: Pick<RunnerRecord, "labels" | "scope">, scopeKeyOf: string): boolean {
+  if (cap.labels && !cap.labels.every((l) => r.labels.includes(l))) return false;
+  if (cap.scope && !globMatch(cap.scope, scopeKeyOf)) return false;
+  return true;
+}
+
+function describeCap(cap: CapConfig): string {
+  const parts = [];
+  if (cap.labels) parts.push(`labels [${cap.labels.join(", ")}]`);
+  if (cap.scope) parts.push(`scope ${cap.scope}`);
+  return `cap ${parts.join(" and ") || "(all)"} max=${cap.max}`;
+}
+
+/**
+ * The one place caps are enforced: every path (API, autoscaler, warm pool) creates pending runners
+ * and only this decides which may launch. Pure; FIFO; a runner held by a cap does not hold back
+ * runners the cap does not cover, so one busy repository cannot starve the others.
+ */
+export function admit(
+  pending: readonly RunnerRecord[],
+  live: readonly RunnerRecord[],
+  limits: CapLimits,
+  scopeKeyOf: (r: RunnerRecord) => string,
+): Admission {
+  const used = limits.caps.map((cap) => live.filter((r) => capApplies(cap, r, scopeKeyOf(r))).length);
+  let total = live.length;
+  const result: Admission = { admit: [], waiting: new Map() };
+  for (const r of pending) {
+    if (total >= limits.maxRunners) {
+      result.waiting.set(r.name, `waiting for capacity: max_runners=${limits.maxRunners} reached`);
+      continue;
+    }
+    const key = scopeKeyOf(r);
+    const blocking = limits.caps.findIndex((cap, i) => capApplies(cap, r, key) && (used[i] as number) >= cap.max);
+    if (blocking >= 0) {
+      result.waiting.set(r.name, `waiting for capacity: ${describeCap(limits.caps[blocking] as CapConfig)} reached`);
+      continue;
+    }
+    limits.caps.forEach((cap, i) => {
+      if (capApplies(cap, r, key)) used[i] = (used[i] as number) + 1;
+    });
+    total += 1;
+    result.admit.push(r);
+  }
+  return result;
+}

@@ -1,0 +1,34 @@
+import type { Logger } from "pino";
+import type { DispatcherConfig } from "../config/dispatcher-schema.js";
+import type { ForgejoApi } from "../forgejo/types.js";
+import type { Metrics } from "../http/metrics.js";
+import type { Launcher } from "../namespace/launcher.js";
+import type { Platform } from "../store/types.js";
+import type { CredentialSource } from "./credentials.js";
+import type { Records } from "./records.js";
+
+/** What the lifecycle steps (launch, supervise, finish, recover) share. */
+export interface DispatcherContext {
+  config: DispatcherConfig;
+  records: Records;
+  forgejo: ForgejoApi;
+  creds: CredentialSource;
+  launchers: Partial<Record<Platform, Launcher>>;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => Date;
+}
+
+/** Errors from our clients carry a message written for operators and free of secrets. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Capacity and transient failures (LaunchError kinds, Forgejo 5xx/timeouts) deserve another attempt. */
+export function isRetryable(err: unknown): boolean {
+  if (!err || typeof err !== "object") return false;
+  const e = err as { kind?: unknown; isTransient?: unknown };
+  if (e.kind === "capacity" || e.kind === "transient" || e.kind === "timeout") return true;
+  return e.isTransient === true;
+}

@@ -1,0 +1,70 @@
+import { LABEL_OWNER, LABEL_RUNNER } from "../namespace/launcher.js";
+import type { InstanceInfo } from "../namespace/launcher.js";
+import type { Platform } from "../store/types.js";
+import type { DispatcherContext } from "./context.js";
+import { errorMessage } from "./context.js";
+
+export interface RecoveryReport {
+  adopted: string[];
+  requeued: string[];
+  failed: string[];
+  unobservable: Platform[];
+}
+
+/**
+ * On start, before the scheduler and supervisor run: settle every runner whose launch was
+ * interrupted. An instance that carries its name is adopted; otherwise the runner goes back to
+ * pending (its unused registration deleted) if it is still within its queue deadline. Running and
+ * finishing runners need nothing here: the supervisor's next tick judges them from the instance
+ * list, and destroys instances no record explains after two sightings.
+ */
+export async function recover(ctx: DispatcherContext): Promise<RecoveryReport> {
+  const report: RecoveryReport = { adopted: [], requeued: [], failed: [], unobservable: [] };
+  const launching = await ctx.records.store.listRunners({ states: ["launching"] });
+  const instances = new Map<Platform, InstanceInfo[] | undefined>();
+  for (const platform of new Set(launching.map((r) => r.platform))) {
+    const launcher = ctx.launchers[platform];
+    try {
+      instances.set(platform, launcher ? await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id }) : []);
+    } catch (err) {
+      instances.set(platform, undefined);
+      report.unobservable.push(platform);
+      ctx.logger.warn({ platform, err: errorMessage(err) }, "cannot list instances during recovery; interrupted launches stay pending until the next start or until listing works");
+    }
+  }
+  const now = ctx.now();
+  for (const r of launching) {
+    const list = instances.get(r.platform);
+    if (!list) {
+      // Not knowing whether an instance exists, relaunching could start a second one; the orphan
+      // sweep would remove it, but a runner stuck in launching is clearer. Requeue only when listing works.
+      continue;
+    }
+    const found = list.find((i) => i.labels[LABEL_RUNNER] === r.name);
+    if (found) {
+      const started = found.createdAt ? Date.parse(found.createdAt) : now.getTime();
+      await ctx.records.transition(r, ["launching"], "running", `recovered after a restart: adopted instance ${found.instanceId} whose launch was interrupted`, {
+        instanceId: found.instanceId,
+        launchedAt: new Date(started).toISOString(),
+        expiresAt: new Date(started + r.ttlMs).toISOString(),
+      });
+      report.adopted.push(r.name);
+      continue;
+    }
+    if (r.registration === "ephemeral" && r.forgejoRunnerId !== undefined) {
+      await ctx.forgejo.deleteRunner(r.scope, r.forgejoRunnerId).catch((err) =>
+        ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "could not delete the unused registration of an interrupted launch"),
+      );
+    }
+    if (now.getTime() < Date.parse(r.queueDeadline)) {
+      await ctx.records.transition(r, ["launching"], "pending", "recovered after a restart: the launch was interrupted before an instance existed; launching again");
+      report.requeued.push(r.name);
+    } else {
+      await ctx.records.transition(r, ["launching"], "failed", "recovered after a restart: the launch was interrupted and the queue deadline has passed", {
+        finishedAt: now.toISOString(),
+      });
+      report.failed.push(r.name);
+    }
+  }
+  return report;
+}

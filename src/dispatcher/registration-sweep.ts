@@ -1,0 +1,62 @@
+import type { Scope } from "../forgejo/scope.js";
+import { scopeKey } from "../forgejo/scope.js";
+import { LIVE_STATES } from "../store/types.js";
+import type { DispatcherContext } from "./context.js";
+import { errorMessage } from "./context.js";
+import { CONFIRMATIONS } from "./supervisor.js";
+
+/**
+ * Removes offline Forgejo runner registrations that carry our name prefix and belong to no live
+ * runner (left by crashes, by token-mode runners, or by instances that died before connecting).
+ * Only where the server has the runners API (Forgejo >= 15); two sightings before deleting.
+ */
+export class RegistrationSweep {
+  private readonly sightings = new Map<string, number>();
+
+  constructor(private readonly ctx: DispatcherContext) {}
+
+  async run(): Promise<number> {
+    const { ctx } = this;
+    let info;
+    try {
+      info = await ctx.creds.serverInfo();
+    } catch {
+      return 0;
+    }
+    if (!info.runnersApi) return 0;
+    const live = await ctx.records.store.listRunners({ states: [...LIVE_STATES, "pending"] });
+    const liveNames = new Set(live.map((r) => r.name));
+    const scopes = new Map<string, Scope>([[scopeKey(ctx.config.forgejo.default_scope), ctx.config.forgejo.default_scope]]);
+    for (const r of live) scopes.set(scopeKey(r.scope), r.scope);
+    const prefix = ctx.config.runner.name_prefix;
+    let deleted = 0;
+    const seen = new Set<string>();
+    for (const [key, scope] of scopes) {
+      let runners;
+      try {
+        runners = await ctx.forgejo.listRunners(scope);
+      } catch (err) {
+        ctx.logger.debug({ scope: key, err: errorMessage(err) }, "could not list Forgejo runners for the stale-registration sweep");
+        continue;
+      }
+      for (const fr of runners) {
+        if (!fr.name.startsWith(prefix) || fr.status !== "offline" || liveNames.has(fr.name)) continue;
+        const id = `${key}#${fr.id}`;
+        seen.add(id);
+        const n = (this.sightings.get(id) ?? 0) + 1;
+        this.sightings.set(id, n);
+        if (n < CONFIRMATIONS) continue;
+        try {
+          await ctx.forgejo.deleteRunner(scope, fr.id);
+          deleted += 1;
+          ctx.logger.info({ scope: key, forgejo_runner: fr.id, runner: fr.name }, "deleted a stale offline runner registration");
+        } catch (err) {
+          ctx.logger.warn({ scope: key, forgejo_runner: fr.id, err: errorMessage(err) }, "could not delete a stale runner registration");
+        }
+        this.sightings.delete(id);
+      }
+    }
+    for (const id of [...this.sightings.keys()]) if (!seen.has(id)) this.sightings.delete(id);
+    return deleted;
+  }
+}

@@ -1,0 +1,132 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import { badRequest, notFound } from "../http/errors.js";
+import { parseInput } from "../http/server.js";
+import { RUNNER_STATES, TERMINAL_STATES } from "../store/types.js";
+import type { RunnerRecord, RunnerState } from "../store/types.js";
+import { acceptDispatch } from "./accept.js";
+import type { AcceptDeps } from "./accept.js";
+import type { DispatcherContext } from "./context.js";
+import { finishRunner } from "./finish.js";
+import { IDEMPOTENCY_KEY, dispatchRequestSchema, waitQuerySchema } from "./request-schema.js";
+import type { Scheduler } from "./scheduler.js";
+import { dispatchView, runnerView } from "./views.js";
+import { waitForRunners } from "./wait.js";
+
+type Guard = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+export interface DispatcherRoutesOptions {
+  ctx: DispatcherContext;
+  accept: AcceptDeps;
+  scheduler: Scheduler;
+  auth: Guard;
+  spendLimit: Guard;
+}
+
+const csv = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined);
+
+const listQuerySchema = z
+  .object({
+    state: z
+      .string()
+      .optional()
+      .refine((v) => !v || csv(v)!.every((s) => (RUNNER_STATES as readonly string[]).includes(s)), `each state must be one of ${RUNNER_STATES.join(", ")}`),
+    labels: z.string().optional(),
+    scope: z.string().optional(),
+    job: z.coerce.number().int().positive().optional(),
+    dispatch: z.string().optional(),
+    limit: z.coerce.number().int().min(1).max(5000).default(500),
+  })
+  .strict();
+
+/** The dispatcher's HTTP API, as one encapsulated plugin receiving its dependencies. */
+export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRoutesOptions): Promise<void> {
+  const { ctx, scheduler } = opts;
+  const metrics = ctx.metrics;
+
+  app.post("/api/v1/dispatch", { preHandler: [opts.auth, opts.spendLimit] }, async (req, reply) => {
+    const query = parseInput(waitQuerySchema, req.query, "query");
+    const header = req.headers["idempotency-key"];
+    if (header !== undefined && (typeof header !== "string" || !IDEMPOTENCY_KEY.test(header))) {
+      metrics.dispatchRequests.inc({ outcome: "invalid" });
+      throw badRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces");
+    }
+    let accepted;
+    try {
+      const body = parseInput(dispatchRequestSchema, req.body ?? {}, "dispatch request");
+      accepted = await acceptDispatch(opts.accept, body, header);
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      const outcome = status === 403 ? "forbidden" : status === 409 ? "conflict" : status === 429 ? "queue_full" : status === 400 ? "invalid" : "error";
+      metrics.dispatchRequests.inc({ outcome });
+      throw err;
+    }
+    metrics.dispatchRequests.inc({ outcome: accepted.status === 202 ? "accepted" : "duplicate" });
+    if (accepted.status === 202) {
+      req.log.info({ dispatch: accepted.dispatch.id, runners: accepted.dispatch.runnerNames, key: accepted.dispatch.idempotencyKey }, "dispatch accepted");
+      scheduler.kick();
+    }
+    let runners = accepted.runners;
+    let waited: { for: string; complete: boolean } | undefined;
+    if (query.wait) {
+      const target: readonly RunnerState[] = query.wait === "finished" ? TERMINAL_STATES : ["running", "finishing", ...TERMINAL_STATES];
+      const result = await waitForRunners(ctx, accepted.dispatch.runnerNames, target, query.timeout ?? 300_000, req.raw);
+      runners = result.runners;
+      waited = { for: query.wait, complete: result.complete };
+    }
+    const body = {
+      ...dispatchView(accepted.dispatch, runners),
+      ...(waited
+        ? {
+            wait: waited,
+            failed: runners.filter((r) => r.state === "failed").map((r) => ({ name: r.name, reason: r.reason })),
+          }
+        : {}),
+    };
+    return reply.status(accepted.status).send(body);
+  });
+
+  app.get("/api/v1/runners", { preHandler: [opts.auth] }, async (req) => {
+    const q = parseInput(listQuerySchema, req.query, "query");
+    const runners = await ctx.records.store.listRunners({
+      states: csv(q.state) as RunnerState[] | undefined,
+      labels: csv(q.labels),
+      scopeKey: q.scope,
+      jobId: q.job,
+      dispatchId: q.dispatch,
+      limit: q.limit,
+    });
+    return { runners: runners.map((r) => runnerView(r)) };
+  });
+
+  app.get<{ Params: { name: string } }>("/api/v1/runners/:name", { preHandler: [opts.auth] }, async (req) => {
+    const r = await ctx.records.store.getRunner(req.params.name);
+    if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
+    return runnerView(r, { history: true });
+  });
+
+  app.delete<{ Params: { name: string }; Querystring: { reason?: string } }>("/api/v1/runners/:name", { preHandler: [opts.auth] }, async (req) => {
+    const r = await ctx.records.store.getRunner(req.params.name);
+    if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
+    const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
+    const reason = `cancelled through the API (${why})`;
+    let updated: RunnerRecord | undefined = r;
+    if (r.state === "launching") {
+      // The launch finishes in the background and destroys the instance it made (see launch.ts).
+      updated = await ctx.records.transition(r, ["launching"], "finishing", `failing: ${reason}`);
+      if (updated) updated = (await finishRunner(ctx, updated)) ?? updated;
+    } else if (r.state === "pending" || r.state === "running") {
+      updated = (await finishRunner(ctx, r, { to: "failed", reason })) ?? r;
+    }
+    req.log.info({ runner: r.name, instance: r.instanceId }, `cancel requested: ${why}`);
+    const latest = (await ctx.records.store.getRunner(r.name)) ?? updated ?? r;
+    return runnerView(latest, { history: true });
+  });
+
+  app.get<{ Params: { id: string } }>("/api/v1/dispatches/:id", { preHandler: [opts.auth] }, async (req) => {
+    const d = await ctx.records.store.getDispatch(req.params.id);
+    if (!d) throw notFound(`no dispatch with id "${req.params.id}"`);
+    const runners = await ctx.records.store.listRunners({ dispatchId: d.id });
+    return { ...dispatchView(d, runners), runners: runners.map((r) => runnerView(r)) };
+  });
+}

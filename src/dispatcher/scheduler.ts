@@ -1,0 +1,130 @@
+import { scopeKey } from "../forgejo/scope.js";
+import { LIVE_STATES } from "../store/types.js";
+import type { RunnerRecord } from "../store/types.js";
+import { admit } from "./caps.js";
+import type { DispatcherContext } from "./context.js";
+import { errorMessage } from "./context.js";
+import { launchRunner } from "./launch.js";
+
+/**
+ * Moves pending runners to launching, in order, under the caps and at most
+ * `namespace.max_parallel` launches at a time. Launch concurrency bounds process spawns, not
+ * running jobs: a slot is free again as soon as an instance is up.
+ */
+export class Scheduler {
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly notBefore = new Map<string, number>();
+  private passing = false;
+  private again = false;
+  private stopped = false;
+  private timers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly ctx: DispatcherContext) {}
+
+  isLaunching(name: string): boolean {
+    return this.inFlight.has(name);
+  }
+
+  get launchesInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /** Requests a pass; passes never overlap and a request during one causes exactly one more. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.passing) {
+      this.again = true;
+      return;
+    }
+    this.passing = true;
+    void this.pass()
+      .catch((err) => this.ctx.logger.error({ err: errorMessage(err) }, "scheduling pass failed; retrying on the next tick"))
+      .finally(() => {
+        this.passing = false;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** One admission pass; exported for tests that drive the scheduler step by step. */
+  async pass(): Promise<void> {
+    const { ctx } = this;
+    const now = ctx.now().getTime();
+    const pending = await ctx.records.store.listRunners({ states: ["pending"] });
+    const eligible: RunnerRecord[] = [];
+    for (const r of pending) {
+      if (now >= Date.parse(r.queueDeadline)) {
+        await ctx.records.transition(r, ["pending"], "failed", `not launched within dispatcher.queue_timeout; last reason: ${r.reason}`, {
+          finishedAt: new Date(now).toISOString(),
+        });
+        continue;
+      }
+      if ((this.notBefore.get(r.name) ?? 0) > now) continue;
+      eligible.push(r);
+    }
+    if (eligible.length === 0) return;
+    const live = await ctx.records.store.listRunners({ states: LIVE_STATES });
+    const { admit: admitted, waiting } = admit(
+      eligible,
+      live,
+      { maxRunners: ctx.config.namespace.max_runners, caps: ctx.config.dispatcher.caps },
+      (r) => scopeKey(r.scope),
+    );
+    const slots = Math.max(0, ctx.config.namespace.max_parallel - this.inFlight.size);
+    admitted.slice(slots).forEach((r) =>
+      waiting.set(r.name, `waiting for a launch slot: namespace.max_parallel=${ctx.config.namespace.max_parallel} launches in progress`),
+    );
+    for (const r of eligible) {
+      const reason = waiting.get(r.name);
+      if (reason && reason !== r.reason) await ctx.records.update(r.name, { reason });
+    }
+    for (const r of admitted.slice(0, slots)) {
+      if (this.stopped) return;
+      const launching = await ctx.records.transition(r, ["pending"], "launching", `launch slot acquired (attempt ${r.launchAttempts + 1}/${ctx.config.dispatcher.launch_attempts})`);
+      if (launching) this.start(launching);
+    }
+  }
+
+  /** Runs a launch in the background; the HTTP request that caused it never owns it. */
+  start(r: RunnerRecord): void {
+    this.notBefore.delete(r.name);
+    const p = launchRunner(this.ctx, r)
+      .then((outcome) => {
+        if (outcome.kind === "retry") this.retryLater(r.name, outcome.delayMs);
+      })
+      .catch((err) => this.ctx.logger.error({ runner: r.name, err: errorMessage(err) }, "launch crashed unexpectedly"))
+      .finally(() => {
+        this.inFlight.delete(r.name);
+        this.kick();
+      });
+    this.inFlight.set(r.name, p);
+  }
+
+  private retryLater(name: string, delayMs: number): void {
+    this.notBefore.set(name, this.ctx.now().getTime() + delayMs);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.kick();
+    }, delayMs);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  /** Stops admitting; waits up to `timeoutMs` for launches in progress. True if all finished. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.inFlight.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const all = Promise.allSettled([...this.inFlight.values()]).then(() => true as const);
+    const done = await Promise.race([all, timeout]);
+    clearTimeout(timer);
+    return done;
+  }
+}

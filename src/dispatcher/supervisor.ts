@@ -1,0 +1,154 @@
+import { formatDuration } from "../config/duration.js";
+import type { InstanceInfo } from "../namespace/launcher.js";
+import { LABEL_OWNER, LABEL_RUNNER } from "../namespace/launcher.js";
+import { LIVE_STATES, RUNNER_STATES } from "../store/types.js";
+import type { Platform, RunnerRecord } from "../store/types.js";
+import type { DispatcherContext } from "./context.js";
+import { errorMessage } from "./context.js";
+import { finishRunner } from "./finish.js";
+import type { Scheduler } from "./scheduler.js";
+
+/** How many successive looks must agree before we act on an absence (DESIGN: two, not one). */
+export const CONFIRMATIONS = 2;
+
+export interface TickReport {
+  observed: Partial<Record<Platform, number | "error">>;
+  finished: string[];
+  orphansDestroyed: string[];
+}
+
+/**
+ * One loop watches every runner: per tick one `list` call per platform (not one process per
+ * runner), then decisions from plain data. Nothing is destroyed on a single failed or empty look.
+ */
+export class Supervisor {
+  private readonly misses = new Map<string, number>();
+  private readonly orphanSightings = new Map<string, number>();
+  private ticking: Promise<TickReport> | undefined;
+
+  constructor(
+    private readonly ctx: DispatcherContext,
+    private readonly scheduler: Scheduler,
+  ) {}
+
+  /** Runs a tick, or joins the one in progress. */
+  tick(): Promise<TickReport> {
+    this.ticking ??= this.runTick().finally(() => {
+      this.ticking = undefined;
+    });
+    return this.ticking;
+  }
+
+  private async runTick(): Promise<TickReport> {
+    const { ctx } = this;
+    const end = ctx.metrics.superviseDuration.startTimer();
+    const report: TickReport = { observed: {}, finished: [], orphansDestroyed: [] };
+    try {
+      const live = await ctx.records.store.listRunners({ states: LIVE_STATES });
+      const byPlatform = new Map<Platform, RunnerRecord[]>();
+      for (const r of live) byPlatform.set(r.platform, [...(byPlatform.get(r.platform) ?? []), r]);
+
+      for (const [platform, launcher] of Object.entries(ctx.launchers) as [Platform, NonNullable<(typeof ctx.launchers)[Platform]>][]) {
+        const runners = byPlatform.get(platform) ?? [];
+        let instances: InstanceInfo[];
+        try {
+          instances = await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id });
+          report.observed[platform] = instances.length;
+        } catch (err) {
+          report.observed[platform] = "error";
+          ctx.logger.warn({ platform, err: errorMessage(err) }, "could not list instances; no runner is judged on this tick");
+          continue;
+        }
+        await this.judge(runners, instances, report);
+        await this.sweepOrphans(platform, runners, instances, report);
+      }
+      await this.updateGauges();
+    } finally {
+      end();
+    }
+    return report;
+  }
+
+  private async judge(runners: RunnerRecord[], instances: InstanceInfo[], report: TickReport): Promise<void> {
+    const { ctx } = this;
+    const alive = new Set(instances.map((i) => i.instanceId));
+    const now = ctx.now().getTime();
+    for (const r of runners) {
+      if (r.state === "finishing") {
+        if ((await finishRunner(ctx, r))?.state !== "finishing") report.finished.push(r.name);
+        continue;
+      }
+      if (r.state !== "running" || !r.instanceId) continue;
+      if (r.expiresAt && now >= Date.parse(r.expiresAt)) {
+        await finishRunner(ctx, r, { to: "failed", reason: `TTL ${formatDuration(r.ttlMs)} reached before the job finished; instance destroyed` });
+        report.finished.push(r.name);
+        continue;
+      }
+      if (alive.has(r.instanceId)) {
+        this.misses.delete(r.name);
+        continue;
+      }
+      const misses = (this.misses.get(r.name) ?? 0) + 1;
+      this.misses.set(r.name, misses);
+      if (misses < CONFIRMATIONS) continue;
+      this.misses.delete(r.name);
+      const outcome = await this.endedOutcome(r);
+      await finishRunner(ctx, r, outcome);
+      report.finished.push(r.name);
+    }
+  }
+
+  /** An instance that ended on its own: did its runner take the job? */
+  private async endedOutcome(r: RunnerRecord): Promise<{ to: "done" | "failed"; reason: string }> {
+    if (r.registration !== "ephemeral" || r.forgejoRunnerId === undefined) {
+      return { to: "done", reason: `instance ${r.instanceId} ended: forgejo-runner exited` };
+    }
+    try {
+      const still = await this.ctx.forgejo.getRunner(r.scope, r.forgejoRunnerId);
+      // Forgejo deletes an ephemeral runner once its job is done (contracts/forgejo-api.md §8.5).
+      if (!still) return { to: "done", reason: `instance ${r.instanceId} ended after its job finished` };
+      return { to: "failed", reason: `instance ${r.instanceId} ended before forgejo-runner finished a job; registration removed` };
+    } catch (err) {
+      return { to: "done", reason: `instance ${r.instanceId} ended (could not ask Forgejo whether the job ran: ${errorMessage(err)})` };
+    }
+  }
+
+  /** Instances carrying our owner label that no live record explains are destroyed after two sightings. */
+  private async sweepOrphans(platform: Platform, runners: RunnerRecord[], instances: InstanceInfo[], report: TickReport): Promise<void> {
+    const { ctx } = this;
+    const byName = new Map(runners.map((r) => [r.name, r]));
+    const seen = new Set<string>();
+    for (const inst of instances) {
+      const owner = byName.get(inst.labels[LABEL_RUNNER] ?? "");
+      const explained =
+        owner !== undefined &&
+        (owner.instanceId === inst.instanceId || (owner.state === "launching" && (this.scheduler.isLaunching(owner.name) || !owner.instanceId)));
+      if (explained) continue;
+      seen.add(inst.instanceId);
+      const n = (this.orphanSightings.get(inst.instanceId) ?? 0) + 1;
+      this.orphanSightings.set(inst.instanceId, n);
+      if (n < CONFIRMATIONS) continue;
+      const launcher = ctx.launchers[platform];
+      try {
+        await launcher?.destroy(inst.instanceId);
+        this.orphanSightings.delete(inst.instanceId);
+        report.orphansDestroyed.push(inst.instanceId);
+        ctx.logger.warn(
+          { instance: inst.instanceId, runner: inst.labels[LABEL_RUNNER] },
+          `destroyed orphan instance ${inst.instanceId}: it carries our labels but no live runner record owns it`,
+        );
+      } catch (err) {
+        ctx.logger.warn({ instance: inst.instanceId, err: errorMessage(err) }, "could not destroy orphan instance; will retry");
+      }
+    }
+    for (const id of this.orphanSightings.keys()) {
+      if (!seen.has(id) && !instances.some((i) => i.instanceId === id)) this.orphanSightings.delete(id);
+    }
+  }
+
+  private async updateGauges(): Promise<void> {
+    const all = await this.ctx.records.store.listRunners({ states: RUNNER_STATES.filter((s) => s !== "done" && s !== "failed") });
+    this.ctx.metrics.runnersByState.reset();
+    for (const r of all) this.ctx.metrics.runnersByState.inc({ state: r.state, platform: r.platform });
+  }
+}
