@@ -64,3 +64,10 @@ describe("config loading", () => {
     expect(c.runner.executor).toBe("host");
   });
 });
+
+describe("config.example.yaml", () => {
+  it("is valid against the schema", () => {
+    const c = loadConfigFile(dispatcherConfigSchema, "config.example.yaml", { FORGEJO_TOKEN: "x" });
+    expect(c.forgejo.base_url).toBe("https://forgejo.example.com");
+  });
+});
