@@ -14,6 +14,10 @@ export interface ServerInfo {
   runnersApi: boolean;
   /** Jobs carry attempt + handle; forgejo-runner one-job --handle works (Forgejo >= 15). */
   jobHandles: boolean;
+  /** Runner list/get/delete exist, without REST registration (Forgejo >= 15, Gitea >= 1.24). */
+  listRunnersApi?: boolean;
+  /** Jobs carry run_id (Forgejo >= 16, Gitea). */
+  jobRunIds?: boolean;
   /** The server sends workflow_job webhooks (Gitea >= 1.24). */
   workflowJobWebhook: boolean;
 }
