@@ -28,8 +28,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (first === undefined || first === "help" || first === "-h" || first === "--help") {
       const topic = first === "help" ? rest[0] : undefined;
       if (topic === undefined) {
+        if (first === undefined) throw new UsageError("name a command", MAIN_USAGE);
         io.out(MAIN_USAGE);
-        return first === undefined ? 2 : 0;
+        return 0;
       }
       const cmd = COMMANDS[topic];
       if (!cmd) throw new UsageError(`unknown command "${topic}"`, MAIN_USAGE);
