@@ -1,0 +1,258 @@
+import { Client } from "undici";
+import type { Logger } from "../../http/logger.js";
+import { WinRmError } from "./errors.js";
+import { chooseScheme, ntlmIdentity, parseAuthenticate, type1Header, type3Header } from "./ntlm.js";
+import type { AuthScheme, NtlmIdentity } from "./ntlm.js";
+import {
+  ACTION,
+  FAULT_OPERATION_TIMEOUT,
+  commandBody,
+  commandIdOf,
+  createShellBody,
+  envelope,
+  parseEnvelope,
+  receiveBody,
+  receiveResultOf,
+  shellIdOf,
+  signalBody,
+} from "./soap.js";
+import type { ParsedEnvelope } from "./soap.js";
+
+export interface WinRmOptions {
+  /** host:port of the WinRM HTTP listener (here: the local end of `nsc instance port-forward`). */
+  endpoint: string;
+  username: string;
+  password: string;
+  /** Per HTTP request. */
+  requestTimeoutMs?: number;
+  /** WS-Man OperationTimeout of a Receive: how long the service holds a Receive open. */
+  operationTimeoutSec?: number;
+  logger?: Logger;
+}
+
+export interface CommandResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+const CONTENT_TYPE = "application/soap+xml;charset=UTF-8";
+
+/**
+ * A WinRM (WS-Management shell) client over plain HTTP with NTLM authentication. One undici Client
+ * means one TCP connection, so the NTLM handshake (connection-oriented) and the requests that
+ * follow it stay on the same socket; a reconnect triggers a fresh handshake.
+ */
+export class WinRmClient {
+  private readonly http: Client;
+  private readonly identity: NtlmIdentity;
+  private readonly url: string;
+  private authenticated = false;
+  private scheme: AuthScheme = "Negotiate";
+  private readonly requestTimeoutMs: number;
+  private readonly operationTimeoutSec: number;
+
+  constructor(private readonly opts: WinRmOptions) {
+    this.url = `http://${opts.endpoint}/wsman`;
+    this.identity = ntlmIdentity(opts.username, opts.password);
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
+    this.operationTimeoutSec = opts.operationTimeoutSec ?? 20;
+    this.http = new Client(`http://${opts.endpoint}`, {
+      pipelining: 1,
+      keepAliveTimeout: 60_000,
+      keepAliveMaxTimeout: 600_000,
+      headersTimeout: this.requestTimeoutMs,
+      bodyTimeout: this.requestTimeoutMs,
+      connect: { timeout: Math.min(this.requestTimeoutMs, 15_000) },
+    });
+    this.http.on("disconnect", () => {
+      this.authenticated = false;
+    });
+  }
+
+  /** Whether the current connection has completed the NTLM handshake. */
+  get authenticatedConnection(): boolean {
+    return this.authenticated;
+  }
+
+  async close(): Promise<void> {
+    await this.http.close().catch(() => this.http.destroy());
+  }
+
+  /** Opens a cmd shell; `env` becomes the shell's environment (how secrets reach the machine). */
+  async openShell(env: Record<string, string> = {}): Promise<string> {
+    const p = await this.call(ACTION.create, createShellBody(env), {
+      options: { WINRS_NOPROFILE: "FALSE", WINRS_CODEPAGE: "65001" },
+    });
+    const id = shellIdOf(p);
+    if (!id) throw new WinRmError("protocol", "WinRM created a shell but returned no ShellId");
+    return id;
+  }
+
+  async deleteShell(shellId: string): Promise<void> {
+    await this.call(ACTION.delete, "", { shellId });
+  }
+
+  /**
+   * Runs one command line in the shell and collects its output until it is Done. Gives up (and
+   * terminates the command) after `timeoutMs`.
+   */
+  async run(shellId: string, command: string, args: readonly string[] = [], timeoutMs = 300_000): Promise<CommandResult> {
+    const started = Date.now();
+    const cp = await this.call(ACTION.command, commandBody(command, args), {
+      shellId,
+      options: { WINRS_CONSOLEMODE_STDIN: "TRUE", WINRS_SKIP_CMD_SHELL: "FALSE" },
+    });
+    const commandId = commandIdOf(cp);
+    if (!commandId) throw new WinRmError("protocol", "WinRM accepted a command but returned no CommandId");
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    try {
+      for (;;) {
+        if (Date.now() - started > timeoutMs) {
+          throw new WinRmError("timeout", `the remote command did not finish within ${Math.round(timeoutMs / 1000)} s`);
+        }
+        let p: ParsedEnvelope;
+        try {
+          p = await this.call(ACTION.receive, receiveBody(commandId), { shellId, operationTimeoutSec: this.operationTimeoutSec });
+        } catch (err) {
+          // No output within the operation timeout is not an error: ask again.
+          if (err instanceof WinRmError && err.wsmanCode === FAULT_OPERATION_TIMEOUT) continue;
+          throw err;
+        }
+        const r = receiveResultOf(p);
+        stdout.push(r.stdout);
+        stderr.push(r.stderr);
+        if (r.done) {
+          return {
+            stdout: Buffer.concat(stdout).toString("utf8"),
+            stderr: Buffer.concat(stderr).toString("utf8"),
+            exitCode: r.exitCode ?? 0,
+          };
+        }
+      }
+    } finally {
+      // Releases the command on the server whether it finished or not.
+      await this.call(ACTION.signal, signalBody(commandId), { shellId }).catch(() => undefined);
+    }
+  }
+
+  private async call(action: string, body: string, o: { shellId?: string; options?: Record<string, string>; operationTimeoutSec?: number } = {}): Promise<ParsedEnvelope> {
+    const xml = envelope({ to: this.url, action, shellId: o.shellId, options: o.options, operationTimeoutSec: o.operationTimeoutSec, body });
+    const res = await this.post(xml);
+    let parsed: ParsedEnvelope;
+    try {
+      parsed = parseEnvelope(res.body);
+    } catch {
+      throw new WinRmError("protocol", `WinRM answered HTTP ${res.status} with a body that is not a SOAP envelope`, res.status);
+    }
+    if (parsed.fault) {
+      const f = parsed.fault;
+      throw new WinRmError("fault", `WinRM fault${f.wsmanCode ? ` ${f.wsmanCode}` : ""}: ${f.message || f.reason || f.subcode || f.code}`, res.status, f.wsmanCode);
+    }
+    if (res.status !== 200) throw new WinRmError("protocol", `WinRM answered HTTP ${res.status}`, res.status);
+    return parsed;
+  }
+
+  private async post(xml: string): Promise<{ status: number; body: string }> {
+    if (!this.authenticated) return this.handshake(xml);
+    const res = await this.send(xml, undefined);
+    if (res.status === 401) {
+      this.authenticated = false;
+      return this.handshake(xml);
+    }
+    return res;
+  }
+
+  /** Type 1 → 401 with the challenge → Type 3 carrying the real request, all on one connection. */
+  private async handshake(xml: string): Promise<{ status: number; body: string }> {
+    let r1 = await this.send(xml, type1Header(this.scheme, this.identity));
+    let offers = parseAuthenticate(r1.headers["www-authenticate"]);
+    let challenge = offers.find((o) => o.token && o.scheme.toLowerCase() === this.scheme.toLowerCase());
+    if (r1.status === 401 && !challenge) {
+      // The server ignored our scheme; start over with one it offers.
+      const offered = chooseScheme(offers);
+      if (!offered || offered === this.scheme) {
+        throw new WinRmError(
+          "auth",
+          `WinRM offers no NTLM/Negotiate authentication (offered: ${offers.map((o) => o.scheme).join(", ") || "none"}); enable Negotiate on the WinRM service`,
+          401,
+        );
+      }
+      this.scheme = offered;
+      r1 = await this.send(xml, type1Header(this.scheme, this.identity));
+      offers = parseAuthenticate(r1.headers["www-authenticate"]);
+      challenge = offers.find((o) => o.token && o.scheme.toLowerCase() === this.scheme.toLowerCase());
+    }
+    if (r1.status !== 401) {
+      if (r1.status === 200) {
+        // Anonymous access: nothing to negotiate.
+        this.authenticated = true;
+        return r1;
+      }
+      throw new WinRmError("protocol", `WinRM answered the NTLM negotiation with HTTP ${r1.status}`, r1.status);
+    }
+    if (!challenge?.token) throw new WinRmError("auth", "WinRM sent no NTLM challenge", 401);
+    let t3: string;
+    try {
+      t3 = type3Header(this.scheme, challenge.token, this.identity);
+    } catch (err) {
+      throw new WinRmError("protocol", (err as Error).message, 401);
+    }
+    const r3 = await this.send(xml, t3);
+    if (r3.status === 401) {
+      throw new WinRmError("auth", `WinRM refused the credentials of user "${this.opts.username}" (NTLM); check the instance's service_state credentials`, 401);
+    }
+    this.authenticated = true;
+    return r3;
+  }
+
+  private async send(xml: string, authorization: string | undefined): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
+    const headers: Record<string, string> = { "content-type": CONTENT_TYPE, "user-agent": "forgejo-nsc WinRM" };
+    if (authorization) headers.authorization = authorization;
+    try {
+      const res = await this.http.request({ path: "/wsman", method: "POST", headers, body: xml });
+      const body = await res.body.text();
+      return { status: res.statusCode, body, headers: res.headers };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const code = e.code ?? e.name;
+      const kind = /TIMEOUT/i.test(code) ? "timeout" : "unreachable";
+      throw new WinRmError(kind, `WinRM at ${this.opts.endpoint} is not reachable (${code})`);
+    }
+  }
+}
+
+/** Encodes a PowerShell script for `-EncodedCommand`: base64 of its UTF-16LE bytes. */
+export function encodePowerShell(script: string): string {
+  return Buffer.from(script, "utf16le").toString("base64");
+}
+
+/**
+ * Opens a shell, retrying while WinRM is still coming up after boot (connection refused or reset,
+ * timeouts, 5xx) until `deadlineMs`. Authentication failures are retried too — a fresh Windows
+ * instance may refuse its account for a moment — but reported as such when time runs out.
+ */
+export async function openShellWithRetry(
+  client: WinRmClient,
+  env: Record<string, string>,
+  o: { deadlineMs: number; intervalMs?: number; logger?: Logger; now?: () => number; signal?: AbortSignal },
+): Promise<string> {
+  const now = o.now ?? Date.now;
+  const interval = o.intervalMs ?? 3_000;
+  let attempt = 0;
+  for (;;) {
+    attempt++;
+    try {
+      return await client.openShell(env);
+    } catch (err) {
+      const e = err instanceof WinRmError ? err : new WinRmError("protocol", (err as Error).message);
+      const retryable = e.kind === "unreachable" || e.kind === "timeout" || e.kind === "auth" || (e.httpStatus !== undefined && e.httpStatus >= 500);
+      if (!retryable || now() + interval > o.deadlineMs || o.signal?.aborted) {
+        throw new WinRmError(e.kind, `${e.message} (after ${attempt} attempt${attempt === 1 ? "" : "s"})`, e.httpStatus, e.wsmanCode);
+      }
+      o.logger?.debug({ attempt, kind: e.kind }, "WinRM not ready yet; retrying");
+      await new Promise((r) => setTimeout(r, interval));
+    }
+  }
+}

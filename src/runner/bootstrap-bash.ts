@@ -1,0 +1,162 @@
+import type { RunnerCredentials } from "../namespace/launcher.js";
+import { bashQuote, exportLines, heredocToFile } from "./quote-bash.js";
+
+/** Credentials without their secret: the script reads the secret from FORGEJO_RUNNER_TOKEN. */
+export type PublicCredentials =
+  | { mode: "token"; instanceUrl: string }
+  | { mode: "ephemeral"; instanceUrl: string; uuid: string };
+
+export function publicCredentials(c: RunnerCredentials): PublicCredentials {
+  return c.mode === "token" ? { mode: "token", instanceUrl: c.instanceUrl } : { mode: "ephemeral", instanceUrl: c.instanceUrl, uuid: c.uuid };
+}
+
+/** The secret of a credential set, passed to the instance as FORGEJO_RUNNER_TOKEN only. */
+export function credentialSecret(c: RunnerCredentials): string {
+  return c.mode === "token" ? c.registrationToken : c.token;
+}
+
+export const SECRET_ENV = "FORGEJO_RUNNER_TOKEN";
+
+export interface BashBootstrapOptions {
+  runnerName: string;
+  /** Labels as requested; a label without ":" gets ":<executor>". */
+  labels: readonly string[];
+  executor: string;
+  mode: "one-job" | "daemon";
+  workdir: string;
+  credentials: PublicCredentials;
+  jobHandle?: string | undefined;
+  /** forgejo-runner release downloaded when the image has none on PATH. */
+  runnerVersion: string;
+  /** Where the release binary comes from; defaults to code.forgejo.org's darwin-arm64 asset. */
+  downloadUrl?: string | undefined;
+  /** A Namespace cache volume mount: the runner's action cache lives there. */
+  cachePath?: string | undefined;
+}
+
+export function darwinRunnerUrl(version: string): string {
+  const v = version.replace(/^v/, "");
+  return `https://code.forgejo.org/forgejo/runner/releases/download/v${v}/forgejo-runner-${v}-darwin-arm64`;
+}
+
+/** `label` → `label:host`; labels with a suffix (`:docker://…`, `:host`) are kept. */
+export function resolveLabels(labels: readonly string[], executor: string): string[] {
+  return labels.map((l) => {
+    if (/[,\n\r]/.test(l)) throw new Error(`runner label ${JSON.stringify(l)} contains a comma or newline, which forgejo-runner cannot take`);
+    return l.includes(":") ? l : `${l}:${executor}`;
+  });
+}
+
+/** runner.yaml as JSON-in-YAML (JSON is valid YAML), so hostile label text stays data. */
+export function runnerYaml(opts: { labels: readonly string[]; workdir: string; cachePath?: string | undefined }): string {
+  const cache = opts.cachePath ? { enabled: true, dir: `${opts.cachePath.replace(/\/+$/, "")}/forgejo-runner-cache` } : { enabled: false };
+  const config = {
+    log: { level: "info" },
+    runner: {
+      file: ".runner",
+      capacity: 1,
+      fetch_timeout: "5s",
+      fetch_interval: "2s",
+      report_interval: "1s",
+      labels: opts.labels,
+    },
+    cache,
+    host: { workdir_parent: `${opts.workdir.replace(/\/+$/, "")}/work` },
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/**
+ * The macOS bootstrap (bash): find or download forgejo-runner, write runner.yaml, register
+ * (token mode) or write the runner token file (ephemeral mode), run one job (or the daemon) and
+ * exit with its status. Pure. Every interpolated value is single-quoted; the secret comes only
+ * from $FORGEJO_RUNNER_TOKEN and is unset before the job runs, so job steps cannot read it.
+ */
+export function buildBashBootstrap(o: BashBootstrapOptions): string {
+  const labels = resolveLabels(o.labels, o.executor);
+  const q = bashQuote;
+  const url = o.downloadUrl ?? darwinRunnerUrl(o.runnerVersion);
+  const lines: string[] = [
+    "#!/bin/bash",
+    "# forgejo-nsc macOS runner bootstrap",
+    "set -euo pipefail",
+    "umask 077",
+    `workdir=${q(o.workdir)}`,
+    'mkdir -p "$workdir"',
+    'cd "$workdir"',
+    `if [ -z "\${${SECRET_ENV}:-}" ]; then echo "forgejo-nsc: ${SECRET_ENV} is not set; the dispatcher passes it in the instance environment" >&2; exit 2; fi`,
+    'log() { printf "forgejo-nsc: %s\\n" "$*" >&2; }',
+    'runner_bin="$(command -v forgejo-runner 2>/dev/null || true)"',
+    'if [ -z "$runner_bin" ] && [ -x "$workdir/bin/forgejo-runner" ]; then runner_bin="$workdir/bin/forgejo-runner"; fi',
+    'if [ -z "$runner_bin" ]; then',
+    `  url=${q(url)}`,
+    '  log "forgejo-runner is not on PATH; downloading $url"',
+    '  mkdir -p "$workdir/bin"',
+    '  if ! curl -fsSL --retry 5 --retry-delay 2 -o "$workdir/bin/forgejo-runner.part" "$url"; then',
+    `    log "download failed: install forgejo-runner in the base image or check runner.version (${o.runnerVersion.replace(/[^0-9A-Za-z.+-]/g, "")})"`,
+    "    exit 3",
+    "  fi",
+    '  chmod 0755 "$workdir/bin/forgejo-runner.part"',
+    '  mv "$workdir/bin/forgejo-runner.part" "$workdir/bin/forgejo-runner"',
+    '  runner_bin="$workdir/bin/forgejo-runner"',
+    "fi",
+    'log "using $runner_bin"',
+    'mkdir -p "$workdir/work"',
+  ];
+  if (o.cachePath) lines.push(`mkdir -p ${q(`${o.cachePath.replace(/\/+$/, "")}/forgejo-runner-cache`)} || true`);
+  lines.push(`printf '%s' ${q(runnerYaml({ labels, workdir: o.workdir, cachePath: o.cachePath }))} > runner.yaml`);
+
+  const verb = o.mode === "daemon" ? "daemon" : "one-job";
+  if (o.credentials.mode === "token") {
+    lines.push(
+      `"$runner_bin" register --no-interactive --instance ${q(o.credentials.instanceUrl)} --token "$${SECRET_ENV}" --name ${q(o.runnerName)} --labels ${q(labels.join(","))} --config runner.yaml`,
+      `unset ${SECRET_ENV}`,
+      "set +e",
+      `"$runner_bin" ${verb} --config runner.yaml`,
+    );
+  } else {
+    const labelArgs = labels.map((l) => `--label ${q(l)}`).join(" ");
+    const handle = o.mode === "one-job" && o.jobHandle ? ` --handle ${q(o.jobHandle)}` : "";
+    lines.push(
+      'token_file="$workdir/runner-token"',
+      `printf '%s' "$${SECRET_ENV}" > "$token_file"`,
+      'chmod 0600 "$token_file"',
+      `unset ${SECRET_ENV}`,
+      "set +e",
+      `"$runner_bin" ${verb} --config runner.yaml --url ${q(o.credentials.instanceUrl)} --uuid ${q(o.credentials.uuid)} --token-url "file://$token_file" ${labelArgs}${handle}`,
+    );
+  }
+  lines.push("status=$?", 'log "forgejo-runner exited with status $status"', 'exit "$status"');
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * What `nsc ssh <id> -T -- /bin/bash` reads on stdin in the macOS fallback: export the
+ * environment (secrets travel here, over the SSH channel, never on a command line), store the
+ * bootstrap in a private temp dir and start it under nohup, so the SSH session — and our local nsc
+ * process — end at once while the job runs. When the bootstrap ends the machine is asked to shut
+ * down (sudo -n, best effort); either way the dispatcher's supervision destroys the instance.
+ */
+export function buildDetachedBashLauncher(opts: { script: string; env: Record<string, string> }): string {
+  const supervise = [
+    "#!/bin/bash",
+    'dir="$1"',
+    '/bin/bash -l "$dir/bootstrap.sh"',
+    "status=$?",
+    'printf "%s\\n" "$status" > "$dir/exit-status"',
+    'echo "forgejo-nsc: bootstrap exited with status $status"',
+    "sudo -n /sbin/shutdown -h now >/dev/null 2>&1 || true",
+    'exit "$status"',
+  ].join("\n");
+  return [
+    "set -eu",
+    "umask 077",
+    ...exportLines(opts.env),
+    'dir="$(mktemp -d "${TMPDIR:-/tmp}/forgejo-nsc.XXXXXX")"',
+    heredocToFile('"$dir/bootstrap.sh"', opts.script),
+    heredocToFile('"$dir/supervise.sh"', supervise),
+    'nohup /bin/bash "$dir/supervise.sh" "$dir" > "$dir/log" 2>&1 < /dev/null &',
+    'echo "forgejo-nsc: runner started in the background (pid $!, log $dir/log)"',
+    "",
+  ].join("\n");
+}
