@@ -1,0 +1,239 @@
+import { Cron } from "croner";
+import { z } from "zod";
+import { scopeSchema } from "../forgejo/scope.js";
+import { authSchema, durationMs, httpSchema, isLoopbackHost, listenAddress, logSchema, splitListen } from "./common.js";
+
+/** Instance names appear in URLs (/webhook/<name>) and idempotency keys. */
+const instanceName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, "letters, digits, '-' and '_' only (it becomes /webhook/<name>), at most 63 characters");
+
+/** Labels as the dispatcher accepts them: no commas or whitespace. */
+const label = z.string().min(1).max(128).regex(/^[^,\s]+$/, "must not contain commas or whitespace");
+
+const dispatcherEndpointFields = {
+  url: z.url({ message: "must be an http(s) URL such as http://127.0.0.1:8080" }),
+  timeout: durationMs.prefault("10s"),
+  /** Bearer token for the dispatcher API (one of its auth.tokens). */
+  token: z.string().min(1).optional(),
+  token_file: z.string().optional(),
+};
+
+const dispatcherSchema = z.object(dispatcherEndpointFields).strict();
+
+/** The per-instance override: every field optional, merged over the top-level `dispatcher`. */
+const dispatcherOverrideSchema = z
+  .object({
+    url: dispatcherEndpointFields.url.optional(),
+    timeout: durationMs.optional(),
+    token: z.string().min(1).optional(),
+    token_file: z.string().optional(),
+  })
+  .strict();
+
+const forgejoSchema = z
+  .object({
+    base_url: z.url({ message: "must be an http(s) URL such as https://forgejo.example.com" }),
+    token: z.string().min(1).optional(),
+    token_file: z.string().optional(),
+    timeout: durationMs.prefault("15s"),
+    extra_headers: z.record(z.string(), z.string()).default({}),
+    /** Overrides detection from GET /api/v1/version (for proxies that rewrite it). */
+    kind: z.enum(["auto", "forgejo", "gitea"]).default("auto"),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    if (!f.token) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set token_file): a PAT that can list jobs and runners of the scope" });
+  });
+
+const cronExpression = z.string().superRefine((pattern, ctx) => {
+  try {
+    new Cron(pattern, { paused: true });
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: `"${pattern}" is not a cron expression (${(err as Error).message}); use five fields such as "0 8 * * 1-5"` });
+  }
+});
+
+const timeZone = z.string().superRefine((tz, ctx) => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+  } catch {
+    ctx.addIssue({ code: "custom", message: `"${tz}" is not an IANA time zone such as Europe/Berlin or UTC` });
+  }
+});
+
+/**
+ * One scheduled period: it starts at every match of `cron` and lasts `duration`, or until the next
+ * match of `until`. While it is active the target keeps `min_idle` warm runners.
+ */
+const schedulePeriodSchema = z
+  .object({
+    cron: cronExpression,
+    duration: durationMs.optional(),
+    until: cronExpression.optional(),
+    min_idle: z.number().int().nonnegative(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if ((p.duration === undefined) === (p.until === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["duration"], message: 'set exactly one of duration (e.g. "10h") or until (a cron expression such as "0 18 * * 1-5")' });
+    }
+    if (p.duration !== undefined && p.duration <= 0) {
+      ctx.addIssue({ code: "custom", path: ["duration"], message: "must be longer than 0s" });
+    }
+  });
+
+const envKey = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const targetSchema = z
+  .object({
+    /** Shown in status and metrics; defaults to the labels joined with "+". */
+    name: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, "letters, digits, '.', '_', '+' and '-' only").optional(),
+    labels: z.array(label).min(1, "give at least one label"),
+    min_idle: z.number().int().nonnegative().default(0),
+    min_idle_schedule: z.array(schedulePeriodSchema).default([]),
+    timezone: timeZone.default("UTC"),
+    /** Runner lifetime cap passed to the dispatcher (Go duration); the dispatcher's default when absent. */
+    ttl: durationMs.optional(),
+    machine_type: z.string().min(1).optional(),
+    image: z.string().min(1).optional(),
+    env: z.record(z.string().regex(envKey, "env keys must be shell variable names"), z.string()).default({}),
+    /** Runners of this target in flight at the dispatcher at most (jobs and warm pool together). */
+    max_runners: z.number().int().positive().optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    const peak = Math.max(t.min_idle, ...t.min_idle_schedule.map((p) => p.min_idle));
+    if (t.max_runners !== undefined && peak > t.max_runners) {
+      ctx.addIssue({ code: "custom", path: ["max_runners"], message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill` });
+    }
+  });
+
+const webhookSchema = z
+  .object({
+    /** Where Forgejo delivers: the public URL of this daemon's /webhook/<name>. */
+    url: z.url({ message: "must be the URL Forgejo should deliver to, e.g. https://autoscaler.example.com/webhook/forgejo" }),
+    content_type: z.enum(["json", "form"]).default("json"),
+    /** Defaults by server kind: Gitea workflow_job; Forgejo push, pull_request and action_run_*. */
+    events: z.array(z.string().min(1)).min(1).optional(),
+    active: z.boolean().default(true),
+  })
+  .strict();
+
+const instanceSchema = z
+  .object({
+    name: instanceName,
+    forgejo: forgejoSchema,
+    scope: scopeSchema.default({ level: "instance" }),
+    poll_interval: durationMs.prefault("10s"),
+    disable_polling: z.boolean().default(false),
+    resync_interval: durationMs.prefault("5m"),
+    webhook_secret: z.string().min(1).optional(),
+    webhook_secret_file: z.string().optional(),
+    webhook: webhookSchema.optional(),
+    dispatcher: dispatcherOverrideSchema.optional(),
+    targets: z.array(targetSchema).min(1, "give at least one target (a label set to serve)"),
+  })
+  .strict()
+  .superRefine((i, ctx) => {
+    if (i.poll_interval < 1000) ctx.addIssue({ code: "custom", path: ["poll_interval"], message: "must be at least 1s (each poll is several API calls)" });
+    if (i.resync_interval !== 0 && i.resync_interval < 1000) {
+      ctx.addIssue({ code: "custom", path: ["resync_interval"], message: "must be 0 (never) or at least 1s" });
+    }
+    const names = new Set<string>();
+    i.targets.forEach((t, idx) => {
+      const n = targetName(t);
+      if (names.has(n)) ctx.addIssue({ code: "custom", path: ["targets", idx, "name"], message: `"${n}" is used by an earlier target; names must be unique within an instance` });
+      names.add(n);
+    });
+  });
+
+const webhooksSchema = z
+  .object({
+    /** Largest accepted delivery; push payloads with many commits can be big. */
+    body_limit: z.number().int().positive().default(1_048_576),
+    /** Deliveries arriving within this window cause one reconcile, not one each. */
+    debounce: durationMs.prefault("1s"),
+  })
+  .strict()
+  .prefault({});
+
+export const autoscalerConfigSchema = z
+  .object({
+    listen: listenAddress.default("127.0.0.1:8081"),
+    dispatcher: dispatcherSchema.optional(),
+    instances: z.array(instanceSchema).min(1, "configure at least one Forgejo instance"),
+    webhooks: webhooksSchema,
+    auth: authSchema,
+    http: httpSchema,
+    log: logSchema,
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    c.instances.forEach((inst, idx) => {
+      const key = inst.name.toLowerCase();
+      const first = seen.get(key);
+      if (first !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["instances", idx, "name"], message: `"${inst.name}" is already the name of instances[${first}]; names must be unique` });
+      } else seen.set(key, idx);
+      if (!c.dispatcher?.url && !inst.dispatcher?.url) {
+        ctx.addIssue({ code: "custom", path: ["instances", idx, "dispatcher", "url"], message: "required when there is no top-level dispatcher.url" });
+      }
+    });
+    const { host } = splitListen(c.listen);
+    if (!isLoopbackHost(host) && c.auth.tokens.length === 0 && !c.auth.allow_unauthenticated) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth", "tokens"],
+        message: `listen ${c.listen} is not a loopback address: set auth.tokens (or auth.tokens_file) for the status API, or auth.allow_unauthenticated: true on a trusted network`,
+      });
+    }
+  });
+
+export type AutoscalerConfig = z.infer<typeof autoscalerConfigSchema>;
+export type InstanceConfig = AutoscalerConfig["instances"][number];
+export type TargetConfig = InstanceConfig["targets"][number];
+export type SchedulePeriod = TargetConfig["min_idle_schedule"][number];
+export type WebhookConfig = NonNullable<InstanceConfig["webhook"]>;
+
+/** The dispatcher an instance talks to: its override merged over the top-level block. */
+export interface DispatcherEndpoint {
+  url: string;
+  timeoutMs: number;
+  token?: string | undefined;
+}
+
+export function dispatcherFor(c: AutoscalerConfig, inst: InstanceConfig): DispatcherEndpoint {
+  const o = inst.dispatcher ?? {};
+  const url = o.url ?? c.dispatcher?.url;
+  if (!url) throw new Error(`instance ${inst.name} has no dispatcher.url`);
+  return { url, timeoutMs: o.timeout ?? c.dispatcher?.timeout ?? 10_000, token: o.token ?? c.dispatcher?.token };
+}
+
+export function targetName(t: Pick<TargetConfig, "name" | "labels">): string {
+  return t.name ?? t.labels.join("+");
+}
+
+/** Not errors, but worth a line in the log at start (and in --check output). */
+export function configWarnings(c: AutoscalerConfig): string[] {
+  const warnings: string[] = [];
+  c.instances.forEach((inst, i) => {
+    const sets = new Map<string, number>();
+    inst.targets.forEach((t, j) => {
+      const key = [...new Set(t.labels.map((l) => l.split(":")[0]))].sort().join(",");
+      const first = sets.get(key);
+      if (first !== undefined) {
+        warnings.push(
+          `instances[${i}].targets[${j}]: same label names as targets[${first}] (${key}); jobs always match the first, so this target only keeps its warm pool`,
+        );
+      } else sets.set(key, j);
+    });
+    if (!inst.webhook_secret) {
+      warnings.push(
+        `instances[${i}] (${inst.name}): no webhook_secret, so deliveries to /webhook/${inst.name} are accepted unsigned; set webhook_secret (or webhook_secret_file) to require a valid signature`,
+      );
+    }
+  });
+  return warnings;
+}
