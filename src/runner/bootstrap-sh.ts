@@ -1,0 +1,123 @@
+import { pathToFileURL } from "node:url";
+import type { RunnerCredentials } from "../namespace/launcher.js";
+import { assertEnvKey } from "../namespace/env-flags.js";
+import { resolveLabels } from "./labels.js";
+import { shJoin, shQuote } from "./shell-quote.js";
+
+/** The environment variable carrying the registration token or runner token into the instance. */
+export const TOKEN_ENV = "FORGEJO_RUNNER_TOKEN";
+
+/** Runner credentials without their secret: the script reads the secret from $FORGEJO_RUNNER_TOKEN. */
+export type PublicCredentials = { mode: "token"; instanceUrl: string } | { mode: "ephemeral"; instanceUrl: string; uuid: string };
+
+export function publicCredentials(c: RunnerCredentials): PublicCredentials {
+  return c.mode === "token" ? { mode: "token", instanceUrl: c.instanceUrl } : { mode: "ephemeral", instanceUrl: c.instanceUrl, uuid: c.uuid };
+}
+
+export interface ShBootstrapOptions {
+  runnerName: string;
+  /** Labels as requested; those without ":" get `:<executor>`. */
+  labels: readonly string[];
+  /** runner.executor: host, docker://<image>, lxc://<image>. */
+  executor: string;
+  mode: "one-job" | "daemon";
+  /** Absolute directory inside the instance for runner.yaml, .runner and the token file. */
+  workdir: string;
+  credentials: PublicCredentials;
+  /** Job handle to pin (Forgejo >= 15, ephemeral one-job only). */
+  jobHandle?: string | undefined;
+  /** Variables exported by the script (values nsc's -e would mangle). Never secrets. */
+  scriptEnv: Record<string, string>;
+  /** Cache volume mount point: the runner's action cache lives there when set. */
+  cachePath?: string | undefined;
+  /** runner.fetch_interval (default 2s). */
+  fetchInterval?: string | undefined;
+  /** runner.report_interval (default 1s). */
+  reportInterval?: string | undefined;
+}
+
+/** A YAML double-quoted scalar (JSON strings are valid YAML; line separators escaped too). */
+function yamlString(s: string): string {
+  return JSON.stringify(s).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+function runnerYaml(o: ShBootstrapOptions, labels: readonly string[]): string {
+  const lines = [
+    "# written by forgejo-nsc for one ephemeral runner",
+    "log:",
+    "  level: info",
+    "runner:",
+    "  file: .runner",
+    "  capacity: 1",
+    `  fetch_interval: ${yamlString(o.fetchInterval ?? "2s")}`,
+    `  report_interval: ${yamlString(o.reportInterval ?? "1s")}`,
+    "  labels:",
+    ...labels.map((l) => `    - ${yamlString(l)}`),
+    "cache:",
+  ];
+  if (o.cachePath) {
+    // The instance is thrown away after one job; only a cache on the persistent volume is worth keeping.
+    lines.push("  enabled: true", `  dir: ${yamlString(`${o.cachePath.replace(/\/+$/, "")}/actcache`)}`);
+  } else {
+    lines.push("  enabled: false");
+  }
+  lines.push("host:", `  workdir_parent: ${yamlString(`${o.workdir.replace(/\/+$/, "")}/work`)}`);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * The POSIX sh script `nsc run … -- /bin/sh -c <script>` runs in the container: writes runner.yaml,
+ * then registers with the registration token and runs one job (Forgejo < 15), or writes the runner
+ * token to a 0600 file and runs `one-job --url --uuid --token-url` (Forgejo >= 15). The secret only
+ * ever comes from $FORGEJO_RUNNER_TOKEN; everything interpolated is single-quoted.
+ */
+export function buildShBootstrap(o: ShBootstrapOptions): string {
+  if (!o.workdir.startsWith("/")) throw new Error(`namespace.workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`);
+  if (o.cachePath !== undefined && !o.cachePath.startsWith("/")) throw new Error(`namespace.linux_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
+  const labels = resolveLabels(o.labels, o.executor);
+  const workdir = o.workdir.replace(/(.)\/+$/, "$1");
+  const q = shQuote;
+  const s: string[] = ["set -eu"];
+  for (const key of Object.keys(o.scriptEnv).sort()) {
+    assertEnvKey(key);
+    if (key === TOKEN_ENV) throw new Error(`${TOKEN_ENV} must reach the instance through nsc -e, never the script text`);
+    s.push(`export ${key}=${q(o.scriptEnv[key] as string)}`);
+  }
+  s.push(
+    `: "\${${TOKEN_ENV}:?${TOKEN_ENV} is not set: the dispatcher passes it with nsc run -e}"`,
+    `mkdir -p ${q(workdir)}`,
+    `cd ${q(workdir)}`,
+  );
+  if (o.cachePath) s.push(`mkdir -p ${q(o.cachePath)}`);
+  s.push(`printf '%s' ${q(runnerYaml({ ...o, workdir }, labels))} > runner.yaml`);
+
+  const sub = o.mode === "daemon" ? "daemon" : "one-job";
+  if (o.credentials.mode === "token") {
+    s.push(
+      `echo ${q(`forgejo-nsc: registering runner ${o.runnerName} with ${o.credentials.instanceUrl}`)} >&2`,
+      `forgejo-runner register --no-interactive --instance ${q(o.credentials.instanceUrl)} --token "$${TOKEN_ENV}" --name ${q(o.runnerName)} --labels ${q(labels.join(","))} --config runner.yaml`,
+      // Jobs on the host executor inherit the runner's environment; the token is not theirs.
+      `unset ${TOKEN_ENV}`,
+      `echo ${q(`forgejo-nsc: starting forgejo-runner ${sub}`)} >&2`,
+      `exec forgejo-runner ${sub} --config runner.yaml`,
+    );
+  } else {
+    const tokenFile = `${workdir === "/" ? "" : workdir}/.runner-token`;
+    const cmd = ["forgejo-runner", sub, "--config", "runner.yaml", "--url", o.credentials.instanceUrl, "--uuid", o.credentials.uuid, "--token-url", pathToFileURL(tokenFile).href];
+    for (const l of labels) cmd.push("--label", l);
+    if (sub === "one-job") {
+      // Pinned to a job attempt when there is a handle; otherwise wait for the next matching job
+      // instead of exiting at once when none is queued yet.
+      if (o.jobHandle) cmd.push("--handle", o.jobHandle);
+      else cmd.push("--wait");
+    }
+    s.push(
+      `(umask 077 && printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)})`,
+      `chmod 600 ${q(tokenFile)}`,
+      `unset ${TOKEN_ENV}`,
+      `echo ${q(`forgejo-nsc: starting forgejo-runner ${sub} as ${o.runnerName}`)} >&2`,
+      `exec ${shJoin(cmd)}`,
+    );
+  }
+  return s.join("\n") + "\n";
+}

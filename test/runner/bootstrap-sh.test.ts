@@ -1,0 +1,201 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { buildShBootstrap, publicCredentials } from "../../src/runner/bootstrap-sh.js";
+import type { ShBootstrapOptions } from "../../src/runner/bootstrap-sh.js";
+import { createFakeRunner } from "../fakes/forgejo-runner/index.js";
+import type { FakeRunner } from "../fakes/forgejo-runner/index.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const SECRET = "s3cr3t-Runner-T0ken-9f8e7d";
+
+let tmp: { dir: string; cleanup: () => void };
+let runner: FakeRunner;
+let marker: string;
+
+beforeEach(() => {
+  tmp = tempDir("fnsc-boot-");
+  runner = createFakeRunner(join(tmp.dir, "fake"));
+  marker = join(tmp.dir, "pwned");
+});
+afterEach(() => tmp.cleanup());
+
+/** Runs the script the way the container does: /bin/sh -c <script>, the secret in the environment. */
+function run(script: string, env: Record<string, string> = { FORGEJO_RUNNER_TOKEN: SECRET }) {
+  return execa("/bin/sh", ["-c", script], { env: { ...runner.env, FAKE_RUNNER_RECORD_ENV: "WEIRD,DQ", ...env }, extendEnv: false, reject: false, cwd: tmp.dir });
+}
+
+function hostile(): Pick<ShBootstrapOptions, "runnerName" | "labels" | "scriptEnv" | "jobHandle"> {
+  return {
+    runnerName: `evil'; touch ${marker}; echo '`,
+    labels: [`lab$(touch ${marker})`, "back`touch " + marker + "`tick", `quote'n"d:host`, "new\nline", "ubuntu:docker://node:20"],
+    scriptEnv: {
+      WEIRD: `a=b,c"d'e$(touch ${marker})\`touch ${marker}\`\nline2 $HOME \\n`,
+      DQ: '"quoted"',
+    },
+    jobHandle: `h'; touch ${marker}; '`,
+  };
+}
+
+const RESOLVED = [`lab$(touch MARK):host`, "back`touch MARK`tick:host", `quote'n"d:host`, "new\nline:host", "ubuntu:docker://node:20"];
+const resolved = () => RESOLVED.map((l) => l.replaceAll("MARK", marker));
+
+describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
+  it("registers with the token from the environment, then runs one job, with hostile values inert", async () => {
+    const workdir = join(tmp.dir, "work dir");
+    const h = hostile();
+    const script = buildShBootstrap({
+      ...h,
+      executor: "host",
+      mode: "one-job",
+      workdir,
+      credentials: publicCredentials({ mode: "token", instanceUrl: `https://forgejo.example/$(touch ${marker})`, registrationToken: SECRET }),
+    });
+    expect(script).not.toContain(SECRET);
+    expect(script.startsWith("set -eu\n")).toBe(true);
+
+    const r = await run(script);
+    expect(r.stderr).not.toContain(SECRET);
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+
+    const calls = runner.calls();
+    expect(calls.map((c) => c.command)).toEqual(["register", "one-job"]);
+    const [reg, job] = calls as [(typeof calls)[0], (typeof calls)[0]];
+    expect(reg.problems).toEqual([]);
+    expect(reg.argv).toEqual([
+      "register",
+      "--no-interactive",
+      "--instance",
+      `https://forgejo.example/$(touch ${marker})`,
+      "--token",
+      SECRET,
+      "--name",
+      h.runnerName,
+      "--labels",
+      resolved().join(","),
+      "--config",
+      "runner.yaml",
+    ]);
+    expect(reg.cwd).toBe(workdir);
+    expect(reg.env.WEIRD).toBe(h.scriptEnv.WEIRD);
+    expect(reg.env.DQ).toBe('"quoted"');
+
+    expect(job.argv).toEqual(["one-job", "--config", "runner.yaml"]);
+    expect(job.problems).toEqual([]);
+    expect(job.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
+
+    const yaml = parseYaml(job.config!.content!) as { runner: Record<string, unknown>; cache: Record<string, unknown>; host: Record<string, unknown> };
+    expect(yaml.runner.capacity).toBe(1);
+    expect(yaml.runner.labels).toEqual(resolved());
+    expect(yaml.runner.fetch_interval).toBe("2s");
+    expect(yaml.runner.report_interval).toBe("1s");
+    expect(yaml.cache.enabled).toBe(false);
+    expect(yaml.host.workdir_parent).toBe(`${workdir}/work`);
+  });
+
+  it("runs the daemon instead of one job in daemon mode, and uses the cache path", async () => {
+    const workdir = join(tmp.dir, "w");
+    const cachePath = join(tmp.dir, "cache");
+    const script = buildShBootstrap({
+      runnerName: "nscloud-abc",
+      labels: ["linux"],
+      executor: "host",
+      mode: "daemon",
+      workdir,
+      cachePath,
+      credentials: { mode: "token", instanceUrl: "https://f.example" },
+      scriptEnv: {},
+    });
+    const r = await run(script);
+    expect(r.exitCode).toBe(0);
+    const [, daemon] = runner.calls();
+    expect(daemon!.argv).toEqual(["daemon", "--config", "runner.yaml"]);
+    const yaml = parseYaml(daemon!.config!.content!) as { cache: Record<string, unknown> };
+    expect(yaml.cache).toEqual({ enabled: true, dir: `${cachePath}/actcache` });
+    expect(existsSync(cachePath)).toBe(true);
+  });
+
+  it("passes forgejo-runner's exit status on", async () => {
+    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(tmp.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
+    const r = await run(script, { FORGEJO_RUNNER_TOKEN: SECRET, FAKE_RUNNER_EXIT_CODE: "3" });
+    expect(r.exitCode).toBe(3);
+  });
+
+  it("stops with a clear message when the token variable is missing", async () => {
+    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(tmp.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
+    const r = await run(script, {});
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toContain("FORGEJO_RUNNER_TOKEN is not set");
+    expect(runner.calls()).toEqual([]);
+  });
+});
+
+describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
+  it("writes the runner token to a 0600 file, unsets the variable and runs one-job pinned to the handle", async () => {
+    const workdir = join(tmp.dir, "eph work");
+    const h = hostile();
+    const uuid = `6b1f0c4e-uuid'$(touch ${marker})`;
+    const script = buildShBootstrap({
+      ...h,
+      executor: "host",
+      mode: "one-job",
+      workdir,
+      credentials: publicCredentials({ mode: "ephemeral", instanceUrl: "https://forgejo.example", uuid, token: SECRET }),
+    });
+    expect(script).not.toContain(SECRET);
+
+    const r = await run(script);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).not.toContain(SECRET);
+    expect(existsSync(marker)).toBe(false);
+
+    const calls = runner.calls();
+    expect(calls).toHaveLength(1);
+    const job = calls[0]!;
+    expect(job.problems).toEqual([]);
+    const tokenPath = join(workdir, ".runner-token");
+    const labelArgs = resolved().flatMap((l) => ["--label", l]);
+    expect(job.argv).toEqual([
+      "one-job",
+      "--config",
+      "runner.yaml",
+      "--url",
+      "https://forgejo.example",
+      "--uuid",
+      uuid,
+      "--token-url",
+      `file://${tokenPath.replace(" ", "%20")}`,
+      ...labelArgs,
+      "--handle",
+      h.jobHandle,
+    ]);
+    expect(job.labels).toEqual(resolved());
+    expect(job.tokenFile).toMatchObject({ path: tokenPath, content: SECRET, mode: "600" });
+    expect(job.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
+    expect(job.env.WEIRD).toBe(h.scriptEnv.WEIRD);
+    expect(readdirSync(workdir).sort()).toEqual([".runner-token", "runner.yaml"]);
+  });
+
+  it("waits for a job when there is no handle, and runs the daemon without one", async () => {
+    const base = { runnerName: "r", labels: ["x"], executor: "docker://node:22", workdir: join(tmp.dir, "w"), credentials: { mode: "ephemeral" as const, instanceUrl: "https://f", uuid: "u-1" }, scriptEnv: {} };
+    expect((await run(buildShBootstrap({ ...base, mode: "one-job" }))).exitCode).toBe(0);
+    expect((await run(buildShBootstrap({ ...base, mode: "daemon", jobHandle: "ignored" }))).exitCode).toBe(0);
+    const [oneJob, daemon] = runner.calls();
+    expect(oneJob!.argv.slice(-3)).toEqual(["--label", "x:docker://node:22", "--wait"]);
+    expect(daemon!.argv[0]).toBe("daemon");
+    expect(daemon!.argv).not.toContain("--handle");
+    expect(daemon!.argv).not.toContain("--wait");
+  });
+});
+
+describe("buildShBootstrap input checks", () => {
+  const base: ShBootstrapOptions = { runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: "/w", credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} };
+  it("refuses a relative workdir, a bad env name, and the token in the script env", () => {
+    expect(() => buildShBootstrap({ ...base, workdir: "w" })).toThrow(/absolute path/);
+    expect(() => buildShBootstrap({ ...base, scriptEnv: { "BAD-NAME": "x" } })).toThrow(/BAD-NAME/);
+    expect(() => buildShBootstrap({ ...base, scriptEnv: { FORGEJO_RUNNER_TOKEN: "x" } })).toThrow(/never the script text/);
+  });
+});
