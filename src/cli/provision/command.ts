@@ -2,6 +2,8 @@ import { join, resolve } from "node:path";
 import { parseDuration } from "../../config/duration.js";
 import { isLoopbackHost } from "../../config/common.js";
 import { scopeKey } from "../../forgejo/scope.js";
+import type { ServerInfo } from "../../forgejo/types.js";
+import { describeServer } from "../../forgejo/version.js";
 import { noPositionals, parseFlags } from "../args.js";
 import { CliError, UsageError } from "../errors.js";
 import type { CliIo } from "../io.js";
@@ -232,7 +234,7 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
   const givenPat = p.pat.kind === "file" ? await readSecretFile(p.pat.path, "the Forgejo token", "--forgejo-token-file") : undefined;
   const givenNsc = p.nsc.kind === "file" ? await readNscTokenFile(p.nsc.path, "--nsc-token-file") : undefined;
 
-  const version = await forgejoVersion(p.render.forgejoUrl, p.timeoutMs);
+  const server = await forgejoVersion(p.render.forgejoUrl, p.timeoutMs);
   const nscRun: NscRun = { nsc: v.nsc, env: io.env, timeoutMs: p.timeoutMs };
   if (p.nsc.kind === "create" || p.nsc.kind === "dev") await checkNscLogin(nscRun);
 
@@ -264,7 +266,7 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
       ? ` The Forgejo token "${mintedName}" was already created: delete it in Settings → Applications of ${p.pat.kind === "mint" ? p.pat.user : "its user"}, or reuse it with --forgejo-token-file.`
       : "";
     if (!v["skip-verify"]) {
-      const problem = await checkPatForScope(p.render.forgejoUrl, forgejoToken, p.render.scope, p.timeoutMs);
+      const problem = await checkPatForScope(p.render.forgejoUrl, forgejoToken, p.render.scope, server, p.timeoutMs);
       if (problem) {
         throw new CliError(
           `the Forgejo token does not work for ${scopeKey(p.render.scope)}: ${problem}. The daemons need ${wanted.join(", ")} and a user who is ${roleFor(p.render.scope)}; ` +
@@ -327,16 +329,16 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
     await removeStaging(staging);
   }
 
-  printSummary(io, p, version, summary);
+  printSummary(io, p, server, summary);
   return 0;
 }
 
-function printSummary(io: CliIo, p: Plan, version: string, summary: string[]): void {
+function printSummary(io: CliIo, p: Plan, server: ServerInfo, summary: string[]): void {
   const r = p.render;
   const file = (n: string) => join(p.configDir, n);
   let out = `Wrote ${p.names.length} files to ${p.out} (directory 0700, files 0600):\n`;
   for (const n of p.names) out += `  ${join(p.out, n)}\n`;
-  out += `\nForgejo ${version} at ${r.forgejoUrl}, scope ${scopeKey(r.scope)}, labels ${r.labels.join(",")}\n`;
+  out += `\n${describeServer(server)} at ${r.forgejoUrl}, scope ${scopeKey(r.scope)}, labels ${r.labels.join(",")}\n`;
   for (const s of summary) out += `${s}\n`;
   if (p.configDir !== p.out) out += `\nThe configs refer to ${p.configDir}: copy every file there, keeping the modes.\n`;
   const warnings: string[] = [];
@@ -345,9 +347,10 @@ function printSummary(io: CliIo, p: Plan, version: string, summary: string[]): v
       `${r.forgejoUrl} looks internal, but runners on Namespace Cloud must reach Forgejo: pass --forgejo-runner-url <public URL> (forgejo.instance_url) unless they can`,
     );
   }
-  const major = Number(/^(\d+)\./.exec(version)?.[1] ?? NaN);
-  if (version.includes("+gitea") && major < 11) {
-    warnings.push(`Forgejo ${version} has no jobs API (it came in Forgejo 11): the autoscaler cannot see waiting jobs; only dispatches by curl will work`);
+  if (!server.jobsApi) {
+    warnings.push(
+      `${describeServer(server)} has no Actions job search (Forgejo 11 / Gitea 1.24 added it): the autoscaler cannot see waiting jobs; only dispatches through the dispatcher API will work`,
+    );
   }
   const hook = webhookUrl(r);
   out += `\nNext steps:\n`;

@@ -1,5 +1,7 @@
 import { requiredTokenScope, scopeApiPrefix, scopeKey } from "../../forgejo/scope.js";
 import type { Scope } from "../../forgejo/scope.js";
+import type { ServerInfo } from "../../forgejo/types.js";
+import { parseServerVersion } from "../../forgejo/version.js";
 import { CliError, redact } from "../errors.js";
 import { HttpFailure, callJson, messageOf } from "../http.js";
 
@@ -21,7 +23,8 @@ export function roleFor(scope: Scope): string {
     case "organization":
       return `an owner of the organization ${scope.owner}`;
     case "repository":
-      return `an administrator of the repository ${scope.owner}/${scope.name}`;
+      // Runner routes check reqOwner (owner, an owner of the owning org, or a site admin); hooks need repo admin.
+      return `the owner of the repository ${scope.owner}/${scope.name} (or an owner of its organization, or a site administrator)`;
     case "user":
       return "the user itself";
   }
@@ -32,12 +35,16 @@ function apiBase(baseUrl: string): string {
 }
 
 /** GET /api/v1/version, unauthenticated: proves the URL is a Forgejo (or Gitea) before anything is created. */
-export async function forgejoVersion(baseUrl: string, timeoutMs: number): Promise<string> {
+export async function forgejoVersion(baseUrl: string, timeoutMs: number): Promise<ServerInfo> {
   try {
     const { body } = await callJson(`${apiBase(baseUrl)}/version`, { timeoutMs });
     const v = body && typeof body === "object" ? (body as { version?: unknown }).version : undefined;
     if (typeof v !== "string") throw new CliError(`${baseUrl} answered /api/v1/version without a version; is --forgejo-url the Forgejo base URL?`);
-    return v;
+    try {
+      return parseServerVersion(v);
+    } catch (e) {
+      throw new CliError(`${e instanceof Error ? e.message : String(e)} (check --forgejo-url)`);
+    }
   } catch (err) {
     if (err instanceof HttpFailure) {
       throw new CliError(`cannot read the Forgejo version at ${baseUrl}: ${err.message}; check --forgejo-url (the URL you open Forgejo at, without /api/v1)`);
@@ -116,29 +123,61 @@ function mintFailure(req: MintRequest, err: HttpFailure): string {
   }
 }
 
+/** The job search of a scope (Forgejo >= 11, Gitea >= 1.24): the route both daemons poll, with the runner routes' role check. */
+function jobsPath(scope: Scope, server: ServerInfo): string {
+  if (server.kind === "gitea") return `${scopeApiPrefix(scope)}/actions/jobs`;
+  return scope.level === "instance" ? "/admin/runners/jobs" : `${scopeApiPrefix(scope)}/actions/runners/jobs`;
+}
+
 /**
- * Lists the webhooks of the scope with the PAT: the same route family, scope category and role
- * check the daemons need, without changing anything. Returns a problem text, or undefined when fine.
+ * Probes, with the PAT, the scope's webhook list, job search and webhook creation: the route
+ * families, token scope categories and role checks the daemons need. Nothing is changed: the
+ * creation is sent with an empty body, which Forgejo refuses with 422 only after the write scope
+ * and the role were accepted. Returns a problem text, or undefined when all passed.
  */
-export async function checkPatForScope(baseUrl: string, token: string, scope: Scope, timeoutMs: number): Promise<string | undefined> {
-  const url = `${apiBase(baseUrl)}${scopeApiPrefix(scope)}/hooks`;
-  try {
-    await callJson(url, { headers: { authorization: `token ${token}` }, timeoutMs });
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof HttpFailure)) throw err;
-    const said = messageOf(err.body);
-    const detail = said ? ` (Forgejo said: ${redact(said, [token])})` : "";
-    const where = scopeKey(scope);
-    switch (err.status) {
-      case 401:
-        return `Forgejo rejected the token (401)${detail}: it is wrong, expired or revoked`;
-      case 403:
-        return `the token cannot manage ${where}${detail}: it needs the scope ${patScopesFor(scope).join(", ")} and its user must be ${roleFor(scope)}`;
-      case 404:
-        return `Forgejo found nothing at ${where}${detail}: check the --scope owner and name`;
-      default:
-        return `checking the token against ${where} failed: ${redact(err.message, [token])}`;
+export async function checkPatForScope(baseUrl: string, token: string, scope: Scope, server: ServerInfo, timeoutMs: number): Promise<string | undefined> {
+  const where = scopeKey(scope);
+  const hooks = `${scopeApiPrefix(scope)}/hooks`;
+  const notFound = `Forgejo found nothing at ${where}: check the --scope owner and name`;
+  const checks: { method: "GET" | "POST"; path: string; what: string; on404: string }[] = [
+    { method: "GET", path: hooks, what: "the webhook list", on404: notFound },
+  ];
+  if (server.jobsApi) {
+    checks.push({
+      method: "GET",
+      path: jobsPath(scope, server),
+      what: "the Actions job search",
+      on404:
+        scope.level === "repository"
+          ? `the repository ${scope.owner}/${scope.name} has Actions disabled (enable it in its settings), or Forgejo is older than 11 (no jobs API)`
+          : `the server has no Actions job search at ${where}`,
+    });
+  }
+  checks.push({ method: "POST", path: hooks, what: "webhook creation (write access)", on404: notFound });
+  for (const c of checks) {
+    try {
+      await callJson(`${apiBase(baseUrl)}${c.path}`, {
+        method: c.method,
+        headers: { authorization: `token ${token}` },
+        ...(c.method === "POST" ? { body: {} } : {}),
+        timeoutMs,
+      });
+    } catch (err) {
+      if (!(err instanceof HttpFailure)) throw err;
+      if (c.method === "POST" && err.status === 422) continue;
+      const said = messageOf(err.body);
+      const detail = said ? ` (Forgejo said: ${redact(said, [token])})` : "";
+      switch (err.status) {
+        case 401:
+          return `Forgejo rejected the token (401)${detail}: it is wrong, expired or revoked`;
+        case 403:
+          return `the token cannot use ${c.what} of ${where} (403)${detail}: it needs the scope ${patScopesFor(scope).join(", ")} and its user must be ${roleFor(scope)}`;
+        case 404:
+          return `${c.on404}${detail}`;
+        default:
+          return `checking the token against ${c.what} of ${where} failed: ${redact(err.message, [token])}`;
+      }
     }
   }
+  return undefined;
 }
