@@ -142,7 +142,7 @@ describe("forgejo-nsc status", () => {
 
     expect(out).toContain(`Autoscaler ${a.url}`);
     expect(lineWith(out, "instance forgejo")).toMatch(/instance forgejo\s+\|\s+forgejo 15\.0\.3\s+\|\s+mode polling\s+\|\s+last poll 3s ago/);
-    expect(lineWith(out, "    linux-medium")).toMatch(/^    linux-medium\s+namespace-profile-linux-medium\s+2\s+0\s+2\s+1\s+5$/);
+    expect(lineWith(out, "    linux-medium")).toMatch(/^ {4}linux-medium\s+namespace-profile-linux-medium\s+2\s+0\s+2\s+1\s+5$/);
     expect(out).toContain("waiting jobs (2):");
     // Job 43 is matched to the dispatcher runner that serves it.
     expect(lineWith(out, "#43/0")).toMatch(/#43\/0\s+build\s+namespace-profile-linux-medium\s+linux-medium\s+nscloud-ccc\s+runner requested from the dispatcher$/);
