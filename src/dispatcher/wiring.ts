@@ -1,0 +1,43 @@
+import type { Logger } from "pino";
+import type { DispatcherConfig } from "../config/dispatcher-schema.js";
+import { ForgejoClient } from "../forgejo/client.js";
+import { Metrics } from "../http/metrics.js";
+import { ComputeApi, computeBaseUrl } from "../namespace/compute-api.js";
+import type { Launcher } from "../namespace/launcher.js";
+import { LinuxLauncher } from "../namespace/linux-launcher.js";
+import { MacosLauncher } from "../namespace/macos-launcher.js";
+import { NscCli } from "../namespace/nsc-cli.js";
+import { openStore } from "../store/open-store.js";
+import type { Platform } from "../store/types.js";
+import type { DispatcherDeps } from "./app.js";
+
+/** Builds the real clients, launchers and store from a validated config. */
+export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logger): Promise<DispatcherDeps> {
+  const metrics = new Metrics();
+  const forgejo = new ForgejoClient({
+    baseUrl: config.forgejo.base_url,
+    token: config.forgejo.token ?? "",
+    timeoutMs: config.forgejo.timeout,
+    extraHeaders: config.forgejo.extra_headers,
+    logger: logger.child({ component: "forgejo" }),
+    metrics,
+  });
+  const nsc = new NscCli({
+    binary: config.namespace.nsc_binary,
+    region: config.namespace.region,
+    tokenFile: config.namespace.token_file,
+    logger: logger.child({ component: "nsc" }),
+    metrics,
+  });
+  const launchers: Partial<Record<Platform, Launcher>> = {
+    linux: new LinuxLauncher({ config, nsc, logger: logger.child({ component: "linux" }) }),
+  };
+  if (config.namespace.token_file) {
+    const api = new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile: config.namespace.token_file, logger, metrics });
+    launchers.macos = new MacosLauncher({ config, api, nsc: config.namespace.macos_fallback_nsc ? nsc : undefined, logger: logger.child({ component: "macos" }) });
+  } else {
+    logger.info("namespace.token_file is not set: macOS runners (Compute API) are disabled");
+  }
+  const store = await openStore(config.dispatcher.state_path, { logger });
+  return { config, logger, store, forgejo, launchers, metrics };
+}
