@@ -18,6 +18,7 @@ export default tseslint.config(
   },
   {
     files: ["test/**", "bench/**", "demo/**"],
-    rules: { "@typescript-eslint/no-non-null-assertion": "off" },
+    // JSON bodies read back in tests are untyped by nature; src/ keeps the strict rule.
+    rules: { "@typescript-eslint/no-non-null-assertion": "off", "@typescript-eslint/no-explicit-any": "off" },
   },
 );
