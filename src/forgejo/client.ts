@@ -72,6 +72,8 @@ const MAX_PAGES = 1000;
  */
 export class ForgejoClient implements ForgejoApi {
   private readonly base: URL;
+  /** Sub-path Forgejo is served under, without a trailing slash ("" at the root). */
+  private readonly basePath: string;
   private readonly now: () => number;
   private cached: { info: ServerInfo; at: number } | undefined;
 
@@ -82,8 +84,8 @@ export class ForgejoClient implements ForgejoApi {
     u.password = "";
     u.search = "";
     u.hash = "";
-    u.pathname = u.pathname.replace(/\/+$/, "");
     this.base = u;
+    this.basePath = u.pathname.replace(/\/+$/, "");
     this.now = opts.now ?? Date.now;
   }
 
@@ -334,7 +336,7 @@ export class ForgejoClient implements ForgejoApi {
 
   private async call(spec: CallSpec): Promise<CallResult> {
     const url = new URL(this.base.toString());
-    url.pathname = `${this.base.pathname}/api/v1${spec.path}`;
+    url.pathname = `${this.basePath}/api/v1${spec.path}`;
     for (const [k, v] of Object.entries(spec.query ?? {})) {
       if (Array.isArray(v)) for (const x of v as readonly string[]) url.searchParams.append(k, x);
       else url.searchParams.set(k, String(v));
