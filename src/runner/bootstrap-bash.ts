@@ -1,21 +1,19 @@
+import { pathToFileURL } from "node:url";
 import type { RunnerCredentials } from "../namespace/launcher.js";
-import { bashQuote, exportLines, heredocToFile } from "./quote-bash.js";
+import { TOKEN_ENV } from "./bootstrap-sh.js";
+import type { PublicCredentials } from "./bootstrap-sh.js";
+import { resolveLabels } from "./labels.js";
+import { exportLines, heredocToFile } from "./quote-bash.js";
+import { shQuote } from "./shell-quote.js";
 
-/** Credentials without their secret: the script reads the secret from FORGEJO_RUNNER_TOKEN. */
-export type PublicCredentials =
-  | { mode: "token"; instanceUrl: string }
-  | { mode: "ephemeral"; instanceUrl: string; uuid: string };
-
-export function publicCredentials(c: RunnerCredentials): PublicCredentials {
-  return c.mode === "token" ? { mode: "token", instanceUrl: c.instanceUrl } : { mode: "ephemeral", instanceUrl: c.instanceUrl, uuid: c.uuid };
-}
+export { publicCredentials } from "./bootstrap-sh.js";
 
 /** The secret of a credential set, passed to the instance as FORGEJO_RUNNER_TOKEN only. */
 export function credentialSecret(c: RunnerCredentials): string {
   return c.mode === "token" ? c.registrationToken : c.token;
 }
 
-export const SECRET_ENV = "FORGEJO_RUNNER_TOKEN";
+export const SECRET_ENV = TOKEN_ENV;
 
 export interface BashBootstrapOptions {
   runnerName: string;
@@ -39,14 +37,6 @@ export function darwinRunnerUrl(version: string): string {
   return `https://code.forgejo.org/forgejo/runner/releases/download/v${v}/forgejo-runner-${v}-darwin-arm64`;
 }
 
-/** `label` → `label:host`; labels with a suffix (`:docker://…`, `:host`) are kept. */
-export function resolveLabels(labels: readonly string[], executor: string): string[] {
-  return labels.map((l) => {
-    if (/[,\n\r]/.test(l)) throw new Error(`runner label ${JSON.stringify(l)} contains a comma or newline, which forgejo-runner cannot take`);
-    return l.includes(":") ? l : `${l}:${executor}`;
-  });
-}
-
 /** runner.yaml as JSON-in-YAML (JSON is valid YAML), so hostile label text stays data. */
 export function runnerYaml(opts: { labels: readonly string[]; workdir: string; cachePath?: string | undefined }): string {
   const cache = opts.cachePath ? { enabled: true, dir: `${opts.cachePath.replace(/\/+$/, "")}/forgejo-runner-cache` } : { enabled: false };
@@ -63,7 +53,8 @@ export function runnerYaml(opts: { labels: readonly string[]; workdir: string; c
     cache,
     host: { workdir_parent: `${opts.workdir.replace(/\/+$/, "")}/work` },
   };
-  return `${JSON.stringify(config, null, 2)}\n`;
+  // YAML 1.1 readers treat NEL, LS and PS as line breaks even inside quotes: escape them.
+  return `${JSON.stringify(config, null, 2).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}\n`;
 }
 
 /**
@@ -73,8 +64,10 @@ export function runnerYaml(opts: { labels: readonly string[]; workdir: string; c
  * from $FORGEJO_RUNNER_TOKEN and is unset before the job runs, so job steps cannot read it.
  */
 export function buildBashBootstrap(o: BashBootstrapOptions): string {
+  if (!o.workdir.startsWith("/")) throw new Error(`namespace.workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`);
+  if (o.cachePath !== undefined && !o.cachePath.startsWith("/")) throw new Error(`namespace.macos_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
   const labels = resolveLabels(o.labels, o.executor);
-  const q = bashQuote;
+  const q = shQuote;
   const url = o.downloadUrl ?? darwinRunnerUrl(o.runnerVersion);
   const lines: string[] = [
     "#!/bin/bash",
@@ -117,13 +110,14 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
   } else {
     const labelArgs = labels.map((l) => `--label ${q(l)}`).join(" ");
     const handle = o.mode === "one-job" && o.jobHandle ? ` --handle ${q(o.jobHandle)}` : "";
+    const tokenPath = `${o.workdir.replace(/(.)\/+$/, "$1")}/runner-token`;
     lines.push(
-      'token_file="$workdir/runner-token"',
+      `token_file=${q(tokenPath)}`,
       `printf '%s' "$${SECRET_ENV}" > "$token_file"`,
       'chmod 0600 "$token_file"',
       `unset ${SECRET_ENV}`,
       "set +e",
-      `"$runner_bin" ${verb} --config runner.yaml --url ${q(o.credentials.instanceUrl)} --uuid ${q(o.credentials.uuid)} --token-url "file://$token_file" ${labelArgs}${handle}`,
+      `"$runner_bin" ${verb} --config runner.yaml --url ${q(o.credentials.instanceUrl)} --uuid ${q(o.credentials.uuid)} --token-url ${q(pathToFileURL(tokenPath).href)} ${labelArgs}${handle}`,
     );
   }
   lines.push("status=$?", 'log "forgejo-runner exited with status $status"', 'exit "$status"');
@@ -141,11 +135,14 @@ export function buildDetachedBashLauncher(opts: { script: string; env: Record<st
   const supervise = [
     "#!/bin/bash",
     'dir="$1"',
-    '/bin/bash -l "$dir/bootstrap.sh"',
+    // A login shell, as the Compute API path runs it (Homebrew on PATH), keeping the PATH it came with.
+    'inherited_path="$PATH"',
+    `/bin/bash -l -c 'export PATH="$PATH:$1"; exec /bin/bash "$2"' forgejo-nsc "$inherited_path" "$dir/bootstrap.sh"`,
     "status=$?",
     'printf "%s\\n" "$status" > "$dir/exit-status"',
     'echo "forgejo-nsc: bootstrap exited with status $status"',
-    "sudo -n /sbin/shutdown -h now >/dev/null 2>&1 || true",
+    // Only ever on the macOS instance itself, never on a machine that runs this for a test.
+    'if [ "$(uname -s)" = Darwin ]; then sudo -n /sbin/shutdown -h now >/dev/null 2>&1 || true; fi',
     'exit "$status"',
   ].join("\n");
   return [

@@ -1,27 +1,12 @@
 import { createHash } from "node:crypto";
+import { assertEnvKey } from "../namespace/env-flags.js";
+import { shQuote } from "./shell-quote.js";
 
-/**
- * One shell word holding exactly `value`: single quotes, with each `'` written as `'\''`. Inside
- * single quotes nothing is special to sh or bash — not `$`, backticks, `\` or newlines.
- */
-export function bashQuote(value: string): string {
-  if (value.includes("\0")) throw new Error("a shell word cannot contain a NUL byte");
-  return `'${value.replace(/'/g, `'\\''`)}'`;
-}
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export function assertEnvName(name: string): void {
-  if (!ENV_NAME.test(name)) {
-    throw new Error(`environment variable name ${JSON.stringify(name)} is invalid: use letters, digits and underscores, not starting with a digit`);
-  }
-}
-
-/** `export K='v'` lines; names are checked, values quoted. */
+/** `export K='v'` lines; names are checked, values single-quoted (nothing in them expands). */
 export function exportLines(env: Record<string, string>): string[] {
   return Object.entries(env).map(([k, v]) => {
-    assertEnvName(k);
-    return `export ${k}=${bashQuote(v)}`;
+    assertEnvKey(k);
+    return `export ${k}=${shQuote(v)}`;
   });
 }
 
