@@ -1,0 +1,301 @@
+import type { DispatcherConfig } from "../config/dispatcher-schema.js";
+import type { Logger } from "../http/logger.js";
+import { SECRET_ENV, buildBashBootstrap, buildDetachedBashLauncher, credentialSecret, publicCredentials } from "../runner/bootstrap-bash.js";
+import { labelSlug, resolveLabels } from "../runner/labels.js";
+import { assertEnvKey } from "./env-flags.js";
+import { ComputeApiError } from "./compute-api.js";
+import type { ComputeApi } from "./compute-api.js";
+import type { CreateInstanceRequest, DescribeInstanceResponse, InstanceMetadata, VolumeRequest } from "./compute-types.js";
+import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER, LaunchError } from "./launcher.js";
+import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
+import { MacosConfigError, macosImage, parseMacosShape, parseSizeMb, selectorsFlag, shapeRequest } from "./macos-shape.js";
+import type { MacosImage, MacosShape } from "./macos-shape.js";
+import type { NscCli } from "./nsc-cli.js";
+import { NscError } from "./nsc-errors.js";
+
+/** The parts of NscCli the macOS fallback uses. */
+export type MacosFallbackNsc = Pick<NscCli, "create" | "ssh" | "list" | "destroy">;
+
+export interface MacosLauncherOptions {
+  config: Pick<DispatcherConfig, "namespace" | "runner">;
+  api: ComputeApi;
+  /** Required for the `nsc create` fallback (namespace.macos_fallback_nsc). */
+  nsc?: MacosFallbackNsc | undefined;
+  logger: Logger;
+  now?: () => Date;
+  /** How often launch looks at a new instance until it runs (default 3 s). */
+  pollIntervalMs?: number;
+}
+
+const READY = "RUNNING";
+/** macOS has no Docker: labels without an executor run on the host, whatever runner.executor says. */
+const MACOS_EXECUTOR = "host";
+const ENDED = new Set(["DESTROYED", "DESTROYING", "ERROR"]);
+
+/** `{labels}` in namespace.macos_cache_tag becomes a slug of the runner's label names (as on Linux). */
+export function cacheTagFor(template: string, labels: readonly string[]): string {
+  return template.replace(/\{labels\}/g, () => labelSlug(labels));
+}
+
+function reasons(d: DescribeInstanceResponse): string {
+  const r = d.shutdownReasons
+    .map((s) => [s.errorMessage, s.containerFailedReason, s.errorCode !== undefined ? `code ${String(s.errorCode)}` : undefined].filter(Boolean).join(", "))
+    .filter(Boolean);
+  return r.length ? r.join("; ") : "no reason given";
+}
+
+function toInfo(m: InstanceMetadata): InstanceInfo {
+  const labels: Record<string, string> = {};
+  for (const l of m.labels) labels[l.name] = l.value;
+  return { instanceId: m.instanceId, labels, createdAt: m.createdAt };
+}
+
+/**
+ * macOS runners through the Namespace Compute API (contracts/nsc.md §11): CreateInstance with a
+ * macOS shape, base image selectors, our labels, a deadline from the TTL and the bash bootstrap as
+ * a JOB application (the instance ends when the job does). If the API cannot create the instance
+ * for a reason other than auth or a bad request, `nsc create` + `nsc ssh` is the fallback.
+ */
+export class MacosLauncher implements Launcher {
+  readonly platform = "macos" as const;
+  private readonly ns: DispatcherConfig["namespace"];
+  private readonly runner: DispatcherConfig["runner"];
+  private readonly image: MacosImage;
+  private readonly cacheSizeMb: number | undefined;
+  private readonly now: () => Date;
+  private readonly pollIntervalMs: number;
+
+  constructor(private readonly opts: MacosLauncherOptions) {
+    this.ns = opts.config.namespace;
+    this.runner = opts.config.runner;
+    this.now = opts.now ?? (() => new Date());
+    this.pollIntervalMs = opts.pollIntervalMs ?? 3_000;
+    // Configuration mistakes surface at start-up, not at the first macOS job.
+    this.image = macosImage(this.ns.macos_base_image_id);
+    parseMacosShape(this.ns.macos_machine_type, this.ns.macos_machine_arch);
+    this.cacheSizeMb = this.ns.macos_cache_size ? parseSizeMb(this.ns.macos_cache_size) : undefined;
+    if (this.ns.macos_cache_tag && !this.ns.macos_cache_path.startsWith("/")) {
+      throw new MacosConfigError(`namespace.macos_cache_path must be an absolute path, got ${JSON.stringify(this.ns.macos_cache_path)}`);
+    }
+  }
+
+  /**
+   * When no region is configured, nsc (no region: the token's region, else eu) and the Compute API
+   * (us) may look at different regions, so fallback instances are also looked for through nsc.
+   */
+  private get regionsMayDiffer(): boolean {
+    return this.ns.macos_fallback_nsc && this.opts.nsc !== undefined && !this.ns.region && !this.ns.compute_base_url;
+  }
+
+  async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
+    const log = this.opts.logger.child({ runner: spec.runnerName, platform: "macos" });
+    if (spec.platform !== "macos") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not macOS`, "invalid");
+    const secret = credentialSecret(spec.credentials);
+    let prepared: ReturnType<MacosLauncher["prepare"]>;
+    try {
+      prepared = this.prepare(spec);
+    } catch (err) {
+      throw new LaunchError(`cannot launch macOS runner ${spec.runnerName}: ${(err as Error).message}`, "invalid");
+    }
+    if (prepared.shape.rounded) {
+      log.info({ requested: spec.machineType, shape: prepared.shape.machineType }, "machine type rounded up to the next macOS shape");
+    }
+
+    const req = this.createRequest(spec, prepared);
+    log.info({ shape: prepared.shape.machineType, selectors: selectorsFlag(this.image), volumes: req.volumes?.map((v) => v.tag) ?? [] }, "creating macOS instance via the Compute API");
+    let created: DescribeInstanceResponse;
+    try {
+      created = await this.opts.api.createInstance(req, signal);
+    } catch (err) {
+      if (!(err instanceof ComputeApiError)) throw err;
+      const kind = this.kindOf(err);
+      if ((kind === "capacity" || kind === "transient") && this.ns.macos_fallback_nsc && this.opts.nsc && !signal?.aborted) {
+        log.warn({ code: err.code }, `Compute API CreateInstance failed (${err.code}); falling back to nsc create`);
+        await this.cleanUpAfterFailedCreate(spec, log);
+        return this.launchWithNsc(spec, prepared, secret, log, signal);
+      }
+      throw new LaunchError(`creating macOS instance for runner ${spec.runnerName} failed: ${err.message}`, kind);
+    }
+
+    const instanceId = created.metadata.instanceId;
+    log.info({ instance: instanceId, status: created.metadata.status }, "macOS instance created; waiting for it to run");
+    try {
+      await this.waitRunning(instanceId, created, signal);
+    } catch (err) {
+      await this.destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: (e as Error).message }, "could not destroy a macOS instance that failed to start; the orphan sweep retries"));
+      if (err instanceof LaunchError) throw err;
+      const kind = err instanceof ComputeApiError ? this.kindOf(err) : "transient";
+      throw new LaunchError(`macOS instance ${instanceId} for runner ${spec.runnerName} did not start: ${(err as Error).message}`, kind, instanceId);
+    }
+    log.info({ instance: instanceId }, "macOS instance is running");
+    return { instanceId };
+  }
+
+  async list(labels: Record<string, string>): Promise<InstanceInfo[]> {
+    const filter = { ...labels, [LABEL_PLATFORM]: "macos" };
+    const listed = (await this.opts.api.listInstances(filter)).map(toInfo);
+    const matches = (i: InstanceInfo): boolean => Object.entries(filter).every(([k, v]) => i.labels[k] === v);
+    const out = listed.filter(matches);
+    if (this.regionsMayDiffer && this.opts.nsc) {
+      const seen = new Set(out.map((i) => i.instanceId));
+      for (const i of await this.opts.nsc.list(filter)) if (!seen.has(i.instanceId) && matches(i)) out.push(i);
+    }
+    return out;
+  }
+
+  async destroy(instanceId: string): Promise<void> {
+    const { alreadyGone } = await this.opts.api.destroyInstance(instanceId, "forgejo-nsc: runner finished");
+    // An instance the fallback made in nsc's region is unknown to the API's region.
+    if (alreadyGone && this.regionsMayDiffer && this.opts.nsc) await this.opts.nsc.destroy(instanceId);
+  }
+
+  private prepare(spec: LaunchSpec): { shape: MacosShape; env: Record<string, string>; script: string; cachePath?: string; cacheTag?: string } {
+    const shape = parseMacosShape(spec.machineType || this.ns.macos_machine_type, this.ns.macos_machine_arch);
+    const cachePath = this.ns.macos_cache_tag ? this.ns.macos_cache_path : undefined;
+    const cacheTag = this.ns.macos_cache_tag ? cacheTagFor(this.ns.macos_cache_tag, spec.labels) : undefined;
+    if (cacheTag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cacheTag)) {
+      throw new MacosConfigError(`namespace.macos_cache_tag expands to ${JSON.stringify(cacheTag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
+    }
+    const env: Record<string, string> = { ...this.ns.environment, ...spec.env };
+    // Ours last: a request cannot replace the runner's identity or token.
+    env.FORGEJO_INSTANCE_URL = spec.credentials.instanceUrl;
+    env.FORGEJO_RUNNER_NAME = spec.runnerName;
+    env.FORGEJO_RUNNER_LABELS = resolveLabels(spec.labels, MACOS_EXECUTOR).join(",");
+    if (spec.credentials.mode === "ephemeral") env.FORGEJO_RUNNER_UUID = spec.credentials.uuid;
+    else delete env.FORGEJO_RUNNER_UUID;
+    if (cachePath) env.NSC_CACHE_PATH = cachePath;
+    env[SECRET_ENV] = credentialSecret(spec.credentials);
+    for (const k of Object.keys(env)) assertEnvKey(k);
+    const script = buildBashBootstrap({
+      runnerName: spec.runnerName,
+      labels: spec.labels,
+      executor: MACOS_EXECUTOR,
+      mode: this.runner.mode,
+      workdir: this.ns.workdir,
+      credentials: publicCredentials(spec.credentials),
+      jobHandle: spec.jobHandle,
+      runnerVersion: this.runner.version,
+      cachePath,
+    });
+    return { shape, env, script, cachePath, cacheTag };
+  }
+
+  private createRequest(spec: LaunchSpec, p: ReturnType<MacosLauncher["prepare"]>): CreateInstanceRequest {
+    const labels = { ...spec.instanceLabels, [LABEL_PLATFORM]: "macos" };
+    const req: CreateInstanceRequest = {
+      shape: shapeRequest(p.shape, this.image),
+      documentedPurpose: `forgejo runner ${spec.runnerName}`,
+      labels: Object.entries(labels).map(([name, value]) => ({ name, value })),
+      deadline: new Date(this.now().getTime() + spec.ttlMs).toISOString(),
+      applications: [{ name: "forgejo-runner", command: "/bin/bash", args: ["-lc", p.script], environment: p.env, workloadType: "JOB" }],
+    };
+    if (p.cacheTag && p.cachePath) {
+      const volume: VolumeRequest = { tag: p.cacheTag, mountPoint: p.cachePath, persistencyKind: "CACHE" };
+      if (this.cacheSizeMb !== undefined) volume.sizeMb = String(this.cacheSizeMb);
+      req.volumes = [volume];
+    }
+    if (this.image.baseImageId) req.experimental = { macosBaseImageId: this.image.baseImageId };
+    return req;
+  }
+
+  /** Polls DescribeInstance until RUNNING; an instance that ends or errors first fails the launch. */
+  private async waitRunning(instanceId: string, first: DescribeInstanceResponse, signal?: AbortSignal): Promise<void> {
+    const deadline = Date.now() + this.ns.wait_timeout;
+    let d = first;
+    for (;;) {
+      const status = d.metadata.status;
+      if (status === READY) return;
+      if (ENDED.has(status) || d.metadata.destroyedAt) {
+        throw new LaunchError(`macOS instance ${instanceId} ended (${status}) before it ran: ${reasons(d)}`, "transient", instanceId);
+      }
+      if (Date.now() >= deadline) {
+        throw new LaunchError(`macOS instance ${instanceId} was still ${status} after namespace.wait_timeout; raise it if macOS images take longer to boot`, "transient", instanceId);
+      }
+      if (signal?.aborted) throw new LaunchError(`launch of macOS instance ${instanceId} was cancelled`, "transient", instanceId);
+      await new Promise((r) => setTimeout(r, this.pollIntervalMs));
+      try {
+        d = await this.opts.api.describeInstance(instanceId, signal);
+      } catch (err) {
+        if (err instanceof ComputeApiError && err.code === "not_found") {
+          throw new LaunchError(`macOS instance ${instanceId} disappeared before it ran`, "transient", instanceId);
+        }
+        if (err instanceof ComputeApiError && this.kindOf(err) !== "transient") throw err;
+        // A transient describe failure is not the instance's failure: look again.
+      }
+    }
+  }
+
+  private kindOf(err: ComputeApiError): LaunchError["kind"] {
+    switch (err.code) {
+      case "unauthenticated":
+      case "permission_denied":
+      case "token":
+        return "auth";
+      case "invalid_argument":
+      case "failed_precondition":
+      case "out_of_range":
+      case "unimplemented":
+        return "invalid";
+      case "resource_exhausted":
+        return "capacity";
+      default:
+        return "transient";
+    }
+  }
+
+  /** A create that timed out may still have made an instance: find it by our labels and remove it. */
+  private async cleanUpAfterFailedCreate(spec: LaunchSpec, log: Logger): Promise<void> {
+    const filter: Record<string, string> = { [LABEL_RUNNER]: spec.instanceLabels[LABEL_RUNNER] ?? spec.runnerName };
+    const owner = spec.instanceLabels[LABEL_OWNER];
+    if (owner) filter[LABEL_OWNER] = owner;
+    try {
+      for (const i of await this.opts.api.listInstances(filter)) {
+        await this.opts.api.destroyInstance(i.instanceId, "forgejo-nsc: left behind by a failed create");
+        log.info({ instance: i.instanceId }, "destroyed a macOS instance left behind by a failed CreateInstance");
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "could not look for a macOS instance left behind; the orphan sweep will find it");
+    }
+  }
+
+  /**
+   * The fallback: `nsc create` (macOS shape, selectors, --bare, our labels, cidfile and
+   * --output_json_to, bounded by NscCli's outer timeout), then the bootstrap started detached
+   * through `nsc ssh <id> -T -- /bin/bash` with the script on stdin.
+   */
+  private async launchWithNsc(spec: LaunchSpec, p: ReturnType<MacosLauncher["prepare"]>, secret: string, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
+    const nsc = this.opts.nsc!;
+    const labels = { ...spec.instanceLabels, [LABEL_PLATFORM]: "macos" };
+    const volumes = p.cacheTag && p.cachePath ? [`cache:${p.cacheTag}:${p.cachePath}${this.cacheSizeMb ? `:${this.cacheSizeMb}mb` : ""}`] : [];
+    let instanceId: string;
+    try {
+      ({ instanceId } = await nsc.create({
+        machineType: p.shape.machineType,
+        durationMs: spec.ttlMs,
+        bare: true,
+        selectors: this.image.selectors.map((s) => `${s.name}=${s.value}`),
+        labels,
+        purpose: `forgejo runner ${spec.runnerName}`,
+        volumes,
+        waitTimeoutMs: Math.max(this.ns.wait_timeout, 6 * 60_000),
+        signal,
+      }));
+    } catch (err) {
+      if (!(err instanceof NscError)) throw err;
+      if (err.instanceId) await nsc.destroy(err.instanceId).catch(() => undefined);
+      const kind: LaunchError["kind"] = err.kind === "capacity" || err.kind === "timeout" ? "capacity" : err.kind === "auth" || err.kind === "invalid" ? err.kind : "transient";
+      throw new LaunchError(`macOS fallback (nsc create) for runner ${spec.runnerName} failed: ${err.message}`, kind, err.instanceId);
+    }
+    log.info({ instance: instanceId }, "macOS instance created with nsc; starting the runner over nsc ssh");
+    try {
+      const payload = buildDetachedBashLauncher({ script: p.script, env: p.env });
+      await nsc.ssh(instanceId, ["/bin/bash"], { input: payload, secrets: [secret], timeoutMs: 120_000, signal });
+    } catch (err) {
+      await nsc.destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: (e as Error).message }, "could not destroy the fallback instance; the orphan sweep retries"));
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new LaunchError(`starting the runner on macOS instance ${instanceId} over nsc ssh failed: ${msg}`, "transient", instanceId);
+    }
+    log.info({ instance: instanceId }, "macOS runner started in the background (nsc fallback)");
+    return { instanceId };
+  }
+}
