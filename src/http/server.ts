@@ -27,6 +27,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     disableRequestLogging: false,
   }) as unknown as FastifyInstance;
 
+  // JSON only: a text/plain body should be told so (415), not half-parsed.
+  app.removeContentTypeParser("text/plain");
   app.addHook("onSend", async (req, reply) => {
     reply.header("x-request-id", req.id);
   });
