@@ -1,0 +1,127 @@
+# Checks of the Nix files that need no nixpkgs and no network, for machines where the flake cannot
+# be evaluated (CI without Nix, air-gapped hosts):
+#   nix-instantiate --eval --strict nix/tests/static.nix
+# It evaluates nix/npm-lock.nix on the real package-lock.json, the NixOS module against a stub
+# `lib`, and the flake's outputs against a stub nixpkgs; any wrong value aborts with a message.
+# The real evaluation is `nix flake check` (it needs nixpkgs, so the network).
+let
+  check = what: got: want: if got == want then true else throw "${what}: got ${builtins.toJSON got}, want ${builtins.toJSON want}";
+
+  # --- npm-lock.nix -------------------------------------------------------------------------
+  lock = import ../npm-lock.nix { } (builtins.fromJSON (builtins.readFile ../../package-lock.json));
+  names = builtins.attrNames lock.packages;
+  unresolved = builtins.filter (k: k != "" && !(lock.packages.${k} ? resolved)) names;
+  lockChecks = [
+    (check "every locked package has a URL" unresolved [ ])
+    (check "the root package needs none" (lock.packages."" ? resolved) false)
+    (check "scoped package URL" lock.packages."node_modules/@types/node".resolved
+      "https://registry.npmjs.org/@types/node/-/node-${lock.packages."node_modules/@types/node".version}.tgz")
+    (check "nested package URL" lock.packages."node_modules/@eslint/eslintrc/node_modules/ajv".resolved
+      "https://registry.npmjs.org/ajv/-/ajv-${lock.packages."node_modules/@eslint/eslintrc/node_modules/ajv".version}.tgz")
+  ];
+
+  # --- module.nix ---------------------------------------------------------------------------
+  lib = {
+    mkOption = x: x;
+    mkEnableOption = x: x;
+    mkIf = condition: content: { _type = "if"; inherit condition content; };
+    mkMerge = x: x;
+    mkDefault = x: x;
+    types = {
+      package = "package";
+      nullOr = x: x;
+      path = "path";
+      attrsOf = x: x;
+    };
+    literalExpression = x: x;
+    concatLists = builtins.concatLists;
+    mapAttrsToList = f: a: map (k: f k a.${k}) (builtins.attrNames a);
+    concatStringsSep = builtins.concatStringsSep;
+    imap0 = f: l: builtins.genList (i: f i (builtins.elemAt l i)) (builtins.length l);
+    optional = c: x: if c then [ x ] else [ ];
+    getExe' = p: n: "${p}/bin/${n}";
+    getExe = p: "${p}/bin/nsc";
+  };
+  pkgs = {
+    formats.yaml = _: {
+      type = "yaml";
+      generate = n: _v: "/nix/store/${n}";
+    };
+    stdenv.hostPlatform.system = "x86_64-linux";
+  };
+  module = import ../module.nix { packages.x86_64-linux.forgejo-nsc = "/pkg"; };
+  daemon = settings: {
+    enable = true;
+    configFile = null;
+    package = "/pkg";
+    nscPackage = null;
+    credentials.forgejo-token = "/run/agenix/forgejo";
+    environmentFile = null;
+    inherit settings;
+  };
+  eval = dispatcherSettings: module {
+    config.services.forgejo-nsc = {
+      dispatcher = daemon dispatcherSettings;
+      autoscaler = daemon { listen = "127.0.0.1:8081"; };
+    };
+    inherit lib pkgs;
+  };
+  parts = r: {
+    dispatcher = (builtins.elemAt r.config 0).content;
+    autoscaler = (builtins.elemAt r.config 1).content;
+  };
+  urlFor = listen: (parts (eval { inherit listen; })).autoscaler.services.forgejo-nsc.autoscaler.settings.content.dispatcher.url.content;
+  withSecrets = parts (eval {
+    listen = "127.0.0.1:8080";
+    forgejo.token = "plain";
+    forgejo.token_file = "\${CREDENTIALS_DIRECTORY}/forgejo-token";
+    auth.tokens = [ ];
+  });
+  unit = withSecrets.dispatcher.systemd.services.forgejo-nsc-dispatcher;
+  moduleChecks = [
+    (check "autoscaler finds a dispatcher on 0.0.0.0" (urlFor "0.0.0.0:9090") "http://127.0.0.1:9090")
+    (check "autoscaler finds a dispatcher on :port" (urlFor ":8080") "http://127.0.0.1:8080")
+    (check "autoscaler finds a dispatcher on [::]" (urlFor "[::]:8080") "http://[::1]:8080")
+    (check "autoscaler keeps a concrete host" (urlFor "10.1.2.3:8080") "http://10.1.2.3:8080")
+    (check "plain secrets are warned about, empty lists are not" withSecrets.dispatcher.warnings [
+      "services.forgejo-nsc.dispatcher.settings.forgejo.token holds a secret that ends up world-readable in the Nix store; use credentials and forgejo.token_file instead"
+    ])
+    (check "credentials become LoadCredential" unit.serviceConfig.LoadCredential [ "forgejo-token:/run/agenix/forgejo" ])
+    (check "ExecStart" unit.serviceConfig.ExecStart "/pkg/bin/forgejo-nsc-dispatcher --config /nix/store/forgejo-nsc-dispatcher.yaml")
+    (check "config checked before start" unit.serviceConfig.ExecStartPre "/pkg/bin/forgejo-nsc-dispatcher --config /nix/store/forgejo-nsc-dispatcher.yaml --check")
+    (check "no capabilities" unit.serviceConfig.CapabilityBoundingSet "")
+    (check "nsc never updates itself" unit.environment.NS_DO_NOT_UPDATE "1")
+    (check "autoscaler starts after the dispatcher"
+      (builtins.elem "forgejo-nsc-dispatcher.service" withSecrets.autoscaler.systemd.services.forgejo-nsc-autoscaler.after) true)
+  ];
+
+  # --- flake.nix ----------------------------------------------------------------------------
+  stubLib = {
+    genAttrs = ns: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) ns);
+    nixosSystem = _: { config.systemd.units = { "forgejo-nsc-dispatcher.service".unit = "d"; "forgejo-nsc-autoscaler.service".unit = "a"; }; };
+  };
+  stubPkgs = system: {
+    callPackage = path: args: { inherit path args system; };
+    mkShell = a: a;
+    nodejs_22 = "nodejs_22";
+    python3 = "python3";
+    gcc = "gcc";
+    gnumake = "gnumake";
+    sqlite = "sqlite";
+  };
+  flake = (import ../../flake.nix).outputs {
+    self = flake;
+    nixpkgs = {
+      lib = stubLib;
+      legacyPackages = stubLib.genAttrs [ "x86_64-linux" "aarch64-linux" ] stubPkgs;
+    };
+  };
+  flakeChecks = [
+    (check "packages per system" (builtins.attrNames flake.packages.aarch64-linux) [ "default" "forgejo-nsc" "image" "image-without-nsc" "nsc" ])
+    (check "image carries nsc" (flake.packages.x86_64-linux.image.args.nsc.system) "x86_64-linux")
+    (check "image-without-nsc has none" flake.packages.x86_64-linux.image-without-nsc.args.nsc null)
+    (check "dev shell has node 22" (builtins.elem "nodejs_22" flake.devShells.x86_64-linux.default.packages) true)
+    (check "module is a function" (builtins.isFunction flake.nixosModules.default) true)
+  ];
+in
+builtins.all (x: x) (lockChecks ++ moduleChecks ++ flakeChecks)
