@@ -42,7 +42,7 @@ export function parseMacosShape(machineType: string, arch = "arm64"): MacosShape
     throw new MacosConfigError(`machine type "${machineType}" is for ${os}, but this runner is macOS; use ${allowed}`);
   }
   const machineArch = (prefixArch ?? arch).toLowerCase();
-  if (machineArch !== "arm64") throw new MacosConfigError(`macOS runners are arm64 only, not "${machineArch}"`);
+  if (machineArch !== "arm64") throw new MacosConfigError(`macOS runners are arm64 only, not "${machineArch}"; use ${allowed}`);
   const cpu = Number(cpuText);
   const memRaw = Number(memText);
   const memGb = memRaw >= 1024 ? memRaw / 1024 : memRaw;
