@@ -102,12 +102,16 @@ const targetSchema = z
     max_runners: z.number().int().positive().optional(),
   })
   .strict()
-  .superRefine((t, ctx) => {
-    const peak = Math.max(t.min_idle, ...t.min_idle_schedule.map((p) => p.min_idle));
-    if (t.max_runners !== undefined && peak > t.max_runners) {
-      ctx.addIssue({ code: "custom", path: ["max_runners"], message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill` });
-    }
-  });
+  .superRefine(
+    (t, ctx) => {
+      const sizes = [t.min_idle, ...(Array.isArray(t.min_idle_schedule) ? t.min_idle_schedule.map((p) => p?.min_idle) : [])].filter((n) => typeof n === "number");
+      const peak = Math.max(0, ...sizes);
+      if (typeof t.max_runners === "number" && peak > t.max_runners) {
+        ctx.addIssue({ code: "custom", path: ["max_runners"], message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill` });
+      }
+    },
+    { when: () => true },
+  );
 
 const webhookSchema = z
   .object({
@@ -135,18 +139,25 @@ const instanceSchema = z
     targets: z.array(targetSchema).min(1, "give at least one target (a label set to serve)"),
   })
   .strict()
-  .superRefine((i, ctx) => {
-    if (i.poll_interval < 1000) ctx.addIssue({ code: "custom", path: ["poll_interval"], message: "must be at least 1s (each poll is several API calls)" });
-    if (i.resync_interval !== 0 && i.resync_interval < 1000) {
-      ctx.addIssue({ code: "custom", path: ["resync_interval"], message: "must be 0 (never) or at least 1s" });
-    }
-    const names = new Set<string>();
-    i.targets.forEach((t, idx) => {
-      const n = targetName(t);
-      if (names.has(n)) ctx.addIssue({ code: "custom", path: ["targets", idx, "name"], message: `"${n}" is used by an earlier target; names must be unique within an instance` });
-      names.add(n);
-    });
-  });
+  .superRefine(
+    (i, ctx) => {
+      // Runs even when other keys are invalid, so every problem is listed at once: read defensively.
+      if (typeof i.poll_interval === "number" && i.poll_interval < 1000) {
+        ctx.addIssue({ code: "custom", path: ["poll_interval"], message: "must be at least 1s (each poll is several API calls)" });
+      }
+      if (typeof i.resync_interval === "number" && i.resync_interval !== 0 && i.resync_interval < 1000) {
+        ctx.addIssue({ code: "custom", path: ["resync_interval"], message: "must be 0 (never) or at least 1s" });
+      }
+      const names = new Set<string>();
+      (Array.isArray(i.targets) ? i.targets : []).forEach((t, idx) => {
+        if (!t || !Array.isArray(t.labels)) return;
+        const n = targetName(t);
+        if (names.has(n)) ctx.addIssue({ code: "custom", path: ["targets", idx, "name"], message: `"${n}" is used by an earlier target; names must be unique within an instance` });
+        names.add(n);
+      });
+    },
+    { when: () => true },
+  );
 
 const webhooksSchema = z
   .object({
@@ -169,27 +180,35 @@ export const autoscalerConfigSchema = z
     log: logSchema,
   })
   .strict()
-  .superRefine((c, ctx) => {
-    const seen = new Map<string, number>();
-    c.instances.forEach((inst, idx) => {
-      const key = inst.name.toLowerCase();
-      const first = seen.get(key);
-      if (first !== undefined) {
-        ctx.addIssue({ code: "custom", path: ["instances", idx, "name"], message: `"${inst.name}" is already the name of instances[${first}]; names must be unique` });
-      } else seen.set(key, idx);
-      if (!c.dispatcher?.url && !inst.dispatcher?.url) {
-        ctx.addIssue({ code: "custom", path: ["instances", idx, "dispatcher", "url"], message: "required when there is no top-level dispatcher.url" });
-      }
-    });
-    const { host } = splitListen(c.listen);
-    if (!isLoopbackHost(host) && c.auth.tokens.length === 0 && !c.auth.allow_unauthenticated) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["auth", "tokens"],
-        message: `listen ${c.listen} is not a loopback address: set auth.tokens (or auth.tokens_file) for the status API, or auth.allow_unauthenticated: true on a trusted network`,
+  .superRefine(
+    (c, ctx) => {
+      // Runs even when other keys are invalid, so every problem is listed at once: read defensively.
+      const seen = new Map<string, number>();
+      (Array.isArray(c.instances) ? c.instances : []).forEach((inst, idx) => {
+        if (!inst || typeof inst !== "object") return;
+        if (typeof inst.name === "string") {
+          const key = inst.name.toLowerCase();
+          const first = seen.get(key);
+          if (first !== undefined) {
+            ctx.addIssue({ code: "custom", path: ["instances", idx, "name"], message: `"${inst.name}" is already the name of instances[${first}]; names must be unique` });
+          } else seen.set(key, idx);
+        }
+        if (!c.dispatcher?.url && !inst.dispatcher?.url) {
+          ctx.addIssue({ code: "custom", path: ["instances", idx, "dispatcher", "url"], message: "required when there is no top-level dispatcher.url" });
+        }
       });
-    }
-  });
+      if (typeof c.listen !== "string" || !c.auth || !Array.isArray(c.auth.tokens)) return;
+      const { host } = splitListen(c.listen);
+      if (!isLoopbackHost(host) && c.auth.tokens.length === 0 && !c.auth.allow_unauthenticated) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["auth", "tokens"],
+          message: `listen ${c.listen} is not a loopback address: set auth.tokens (or auth.tokens_file) for the status API, or auth.allow_unauthenticated: true on a trusted network`,
+        });
+      }
+    },
+    { when: () => true },
+  );
 
 export type AutoscalerConfig = z.infer<typeof autoscalerConfigSchema>;
 export type InstanceConfig = AutoscalerConfig["instances"][number];
