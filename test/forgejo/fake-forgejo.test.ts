@@ -384,3 +384,17 @@ describe("knobs", () => {
     expect(f.calls.map((c) => c.status)).toEqual([503, 200, 503, 200]);
   });
 });
+
+describe("takeJob", () => {
+  it("puts exactly that job in running through a simulated runner; finishJob completes it", async () => {
+    const f = await start({ version: "15.0.3" });
+    f.addJob({ repo: "acme/app", runs_on: ["l"] });
+    const second = f.addJob({ repo: "acme/app", runs_on: ["l"] });
+    const { runner, job } = f.takeJob(second.id);
+    expect(job).toMatchObject({ id: second.id, status: "running", attempt: 1, runnerId: runner.id });
+    expect(() => f.takeJob(second.id)).toThrow(/not waiting/);
+    f.finishJob(second.id, "cancelled");
+    expect(f.job(second.id)!.status).toBe("cancelled");
+    expect(f.runner(runner.id)!.busy).toBe(false);
+  });
+});

@@ -78,6 +78,8 @@ export interface FakeForgejo {
   rerunJob(id: number): FakeJob;
   /** Register/declare/fetch as forgejo-runner does; returns the job the runner was handed, if any. */
   connectRunner(spec: ConnectSpec): { runner: FakeRunner; job?: FakeJob };
+  /** A simulated instance-level runner with the job's labels takes exactly this job. */
+  takeJob(id: number): { runner: FakeRunner; job: FakeJob };
   /** A connected runner polls again (FetchTask). */
   fetchTask(uuid: string, handle?: string): FakeJob | undefined;
   disconnectRunner(uuid: string): void;
@@ -270,6 +272,7 @@ export async function startFakeForgejo(opts: FakeForgejoOptions = {}): Promise<F
     unblockJob: (id) => world.unblockJob(id),
     rerunJob: (id) => world.rerunJob(id),
     connectRunner: (spec) => world.connectRunner(spec),
+    takeJob: (id) => world.takeJob(id),
     fetchTask(uuid, handle) {
       const r = world.state.runners.find((x) => x.uuid === uuid && !x.deleted);
       if (!r) throw new Error(`fake Forgejo: no runner with uuid ${uuid}`);

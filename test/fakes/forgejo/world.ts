@@ -304,6 +304,22 @@ export class FakeWorld {
     return job;
   }
 
+  /**
+   * Shortcut for tests that only need "a runner took this job": a connected instance-level runner
+   * with exactly the job's labels takes it (the same path FetchTask uses).
+   */
+  takeJob(id: number): { runner: FakeRunner; job: FakeJob } {
+    const job = this.mustJob(id);
+    if (job.status !== "waiting") throw new Error(`fake Forgejo: job ${id} is ${job.status}, not waiting`);
+    const runner = this.registerRunner({ level: "instance" }, { name: `sim-runner-${this.seq.runner + 1}`, ephemeral: false, via: "registration_token" });
+    runner.labels = [...job.runsOn];
+    runner.version = "v12.6.4";
+    runner.online = true;
+    const taken = this.fetchTask(runner, this.features.runnersApi ? job.handle : undefined);
+    if (taken?.id !== id) throw new Error(`fake Forgejo: job ${id} could not be assigned (an older waiting job with the same labels went first)`);
+    return { runner, job: taken };
+  }
+
   private runnerCoversRepo(runner: FakeRunner, repoId: number): boolean {
     if (runner.ownerId === 0 && runner.repoId === 0) return true;
     if (runner.repoId !== 0) return runner.repoId === repoId;
