@@ -116,7 +116,8 @@ describe("NscCli.run", () => {
   });
 
   it("refuses env and label values nsc would misparse instead of corrupting them", async () => {
-    for (const env of [{ U: "https://h/?a=b,c" }, { Q: 'x="y"' }, { T: '"quoted"' }]) {
+    const envs: Record<string, string>[] = [{ U: "https://h/?a=b,c" }, { Q: 'x="y"' }, { T: '"quoted"' }];
+    for (const env of envs) {
       const err = await rejection(cli().run({ image: "i", env, command: ["true"] }));
       expect(err.kind).toBe("invalid");
       expect(err.message).toContain("bootstrap script");
