@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import type { AutoscalerStatus } from "../../src/autoscaler/status.js";
 import { runCli } from "../../src/cli/main.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -60,19 +61,26 @@ const RUNNERS = [
   },
 ];
 
-const AUTOSCALER_STATUS = {
+const AUTOSCALER_STATUS: AutoscalerStatus = {
   instances: [
     {
       name: "forgejo",
-      kind: "forgejo",
-      version: "15.0.3",
+      base_url: "https://forgejo.example.com",
+      scope: "repo:acme/app",
+      server: { kind: "forgejo", version: "15.0.3+gitea-1.22.0", job_handles: true, runner_list: true },
       mode: "polling",
+      startup_error: null,
       last_poll_at: ago(3_000),
-      last_error: null,
-      targets: [{ name: "linux-medium", labels: ["namespace-profile-linux-medium"], waiting: 2, idle: 0, in_flight: 2, min_idle: 1, max_runners: 5 }],
+      last_success_at: ago(3_000),
+      last_error: { at: ago(120_000), message: "GET /api/v1/repos/acme/app/actions/runners/jobs: Forgejo answered 502" },
+      next_poll_at: new Date(NOW.getTime() + 7_000).toISOString(),
+      webhook: { configured: true, setup: "ok", message: null, last_delivery_at: ago(40_000), last_delivery_event: "action_run_success", workflow_job_seen: false },
+      targets: [
+        { name: "linux-medium", labels: ["namespace-profile-linux-medium"], waiting: 2, running: 1, idle: 0, in_flight: 2, min_idle: 1, min_idle_period: null, max_runners: 5, note: null },
+      ],
       waiting_jobs: [
-        { id: 43, attempt: 0, name: "build", runs_on: ["namespace-profile-linux-medium"], target: "linux-medium", reason: "runner requested from the dispatcher" },
-        { id: 44, name: "cuda", runs_on: ["gpu"], target: null, reason: "no target has every label of gpu" },
+        { id: 43, attempt: 0, handle: "h-43", runs_on: ["namespace-profile-linux-medium"], target: "linux-medium", state: "in_flight", reason: "runner requested from the dispatcher" },
+        { id: 44, attempt: null, handle: null, runs_on: ["gpu"], target: null, state: "unmatched", reason: "no target has every label of gpu" },
       ],
     },
   ],
@@ -141,12 +149,16 @@ describe("forgejo-nsc status", () => {
     expect(lineWith(out, "nscloud-ccc")).toMatch(/launching\s+1m05s\s+linux\s+\S+\s+#43\s+nsc run in progress/);
 
     expect(out).toContain(`Autoscaler ${a.url}`);
-    expect(lineWith(out, "instance forgejo")).toMatch(/instance forgejo\s+\|\s+forgejo 15\.0\.3\s+\|\s+mode polling\s+\|\s+last poll 3s ago/);
-    expect(lineWith(out, "    linux-medium")).toMatch(/^ {4}linux-medium\s+namespace-profile-linux-medium\s+2\s+0\s+2\s+1\s+5$/);
+    expect(lineWith(out, "instance forgejo")).toBe("  instance forgejo  |  Forgejo 15.0.3  |  mode polling  |  last poll 3s ago  |  next in 7s");
+    expect(out).toContain("  https://forgejo.example.com  scope repo:acme/app\n");
+    expect(out).toContain("  last error 2m00s ago: GET /api/v1/repos/acme/app/actions/runners/jobs: Forgejo answered 502\n");
+    expect(out).toContain("  webhook: ok, last delivery 40s ago (action_run_success)\n");
+    expect(out).toMatch(/TARGET\s+LABELS\s+WAITING\s+RUNNING\s+IDLE\s+IN FLIGHT\s+MIN IDLE\s+CAP\s+NOTE/);
+    expect(lineWith(out, "    linux-medium")).toMatch(/^ {4}linux-medium\s+namespace-profile-linux-medium\s+2\s+1\s+0\s+2\s+1\s+5\s+-$/);
     expect(out).toContain("waiting jobs (2):");
     // Job 43 is matched to the dispatcher runner that serves it.
-    expect(lineWith(out, "#43/0")).toMatch(/#43\/0\s+build\s+namespace-profile-linux-medium\s+linux-medium\s+nscloud-ccc\s+runner requested from the dispatcher$/);
-    expect(lineWith(out, "#44")).toMatch(/#44\s+cuda\s+gpu\s+-\s+-\s+no target has every label of gpu$/);
+    expect(lineWith(out, "#43/0")).toMatch(/#43\/0\s+namespace-profile-linux-medium\s+linux-medium\s+in_flight\s+nscloud-ccc\s+runner requested from the dispatcher$/);
+    expect(lineWith(out, "#44")).toMatch(/#44\s+gpu\s+-\s+unmatched\s+-\s+no target has every label of gpu$/);
     expect(m.all()).not.toContain(TOKEN);
   });
 

@@ -1,48 +1,62 @@
 import { z } from "zod";
 
 /*
- * The autoscaler's GET /api/v1/status as the CLI reads it. Lenient: unknown fields pass, counts
- * and times are optional, so a CLI of another version still prints what it understands.
+ * The autoscaler's GET /api/v1/status (src/autoscaler/status.ts) as the CLI reads it. Lenient:
+ * unknown fields pass and most fields may be missing, so a CLI of another version still prints
+ * what it understands. test/cli/contract-types.test.ts checks at compile time that the
+ * autoscaler's own type is accepted.
  */
 
 const nullish = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined);
+const list = <T extends z.ZodType>(t: T) => z.array(t).nullish().transform((v) => v ?? []);
 
 export const waitingJobSchema = z.looseObject({
   id: z.number(),
   attempt: nullish(z.number()),
   handle: nullish(z.string()),
-  name: nullish(z.string()),
-  runs_on: z.array(z.string()).nullish().transform((v) => v ?? []),
+  runs_on: list(z.string()),
   target: nullish(z.string()),
-  runner: nullish(z.string()),
+  state: nullish(z.string()),
   reason: z.string().default(""),
 });
 
 export const targetStatusSchema = z.looseObject({
   name: nullish(z.string()),
-  labels: z.array(z.string()).default([]),
+  labels: list(z.string()),
   waiting: nullish(z.number()),
+  running: nullish(z.number()),
   idle: nullish(z.number()),
   in_flight: nullish(z.number()),
   min_idle: nullish(z.number()),
   max_runners: nullish(z.number()),
+  note: nullish(z.string()),
 });
 
 export const instanceStatusSchema = z.looseObject({
   name: z.string(),
-  kind: nullish(z.string()),
-  version: nullish(z.string()),
+  base_url: nullish(z.string()),
+  scope: nullish(z.string()),
+  server: nullish(z.looseObject({ kind: z.string(), version: z.string() })),
   mode: nullish(z.string()),
+  startup_error: nullish(z.string()),
   last_poll_at: nullish(z.string()),
   last_success_at: nullish(z.string()),
-  last_error: nullish(z.string()),
-  targets: z.array(targetStatusSchema).nullish().transform((v) => v ?? []),
-  waiting_jobs: z.array(waitingJobSchema).nullish().transform((v) => v ?? []),
+  last_error: nullish(z.looseObject({ at: nullish(z.string()), message: z.string() })),
+  next_poll_at: nullish(z.string()),
+  webhook: nullish(
+    z.looseObject({
+      configured: nullish(z.boolean()),
+      setup: nullish(z.string()),
+      message: nullish(z.string()),
+      last_delivery_at: nullish(z.string()),
+      last_delivery_event: nullish(z.string()),
+    }),
+  ),
+  targets: list(targetStatusSchema),
+  waiting_jobs: list(waitingJobSchema),
 });
 
-export const autoscalerStatusSchema = z.looseObject({
-  instances: z.array(instanceStatusSchema).nullish().transform((v) => v ?? []),
-});
+export const autoscalerStatusSchema = z.looseObject({ instances: list(instanceStatusSchema) });
 
 export type AutoscalerStatus = z.infer<typeof autoscalerStatusSchema>;
 export type InstanceStatus = z.infer<typeof instanceStatusSchema>;

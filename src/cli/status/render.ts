@@ -53,19 +53,46 @@ function renderDispatcher(r: DaemonResult<RunnerSummary[]>, states: readonly str
   );
 }
 
+function agoText(iso: string | undefined, now: Date): string {
+  const d = since(iso, now);
+  if (d === undefined) return "-";
+  return d >= 0 ? `${formatAge(d)} ago` : `in ${formatAge(-d)}`;
+}
+
+function serverText(i: InstanceStatus): string {
+  if (!i.server) return "server not reached yet";
+  const kind = i.server.kind === "forgejo" ? "Forgejo" : i.server.kind === "gitea" ? "Gitea" : i.server.kind;
+  return `${kind} ${i.server.version.replace(/\+gitea-.*$/, "")}`;
+}
+
 function instanceHeader(i: InstanceStatus, now: Date): string {
-  const server = [i.kind, i.version].filter(Boolean).join(" ") || "server unknown";
-  const poll = i.last_poll_at ? `last poll ${formatAge(since(i.last_poll_at, now))} ago` : "not polled yet";
-  const parts = [`instance ${i.name}`, server, `mode ${dash(i.mode)}`, poll];
-  const head = `  ${parts.join("  |  ")}\n`;
-  return i.last_error ? `${head}  last error: ${i.last_error}\n` : head;
+  const poll = i.last_poll_at ? `last poll ${agoText(i.last_poll_at, now)}` : "not polled yet";
+  const next = i.next_poll_at ? `next ${agoText(i.next_poll_at, now)}` : undefined;
+  const head = [`instance ${i.name}`, serverText(i), `mode ${dash(i.mode)}`, poll, next].filter(Boolean).join("  |  ");
+  const lines = [`  ${head}`];
+  if (i.base_url || i.scope) lines.push(`  ${[i.base_url, i.scope ? `scope ${i.scope}` : undefined].filter(Boolean).join("  ")}`);
+  if (i.startup_error) lines.push(`  CANNOT SERVE THIS INSTANCE: ${i.startup_error}`);
+  if (i.last_error) lines.push(`  last error ${agoText(i.last_error.at, now)}: ${i.last_error.message}`);
+  const w = i.webhook;
+  if (w) {
+    const setup = w.setup === "not_configured" || (!w.setup && !w.configured) ? "not managed" : dash(w.setup);
+    const last = w.last_delivery_at ? `, last delivery ${agoText(w.last_delivery_at, now)}${w.last_delivery_event ? ` (${w.last_delivery_event})` : ""}` : ", no delivery yet";
+    lines.push(`  webhook: ${setup}${w.message ? ` (${w.message})` : ""}${last}`);
+  }
+  return lines.join("\n") + "\n";
 }
 
 function waitingRows(jobs: readonly WaitingJob[], runnerByJob: Map<number, RunnerSummary> | undefined): string[][] {
   return jobs.map((j) => {
-    const runner = j.runner ?? runnerByJob?.get(j.id)?.name;
     const attempt = j.attempt !== undefined ? `/${j.attempt}` : "";
-    return [`#${j.id}${attempt}`, dash(j.name), j.runs_on.length ? j.runs_on.join(",") : "-", dash(j.target), dash(runner), dash(j.reason)];
+    return [
+      `#${j.id}${attempt}`,
+      j.runs_on.length ? j.runs_on.join(",") : "-",
+      dash(j.target),
+      dash(j.state),
+      dash(runnerByJob?.get(j.id)?.name),
+      dash(j.reason),
+    ];
   });
 }
 
@@ -84,18 +111,20 @@ function renderAutoscaler(r: DaemonResult<AutoscalerStatus>, now: Date, runners:
         t.name ?? `#${idx + 1}`,
         t.labels.length ? t.labels.join(",") : "-",
         dash(t.waiting),
+        dash(t.running),
         dash(t.idle),
         dash(t.in_flight),
         dash(t.min_idle),
         dash(t.max_runners),
+        dash(t.note),
       ]);
-      out += "\n" + formatTable(["TARGET", "LABELS", "WAITING", "IDLE", "IN FLIGHT", "MIN IDLE", "CAP"], rows, "    ");
+      out += "\n" + formatTable(["TARGET", "LABELS", "WAITING", "RUNNING", "IDLE", "IN FLIGHT", "MIN IDLE", "CAP", "NOTE"], rows, "    ");
     }
     if (inst.waiting_jobs.length === 0) {
       out += "\n    no waiting jobs\n";
     } else {
       out += `\n    waiting jobs (${inst.waiting_jobs.length}):\n`;
-      out += formatTable(["JOB", "NAME", "RUNS ON", "TARGET", "RUNNER", "WHY NO RUNNER YET"], waitingRows(inst.waiting_jobs, runnerByJob), "    ");
+      out += formatTable(["JOB", "RUNS ON", "TARGET", "STATE", "RUNNER", "WHY NO RUNNER YET"], waitingRows(inst.waiting_jobs, runnerByJob), "    ");
     }
   }
   return out;
