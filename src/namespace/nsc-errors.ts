@@ -91,7 +91,7 @@ export function hintFor(kind: NscErrorKind, text: string): string {
     case "capacity":
       return "Namespace ran out of capacity: retry later or pick a smaller machine_type";
     case "invalid":
-      return "nsc rejected the command: check namespace.image, machine_type, the linux_cache_* settings and labels, and that nsc is recent (v0.0.465 or newer)";
+      return "nsc rejected the command: check namespace.image, machine_type, the linux_cache_* settings and labels, and that nsc is v0.0.433 or newer";
     case "timeout":
       return /never became ready|deadline exceeded/i.test(text)
         ? "the instance did not become ready in time: raise namespace.wait_timeout for large images"
