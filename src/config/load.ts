@@ -16,6 +16,13 @@ export class ConfigError extends Error {
 /** Keys whose value is a secret; `<key>_file` reads it from a file instead (agenix, systemd credentials). */
 const SECRET_KEYS = new Set(["token", "tokens", "webhook_secret", "secret", "password", "bearer_token"]);
 
+/**
+ * `_file` keys whose value is a path the daemon hands on, not a secret to read in:
+ * nsc reads namespace.token_file itself through NSC_TOKEN_FILE (and the Compute API client
+ * re-reads it on every call so a rotated token takes effect).
+ */
+const PATH_KEYS = new Set(["namespace.token_file"]);
+
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 type Env = Record<string, string | undefined>;
@@ -53,6 +60,7 @@ export function resolveTree(node: unknown, path: string, env: Env, problems: str
     const base = key.endsWith("_file") ? key.slice(0, -5) : undefined;
     if (!base || !SECRET_KEYS.has(base) || typeof value !== "string") continue;
     const at = path ? `${path}.${key}` : key;
+    if (PATH_KEYS.has(at)) continue;
     const content = readSecretFile(value, at, problems);
     if (content === undefined) continue;
     if (base === "tokens") {

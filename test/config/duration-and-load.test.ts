@@ -71,3 +71,10 @@ describe("config.example.yaml", () => {
     expect(c.forgejo.base_url).toBe("https://forgejo.example.com");
   });
 });
+
+describe("namespace.token_file", () => {
+  it("stays a path: nsc and the Compute API read it themselves", () => {
+    const c = parseConfig(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', token: t}\nnamespace: {token_file: /nonexistent/nsc-token.json}\n", "t.yaml", {});
+    expect(c.namespace.token_file).toBe("/nonexistent/nsc-token.json");
+  });
+});

@@ -7,6 +7,24 @@ import type { FakeForgejo } from "./forgejo/index.js";
 import type { FakeNsc, FakeNscInstance } from "./nsc/index.js";
 
 const run = promisify(execFile);
+
+/**
+ * Live instances read straight from the fake's state file (written by atomic rename), without the
+ * synchronous `__fake state` call, so a simulator sharing a process with the daemons never blocks
+ * their event loop.
+ */
+export function liveInstances(nsc: FakeNsc): FakeNscInstance[] {
+  if (!existsSync(nsc.statePath)) return [];
+  const state = JSON.parse(readFileSync(nsc.statePath, "utf8")) as { instances: Record<string, Record<string, FakeNscInstance>> };
+  return Object.values(state.instances)
+    .flatMap((byId) => Object.values(byId))
+    .filter((i) => !i.destroyed_at);
+}
+
+/** `__fake exit` without blocking the event loop. */
+async function exitContainer(nsc: FakeNsc, id: string, code: number): Promise<void> {
+  await run(nsc.bin, ["__fake", "exit", id, String(code)], { env: { ...process.env, ...nsc.env } });
+}
 const FAKE_RUNNER_DIR = join(dirname(fileURLToPath(import.meta.url)), "forgejo-runner");
 
 interface RunnerInvocation {
@@ -74,7 +92,7 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     } catch (err) {
       t.done = true;
       emit({ type: "bootstrap_failed", instance: inst.id, runner, at: Date.now(), detail: (err as { stderr?: string }).stderr ?? String(err) });
-      opts.nsc.exitContainer(inst.id, 1);
+      await exitContainer(opts.nsc, inst.id, 1);
       return;
     }
     const calls = readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as RunnerInvocation);
@@ -88,7 +106,7 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     if (!main || main.exitCode !== 0) {
       t.done = true;
       emit({ type: "bootstrap_failed", instance: inst.id, runner, at: Date.now(), detail: JSON.stringify(main?.problems ?? "no one-job call") });
-      opts.nsc.exitContainer(inst.id, 1);
+      await exitContainer(opts.nsc, inst.id, 1);
       return;
     }
     t.oneJob = main.command === "one-job";
@@ -116,7 +134,7 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     }
   }
 
-  function step(t: Tracked): void {
+  async function step(t: Tracked): Promise<void> {
     if (t.done) return;
     if (!t.job && t.uuid) {
       const job = opts.forgejo.fetchTask(t.uuid, t.handle);
@@ -132,7 +150,7 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
       if (t.oneJob) {
         t.done = true;
         if (t.uuid) opts.forgejo.disconnectRunner(t.uuid);
-        opts.nsc.exitContainer(t.instance, 0);
+        await exitContainer(opts.nsc, t.instance, 0);
         emit({ type: "exited", instance: t.instance, runner: t.runner, at: Date.now(), code: 0 });
       }
     }
@@ -142,12 +160,11 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     if (busy || stopped) return;
     busy = true;
     try {
-      if (!existsSync(opts.nsc.statePath)) return;
-      for (const inst of opts.nsc.instances()) {
+      for (const inst of liveInstances(opts.nsc)) {
         if (inst.kind !== "run" || tracked.has(inst.id) || inst.container?.state !== "running") continue;
         await boot(inst);
       }
-      for (const t of tracked.values()) step(t);
+      for (const t of tracked.values()) await step(t);
     } finally {
       busy = false;
     }
