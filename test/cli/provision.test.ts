@@ -136,6 +136,7 @@ describe("forgejo-nsc provision", () => {
     expect(d.forgejo.default_labels).toEqual(["namespace-profile-linux-medium"]);
     expect(d.namespace.token_file).toBe(join(out, "nsc-token.json"));
     expect(d.namespace.region).toBe("ord4");
+    expect(d.namespace.nsc_binary).toBe(nsc.bin);
     expect(d.auth.tokens).toEqual([read("dispatcher-token").trim()]);
     const a = loadConfigFile(autoscalerConfigSchema, join(out, "autoscaler.yaml"), {});
     expect(a.dispatcher).toMatchObject({ url: "http://127.0.0.1:8080", token: read("dispatcher-token").trim() });

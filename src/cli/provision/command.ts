@@ -57,7 +57,8 @@ Namespace token:
                                  dev: nsc auth generate-dev-token (expires in about an hour)
                                  none: write no nsc-token.json (nsc uses its own login)
   --nsc-token-file <file>        use this token file instead (JSON or a raw token)
-  --nsc <path>                   nsc binary (default nsc)
+  --nsc <path>                   nsc binary (default nsc); any other value is also written as
+                                 namespace.nsc_binary
   --nsc-token-name <name>        default forgejo-nsc-<UTC time>
   --nsc-token-expires <dur>      default 2160h (90 days, the maximum Namespace allows)
   --nsc-grant <json>             grant JSON, repeatable (default: instance create/list/get/wait/destroy)
@@ -185,6 +186,7 @@ function plan(v: Values, io: CliIo): Plan {
     autoscalerListen: v["autoscaler-listen"],
     publicUrl: v["public-url"] ? httpUrl("--public-url", v["public-url"]) : undefined,
     withNscToken: nsc.kind !== "none",
+    nscBinary: v.nsc === "nsc" ? undefined : v.nsc.includes("/") ? resolve(v.nsc) : v.nsc,
     region: v.region,
     statePath: v["state-path"],
   };

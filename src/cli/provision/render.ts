@@ -29,6 +29,8 @@ export interface RenderInput {
   /** The autoscaler's public base URL as Forgejo reaches it; when set, the autoscaler manages the webhook itself. */
   publicUrl?: string | undefined;
   withNscToken: boolean;
+  /** namespace.nsc_binary, when provisioning used an nsc other than the one on PATH. */
+  nscBinary?: string | undefined;
   region?: string | undefined;
   statePath?: string | undefined;
 }
@@ -62,6 +64,7 @@ function header(what: string, at: Date): string {
 
 export function renderDispatcherYaml(i: RenderInput, dir: string, at: Date): string {
   const namespace: Record<string, unknown> = {};
+  if (i.nscBinary) namespace.nsc_binary = i.nscBinary;
   if (i.withNscToken) namespace.token_file = join(dir, FILES.nscToken);
   if (i.region) namespace.region = i.region;
   const doc: Record<string, unknown> = {

@@ -15,11 +15,14 @@ export function statusOk(report: StatusReport): boolean {
   return (report.dispatcher?.ok ?? true) && (report.autoscaler?.ok ?? true);
 }
 
+/** "#42/2" for attempt 2; attempt 0 means no runner has taken the job yet, so it is left out. */
+const attemptSuffix = (id: string, attempt: number | null | undefined) => (attempt ? `${id}/${attempt}` : id);
+
 const dash = (v: string | number | undefined | null) => (v === undefined || v === null || v === "" ? "-" : String(v));
 
 function jobText(job: RunnerSummary["job"]): string {
   if (!job) return "-";
-  return job.attempt !== undefined && job.attempt !== null ? `#${job.id}/${job.attempt}` : `#${job.id}`;
+  return attemptSuffix(`#${job.id}`, job.attempt);
 }
 
 function countByState(runners: readonly RunnerSummary[], order: readonly string[]): string {
@@ -84,9 +87,8 @@ function instanceHeader(i: InstanceStatus, now: Date): string {
 
 function waitingRows(jobs: readonly WaitingJob[], runnerByJob: Map<number, RunnerSummary> | undefined): string[][] {
   return jobs.map((j) => {
-    const attempt = j.attempt !== undefined ? `/${j.attempt}` : "";
     return [
-      `#${j.id}${attempt}`,
+      attemptSuffix(`#${j.id}`, j.attempt),
       j.runs_on.length ? j.runs_on.join(",") : "-",
       dash(j.target),
       dash(j.state),
