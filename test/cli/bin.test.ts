@@ -3,6 +3,8 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { FAKE_ADMIN_PASSWORD, startFakeForgejo } from "../fakes/forgejo/index.js";
+import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { startStubDaemon } from "./stub-daemon.js";
 
@@ -17,12 +19,13 @@ interface Run {
 }
 
 /** Runs the real entry point in a child process, the way an operator does (through tsx instead of the build). */
-function start(args: string[], env: Record<string, string> = {}) {
+function start(args: string[], env: Record<string, string> = {}, stdin?: string) {
   const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
+  if (stdin !== undefined) child.stdin!.end(stdin);
   const r: Run = { code: null, signal: null, stdout: "", stderr: "" };
   child.stdout.on("data", (b: Buffer) => (r.stdout += b.toString()));
   child.stderr.on("data", (b: Buffer) => (r.stderr += b.toString()));
@@ -36,7 +39,7 @@ function start(args: string[], env: Record<string, string> = {}) {
   return { child, r, done };
 }
 
-const run = (args: string[], env?: Record<string, string>) => start(args, env).done;
+const run = (args: string[], env?: Record<string, string>, stdin?: string) => start(args, env, stdin).done;
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -84,6 +87,29 @@ describe("the forgejo-nsc binary", () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain("Autoscaler http://127.0.0.1:1: NOT REACHABLE");
     expect(bad.stdout + bad.stderr).not.toContain(token);
+  });
+
+  it("provision reads the password from a real stdin pipe and prints no secret", async () => {
+    const forgejo = await startFakeForgejo();
+    const tmp = tempDir("fnsc-bin-provision-");
+    cleanups.push(async () => {
+      await forgejo.close();
+      tmp.cleanup();
+    });
+    const out = join(tmp.dir, "out");
+    const r = await run(
+      ["provision", "--out", out, "--forgejo-url", forgejo.url, "--forgejo-user", "admin", "--forgejo-password-stdin", "--nsc-token", "none"],
+      {},
+      `${FAKE_ADMIN_PASSWORD}\n`,
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(forgejo.callsTo("/api/v1/users/admin/tokens", "POST")).toHaveLength(1);
+    const pat = readFileSync(join(out, "forgejo-token"), "utf8").trim();
+    expect(pat).toBe(forgejo.state.tokens.at(-1)!.token);
+    for (const secret of [FAKE_ADMIN_PASSWORD, pat, readFileSync(join(out, "dispatcher-token"), "utf8").trim(), readFileSync(join(out, "webhook-secret"), "utf8").trim()]) {
+      expect(r.stdout + r.stderr).not.toContain(secret);
+    }
   });
 
   it("status --watch stops cleanly on SIGINT", async () => {
