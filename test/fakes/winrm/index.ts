@@ -151,9 +151,11 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
   const receiveCounts = new Map<string, number>();
 
   function runCommand(shell: FakeShell, line: string): Required<CommandOutcome> {
-    const echo = /^echo (.*)>>\s*"([^"]+)"\s*$/is.exec(line);
+    // cmd writes everything between "echo " and the redirection (trailing space included) plus CRLF.
+    const echo = /^echo (.*?)(>>?)\s*"([^"]+)"\s*$/is.exec(line);
     if (echo) {
-      files.set(echo[2]!, (files.get(echo[2]!) ?? "") + `${echo[1]}\r\n`);
+      const [, text, op, path] = echo as unknown as [string, string, string, string];
+      files.set(path, (op === ">>" ? (files.get(path) ?? "") : "") + `${text}\r\n`);
       return { stdout: "", stderr: "", exitCode: 0 };
     }
     const ps = /^powershell(?:\.exe)?\s.*-EncodedCommand\s+([A-Za-z0-9+/=]+)\s*$/is.exec(line);
@@ -380,4 +382,16 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
     },
   };
   return api;
+}
+
+/**
+ * What PowerShell would run for a prelude that reads a base64 file from %TEMP%: the decoded
+ * payload (UTF-8), or undefined when the script reads no such file.
+ */
+export function payloadOf(run: PowerShellRun): string | undefined {
+  const m = /Join-Path \$env:TEMP '([^']+)'/.exec(run.script);
+  if (!m) return undefined;
+  const content = run.files.get(`%TEMP%\\${m[1]}`);
+  if (content === undefined) return undefined;
+  return Buffer.from(content.replace(/\s+/g, ""), "base64").toString("utf8");
 }
