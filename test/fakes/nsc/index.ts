@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -210,6 +210,66 @@ export interface FakeNsc {
   destroyAll(): void;
 }
 
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** The fake's lock protocol (an exclusive lock file holding the pid; a dead holder's lock is taken over). */
+function withLock<T>(statePath: string, fn: () => T): T {
+  const lockPath = `${statePath}.lock`;
+  const deadline = Date.now() + 15_000;
+  let wait = 1;
+  for (;;) {
+    try {
+      const fd = openSync(lockPath, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    try {
+      const pid = Number(readFileSync(lockPath, "utf8"));
+      if (pid > 0) process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") {
+        const aside = `${lockPath}.stale.${process.pid}`;
+        try {
+          renameSync(lockPath, aside);
+          unlinkSync(aside);
+        } catch {
+          // someone else took it over
+        }
+        continue;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`fake nsc lock ${lockPath} held for more than 15s`);
+    Atomics.wait(sleepCell, 0, 0, wait);
+    wait = Math.min(wait * 2, 20);
+  }
+  try {
+    return fn();
+  } finally {
+    unlinkSync(lockPath);
+  }
+}
+
+/** What the next nsc invocation will see: exited run containers and passed deadlines mean destroyed. */
+function sweepView(s: FakeNscState): FakeNscState {
+  const now = Date.now() + (s.knobs.nowOffsetMs ?? 0);
+  for (const region of Object.values(s.instances)) {
+    for (const inst of Object.values(region)) {
+      if (inst.destroyed_at) continue;
+      if (inst.kind === "run" && inst.container?.state === "exited") {
+        inst.destroyed_at = inst.container.terminated_at ?? new Date(now).toISOString();
+        inst.destroy_reason = "container exited";
+      } else if (inst.deadline && Date.parse(inst.deadline) <= now) {
+        inst.destroyed_at = inst.deadline;
+        inst.destroy_reason = "deadline";
+      }
+    }
+  }
+  return s;
+}
+
 /**
  * Sets up a fake nsc with its state and call log in `dir` (a fresh temp dir by default).
  * Mutations go through the executable's `__fake` command so they take the same lock as
@@ -227,7 +287,20 @@ export function createFakeNsc(dir?: string, initialKnobs: FakeNscKnobs = {}): Fa
   const fake = (...args: string[]): string =>
     execFileSync(FAKE_NSC_BIN, ["__fake", ...args], { env: { ...process.env, ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
-  const state = (): FakeNscState => JSON.parse(fake("state")) as FakeNscState;
+  const readState = (): FakeNscState => JSON.parse(readFileSync(statePath, "utf8")) as FakeNscState;
+  // Reads need no lock: the fake replaces the file atomically.
+  const state = (): FakeNscState => sweepView(readState());
+  const patchKnobs = (patch: (k: FakeNscKnobs) => Record<string, unknown>): void =>
+    withLock(statePath, () => {
+      const s = readState();
+      for (const [key, val] of Object.entries(patch(s.knobs))) {
+        if (val === null || val === undefined) delete (s.knobs as Record<string, unknown>)[key];
+        else (s.knobs as Record<string, unknown>)[key] = val;
+      }
+      const tmp = `${statePath}.${process.pid}.helper.tmp`;
+      writeFileSync(tmp, JSON.stringify(s));
+      renameSync(tmp, statePath);
+    });
 
   return {
     bin: FAKE_NSC_BIN,
@@ -235,11 +308,8 @@ export function createFakeNsc(dir?: string, initialKnobs: FakeNscKnobs = {}): Fa
     statePath,
     logPath,
     env,
-    setKnobs: (knobs) => void fake("knobs", JSON.stringify(knobs)),
-    advanceTime(ms) {
-      const current = (JSON.parse(readFileSync(statePath, "utf8")) as FakeNscState).knobs.nowOffsetMs ?? 0;
-      fake("knobs", JSON.stringify({ nowOffsetMs: current + ms }));
-    },
+    setKnobs: (knobs) => patchKnobs(() => knobs),
+    advanceTime: (ms) => patchKnobs((k) => ({ nowOffsetMs: (k.nowOffsetMs ?? 0) + ms })),
     state,
     calls(filter) {
       const byId = new Map<string, FakeNscCall>();
