@@ -142,7 +142,7 @@ describe("WindowsLauncher", () => {
     expect(lines.slice(0, -1).every((l) => l.startsWith("echo "))).toBe(true);
     expect(lines.at(-1)).toMatch(/^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand [A-Za-z0-9+/=]+$/);
 
-    const [{ launcher: script }] = launched as [{ launcher: string }];
+    const script = launched[0]!.launcher;
     expect(script).toContain("Register-ScheduledTask -TaskName 'forgejo-nsc-nscloud-win1'");
     expect(script).toContain("'FORGEJO_RUNNER_TOKEN'");
     const bootstrap = embeddedBootstrap(script);
