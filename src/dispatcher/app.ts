@@ -124,7 +124,7 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
     supervisor,
     async start() {
       const report = await recover(ctx);
-      if (report.adopted.length + report.requeued.length + report.failed.length > 0) {
+      if (report.adopted.length + report.completed.length + report.requeued.length + report.failed.length > 0) {
         logger.info(report, "recovered interrupted launches");
       }
       scheduler.kick();

@@ -6,6 +6,8 @@ import { errorMessage } from "./context.js";
 
 export interface RecoveryReport {
   adopted: string[];
+  /** Interrupted launches whose instance ran its job and ended while the dispatcher was down. */
+  completed: string[];
   requeued: string[];
   failed: string[];
   unobservable: Platform[];
@@ -19,7 +21,7 @@ export interface RecoveryReport {
  * list, and destroys instances no record explains after two sightings.
  */
 export async function recover(ctx: DispatcherContext): Promise<RecoveryReport> {
-  const report: RecoveryReport = { adopted: [], requeued: [], failed: [], unobservable: [] };
+  const report: RecoveryReport = { adopted: [], completed: [], requeued: [], failed: [], unobservable: [] };
   const launching = await ctx.records.store.listRunners({ states: ["launching"] });
   const instances = new Map<Platform, InstanceInfo[] | undefined>();
   for (const platform of new Set(launching.map((r) => r.platform))) {
@@ -52,9 +54,23 @@ export async function recover(ctx: DispatcherContext): Promise<RecoveryReport> {
       continue;
     }
     if (r.registration === "ephemeral" && r.forgejoRunnerId !== undefined) {
-      await ctx.forgejo.deleteRunner(r.scope, r.forgejoRunnerId).catch((err) =>
-        ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "could not delete the unused registration of an interrupted launch"),
-      );
+      const existed = await ctx.forgejo.deleteRunner(r.scope, r.forgejoRunnerId).catch((err) => {
+        ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "could not delete the unused registration of an interrupted launch");
+        return true;
+      });
+      if (!existed) {
+        // Forgejo deletes an ephemeral runner once its job is done: the instance came up while we
+        // were down, ran the job and ended. Launching again would start a runner with nothing to do.
+        await ctx.records.transition(
+          r,
+          ["launching"],
+          "done",
+          "recovered after a restart: the interrupted launch's instance already ran its job and ended (Forgejo had removed its ephemeral registration); not launching again",
+          { finishedAt: now.toISOString() },
+        );
+        report.completed.push(r.name);
+        continue;
+      }
     }
     if (now.getTime() < Date.parse(r.queueDeadline)) {
       await ctx.records.transition(r, ["launching"], "pending", "recovered after a restart: the launch was interrupted before an instance existed; launching again");
