@@ -72,6 +72,8 @@ export interface StackOptions {
   top?: Record<string, unknown>;
   deps?: Partial<AutoscalerDeps>;
   start?: boolean;
+  /** Listen on this port (when a webhook URL must be known before the start). */
+  port?: number;
 }
 
 export function instanceConfig(url: string, over: Partial<InstanceSpec> = {}): InstanceSpec {
@@ -105,7 +107,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     webhookRetry: { first: 50, max: 200 },
     ...opts.deps,
   });
-  await autoscaler.app.listen({ host: "127.0.0.1", port: 0 });
+  await autoscaler.app.listen({ host: "127.0.0.1", port: opts.port ?? 0 });
   const addr = autoscaler.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
   if (opts.start !== false) autoscaler.start();
@@ -127,6 +129,20 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (!opts.forgejoServer) await forgejo.close();
     },
   };
+}
+
+/** A port that was free a moment ago (for configs that must name their own URL). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** Accepted dispatches per job id (exactly-once checks). */

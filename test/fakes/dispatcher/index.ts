@@ -44,6 +44,7 @@ export interface RecordedRequest {
   auth: "none" | "ok" | "wrong";
   idempotencyKey?: string | undefined;
   body?: unknown;
+  /** -1: the request was carried out but the answer was cut off (dropAnswerNext). */
   status: number;
   at: string;
 }
@@ -90,6 +91,8 @@ export interface FakeDispatcher {
   setState(name: string, state: FakeRunnerState, reason?: string): FakeDispatchedRunner;
   /** The next `count` requests to `path` (substring) answer `status`. */
   failNext(path: string, status: number, count?: number, opts?: { method?: string; retryAfter?: number }): void;
+  /** The next `count` dispatches are carried out, but the connection is cut instead of answering. */
+  dropAnswerNext(count?: number): void;
   setOnDispatch(fn: FakeDispatcherOptions["onDispatch"]): void;
   /** An outage: stop listening (connections are refused) until start(). */
   stop(): Promise<void>;
@@ -118,6 +121,7 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
   const byKey = new Map<string, { canonical: string; dispatchId: string; runners: string[] }>();
   const failures: Failure[] = [];
   let onDispatch = opts.onDispatch;
+  let dropAnswers = 0;
   let seq = 0;
   let port = opts.port ?? 0;
   let server: Server | undefined;
@@ -229,7 +233,13 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
       const names = created.map((r) => r.name);
       if (key !== undefined) byKey.set(key, { canonical: c, dispatchId, runners: names });
       dispatches.push({ key, body: body as Record<string, unknown>, dispatchId, runners: names });
-      send(res, rec, 202, view(dispatchId, names));
+      if (dropAnswers > 0) {
+        dropAnswers--;
+        rec.status = -1;
+        res.socket?.destroy();
+      } else {
+        send(res, rec, 202, view(dispatchId, names));
+      }
       onDispatch?.(created, body as Record<string, unknown>);
       return;
     }
@@ -302,6 +312,9 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
     },
     failNext(path, status, count = 1, o = {}) {
       failures.push({ path, status, remaining: count, method: o.method, retryAfter: o.retryAfter });
+    },
+    dropAnswerNext(count = 1) {
+      dropAnswers += count;
     },
     setOnDispatch(fn) {
       onDispatch = fn;
