@@ -54,12 +54,13 @@ describe("POST /webhook/<name>", () => {
   });
 
   it("wrong signature → 401, in every header form", async () => {
-    for (const headers of [
+    const forms: Record<string, string>[] = [
       { "x-forgejo-signature": sign(push, "another-secret") },
       { "x-gitea-signature": sign(push, "another-secret") },
       { "x-hub-signature-256": `sha256=${sign(push, "another-secret")}` },
       { "x-forgejo-signature": "abc" },
-    ]) {
+    ];
+    for (const headers of forms) {
       const r = await post("/webhook/fj", push, { "content-type": "application/json", "x-forgejo-event": "push", ...headers });
       expect(r.status, JSON.stringify(headers)).toBe(401);
       expect(r.json.message).toBe("the signature does not match: the webhook's secret in Forgejo differs from this instance's webhook_secret");

@@ -64,7 +64,8 @@ describe("webhook setup at start", () => {
       },
     });
     await waitFor(async () => (await stack!.status()).instances[0]!.webhook.setup === "ok", { what: "setup ok" });
-    expect(forgejo.state.hooks.filter((h) => !h.deleted)).toHaveLength(1);
+    expect(forgejo.state.hooks).toHaveLength(1);
+    expect(forgejo.state.hooks[0]!.id).toBe(hook.id);
     expect(forgejo.state.hooks[0]!.events.sort()).toEqual(["action_run_failure", "action_run_recover", "action_run_success", "push"]);
     await stack.close();
     stack = undefined;
