@@ -27,8 +27,8 @@ function start(args: string[], env: Record<string, string> = {}, stdin?: string)
   });
   if (stdin !== undefined) child.stdin!.end(stdin);
   const r: Run = { code: null, signal: null, stdout: "", stderr: "" };
-  child.stdout.on("data", (b: Buffer) => (r.stdout += b.toString()));
-  child.stderr.on("data", (b: Buffer) => (r.stderr += b.toString()));
+  child.stdout!.on("data", (b: Buffer) => (r.stdout += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (r.stderr += b.toString()));
   const done = new Promise<Run>((resolve) =>
     child.on("close", (code, signal) => {
       r.code = code;

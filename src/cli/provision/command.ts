@@ -218,11 +218,10 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
   }
   noPositionals(positionals, PROVISION_USAGE);
   const p = plan(v, io);
-  const note = (t: string) => io.err(`${t}\n`);
 
   // Everything that can fail without side effects comes first: the directory, conflicts, inputs, reachability.
   const dirState = await prepareOutDir(p.out);
-  if (dirState.tightenedFrom !== undefined) note(`note: ${p.out} was mode ${dirState.tightenedFrom.toString(8)}; changed it to 700`);
+  if (dirState.tightenedFrom !== undefined) io.err(`note: ${p.out} was mode ${dirState.tightenedFrom.toString(8)}; changed it to 700\n`);
   if (!v.force) {
     const clash = await existingFiles(p.out, p.names);
     if (clash.length > 0) {
@@ -242,90 +241,31 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
 
   const staging = await makeStaging(p.out);
   const summary: string[] = [];
+  let minted: string | undefined;
   try {
-    // Forgejo token.
-    let forgejoToken: string;
-    let mintedName: string | undefined;
-    const wanted = patScopesFor(p.render.scope);
-    if (p.pat.kind === "mint") {
-      const minted = await mintPat({
-        baseUrl: p.render.forgejoUrl,
-        user: p.pat.user,
-        password: password as string,
-        otp: v["forgejo-otp"],
-        name: p.pat.patName,
-        scopes: wanted,
-        timeoutMs: p.timeoutMs,
-      });
-      forgejoToken = minted.token;
-      mintedName = minted.name;
-      summary.push(`Forgejo token: created "${minted.name}" for user ${p.pat.user} with scope ${minted.scopes.join(", ")}`);
-    } else {
-      forgejoToken = givenPat as string;
-      summary.push(`Forgejo token: taken from ${p.pat.path}`);
-    }
-    const afterMint = mintedName
-      ? ` The Forgejo token "${mintedName}" was already created: delete it in Settings → Applications of ${p.pat.kind === "mint" ? p.pat.user : "its user"}, or reuse it with --forgejo-token-file.`
-      : "";
+    const pat = await obtainForgejoToken(p, v, password, givenPat);
+    minted = pat.minted;
+    summary.push(pat.summary);
     if (!v["skip-verify"]) {
-      const problem = await checkPatForScope(p.render.forgejoUrl, forgejoToken, p.render.scope, server, p.timeoutMs);
+      const problem = await checkPatForScope(p.render.forgejoUrl, pat.token, p.render.scope, server, p.timeoutMs);
       if (problem) {
         throw new CliError(
-          `the Forgejo token does not work for ${scopeKey(p.render.scope)}: ${problem}. The daemons need ${wanted.join(", ")} and a user who is ${roleFor(p.render.scope)}; ` +
-            `fix that (or pass --skip-verify to write the files anyway). Nothing was written.${afterMint}`,
+          `the Forgejo token does not work for ${scopeKey(p.render.scope)}: ${problem}. The daemons need ${patScopesFor(p.render.scope).join(", ")} ` +
+            `and a user who is ${roleFor(p.render.scope)}; fix that, or pass --skip-verify to write the files anyway.`,
         );
       }
     }
-
-    // Namespace token.
-    let nscJson: string | undefined;
-    try {
-      if (p.nsc.kind === "create") {
-        const name = v["nsc-token-name"] ?? `forgejo-nsc-${stamp(io.now())}`;
-        nscJson = await createNscToken(nscRun, {
-          name,
-          expiresIn: v["nsc-token-expires"],
-          grants: v["nsc-grant"]?.length ? v["nsc-grant"] : [DEFAULT_NSC_GRANT],
-          user: v["nsc-token-user"],
-          out: join(staging, "nsc-token.created.json"),
-        });
-        summary.push(`Namespace token: created "${name}" (revocable, expires in ${v["nsc-token-expires"]})`);
-      } else if (p.nsc.kind === "dev") {
-        nscJson = await devNscToken(nscRun, join(staging, "nsc-dev-token.raw"));
-        note(
-          "warning: a token from nsc auth generate-dev-token expires in about an hour when you are logged in with a session; " +
-            "the dispatcher will then fail to launch runners. Use --nsc-token create for a service.",
-        );
-        summary.push("Namespace token: dev token from nsc auth generate-dev-token (expires in about an hour)");
-      } else if (p.nsc.kind === "file") {
-        nscJson = givenNsc;
-        summary.push(`Namespace token: taken from ${p.nsc.path}`);
-      } else {
-        summary.push("Namespace token: none written; nsc will use the login of the user running the dispatcher");
-      }
-    } catch (err) {
-      if (err instanceof CliError && afterMint) throw new CliError(`${err.message}. Nothing was written.${afterMint}`);
-      throw err;
-    }
-
-    // Secrets into staging, then the configs, checked with the daemons' own loader against the staged files.
-    const secrets: [string, string][] = [
-      [FILES.forgejoToken, `${forgejoToken}\n`],
-      [FILES.webhookSecret, `${newWebhookSecret()}\n`],
-      [FILES.dispatcherToken, `${newApiToken()}\n`],
-    ];
-    if (nscJson !== undefined) secrets.push([FILES.nscToken, nscJson]);
-    for (const [name, content] of secrets) await writePrivateFile(join(staging, name), content);
-    const at = io.now();
-    try {
-      validateRendered("dispatcher", renderDispatcherYaml(p.render, staging, at));
-      validateRendered("autoscaler", renderAutoscalerYaml(p.render, staging, at));
-    } catch (err) {
-      if (err instanceof CliError && afterMint) throw new CliError(`${err.message}${afterMint}`);
-      throw err;
-    }
-    await writePrivateFile(join(staging, FILES.dispatcherConfig), renderDispatcherYaml(p.render, p.configDir, at));
-    await writePrivateFile(join(staging, FILES.autoscalerConfig), renderAutoscalerYaml(p.render, p.configDir, at));
+    const nscToken = await obtainNscToken(p, v, io, nscRun, staging, givenNsc);
+    summary.push(nscToken.summary);
+    await stageFiles(p, io, staging, pat.token, nscToken.json);
+  } catch (err) {
+    await removeStaging(staging);
+    if (!(err instanceof CliError)) throw err;
+    const who = p.pat.kind === "mint" ? p.pat.user : "its user";
+    const cleanup = minted ? ` The Forgejo token "${minted}" was already created: delete it in Settings → Applications of ${who}, or reuse it with --forgejo-token-file.` : "";
+    throw new CliError(`${err.message}\nNothing was written.${cleanup}`);
+  }
+  try {
     await commitFiles(staging, p.out, p.names, v.force);
   } finally {
     await removeStaging(staging);
@@ -333,6 +273,64 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
 
   printSummary(io, p, server, summary);
   return 0;
+}
+
+async function obtainForgejoToken(p: Plan, v: Values, password: string | undefined, given: string | undefined) {
+  if (p.pat.kind === "file") return { token: given as string, minted: undefined, summary: `Forgejo token: taken from ${p.pat.path}` };
+  const minted = await mintPat({
+    baseUrl: p.render.forgejoUrl,
+    user: p.pat.user,
+    password: password as string,
+    otp: v["forgejo-otp"],
+    name: p.pat.patName,
+    scopes: patScopesFor(p.render.scope),
+    timeoutMs: p.timeoutMs,
+  });
+  return { token: minted.token, minted: minted.name, summary: `Forgejo token: created "${minted.name}" for user ${p.pat.user} with scope ${minted.scopes.join(", ")}` };
+}
+
+async function obtainNscToken(p: Plan, v: Values, io: CliIo, run: NscRun, staging: string, given: string | undefined): Promise<{ json?: string | undefined; summary: string }> {
+  switch (p.nsc.kind) {
+    case "create": {
+      const name = v["nsc-token-name"] ?? `forgejo-nsc-${stamp(io.now())}`;
+      const json = await createNscToken(run, {
+        name,
+        expiresIn: v["nsc-token-expires"],
+        grants: v["nsc-grant"]?.length ? v["nsc-grant"] : [DEFAULT_NSC_GRANT],
+        user: v["nsc-token-user"],
+        out: join(staging, "nsc-token.created.json"),
+      });
+      return { json, summary: `Namespace token: created "${name}" (revocable, expires in ${v["nsc-token-expires"]})` };
+    }
+    case "dev": {
+      const json = await devNscToken(run, join(staging, "nsc-dev-token.raw"));
+      io.err(
+        "warning: a token from nsc auth generate-dev-token expires in about an hour when you are logged in with a session; " +
+          "the dispatcher will then fail to launch runners. Use --nsc-token create for a service.\n",
+      );
+      return { json, summary: "Namespace token: dev token from nsc auth generate-dev-token (expires in about an hour)" };
+    }
+    case "file":
+      return { json: given, summary: `Namespace token: taken from ${p.nsc.path}` };
+    case "none":
+      return { summary: "Namespace token: none written; nsc will use the login of the user running the dispatcher" };
+  }
+}
+
+/** Secrets into staging, then the configs, checked with the daemons' own loader against the staged files. */
+async function stageFiles(p: Plan, io: CliIo, staging: string, forgejoToken: string, nscJson: string | undefined): Promise<void> {
+  const secrets: [string, string][] = [
+    [FILES.forgejoToken, `${forgejoToken}\n`],
+    [FILES.webhookSecret, `${newWebhookSecret()}\n`],
+    [FILES.dispatcherToken, `${newApiToken()}\n`],
+  ];
+  if (nscJson !== undefined) secrets.push([FILES.nscToken, nscJson]);
+  for (const [name, content] of secrets) await writePrivateFile(join(staging, name), content);
+  const at = io.now();
+  validateRendered("dispatcher", renderDispatcherYaml(p.render, staging, at));
+  validateRendered("autoscaler", renderAutoscalerYaml(p.render, staging, at));
+  await writePrivateFile(join(staging, FILES.dispatcherConfig), renderDispatcherYaml(p.render, p.configDir, at));
+  await writePrivateFile(join(staging, FILES.autoscalerConfig), renderAutoscalerYaml(p.render, p.configDir, at));
 }
 
 function printSummary(io: CliIo, p: Plan, server: ServerInfo, summary: string[]): void {

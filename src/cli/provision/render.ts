@@ -112,7 +112,7 @@ export function validateRendered(kind: "dispatcher" | "autoscaler", text: string
     else parseConfig(autoscalerConfigSchema, text, `the rendered ${FILES.autoscalerConfig}`, {});
   } catch (err) {
     if (err instanceof ConfigError) {
-      throw new CliError(`${err.message}\nNothing was written. Fix the flags that fed these keys and run provision again.`);
+      throw new CliError(`${err.message}\nFix the flags that fed these keys and run provision again.`);
     }
     throw err;
   }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { list, nullish } from "./lenient.js";
 
 /*
  * The autoscaler's GET /api/v1/status (src/autoscaler/status.ts) as the CLI reads it. Lenient:
@@ -6,9 +7,6 @@ import { z } from "zod";
  * what it understands. test/cli/contract-types.test.ts checks at compile time that the
  * autoscaler's own type is accepted.
  */
-
-const nullish = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined);
-const list = <T extends z.ZodType>(t: T) => z.array(t).nullish().transform((v) => v ?? []);
 
 export const waitingJobSchema = z.looseObject({
   id: z.number(),

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseDuration } from "../../config/duration.js";
 import { RUNNER_STATES } from "../../store/types.js";
 import { resolveApiToken } from "../api-token.js";
@@ -68,19 +69,6 @@ function parseInterval(flag: string, text: string, minMs: number): number {
   return ms;
 }
 
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(argv, OPTIONS, STATUS_USAGE);
   if (values.help) {
@@ -125,7 +113,8 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     const code = statusOk(report) ? 0 : 1;
     if (watchMs === undefined || io.signal.aborted) return code;
     if (!io.stdoutIsTty && !values.json) io.out("\n");
-    await pause(watchMs, io.signal);
+    // Aborting (Ctrl-C) ends the wait early; the loop then returns.
+    await sleep(watchMs, undefined, { signal: io.signal }).catch(() => undefined);
     if (io.signal.aborted) return code;
   }
 }

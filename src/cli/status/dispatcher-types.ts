@@ -1,12 +1,11 @@
 import { z } from "zod";
+import { list, nullish } from "./lenient.js";
 
 /*
  * The dispatcher's runner views as the CLI reads them. Lenient on purpose: the CLI may talk to a
  * newer or older dispatcher, so unknown fields pass and most fields are optional; only what the
  * table cannot do without is required.
  */
-
-const nullish = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined);
 
 export const transitionSchema = z.looseObject({
   at: z.string(),
@@ -21,7 +20,7 @@ export const runnerSummarySchema = z.looseObject({
   reason: z.string().default(""),
   dispatch_id: nullish(z.string()),
   platform: nullish(z.string()),
-  labels: z.array(z.string()).default([]),
+  labels: list(z.string()),
   scope: nullish(z.looseObject({ level: z.string(), owner: nullish(z.string()), name: nullish(z.string()) })),
   scope_key: nullish(z.string()),
   job: nullish(z.looseObject({ id: z.number(), attempt: nullish(z.number()), handle: nullish(z.string()) })),
@@ -37,10 +36,10 @@ export const runnerSummarySchema = z.looseObject({
 });
 
 export const runnerDetailSchema = runnerSummarySchema.extend({
-  history: z.array(transitionSchema).default([]),
+  history: list(transitionSchema),
 });
 
-export const runnerListSchema = z.looseObject({ runners: z.array(runnerSummarySchema).nullable().transform((r) => r ?? []) });
+export const runnerListSchema = z.looseObject({ runners: list(runnerSummarySchema) });
 
 export type RunnerSummary = z.infer<typeof runnerSummarySchema>;
 export type RunnerDetail = z.infer<typeof runnerDetailSchema>;
