@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -87,7 +86,8 @@ export class ProcessWorld {
   readonly processes: DispatcherProcess[] = [];
   private readonly cleanupDir: () => void;
   private config: Record<string, unknown>;
-  private readonly children = new Set<ChildProcess>();
+  /** Process groups we started: a dispatcher that exits may leave an `nsc` child in its group. */
+  private readonly groups = new Set<number>();
   private sim: ReturnType<typeof startRunnerSimulator> | undefined;
 
   private constructor(forgejo: FakeForgejo, nsc: FakeNsc, tmp: { dir: string; cleanup: () => void }, patch: ConfigPatch) {
@@ -147,16 +147,13 @@ export class ProcessWorld {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
-    this.children.add(child);
+    if (child.pid !== undefined) this.groups.add(child.pid);
     let out = "";
     let err = "";
     child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
     child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
     const exited = new Promise<Exit>((res) => {
-      child.once("exit", (code, signal) => {
-        this.children.delete(child);
-        res({ code, signal });
-      });
+      child.once("exit", (code, signal) => res({ code, signal }));
     });
     let exit: Exit | undefined;
     void exited.then((e) => (exit = e));
@@ -302,11 +299,11 @@ export class ProcessWorld {
 
   async close(): Promise<void> {
     this.stopSimulator();
-    for (const child of this.children) {
+    for (const pgid of this.groups) {
       try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+        process.kill(-pgid, "SIGKILL");
       } catch {
-        // already gone
+        // the whole group is gone
       }
     }
     await Promise.all(this.processes.map((p) => p.exited));
