@@ -366,6 +366,23 @@ describe("forgejo-nsc provision", () => {
     expect(r.stdout).not.toContain("--forgejo-runner-url");
   });
 
+  it("a flag value the daemons would reject fails before any token is created", async () => {
+    const r = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--dispatcher-listen", "localhost:http", "--labels", "linux medium"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("invalid configuration in the rendered dispatcher.yaml:");
+    expect(r.stderr).toContain("listen: must look like");
+    expect(r.stderr).toContain("Fix the flags that fed these keys");
+    expect(forgejo.callsTo("/tokens", "POST")).toEqual([]);
+    expect(nsc.calls()).toEqual([]);
+    expect(readdirSync(out)).toEqual([]);
+
+    const labels = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--labels", "linux medium"]);
+    expect(labels.code).toBe(1);
+    expect(labels.stderr).toContain("invalid configuration in the rendered autoscaler.yaml:");
+    expect(labels.stderr).toContain("instances[0].targets[0].labels[0]: must not contain commas or whitespace");
+    expect(forgejo.callsTo("/tokens", "POST")).toEqual([]);
+  });
+
   it("tightens an existing group-readable --out directory to 0700 and says so", async () => {
     mkdirSync(out);
     chmodSync(out, 0o755);

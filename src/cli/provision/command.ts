@@ -231,6 +231,14 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
       );
     }
   }
+  // The configs are rendered and validated once with placeholder secrets, so a bad flag value fails
+  // here, before a token is created anywhere.
+  const preflight = await makeStaging(p.out);
+  try {
+    await stageFiles(p, io, preflight, "placeholder-forgejo-token", p.nsc.kind === "none" ? undefined : '{"bearer_token": "placeholder"}');
+  } finally {
+    await removeStaging(preflight);
+  }
   const password = p.pat.kind === "mint" ? await readPassword(v, io, p.pat.user) : undefined;
   const givenPat = p.pat.kind === "file" ? await readSecretFile(p.pat.path, "the Forgejo token", "--forgejo-token-file") : undefined;
   const givenNsc = p.nsc.kind === "file" ? await readNscTokenFile(p.nsc.path, "--nsc-token-file") : undefined;
