@@ -293,6 +293,9 @@ describe("forgejo-nsc status", () => {
     const missing = memoryIo();
     expect(await runCli(["status", "runner"], missing.io)).toBe(2);
     expect(missing.stderr()).toContain("name the runner");
+    const watch = memoryIo();
+    expect(await runCli(["status", "runner", "nscloud-aaa", "--watch", "5s"], watch.io)).toBe(2);
+    expect(watch.stderr()).toContain("--watch and --state apply to the runner list");
   });
 
   it("--watch refreshes until the signal fires", async () => {

@@ -91,6 +91,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     const name = positionals[1];
     if (!name) throw new UsageError("status runner: name the runner, e.g. forgejo-nsc status runner nscloud-1a2b3c", STATUS_USAGE);
     if (!dispatcher) throw new UsageError("status runner needs the dispatcher; do not pass --dispatcher none", STATUS_USAGE);
+    if (values.watch !== undefined || values.state !== undefined) throw new UsageError("--watch and --state apply to the runner list, not to status runner", STATUS_USAGE);
     return runnerCommand(dispatcher, name, values.json, io);
   }
   noPositionals(positionals, STATUS_USAGE);
