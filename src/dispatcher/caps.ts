@@ -23,8 +23,16 @@ function capApplies(cap: CapConfig, r: Pick<RunnerRecord, "labels" | "scope">, s
 function describeCap(cap: CapConfig): string {
   const parts = [];
   if (cap.labels) parts.push(`labels [${cap.labels.join(", ")}]`);
-  if (cap.scope) parts.push(`scope ${cap.scope}`);
+  if (cap.scope) parts.push(`scope ${cap.scope} (per scope)`);
   return `cap ${parts.join(" and ") || "(all)"} max=${cap.max}`;
+}
+
+/**
+ * A cap with a scope pattern limits each matching scope on its own ("repo:acme/*" max 2 means every
+ * repository of acme may have 2); a cap without one counts every runner that carries its labels.
+ */
+function usageKey(index: number, cap: CapConfig, scopeKeyOf: string): string {
+  return cap.scope ? `${index}|${scopeKeyOf}` : `${index}`;
 }
 
 /**
@@ -38,7 +46,14 @@ export function admit(
   limits: CapLimits,
   scopeKeyOf: (r: RunnerRecord) => string,
 ): Admission {
-  const used = limits.caps.map((cap) => live.filter((r) => capApplies(cap, r, scopeKeyOf(r))).length);
+  const used = new Map<string, number>();
+  const count = (k: string) => used.get(k) ?? 0;
+  for (const r of live) {
+    const key = scopeKeyOf(r);
+    limits.caps.forEach((cap, i) => {
+      if (capApplies(cap, r, key)) used.set(usageKey(i, cap, key), count(usageKey(i, cap, key)) + 1);
+    });
+  }
   let total = live.length;
   const result: Admission = { admit: [], waiting: new Map() };
   for (const r of pending) {
@@ -47,13 +62,13 @@ export function admit(
       continue;
     }
     const key = scopeKeyOf(r);
-    const blocking = limits.caps.findIndex((cap, i) => capApplies(cap, r, key) && (used[i] as number) >= cap.max);
+    const blocking = limits.caps.findIndex((cap, i) => capApplies(cap, r, key) && count(usageKey(i, cap, key)) >= cap.max);
     if (blocking >= 0) {
       result.waiting.set(r.name, `waiting for capacity: ${describeCap(limits.caps[blocking] as CapConfig)} reached`);
       continue;
     }
     limits.caps.forEach((cap, i) => {
-      if (capApplies(cap, r, key)) used[i] = (used[i] as number) + 1;
+      if (capApplies(cap, r, key)) used.set(usageKey(i, cap, key), count(usageKey(i, cap, key)) + 1);
     });
     total += 1;
     result.admit.push(r);

@@ -19,7 +19,12 @@ export class Scheduler {
   private stopped = false;
   private timers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly ctx: DispatcherContext) {}
+  constructor(private readonly ctx: DispatcherContext) {
+    // A runner that ends frees capacity: admit the next one now rather than on the next tick.
+    ctx.records.onChange((r) => {
+      if (r.state === "done" || r.state === "failed") this.kick();
+    });
+  }
 
   isLaunching(name: string): boolean {
     return this.inFlight.has(name);

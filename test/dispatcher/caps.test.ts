@@ -39,14 +39,20 @@ describe("admit", () => {
     const pending = [runner("pending", ["l"], repo("busy")), runner("pending", ["l"], repo("quiet"))];
     const r = admit(pending, live, { maxRunners: 100, caps: [{ scope: "repo:acme/busy", max: 2 }] }, key);
     expect(r.admit.map((x) => scopeKey(x.scope))).toEqual(["repo:acme/quiet"]);
-    expect(r.waiting.get(pending[0]!.name)).toContain("scope repo:acme/busy max=2");
+    expect(r.waiting.get(pending[0]!.name)).toBe("waiting for capacity: cap scope repo:acme/busy (per scope) max=2 reached");
   });
 
-  it("counts runners it admits against the caps in the same pass", () => {
-    const pending = [runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("b")), runner("pending", ["l"], repo("c"))];
+  it("a scope pattern caps each matching scope separately, counting admissions in the same pass", () => {
+    const pending = [runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("b"))];
     const r = admit(pending, [], { maxRunners: 100, caps: [{ scope: "repo:acme/*", max: 2 }] }, key);
-    expect(r.admit).toHaveLength(2);
+    expect(r.admit.map((x) => scopeKey(x.scope))).toEqual(["repo:acme/a", "repo:acme/a", "repo:acme/b"]);
     expect(r.waiting.has(pending[2]!.name)).toBe(true);
+  });
+
+  it("a label cap counts every runner with those labels together", () => {
+    const pending = [runner("pending", ["mac"], repo("a")), runner("pending", ["mac"], repo("b"))];
+    const r = admit(pending, [], { maxRunners: 100, caps: [{ labels: ["mac"], max: 1 }] }, key);
+    expect(r.admit).toHaveLength(1);
   });
 
   it("a cap of zero blocks everything it covers", () => {

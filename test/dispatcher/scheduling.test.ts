@@ -1,0 +1,156 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
+import { parseConfig } from "../../src/config/load.js";
+import { createDispatcher } from "../../src/dispatcher/app.js";
+import type { Dispatcher } from "../../src/dispatcher/app.js";
+import { ForgejoClient } from "../../src/forgejo/client.js";
+import { openStore } from "../../src/store/open-store.js";
+import type { Store } from "../../src/store/types.js";
+import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
+import type { FakeForgejo } from "../fakes/forgejo/index.js";
+import { ControllableLauncher } from "../fakes/launcher/controllable-launcher.js";
+import { captureLogger } from "../helpers/log-capture.js";
+import { tempDir } from "../helpers/tmp.js";
+import { waitFor } from "../helpers/wait.js";
+
+interface Setup {
+  d: Dispatcher;
+  store: Store;
+  launcher: ControllableLauncher;
+  forgejo: FakeForgejo;
+  close: () => Promise<void>;
+}
+
+let s: Setup | undefined;
+afterEach(async () => {
+  await s?.close();
+  s = undefined;
+});
+
+async function setup(yaml: string, caps = ""): Promise<Setup> {
+  const tmp = tempDir();
+  const forgejo = await startFakeForgejo({ repos: [{ owner: "a", name: "one" }, { owner: "a", name: "two" }] });
+  const config = parseConfig(
+    dispatcherConfigSchema,
+    `forgejo: {base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}"}\ndispatcher: {state_path: "${join(tmp.dir, "s.db")}", ${caps}}\n${yaml}`,
+    "t.yaml",
+    {},
+  );
+  const { logger } = captureLogger();
+  const store = await openStore(config.dispatcher.state_path);
+  const launcher = new ControllableLauncher();
+  const forgejoApi = new ForgejoClient({ baseUrl: forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 5000, logger });
+  const d = await createDispatcher({ config, logger, store, forgejo: forgejoApi, launchers: { linux: launcher }, timers: false });
+  await d.start();
+  return {
+    d,
+    store,
+    launcher,
+    forgejo,
+    close: async () => {
+      await d.stop();
+      await store.close();
+      await forgejo.close();
+      tmp.cleanup();
+    },
+  };
+}
+
+async function post(d: Dispatcher, body: unknown) {
+  const res = await d.app.inject({ method: "POST", url: "/api/v1/dispatch", payload: body as object });
+  return res.json();
+}
+
+describe("launch slots and caps", () => {
+  it("max_parallel bounds launches, not running jobs: 50 queued runners all start while none has finished", async () => {
+    s = await setup("namespace: {max_parallel: 4, max_runners: 100}\n");
+    await post(s.d, { count: 50, labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    // Four launches run at once, and a fifth does not start while they do.
+    await waitFor(() => s!.launcher.inProgress.length === 4, { what: "4 launches in progress" });
+    await s.d.scheduler.pass();
+    expect(s.launcher.launches).toHaveLength(4);
+    let peak = 0;
+    await waitFor(async () => {
+      peak = Math.max(peak, s!.launcher.inProgress.length);
+      expect(s!.launcher.inProgress.length).toBeLessThanOrEqual(4);
+      if (s!.launcher.inProgress.length > 0) s!.launcher.finishLaunch();
+      return (await s!.store.countRunners(["running"])) === 50;
+    }, { what: "50 running", timeoutMs: 20_000, intervalMs: 5 });
+    expect(peak).toBe(4);
+    expect(await s.store.countRunners(["done", "failed"])).toBe(0);
+  });
+
+  it("waits at max_runners with the reason, and launches the next when a runner finishes", async () => {
+    s = await setup("namespace: {max_parallel: 4, max_runners: 2}\n");
+    s.launcher.autoComplete = true;
+    const res = await post(s.d, { count: 3, labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    const names: string[] = res.runners.map((r: { name: string }) => r.name);
+    await waitFor(async () => (await s!.store.countRunners(["running"])) === 2, { what: "2 running" });
+    const third = await waitFor(async () => {
+      const [r] = await s!.store.listRunners({ states: ["pending"] });
+      return r?.reason === "waiting for capacity: max_runners=2 reached" ? r : undefined;
+    }, { what: "the capacity reason" });
+    expect(names).toContain(third.name);
+    const [first] = await s.store.listRunners({ states: ["running"], limit: 1 });
+    s.launcher.endInstance(first!.instanceId!);
+    await s.d.supervisor.tick();
+    await s.d.supervisor.tick();
+    await waitFor(async () => (await s!.store.getRunner(third.name))?.state === "running", { what: "third runs" });
+  });
+
+  it("a per-repository cap keeps one busy repository from starving another", async () => {
+    s = await setup("namespace: {max_parallel: 8, max_runners: 10}\n", "caps: [{scope: 'repo:*', max: 2}]");
+    s.launcher.autoComplete = true;
+    await post(s.d, { count: 5, labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    await post(s.d, { count: 1, labels: ["l"], scope: { level: "repository", owner: "a", name: "two" } });
+    await waitFor(async () => (await s!.store.countRunners(["running"])) === 3, { what: "3 running" });
+    const two = await s.store.listRunners({ scopeKey: "repo:a/two" });
+    expect(two[0]!.state).toBe("running");
+    const onePending = await s.store.listRunners({ scopeKey: "repo:a/one", states: ["pending"] });
+    expect(onePending).toHaveLength(3);
+    expect(onePending[0]!.reason).toBe("waiting for capacity: cap scope repo:* (per scope) max=2 reached");
+  });
+
+  it("a runner cancelled while launching gets its new instance destroyed", async () => {
+    s = await setup("");
+    const res = await post(s.d, { labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    const name = res.runners[0].name as string;
+    await waitFor(() => s!.launcher.inProgress.includes(name), { what: "launch started" });
+    const del = await s.d.app.inject({ method: "DELETE", url: `/api/v1/runners/${name}` });
+    expect(del.json().state).toBe("failed");
+    const id = s.launcher.finishLaunch(name);
+    await waitFor(() => s!.launcher.destroyed.includes(id), { what: "instance destroyed" });
+    expect((await s.store.getRunner(name))!.instanceId).toBe(id);
+  });
+
+  it("destroys an orphan instance only after two sightings", async () => {
+    s = await setup("");
+    s.launcher.instances.set("stray1", { instanceId: "stray1", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-gone" } });
+    s.launcher.instances.set("foreign", { instanceId: "foreign", labels: { "forgejo-nsc.owner": "someone-else" } });
+    const first = await s.d.supervisor.tick();
+    expect(first.orphansDestroyed).toEqual([]);
+    const second = await s.d.supervisor.tick();
+    expect(second.orphansDestroyed).toEqual(["stray1"]);
+    expect(s.launcher.destroyed).toEqual(["stray1"]);
+    expect(s.launcher.listCalls.every((l) => l["forgejo-nsc.owner"] === "default")).toBe(true);
+  });
+
+  it("a failed finish (destroy error) stays finishing and is retried on the next tick", async () => {
+    s = await setup("");
+    s.launcher.autoComplete = true;
+    const res = await post(s.d, { labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    const name = res.runners[0].name as string;
+    await waitFor(async () => (await s!.store.getRunner(name))?.state === "running", { what: "running" });
+    const original = s.launcher.destroy.bind(s.launcher);
+    let failures = 1;
+    s.launcher.destroy = async (id: string) => {
+      if (failures-- > 0) throw new Error("invocation error: unavailable");
+      return original(id);
+    };
+    const del = await s.d.app.inject({ method: "DELETE", url: `/api/v1/runners/${name}` });
+    expect(del.json().state).toBe("finishing");
+    await s.d.supervisor.tick();
+    expect((await s.store.getRunner(name))!.state).toBe("failed");
+  });
+});
