@@ -39,7 +39,9 @@ describe("WinRM client against the fake endpoint", () => {
     // One handshake, one connection: every later request rode the authenticated socket.
     expect(fake.connections).toBe(1);
     const actions = fake.requests.map((q) => q.action);
-    expect(actions).toEqual(["ntlm-negotiate", "Create", "Command", "Receive", "Signal", "Delete"]);
+    expect(actions).toEqual(["ntlm-negotiate", "ntlm-authenticate", "Create", "Command", "Receive", "Signal", "Delete"]);
+    // Every SOAP message went NTLM-sealed, as WinRM over HTTP demands by default.
+    expect(fake.requests.slice(2).every((q) => q.encrypted && q.status === 200)).toBe(true);
     const shellRec = [...fake.shells.values()][0]!;
     expect(shellRec.deleted).toBe(true);
     expect(shellRec.commands[0]!.signalled).toBe(true);
@@ -80,8 +82,24 @@ describe("WinRM client against the fake endpoint", () => {
     fake.setKnobs({ offerSchemes: ["NTLM"], acceptSchemes: ["NTLM"] });
     const shell = await client.openShell();
     expect(shell).toMatch(/^[0-9A-F-]{36}$/);
-    expect(fake.requests.map((r) => r.action)).toEqual(["unsupported-scheme", "ntlm-negotiate", "Create"]);
+    expect(fake.requests.map((r) => r.action)).toEqual(["unsupported-scheme", "ntlm-negotiate", "ntlm-authenticate", "Create"]);
     expect(fake.auth).toEqual([{ user: fake.username, scheme: "NTLM", ok: true }]);
+  });
+
+  it("sends plain SOAP when the server grants no sealing (a service with AllowUnencrypted=true)", async () => {
+    const { fake, client } = await setup();
+    fake.setKnobs({ grantSealing: false, allowUnencrypted: true });
+    const shell = await client.openShell({ A: "1" });
+    expect(fake.shells.get(shell)!.env).toEqual({ A: "1" });
+    expect(fake.requests.at(-1)).toMatchObject({ action: "Create", encrypted: false, status: 200 });
+  });
+
+  it("reports a service that refuses plain SOAP when no sealing was granted", async () => {
+    const { fake, client } = await setup();
+    fake.setKnobs({ grantSealing: false });
+    const err = (await client.openShell().catch((e: unknown) => e)) as WinRmError;
+    expect(err).toBeInstanceOf(WinRmError);
+    expect(err.message).toContain("unencrypted");
   });
 
   it("surfaces a SOAP fault with its WSMan code", async () => {

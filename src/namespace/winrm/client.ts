@@ -1,8 +1,9 @@
 import { Client } from "undici";
 import type { Logger } from "../../http/logger.js";
 import { WinRmError } from "./errors.js";
-import { chooseScheme, ntlmIdentity, parseAuthenticate, type1Header, type3Header } from "./ntlm.js";
+import { chooseScheme, ntlmIdentity, parseAuthenticate } from "./ntlm.js";
 import type { AuthScheme, NtlmIdentity } from "./ntlm.js";
+import { ENCRYPTED_CONTENT_TYPE, NtlmSession, authenticateMessage, negotiateMessage, parseChallenge, unwrapMessage, wrapMessage } from "./ntlm-session.js";
 import {
   ACTION,
   FAULT_OPERATION_TIMEOUT,
@@ -39,15 +40,18 @@ export interface CommandResult {
 const CONTENT_TYPE = "application/soap+xml;charset=UTF-8";
 
 /**
- * A WinRM (WS-Management shell) client over plain HTTP with NTLM authentication. One undici Client
- * means one TCP connection, so the NTLM handshake (connection-oriented) and the requests that
- * follow it stay on the same socket; a reconnect triggers a fresh handshake.
+ * A WinRM (WS-Management shell) client over plain HTTP with NTLM authentication and NTLM message
+ * sealing (what WinRM requires on HTTP by default). One undici Client means one TCP connection, so
+ * the connection-oriented NTLM handshake and the sealed requests that follow stay on the same
+ * socket; a reconnect triggers a fresh handshake and fresh session keys.
  */
 export class WinRmClient {
   private readonly http: Client;
   private readonly identity: NtlmIdentity;
   private readonly url: string;
   private authenticated = false;
+  /** Sealing state of the authenticated connection; undefined when the server granted no sealing. */
+  private session: NtlmSession | undefined;
   private scheme: AuthScheme = "Negotiate";
   private readonly requestTimeoutMs: number;
   private readonly operationTimeoutSec: number;
@@ -67,6 +71,7 @@ export class WinRmClient {
     });
     this.http.on("disconnect", () => {
       this.authenticated = false;
+      this.session = undefined;
     });
   }
 
@@ -155,18 +160,41 @@ export class WinRmClient {
   }
 
   private async post(xml: string): Promise<{ status: number; body: string }> {
-    if (!this.authenticated) return this.handshake(xml);
-    const res = await this.send(xml, undefined);
+    if (!this.authenticated) await this.handshake();
+    let res = await this.sendSoap(xml);
     if (res.status === 401) {
+      // The connection was re-opened under us (keep-alive expired): authenticate it again.
       this.authenticated = false;
-      return this.handshake(xml);
+      await this.handshake();
+      res = await this.sendSoap(xml);
+      if (res.status === 401) throw new WinRmError("auth", `WinRM answered 401 on an authenticated connection for user "${this.opts.username}"`, 401);
     }
     return res;
   }
 
-  /** Type 1 → 401 with the challenge → Type 3 carrying the real request, all on one connection. */
-  private async handshake(xml: string): Promise<{ status: number; body: string }> {
-    let r1 = await this.send(xml, type1Header(this.scheme, this.identity));
+  /** Sends one SOAP message, sealed when the session allows it, and opens the sealed answer. */
+  private async sendSoap(xml: string): Promise<{ status: number; body: string }> {
+    const session = this.session;
+    const res = session ? await this.send(wrapMessage(session, xml), ENCRYPTED_CONTENT_TYPE, undefined) : await this.send(Buffer.from(xml, "utf8"), CONTENT_TYPE, undefined);
+    const ctype = String(res.headers["content-type"] ?? "");
+    if (session && ctype.includes("HTTP-SPNEGO-session-encrypted")) {
+      try {
+        return { status: res.status, body: unwrapMessage(session, res.body) };
+      } catch (err) {
+        throw new WinRmError("protocol", `WinRM sent an encrypted answer we could not open: ${(err as Error).message}`, res.status);
+      }
+    }
+    return { status: res.status, body: res.body.toString("utf8") };
+  }
+
+  /**
+   * NEGOTIATE → 401 with the CHALLENGE → AUTHENTICATE, all on one connection with empty bodies
+   * (as WinRM clients do before sealing), then the session keys for sealing every message.
+   */
+  private async handshake(): Promise<void> {
+    const empty = Buffer.alloc(0);
+    const negotiate = (): string => `${this.scheme} ${negotiateMessage().toString("base64")}`;
+    let r1 = await this.send(empty, CONTENT_TYPE, negotiate());
     let offers = parseAuthenticate(r1.headers["www-authenticate"]);
     let challenge = offers.find((o) => o.token && o.scheme.toLowerCase() === this.scheme.toLowerCase());
     if (r1.status === 401 && !challenge) {
@@ -180,40 +208,35 @@ export class WinRmClient {
         );
       }
       this.scheme = offered;
-      r1 = await this.send(xml, type1Header(this.scheme, this.identity));
+      r1 = await this.send(empty, CONTENT_TYPE, negotiate());
       offers = parseAuthenticate(r1.headers["www-authenticate"]);
       challenge = offers.find((o) => o.token && o.scheme.toLowerCase() === this.scheme.toLowerCase());
     }
-    if (r1.status !== 401) {
-      if (r1.status === 200) {
-        // Anonymous access: nothing to negotiate.
-        this.authenticated = true;
-        return r1;
-      }
-      throw new WinRmError("protocol", `WinRM answered the NTLM negotiation with HTTP ${r1.status}`, r1.status);
-    }
+    if (r1.status !== 401) throw new WinRmError("protocol", `WinRM answered the NTLM negotiation with HTTP ${r1.status}`, r1.status);
     if (!challenge?.token) throw new WinRmError("auth", "WinRM sent no NTLM challenge", 401);
-    let t3: string;
+    let auth: ReturnType<typeof authenticateMessage>;
     try {
-      t3 = type3Header(this.scheme, challenge.token, this.identity);
+      auth = authenticateMessage({ challenge: parseChallenge(Buffer.from(challenge.token, "base64")), ...this.identity });
     } catch (err) {
       throw new WinRmError("protocol", (err as Error).message, 401);
     }
-    const r3 = await this.send(xml, t3);
+    const r3 = await this.send(empty, CONTENT_TYPE, `${this.scheme} ${auth.message.toString("base64")}`);
     if (r3.status === 401) {
       throw new WinRmError("auth", `WinRM refused the credentials of user "${this.opts.username}" (NTLM); check the instance's service_state credentials`, 401);
     }
+    if (r3.status >= 400) throw new WinRmError("protocol", `WinRM answered the NTLM authentication with HTTP ${r3.status}`, r3.status);
+    // Without sealing granted, messages go in the clear (only works where the service allows it).
+    this.session = NtlmSession.canSeal(auth.flags) ? new NtlmSession(auth.exportedSessionKey, auth.flags) : undefined;
     this.authenticated = true;
-    return r3;
   }
 
-  private async send(xml: string, authorization: string | undefined): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
-    const headers: Record<string, string> = { "content-type": CONTENT_TYPE, "user-agent": "forgejo-nsc WinRM" };
+  private async send(body: Buffer, contentType: string, authorization: string | undefined): Promise<{ status: number; body: Buffer; headers: Record<string, string | string[] | undefined> }> {
+    const headers: Record<string, string> = { "content-type": contentType, "user-agent": "forgejo-nsc WinRM" };
     if (authorization) headers.authorization = authorization;
     try {
-      const res = await this.http.request({ path: "/wsman", method: "POST", headers, body: xml });
-      const body = await res.body.text();
-      return { status: res.statusCode, body, headers: res.headers };
+      const res = await this.http.request({ path: "/wsman", method: "POST", headers, body });
+      const answer = Buffer.from(await res.body.arrayBuffer());
+      return { status: res.statusCode, body: answer, headers: res.headers };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const code = e.code ?? e.name;

@@ -3,12 +3,15 @@ import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { XMLParser } from "fast-xml-parser";
-import { challengeMessage, messageType, newChallenge, verifyType3 } from "./ntlm-server.js";
+import { ENCRYPTED_TYPE, challengeMessage, messageType, newChallenge, openBody, requestedFlags, sealBody, verifyType3 } from "./ntlm-server.js";
+import type { ServerSession } from "./ntlm-server.js";
 
 /**
  * A fake Windows WinRM endpoint (WS-Management over HTTP at /wsman) for tests. It demands NTLM on
  * every connection (type 1 → 401 challenge → type 3, verified cryptographically against the
- * configured password), speaks the shell messages Create, Command, Receive, Signal and Delete,
+ * configured password), requires NTLM-sealed multipart/encrypted bodies afterwards (Windows'
+ * default AllowUnencrypted=false; a knob allows plain SOAP), speaks the shell messages Create,
+ * Command, Receive, Signal and Delete,
  * emulates the two commands a launcher sends (`echo … >> "file"` and
  * `powershell … -EncodedCommand …`), records everything, and fails on demand.
  */
@@ -57,6 +60,10 @@ export interface WinRmKnobs {
   rejectAll: boolean;
   /** Receive answers with an OperationTimeout fault N times per command before the output. */
   receiveTimeouts: number;
+  /** Accept plain SOAP on an authenticated connection (AllowUnencrypted=true); default false. */
+  allowUnencrypted: boolean;
+  /** Grant signing/sealing/key exchange in the CHALLENGE when asked (default true). */
+  grantSealing: boolean;
   /** A SOAP fault instead of the normal answer for the next call of this action ("Create", "Command", …). */
   faultOn: { action: string; message: string; code?: string } | undefined;
   /** What a PowerShell run prints and returns; default: nothing, exit 0. */
@@ -75,7 +82,7 @@ export interface FakeWinRm {
   files: Map<string, string>;
   powershellRuns: PowerShellRun[];
   auth: { user?: string; scheme: string; ok: boolean; reason?: string }[];
-  requests: { action: string; status: number; authenticatedConnection: boolean }[];
+  requests: { action: string; status: number; authenticatedConnection: boolean; encrypted: boolean }[];
   /** Connections accepted so far (after resets). */
   connections: number;
   /** Closes every open client connection (a tunnel hiccup). */
@@ -125,8 +132,10 @@ function fault(relatesTo: string, wsmanCode: string, message: string, subcode = 
 
 interface ConnState {
   challenge?: Buffer;
+  requested?: number;
   authenticated: boolean;
   user?: string;
+  session?: ServerSession;
 }
 
 export async function createFakeWinRm(opts: { username?: string; password?: string } = {}): Promise<FakeWinRm> {
@@ -139,6 +148,8 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
     acceptSchemes: ["Negotiate", "NTLM"],
     rejectAll: false,
     receiveTimeouts: 0,
+    allowUnencrypted: false,
+    grantSealing: true,
     faultOn: undefined,
     powershell: undefined,
   };
@@ -267,12 +278,13 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
-    const xml = Buffer.concat(chunks).toString("utf8");
+    const raw = Buffer.concat(chunks);
     const socket = req.socket;
     const state = conns.get(socket) ?? { authenticated: false };
     conns.set(socket, state);
+    const encrypted = String(req.headers["content-type"] ?? "").includes("HTTP-SPNEGO-session-encrypted");
     const record = (action: string, status: number): void => {
-      requests.push({ action, status, authenticatedConnection: state.authenticated });
+      requests.push({ action, status, authenticatedConnection: state.authenticated, encrypted });
     };
 
     if (knobs.unavailable > 0) {
@@ -300,9 +312,12 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
       }
       if (type === 1) {
         state.challenge = newChallenge();
+        // Without sealing granted the client must fall back to plain SOAP.
+        state.requested = knobs.grantSealing ? requestedFlags(token) : requestedFlags(token) & ~(0x10 | 0x20 | 0x40000000);
         state.authenticated = false;
+        state.session = undefined;
         record("ntlm-negotiate", 401);
-        reply(res, 401, { "www-authenticate": `${scheme} ${challengeMessage(state.challenge).toString("base64")}` });
+        reply(res, 401, { "www-authenticate": `${scheme} ${challengeMessage(state.challenge, state.requested).toString("base64")}` });
         return;
       }
       if (type === 3 && state.challenge) {
@@ -317,6 +332,13 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
         auth.push({ user: verdict.user, scheme, ok: true });
         state.authenticated = true;
         state.user = verdict.user;
+        state.session = verdict.session;
+        if (raw.length === 0) {
+          // WinRM clients authenticate with an empty body before sealing anything.
+          record("ntlm-authenticate", 200);
+          reply(res, 200, {});
+          return;
+        }
       } else if (!state.authenticated) {
         record("bad-auth", 401);
         reply(res, 401, { "www-authenticate": knobs.offerSchemes });
@@ -328,10 +350,41 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
       reply(res, 401, { "www-authenticate": knobs.offerSchemes });
       return;
     }
+
+    let xml: string;
+    if (encrypted) {
+      if (!state.session) {
+        record("encrypted-without-session", 400);
+        reply(res, 400, {});
+        return;
+      }
+      try {
+        xml = openBody(state.session, raw);
+      } catch (err) {
+        // Windows drops a connection whose sealed message does not verify.
+        record(`bad-seal: ${(err as Error).message}`, 400);
+        reply(res, 400, {});
+        socket.destroy();
+        return;
+      }
+    } else {
+      if (!knobs.allowUnencrypted) {
+        record("unencrypted-refused", 400);
+        reply(res, 400, { "content-type": "application/soap+xml;charset=UTF-8" }, fault("", "2150858770", "The WinRM service does not accept unencrypted traffic (AllowUnencrypted=false)."));
+        return;
+      }
+      xml = raw.toString("utf8");
+    }
     const out = handleSoap(xml, state.user ?? "");
     const action = /<a:Action[^>]*>([^<]+)</.exec(xml)?.[1]?.split("/").pop() ?? "?";
     record(action, out.status);
-    reply(res, out.status, out.body ? { "content-type": "application/soap+xml;charset=UTF-8" } : {}, out.body);
+    if (encrypted && state.session) {
+      const sealed = sealBody(state.session, out.body);
+      res.writeHead(out.status, { "content-type": ENCRYPTED_TYPE, "content-length": sealed.length });
+      res.end(sealed);
+    } else {
+      reply(res, out.status, out.body ? { "content-type": "application/soap+xml;charset=UTF-8" } : {}, out.body);
+    }
   }
 
   let connections = 0;
