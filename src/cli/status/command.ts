@@ -107,8 +107,9 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
       io.out(JSON.stringify(statusJson(report), null, watchMs === undefined ? 2 : undefined) + "\n");
     } else {
       // A terminal gets a redrawn screen; a pipe or log gets one block per refresh.
-      if (watchMs !== undefined) io.out(io.stdoutIsTty ? "\x1b[2J\x1b[H" : "");
-      if (watchMs !== undefined) io.out(`forgejo-nsc status at ${report.generatedAt} (every ${values.watch}; Ctrl-C stops)\n\n`);
+      if (watchMs !== undefined) {
+        io.out(`${io.stdoutIsTty ? "\x1b[2J\x1b[H" : ""}forgejo-nsc status at ${report.generatedAt} (every ${values.watch}; Ctrl-C stops)\n\n`);
+      }
       io.out(renderStatus(report, now));
     }
     const code = statusOk(report) ? 0 : 1;
