@@ -308,6 +308,14 @@ describe("forgejo-nsc status", () => {
     expect(await run).toBe(0);
     expect(m.stdout().split("forgejo-nsc status at ").length - 1).toBeGreaterThanOrEqual(3);
     expect(a.requests.length).toBeGreaterThanOrEqual(3);
+    // A terminal is redrawn from the top on every refresh.
+    const tty = new AbortController();
+    const t = memoryIo({ now: () => NOW, env: { FORGEJO_NSC_TOKEN: TOKEN }, signal: tty.signal, tty: true });
+    const ttyRun = runCli(["status", "--watch", "100ms", "--dispatcher", d.url, "--autoscaler", "none"], t.io);
+    await waitFor(() => t.stdout().split("\x1b[2J\x1b[H").length >= 3, { what: "two redraws" });
+    tty.abort();
+    expect(await ttyRun).toBe(0);
+    expect(t.stdout().startsWith("\x1b[2J\x1b[Hforgejo-nsc status at 2026-08-01T12:00:00.000Z (every 100ms; Ctrl-C stops)\n\nDispatcher")).toBe(true);
     const bad = memoryIo();
     expect(await runCli(["status", "--watch", "soon"], bad.io)).toBe(2);
     expect(bad.stderr()).toContain('--watch: "soon" is not a duration');
