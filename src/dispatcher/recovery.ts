@@ -1,4 +1,4 @@
-import { LABEL_OWNER, LABEL_RUNNER } from "../namespace/launcher.js";
+import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
 import type { InstanceInfo } from "../namespace/launcher.js";
 import type { Platform } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
@@ -27,7 +27,7 @@ export async function recover(ctx: DispatcherContext): Promise<RecoveryReport> {
   for (const platform of new Set(launching.map((r) => r.platform))) {
     const launcher = ctx.launchers[platform];
     try {
-      instances.set(platform, launcher ? await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id }) : []);
+      instances.set(platform, launcher ? await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id, [LABEL_PLATFORM]: platform }) : []);
     } catch (err) {
       instances.set(platform, undefined);
       report.unobservable.push(platform);

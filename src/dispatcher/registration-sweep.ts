@@ -12,6 +12,12 @@ import { CONFIRMATIONS } from "./supervisor.js";
  */
 export class RegistrationSweep {
   private readonly sightings = new Map<string, number>();
+  /**
+   * Scopes that had live runners, kept until they hold no registration of ours: a token-mode
+   * runner's own registration outlives its record, and once the record is terminal its scope
+   * would otherwise never be looked at again.
+   */
+  private readonly scopes = new Map<string, Scope>();
 
   constructor(private readonly ctx: DispatcherContext) {}
 
@@ -26,12 +32,13 @@ export class RegistrationSweep {
     if (!info.runnersApi) return 0;
     const live = await ctx.records.store.listRunners({ states: [...LIVE_STATES, "pending"] });
     const liveNames = new Set(live.map((r) => r.name));
-    const scopes = new Map<string, Scope>([[scopeKey(ctx.config.forgejo.default_scope), ctx.config.forgejo.default_scope]]);
-    for (const r of live) scopes.set(scopeKey(r.scope), r.scope);
+    const current = new Map<string, Scope>([[scopeKey(ctx.config.forgejo.default_scope), ctx.config.forgejo.default_scope]]);
+    for (const r of live) current.set(scopeKey(r.scope), r.scope);
+    for (const [key, scope] of current) this.scopes.set(key, scope);
     const prefix = ctx.config.runner.name_prefix;
     let deleted = 0;
     const seen = new Set<string>();
-    for (const [key, scope] of scopes) {
+    for (const [key, scope] of [...this.scopes]) {
       let runners;
       try {
         runners = await ctx.forgejo.listRunners(scope);
@@ -39,6 +46,7 @@ export class RegistrationSweep {
         ctx.logger.debug({ scope: key, err: errorMessage(err) }, "could not list Forgejo runners for the stale-registration sweep");
         continue;
       }
+      if (!current.has(key) && !runners.some((fr) => fr.name.startsWith(prefix))) this.scopes.delete(key);
       for (const fr of runners) {
         if (!fr.name.startsWith(prefix) || fr.status !== "offline" || liveNames.has(fr.name)) continue;
         const id = `${key}#${fr.id}`;

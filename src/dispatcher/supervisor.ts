@@ -1,6 +1,6 @@
 import { formatDuration } from "../config/duration.js";
 import type { InstanceInfo } from "../namespace/launcher.js";
-import { LABEL_OWNER, LABEL_RUNNER } from "../namespace/launcher.js";
+import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
 import { LIVE_STATES, RUNNER_STATES } from "../store/types.js";
 import type { Platform, RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
@@ -52,7 +52,8 @@ export class Supervisor {
         const runners = byPlatform.get(platform) ?? [];
         let instances: InstanceInfo[];
         try {
-          instances = await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id });
+          // Linux and Windows share `nsc list`: the platform label keeps each launcher to its own.
+          instances = await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id, [LABEL_PLATFORM]: platform });
           report.observed[platform] = instances.length;
         } catch (err) {
           report.observed[platform] = "error";

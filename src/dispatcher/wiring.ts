@@ -7,6 +7,7 @@ import type { Launcher } from "../namespace/launcher.js";
 import { LinuxLauncher } from "../namespace/linux-launcher.js";
 import { MacosLauncher } from "../namespace/macos-launcher.js";
 import { NscCli } from "../namespace/nsc-cli.js";
+import { WindowsLauncher } from "../namespace/windows-launcher.js";
 import { openStore } from "../store/open-store.js";
 import type { Platform } from "../store/types.js";
 import type { DispatcherDeps } from "./app.js";
@@ -31,6 +32,7 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
   });
   const launchers: Partial<Record<Platform, Launcher>> = {
     linux: new LinuxLauncher({ config, nsc, logger: logger.child({ component: "linux" }) }),
+    windows: new WindowsLauncher({ config, nsc, logger: logger.child({ component: "windows" }) }),
   };
   if (config.namespace.token_file) {
     const api = new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile: config.namespace.token_file, logger, metrics });
