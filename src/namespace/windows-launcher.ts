@@ -1,5 +1,6 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
+import type { Metrics } from "../http/metrics.js";
 import { TOKEN_ENV, publicCredentials } from "../runner/bootstrap-sh.js";
 import { buildPs1Bootstrap, buildPs1Launcher, buildPs1Prelude, chunkCommands, payloadFileName } from "../runner/bootstrap-ps1.js";
 import { resolveLabels } from "../runner/labels.js";
@@ -23,6 +24,7 @@ export interface WindowsLauncherOptions {
   config: Pick<DispatcherConfig, "namespace" | "runner">;
   nsc: WindowsNsc;
   logger: Logger;
+  metrics?: Metrics | undefined;
   /** How long WinRM may take to answer after boot (default: namespace.wait_timeout). */
   winrmTimeoutMs?: number;
   /** Pause between WinRM connection attempts (default 3 s). */
@@ -177,7 +179,7 @@ export class WindowsLauncher implements Launcher {
     } catch (err) {
       throw new LaunchError(`opening the WinRM tunnel (nsc instance port-forward ${instanceId} --target_port ${WINRM_PORT}) failed: ${(err as Error).message}`, "transient", instanceId);
     }
-    const client = new WinRmClient({ endpoint: `${tunnel.host}:${tunnel.port}`, username: creds.username, password: creds.password, logger: log });
+    const client = new WinRmClient({ endpoint: `${tunnel.host}:${tunnel.port}`, username: creds.username, password: creds.password, logger: log, metrics: this.opts.metrics });
     try {
       const deadlineMs = Date.now() + (this.opts.winrmTimeoutMs ?? this.ns.wait_timeout);
       const shell = await openShellWithRetry(client, p.env, { deadlineMs, intervalMs: this.opts.winrmRetryIntervalMs, logger: log, signal });

@@ -39,7 +39,7 @@ export function darwinRunnerUrl(version: string): string {
 
 /** runner.yaml as JSON-in-YAML (JSON is valid YAML), so hostile label text stays data. */
 export function runnerYaml(opts: { labels: readonly string[]; workdir: string; cachePath?: string | undefined }): string {
-  const cache = opts.cachePath ? { enabled: true, dir: `${opts.cachePath.replace(/\/+$/, "")}/forgejo-runner-cache` } : { enabled: false };
+  const cache = opts.cachePath ? { enabled: true, dir: `${opts.cachePath.replace(/\/+$/, "")}/actcache` } : { enabled: false };
   const config = {
     log: { level: "info" },
     runner: {
@@ -96,7 +96,7 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
     'log "using $runner_bin"',
     'mkdir -p "$workdir/work"',
   ];
-  if (o.cachePath) lines.push(`mkdir -p ${q(`${o.cachePath.replace(/\/+$/, "")}/forgejo-runner-cache`)} || true`);
+  if (o.cachePath) lines.push(`mkdir -p ${q(`${o.cachePath.replace(/\/+$/, "")}/actcache`)} || true`);
   lines.push(`printf '%s' ${q(runnerYaml({ labels, workdir: o.workdir, cachePath: o.cachePath }))} > runner.yaml`);
 
   const verb = o.mode === "daemon" ? "daemon" : "one-job";

@@ -217,7 +217,7 @@ describe("MacosLauncher via the Compute API", () => {
     await launcher({ macos_cache_tag: "mac-{labels}", macos_cache_size: "50gb" }).launch(spec());
     expect(created().volumes).toEqual([{ tag: "mac-namespace-profile-macos-large-xcode", mountPoint: "/Users/runner/.cache/nscloud", sizeMb: "51200", persistencyKind: "CACHE" }]);
     expect(created().applications[0]!.environment.NSC_CACHE_PATH).toBe("/Users/runner/.cache/nscloud");
-    expect(created().applications[0]!.args[1]).toContain("/Users/runner/.cache/nscloud/forgejo-runner-cache");
+    expect(created().applications[0]!.args[1]).toContain("/Users/runner/.cache/nscloud/actcache");
   });
 
   it("maps API errors to launch error kinds and does not fall back on auth or invalid requests", async () => {

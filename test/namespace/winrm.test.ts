@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { Metrics } from "../../src/http/metrics.js";
 import { WinRmClient, encodePowerShell, openShellWithRetry } from "../../src/namespace/winrm/client.js";
 import { WinRmError } from "../../src/namespace/winrm/errors.js";
 import { ntlmIdentity, parseAuthenticate } from "../../src/namespace/winrm/ntlm.js";
@@ -16,9 +17,11 @@ afterEach(async () => {
   fake = undefined;
 });
 
+let metrics: Metrics;
 async function setup(password?: string): Promise<{ fake: FakeWinRm; client: WinRmClient }> {
   fake = await createFakeWinRm();
-  client = new WinRmClient({ endpoint: fake.endpoint, username: fake.username, password: password ?? fake.password, requestTimeoutMs: 5_000 });
+  metrics = new Metrics({ defaultMetrics: false });
+  client = new WinRmClient({ endpoint: fake.endpoint, username: fake.username, password: password ?? fake.password, requestTimeoutMs: 5_000, metrics });
   return { fake, client };
 }
 
@@ -44,6 +47,8 @@ describe("WinRM client against the fake endpoint", () => {
     expect(fake.requests.slice(2).every((q) => q.encrypted && q.status === 200)).toBe(true);
     const shellRec = [...fake.shells.values()][0]!;
     expect(shellRec.deleted).toBe(true);
+    const counted = await metrics.registry.getSingleMetricAsString("forgejo_nsc_namespace_calls_total");
+    for (const command of ["Create", "Command", "Receive", "Signal", "Delete"]) expect(counted).toContain(`api="winrm",command="${command}",outcome="ok"} 1`);
     expect(shellRec.commands[0]!.signalled).toBe(true);
   });
 

@@ -125,8 +125,8 @@ describe("buildBashBootstrap", () => {
     expect(job!.tokenFile).toMatchObject({ content: SECRET, mode: "600" });
     expect(job!.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
     const yaml = JSON.parse(job!.config!.content!) as { cache: { enabled: boolean; dir: string } };
-    expect(yaml.cache).toEqual({ enabled: true, dir: `${cachePath}/forgejo-runner-cache` });
-    expect(existsSync(`${cachePath}/forgejo-runner-cache`)).toBe(true);
+    expect(yaml.cache).toEqual({ enabled: true, dir: `${cachePath}/actcache` });
+    expect(existsSync(`${cachePath}/actcache`)).toBe(true);
   });
 
   it("daemon mode has no --handle; a failing runner's status is the script's status", async () => {

@@ -1,5 +1,6 @@
 import { Client } from "undici";
 import type { Logger } from "../../http/logger.js";
+import type { Metrics } from "../../http/metrics.js";
 import { WinRmError } from "./errors.js";
 import { chooseScheme, ntlmIdentity, parseAuthenticate } from "./ntlm.js";
 import type { AuthScheme, NtlmIdentity } from "./ntlm.js";
@@ -29,6 +30,8 @@ export interface WinRmOptions {
   /** WS-Man OperationTimeout of a Receive: how long the service holds a Receive open. */
   operationTimeoutSec?: number;
   logger?: Logger;
+  /** Counts calls in forgejo_nsc_namespace_calls_total{api="winrm"}. */
+  metrics?: Metrics | undefined;
 }
 
 export interface CommandResult {
@@ -144,6 +147,19 @@ export class WinRmClient {
 
   private async call(action: string, body: string, o: { shellId?: string; options?: Record<string, string>; operationTimeoutSec?: number } = {}): Promise<ParsedEnvelope> {
     const xml = envelope({ to: this.url, action, shellId: o.shellId, options: o.options, operationTimeoutSec: o.operationTimeoutSec, body });
+    const command = action.slice(action.lastIndexOf("/") + 1);
+    try {
+      const parsed = await this.exchange(xml);
+      this.opts.metrics?.namespaceCalls.inc({ api: "winrm", command, outcome: "ok" });
+      return parsed;
+    } catch (err) {
+      const outcome = err instanceof WinRmError ? (err.wsmanCode === FAULT_OPERATION_TIMEOUT ? "operation_timeout" : err.kind) : "error";
+      this.opts.metrics?.namespaceCalls.inc({ api: "winrm", command, outcome });
+      throw err;
+    }
+  }
+
+  private async exchange(xml: string): Promise<ParsedEnvelope> {
     const res = await this.post(xml);
     let parsed: ParsedEnvelope;
     try {
