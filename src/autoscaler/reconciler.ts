@@ -45,6 +45,7 @@ export interface WorkflowJobEvent {
 }
 
 const FOLLOW_UP_MS = 200;
+const REDETECT_MS = 10 * 60_000;
 const MAX_FOLLOW_UPS = 5;
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -97,6 +98,7 @@ export class InstanceReconciler {
   private lastDelivery: { at: number; event: string } | undefined;
   private workflowJobSeen = false;
   private passes = 0;
+  private infoAt = performance.now();
 
   constructor(private readonly opts: ReconcilerOptions) {
     const c = opts.config;
@@ -150,6 +152,7 @@ export class InstanceReconciler {
       return;
     }
     const info = this.info;
+    this.infoAt = performance.now();
     this.resolveInfo(info);
     const impossible = pollingImpossible(info);
     if (impossible) {
@@ -268,7 +271,21 @@ export class InstanceReconciler {
     });
   }
 
+  /** Forgejo may be upgraded under us (14 → 15 brings handles): look at the version again now and then. */
+  private async refreshInfo(): Promise<void> {
+    if (performance.now() - this.infoAt < REDETECT_MS) return;
+    this.infoAt = performance.now();
+    try {
+      const info = await this.opts.api.serverInfo();
+      if (info.version !== this.info?.version) this.log.info({ server: describeServer(info), before: this.info?.version }, "server version changed");
+      if (!pollingImpossible(info)) this.info = info;
+    } catch {
+      // The pass reports Forgejo trouble itself; keep what we knew.
+    }
+  }
+
   private async pass(): Promise<void> {
+    await this.refreshInfo();
     const info = this.info;
     if (!info) return;
     const started = this.now();

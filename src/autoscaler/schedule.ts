@@ -41,8 +41,20 @@ const LOOKBACK_MS = [60_000, 3_600_000, 86_400_000, 8 * 86_400_000, 32 * 86_400_
 
 const nextAfter = (c: Cron, ms: number) => c.nextRun(new Date(ms))?.getTime();
 
+// Per pattern, the last answer and the occurrence after it: any instant in [last, next) has the
+// same answer, so the passes of a running daemon almost never compute anything.
+const memo = new WeakMap<Cron, { last: number; next: number }>();
+
 /** The latest occurrence of `c` at or before `at` (within about a year), in ms. */
 export function lastOccurrence(c: Cron, at: number): number | undefined {
+  const m = memo.get(c);
+  if (m && at >= m.last && at < m.next) return m.last;
+  const last = searchLast(c, at);
+  if (last !== undefined) memo.set(c, { last, next: nextAfter(c, last) ?? Infinity });
+  return last;
+}
+
+function searchLast(c: Cron, at: number): number | undefined {
   for (const window of LOOKBACK_MS) {
     let lo = at - window;
     const first = nextAfter(c, lo);

@@ -75,7 +75,7 @@ describe("schedule rules", () => {
     expect(effectiveMinIdle(spec, t("2026-12-25T20:00:00Z"))).toEqual({ minIdle: 1, period: undefined });
   });
 
-  it("every-minute patterns stay cheap", () => {
+  it("every-minute patterns stay cheap (a daemon evaluates them every pass)", () => {
     const p = { cron: "* * * * *", duration: 30_000, min_idle: 1 };
     const started = performance.now();
     for (let i = 0; i < 200; i++) periodActive(p, "UTC", t("2026-05-05T09:00:10Z") + i * 1000);
