@@ -27,7 +27,7 @@ export async function recover(ctx: DispatcherContext): Promise<RecoveryReport> {
   for (const platform of new Set(launching.map((r) => r.platform))) {
     const launcher = ctx.launchers[platform];
     try {
-      instances.set(platform, launcher ? await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id, [LABEL_PLATFORM]: platform }) : []);
+      instances.set(platform, launcher ? (await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id })).filter((i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform) : []);
     } catch (err) {
       instances.set(platform, undefined);
       report.unobservable.push(platform);

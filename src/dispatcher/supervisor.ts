@@ -52,8 +52,12 @@ export class Supervisor {
         const runners = byPlatform.get(platform) ?? [];
         let instances: InstanceInfo[];
         try {
-          // Linux and Windows share `nsc list`: the platform label keeps each launcher to its own.
-          instances = await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id, [LABEL_PLATFORM]: platform });
+          // Linux and Windows share `nsc list`, and the Compute API sees every instance: each pass
+          // keeps to its platform's label. An instance of ours without one counts as Linux, so a
+          // stray is still swept rather than ignored.
+          instances = (await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id })).filter(
+            (i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform,
+          );
           report.observed[platform] = instances.length;
         } catch (err) {
           report.observed[platform] = "error";

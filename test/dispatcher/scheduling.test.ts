@@ -127,15 +127,16 @@ describe("launch slots and caps", () => {
   it("destroys an orphan instance only after two sightings", async () => {
     s = await setup("");
     s.launcher.instances.set("stray1", { instanceId: "stray1", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-gone", "forgejo-nsc.platform": "linux" } });
+    s.launcher.instances.set("unlabelled", { instanceId: "unlabelled", labels: { "forgejo-nsc.owner": "default" } });
     s.launcher.instances.set("foreign", { instanceId: "foreign", labels: { "forgejo-nsc.owner": "someone-else", "forgejo-nsc.platform": "linux" } });
     // Another platform's instance sharing the same listing must not look like a Linux orphan.
     s.launcher.instances.set("win1", { instanceId: "win1", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-win", "forgejo-nsc.platform": "windows" } });
     const first = await s.d.supervisor.tick();
     expect(first.orphansDestroyed).toEqual([]);
     const second = await s.d.supervisor.tick();
-    expect(second.orphansDestroyed).toEqual(["stray1"]);
-    expect(s.launcher.destroyed).toEqual(["stray1"]);
-    expect(s.launcher.listCalls.every((l) => l["forgejo-nsc.owner"] === "default" && l["forgejo-nsc.platform"] === "linux")).toBe(true);
+    expect(second.orphansDestroyed).toEqual(["stray1", "unlabelled"]);
+    expect(s.launcher.destroyed).toEqual(["stray1", "unlabelled"]);
+    expect(s.launcher.listCalls.every((l) => l["forgejo-nsc.owner"] === "default")).toBe(true);
   });
 
   it("a failed finish (destroy error) stays finishing and is retried on the next tick", async () => {
