@@ -288,7 +288,7 @@ export class MacosLauncher implements Launcher {
     }
     log.info({ instance: instanceId }, "macOS instance created with nsc; starting the runner over nsc ssh");
     try {
-      const payload = buildDetachedBashLauncher({ script: p.script, env: p.env });
+      const payload = buildDetachedBashLauncher({ script: p.script, env: p.env, selfDestroy: { instanceId, region: this.ns.region } });
       await nsc.ssh(instanceId, ["/bin/bash"], { input: payload, secrets: [secret], timeoutMs: 120_000, signal });
     } catch (err) {
       await nsc.destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: (e as Error).message }, "could not destroy the fallback instance; the orphan sweep retries"));

@@ -150,17 +150,25 @@ export class WindowsLauncher implements Launcher {
       }
     }
     const envNames = Object.keys(env).sort();
-    const bootstrap = buildPs1Bootstrap({
-      runnerName: spec.runnerName,
-      labels: spec.labels,
-      executor: WINDOWS_EXECUTOR,
-      mode: this.runner.mode,
-      credentials: publicCredentials(spec.credentials),
-      jobHandle: spec.jobHandle,
-      runnerVersion: this.runner.version,
-      envNames,
-    });
-    const launcher = buildPs1Launcher({ runnerName: spec.runnerName, bootstrap, envNames, ttlMs: spec.ttlMs });
+    // Built now so bad labels or names fail before an instance exists; rebuilt with the instance ID.
+    const launcher = (instanceId?: string): string =>
+      buildPs1Launcher({
+        runnerName: spec.runnerName,
+        bootstrap: buildPs1Bootstrap({
+          runnerName: spec.runnerName,
+          labels: spec.labels,
+          executor: WINDOWS_EXECUTOR,
+          mode: this.runner.mode,
+          credentials: publicCredentials(spec.credentials),
+          jobHandle: spec.jobHandle,
+          runnerVersion: this.runner.version,
+          envNames,
+          selfDestroy: instanceId ? { instanceId, region: this.ns.region } : undefined,
+        }),
+        envNames,
+        ttlMs: spec.ttlMs,
+      });
+    launcher();
     const file = payloadFileName(spec.runnerName);
     return { machineType, env, launcher, file };
   }
@@ -184,7 +192,7 @@ export class WindowsLauncher implements Launcher {
       const deadlineMs = Date.now() + (this.opts.winrmTimeoutMs ?? this.ns.wait_timeout);
       const shell = await openShellWithRetry(client, p.env, { deadlineMs, intervalMs: this.opts.winrmRetryIntervalMs, logger: log, signal });
       try {
-        for (const cmd of chunkCommands(p.launcher, p.file)) {
+        for (const cmd of chunkCommands(p.launcher(instanceId), p.file)) {
           const r = await client.run(shell, cmd);
           if (r.exitCode !== 0) throw new WinRmError("command", `writing the runner script failed (exit ${r.exitCode}): ${redact(r.stderr.trim(), secrets).slice(0, 300)}`);
         }

@@ -128,10 +128,15 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
  * What `nsc ssh <id> -T -- /bin/bash` reads on stdin in the macOS fallback: export the
  * environment (secrets travel here, over the SSH channel, never on a command line), store the
  * bootstrap in a private temp dir and start it under nohup, so the SSH session — and our local nsc
- * process — end at once while the job runs. When the bootstrap ends the machine is asked to shut
- * down (sudo -n, best effort); either way the dispatcher's supervision destroys the instance.
+ * process — end at once while the job runs. An `nsc create` instance does not end with the script,
+ * so afterwards, on the Mac only, it tries `nsc destroy --force <own id>` (if the image has nsc and
+ * its workload identity may do that) and then asks the machine to shut down (sudo -n); both are best
+ * effort, and the dispatcher's supervision destroys the instance in any case.
  */
-export function buildDetachedBashLauncher(opts: { script: string; env: Record<string, string> }): string {
+export function buildDetachedBashLauncher(opts: { script: string; env: Record<string, string>; selfDestroy?: { instanceId: string; region?: string | undefined } }): string {
+  const destroy = opts.selfDestroy
+    ? `  if command -v nsc >/dev/null 2>&1; then nsc ${opts.selfDestroy.region ? `--region ${shQuote(opts.selfDestroy.region)} ` : ""}destroy --force ${shQuote(opts.selfDestroy.instanceId)} >/dev/null 2>&1 || true; fi`
+    : undefined;
   const supervise = [
     "#!/bin/bash",
     'dir="$1"',
@@ -142,7 +147,10 @@ export function buildDetachedBashLauncher(opts: { script: string; env: Record<st
     'printf "%s\\n" "$status" > "$dir/exit-status"',
     'echo "forgejo-nsc: bootstrap exited with status $status"',
     // Only ever on the macOS instance itself, never on a machine that runs this for a test.
-    'if [ "$(uname -s)" = Darwin ]; then sudo -n /sbin/shutdown -h now >/dev/null 2>&1 || true; fi',
+    'if [ "$(uname -s)" = Darwin ]; then',
+    ...(destroy ? [destroy] : []),
+    "  sudo -n /sbin/shutdown -h now >/dev/null 2>&1 || true",
+    "fi",
     'exit "$status"',
   ].join("\n");
   return [

@@ -4,7 +4,8 @@ import { resolveLabels } from "./labels.js";
 /**
  * PowerShell for Windows runners, as pure builders:
  * - `buildPs1Bootstrap`: the runner script (downloads forgejo-runner, writes runner.yaml, registers
- *   or writes the token file, runs one job, records its exit status, shuts the machine down);
+ *   or writes the token file, runs one job, records its exit status, then tries to destroy its own
+ *   instance and shuts the machine down);
  * - `buildPs1Launcher`: what runs over WinRM: stores that script and the secrets from the WinRM
  *   shell's environment in a private directory, and starts the script as a scheduled task so it
  *   outlives the WinRM shell;
@@ -76,6 +77,8 @@ export interface Ps1BootstrapOptions {
   envNames: readonly string[];
   /** Shut the machine down when the job is done (default true). */
   shutdownWhenDone?: boolean | undefined;
+  /** When the job is done, try `nsc destroy --force <id>` with the image's nsc (best effort). */
+  selfDestroy?: { instanceId: string; region?: string | undefined } | undefined;
 }
 
 const TOKEN_ENV = "FORGEJO_RUNNER_TOKEN";
@@ -200,8 +203,16 @@ export function buildPs1Bootstrap(o: Ps1BootstrapOptions): string {
     "  Stop-Transcript | Out-Null",
     "}",
   );
+  if (o.selfDestroy) {
+    const region = o.selfDestroy.region ? `'--region', ${q(o.selfDestroy.region)}, ` : "";
+    lines.push(
+      "# The instance has done its one job: end it now if the image's nsc (workload identity) may; best effort.",
+      "$nsc = Get-Command 'nsc.exe' -ErrorAction SilentlyContinue",
+      `if ($nsc) { try { & $nsc.Source @(${region}'destroy', '--force', ${q(o.selfDestroy.instanceId)}) *> $null } catch { } }`,
+    );
+  }
   if (o.shutdownWhenDone !== false) {
-    lines.push("# The instance has done its one job; supervision (or the TTL) removes it.", "Stop-Computer -Force");
+    lines.push("# Otherwise shut down; supervision (or the TTL) removes the instance.", "Stop-Computer -Force");
   }
   lines.push("exit $status");
   return `${PS_HELPERS.trim()}\n${lines.join("\n")}\n`;

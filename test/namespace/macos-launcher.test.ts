@@ -300,6 +300,7 @@ describe("MacosLauncher fallback to nsc create + nsc ssh", () => {
     expect(session!.command).toBe("/bin/bash");
     expect(session!.stdin).toContain(`export FORGEJO_RUNNER_TOKEN=${REG_TOKEN}`);
     expect(session!.stdin).toContain("nohup /bin/bash");
+    expect(session!.stdin).toContain(`nsc --region ord4 destroy --force ${instanceId}`);
     const [ssh] = nscFake.calls("ssh");
     expect(ssh!.argv).toEqual(["--region", "ord4", "ssh", instanceId, "-T", "--", "/bin/bash"]);
     assertNoSecrets(log.text());

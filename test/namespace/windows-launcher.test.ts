@@ -149,6 +149,7 @@ describe("WindowsLauncher", () => {
     expect(bootstrap).toContain("'--uuid', 'uuid-w'");
     expect(bootstrap).toContain("'--handle', 'handle-w'");
     expect(bootstrap).toContain("$Dir = 'C:\\forgejo-nsc\\nscloud-win1'");
+    expect(bootstrap).toContain(`@('--region', 'ord4', 'destroy', '--force', '${instanceId}')`);
     assertNoSecrets(script);
     assertNoSecrets(shell.commands.map((c) => c.line).join("\n"));
 

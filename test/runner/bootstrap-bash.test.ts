@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { buildBashBootstrap, buildDetachedBashLauncher, publicCredentials, runne
 import type { BashBootstrapOptions } from "../../src/runner/bootstrap-bash.js";
 import { heredocToFile } from "../../src/runner/quote-bash.js";
 import { FAKE_RUNNER_DIR, createFakeRunner } from "../fakes/forgejo-runner/index.js";
+import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeRunner } from "../fakes/forgejo-runner/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -227,6 +228,30 @@ describe("buildDetachedBashLauncher (the nsc ssh fallback)", () => {
     expect(job!.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
     // The bootstrap stored on disk holds no secret.
     expect(readFileSync(join(tmp.dir, dir, "bootstrap.sh"), "utf8")).not.toContain(SECRET);
+  });
+
+  it("on a Mac, destroys its own instance with the image's nsc and asks to shut down once the job is done", async () => {
+    const nsc = createFakeNsc(join(tmp.dir, "nsc"));
+    const created = await execa(nsc.bin, ["--region", "ord4", "create", "-o", "json", "--machine_type", "macos/arm64:6x14", "--bare"], { env: nsc.env });
+    const instanceId = (JSON.parse(created.stdout) as { cluster_id: string }).cluster_id;
+    // Stand-ins for macOS: uname says Darwin, sudo records what it was asked, nsc is the fake.
+    const bin = join(tmp.dir, "mac-bin");
+    const sudoLog = join(tmp.dir, "sudo.log");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "uname"), "#!/bin/sh\necho Darwin\n", { mode: 0o755 });
+    writeFileSync(join(bin, "sudo"), `#!/bin/sh\necho "$*" >> ${JSON.stringify(sudoLog)}\n`, { mode: 0o755 });
+    symlinkSync(nsc.bin, join(bin, "nsc"));
+
+    const script = buildBashBootstrap({ ...base(join(tmp.dir, "mac")), credentials: { mode: "ephemeral", instanceUrl: "https://f", uuid: "u" } });
+    const payload = buildDetachedBashLauncher({ script, env: { FORGEJO_RUNNER_TOKEN: SECRET, ...nsc.env }, selfDestroy: { instanceId, region: "ord4" } });
+    const r = await execa("/bin/bash", [], { input: payload, env: { TMPDIR: tmp.dir, HOME: tmp.dir, FAKE_RUNNER_LOG: runner.logPath, PATH: `${bin}:${runner.env.PATH!}` }, extendEnv: false, reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    await waitFor(() => existsSync(sudoLog), { what: "the shutdown request" });
+    expect(readFileSync(sudoLog, "utf8")).toBe("-n /sbin/shutdown -h now\n");
+    expect(nsc.instances().map((i) => i.id)).not.toContain(instanceId);
+    const [destroy] = nsc.calls("destroy");
+    expect(destroy!.argv).toEqual(["--region", "ord4", "destroy", "--force", instanceId]);
+    expect(runner.calls().map((c) => c.command)).toEqual(["one-job"]);
   });
 
   it("never lets content end its here-document early", () => {

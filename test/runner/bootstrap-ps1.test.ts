@@ -247,6 +247,14 @@ describe("buildPs1Bootstrap", () => {
     expect(script).toContain("https://code.forgejo.org/forgejo/runner/releases/download/v12.6.4/forgejo-runner-12.6.4-windows-amd64.zip");
   });
 
+  it("tries to destroy its own instance with the image's nsc before shutting down", () => {
+    const script = buildPs1Bootstrap(hostileOptions({ selfDestroy: { instanceId: "abc123def4567", region: "ord4" } }));
+    expect(script).toContain("if ($nsc) { try { & $nsc.Source @('--region', 'ord4', 'destroy', '--force', 'abc123def4567') *> $null } catch { } }");
+    expect(script.indexOf("'destroy', '--force'")).toBeLessThan(script.indexOf("Stop-Computer -Force"));
+    expect(script.indexOf("'destroy', '--force'")).toBeGreaterThan(script.indexOf("Set-Content -LiteralPath (Join-Path $Dir 'exit-status')"));
+    expect(buildPs1Bootstrap(hostileOptions())).not.toContain("'destroy'");
+  });
+
   it("refuses runner names that are not safe directory names, and comma labels", () => {
     expect(() => windowsRunnerDir("a\\..\\b")).toThrow(/Windows directory name/);
     expect(() => buildPs1Bootstrap(hostileOptions({ runnerName: "x y" }))).toThrow(/Windows directory name/);
