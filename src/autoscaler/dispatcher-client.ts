@@ -10,6 +10,8 @@ export interface DispatcherClientOptions {
   metrics?: Metrics | undefined;
 }
 
+const LIST_LIMIT = 5000;
+
 /** The dispatcher could not be asked (network, timeout, 5xx, unreadable answer). Never holds the token. */
 export class DispatcherUnavailableError extends Error {
   constructor(
@@ -104,7 +106,8 @@ export class DispatcherClient {
 
   /** Runners the dispatcher has in the given states for one scope. Throws DispatcherUnavailableError. */
   async listRunners(opts: { states: readonly string[]; scopeKey?: string | undefined }): Promise<DispatcherRunner[]> {
-    const q = new URLSearchParams({ state: opts.states.join(",") });
+    // The dispatcher answers 500 runners unless told otherwise; a cut list would look like free room.
+    const q = new URLSearchParams({ state: opts.states.join(","), limit: String(LIST_LIMIT) });
     if (opts.scopeKey) q.set("scope", opts.scopeKey);
     let res;
     try {

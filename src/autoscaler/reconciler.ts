@@ -313,7 +313,9 @@ export class InstanceReconciler {
       let jobs = obs.jobs;
       if (!jobs) {
         // Forgejo is away: serve what webhooks told us, nothing else (no warm-pool changes).
-        const hinted = [...this.hints.values()].filter((h) => started - h.at < Math.max(10 * this.pollMs, 600_000)).map((h) => h.job);
+        const keep = Math.max(10 * this.pollMs, 600_000);
+        for (const [id, h] of this.hints) if (started - h.at >= keep) this.hints.delete(id);
+        const hinted = [...this.hints.values()].map((h) => h.job);
         if (hinted.length === 0) {
           this.fail(`jobs: ${obs.jobsError ?? "unknown error"}`);
           delay = this.retryDelay();

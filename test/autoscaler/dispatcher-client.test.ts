@@ -74,7 +74,7 @@ describe("DispatcherClient against the dispatcher contract", () => {
     expect(runners.every((r) => r.scope_key === "repo:acme/app")).toBe(true);
     expect(await client.listRunners({ states: ["pending"], scopeKey: "org:other" })).toEqual([]);
     const q = fake.requests.at(-1)!.query;
-    expect(q).toEqual({ state: "pending", scope: "org:other" });
+    expect(q).toEqual({ state: "pending", scope: "org:other", limit: "5000" });
   });
 
   it("an unreachable dispatcher is 'unavailable' with what to check", async () => {

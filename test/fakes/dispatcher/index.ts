@@ -249,6 +249,10 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
       const labels = url.searchParams.get("labels")?.split(",").filter(Boolean);
       const scope = url.searchParams.get("scope");
       const job = url.searchParams.get("job");
+      const limit = Number(url.searchParams.get("limit") ?? 500);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 5000) {
+        return send(res, rec, 400, { error: "invalid_request", message: "invalid query: limit: must be an integer from 1 to 5000" });
+      }
       const list = runners.filter(
         (r) =>
           (!states || states.includes(r.state)) &&
@@ -256,7 +260,7 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
           (!scope || r.scope_key === scope) &&
           (!job || r.job?.id === Number(job)),
       );
-      return send(res, rec, 200, { runners: list });
+      return send(res, rec, 200, { runners: list.slice(0, limit) });
     }
 
     const m = /^\/api\/v1\/runners\/([^/]+)$/.exec(url.pathname);
