@@ -23,7 +23,8 @@ export interface TickReport {
  */
 export class Supervisor {
   private readonly misses = new Map<string, number>();
-  private readonly orphanSightings = new Map<string, number>();
+  /** Per platform: each platform's pass forgets only the sightings its own list no longer shows. */
+  private readonly orphanSightings = new Map<Platform, Map<string, number>>();
   private ticking: Promise<TickReport> | undefined;
 
   constructor(
@@ -122,6 +123,8 @@ export class Supervisor {
   private async sweepOrphans(platform: Platform, runners: RunnerRecord[], instances: InstanceInfo[], report: TickReport): Promise<void> {
     const { ctx } = this;
     const byName = new Map(runners.map((r) => [r.name, r]));
+    const sightings = this.orphanSightings.get(platform) ?? new Map<string, number>();
+    this.orphanSightings.set(platform, sightings);
     const seen = new Set<string>();
     for (const inst of instances) {
       const owner = byName.get(inst.labels[LABEL_RUNNER] ?? "");
@@ -130,13 +133,13 @@ export class Supervisor {
         (owner.instanceId === inst.instanceId || (owner.state === "launching" && (this.scheduler.isLaunching(owner.name) || !owner.instanceId)));
       if (explained) continue;
       seen.add(inst.instanceId);
-      const n = (this.orphanSightings.get(inst.instanceId) ?? 0) + 1;
-      this.orphanSightings.set(inst.instanceId, n);
+      const n = (sightings.get(inst.instanceId) ?? 0) + 1;
+      sightings.set(inst.instanceId, n);
       if (n < CONFIRMATIONS) continue;
       const launcher = ctx.launchers[platform];
       try {
         await launcher?.destroy(inst.instanceId);
-        this.orphanSightings.delete(inst.instanceId);
+        sightings.delete(inst.instanceId);
         report.orphansDestroyed.push(inst.instanceId);
         ctx.logger.warn(
           { instance: inst.instanceId, runner: inst.labels[LABEL_RUNNER] },
@@ -146,9 +149,7 @@ export class Supervisor {
         ctx.logger.warn({ instance: inst.instanceId, err: errorMessage(err) }, "could not destroy orphan instance; will retry");
       }
     }
-    for (const id of this.orphanSightings.keys()) {
-      if (!seen.has(id) && !instances.some((i) => i.instanceId === id)) this.orphanSightings.delete(id);
-    }
+    for (const id of [...sightings.keys()]) if (!seen.has(id)) sightings.delete(id);
   }
 
   private async updateGauges(): Promise<void> {

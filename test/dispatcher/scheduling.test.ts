@@ -18,6 +18,7 @@ interface Setup {
   d: Dispatcher;
   store: Store;
   launcher: ControllableLauncher;
+  windows: ControllableLauncher;
   forgejo: FakeForgejo;
   close: () => Promise<void>;
 }
@@ -40,13 +41,15 @@ async function setup(yaml: string, caps = ""): Promise<Setup> {
   const { logger } = captureLogger();
   const store = await openStore(config.dispatcher.state_path);
   const launcher = new ControllableLauncher();
+  const windows = new ControllableLauncher("windows");
   const forgejoApi = new ForgejoClient({ baseUrl: forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 5000, logger });
-  const d = await createDispatcher({ config, logger, store, forgejo: forgejoApi, launchers: { linux: launcher }, timers: false });
+  const d = await createDispatcher({ config, logger, store, forgejo: forgejoApi, launchers: { linux: launcher, windows }, timers: false });
   await d.start();
   return {
     d,
     store,
     launcher,
+    windows,
     forgejo,
     close: async () => {
       await d.stop();
@@ -131,8 +134,10 @@ describe("launch slots and caps", () => {
     s.launcher.instances.set("foreign", { instanceId: "foreign", labels: { "forgejo-nsc.owner": "someone-else", "forgejo-nsc.platform": "linux" } });
     // Another platform's instance sharing the same listing must not look like a Linux orphan.
     s.launcher.instances.set("win1", { instanceId: "win1", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-win", "forgejo-nsc.platform": "windows" } });
+    // Every platform's pass runs each tick; an empty Windows list must not reset Linux sightings.
     const first = await s.d.supervisor.tick();
     expect(first.orphansDestroyed).toEqual([]);
+    expect(first.observed).toEqual({ linux: 2, windows: 0 });
     const second = await s.d.supervisor.tick();
     expect(second.orphansDestroyed).toEqual(["stray1", "unlabelled"]);
     expect(s.launcher.destroyed).toEqual(["stray1", "unlabelled"]);
