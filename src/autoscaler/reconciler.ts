@@ -366,7 +366,8 @@ export class InstanceReconciler {
         this.opts.metrics.lastReconcile.set({ instance: c.name }, Date.now() / 1000);
         if (this.pendingSwitch) {
           this.pendingSwitch = false;
-          if (this.mode === "polling") {
+          // Forgejo never stops polling, even if something sent a workflow_job-shaped delivery.
+          if (this.mode === "polling" && info.kind !== "forgejo") {
             this.mode = this.resyncMs > 0 ? "resync" : "webhooks";
             this.log.info({ mode: this.mode, resyncInterval: this.resyncMs }, "workflow_job webhooks are arriving; polling stops");
           }
