@@ -24,7 +24,6 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
-    disableRequestLogging: false,
   }) as unknown as FastifyInstance;
 
   // JSON only: a text/plain body should be told so (415), not half-parsed.
