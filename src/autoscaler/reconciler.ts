@@ -189,14 +189,18 @@ export class InstanceReconciler {
     this.requestPass(this.debounceMs);
   }
 
-  /** A Gitea workflow_job delivery. queued/waiting: a pass now, with the job as a hint. */
+  /**
+   * A Gitea workflow_job delivery. queued: a pass now, with the job as a hint. Gitea's "waiting"
+   * is its internal *blocked* (needs, approval; contracts/forgejo-api.md §7.4): no runner could
+   * take the job yet, so it only makes the next look sooner; "queued" follows once it can run.
+   */
   onWorkflowJob(e: WorkflowJobEvent): void {
     this.lastDelivery = { at: this.now(), event: `workflow_job.${e.action}` };
     if (this.info?.kind !== "forgejo") {
       this.workflowJobSeen = true;
       if (this.mode === "polling") this.pendingSwitch = true;
     }
-    if (e.action === "queued" || e.action === "waiting") {
+    if (e.action === "queued") {
       this.hints.set(e.id, { job: { id: e.id, attempt: e.attempt, runs_on: e.labels, status: "waiting" }, at: this.now() });
       this.requestPass(0);
     } else {

@@ -98,6 +98,26 @@ describe("Gitea workflow_job: webhook + poll + replay → exactly one runner per
     expect(dispatchesPerJob(dispatcher).get(job.id)).toBeUndefined();
   });
 
+  it("a waiting (blocked) delivery asks for no runner: the job cannot run yet", async () => {
+    stack = await startStack({ ...gitea({ poll_interval: "1h" }) });
+    const { forgejo, dispatcher } = stack;
+    const r = stack.autoscaler.reconcilers[0]!;
+    await waitFor(() => r.passCount >= 1, { what: "first pass" });
+    const hookId = await addHook(forgejo, `${stack.url}/webhook/gt`, ["workflow_job"]);
+    const job = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"], status: "blocked" });
+    // With the jobs API down the delivery is all the autoscaler knows: it must still not dispatch.
+    forgejo.failNext("/actions/jobs", 500, 3);
+    const passes = r.passCount;
+    const d = await forgejo.deliver(hookId, "workflow_job", forgejo.payloads.workflowJob(job.id, "waiting"));
+    expect(d.status).toBe(202);
+    await waitFor(() => r.passCount >= passes + 1, { what: "the pass the delivery caused" });
+    expect(dispatcher.dispatches).toHaveLength(0);
+    // Once it can run, Gitea says queued, and the job gets its runner.
+    forgejo.unblockJob(job.id);
+    await waitFor(() => dispatcher.dispatches.length === 1, { what: "dispatch after unblocking" });
+    expect(dispatcher.dispatches[0]!.key).toBe(`gt:job:${job.id}:${forgejo.job(job.id)!.attempt}`);
+  });
+
   it("while Gitea's jobs API fails, a queued delivery alone still gets its runner", async () => {
     stack = await startStack({ ...gitea({ poll_interval: "1h" }) });
     const { forgejo, dispatcher } = stack;
