@@ -8,5 +8,7 @@ export default defineConfig({
     pool: "forks",
     // Tests spawn real processes (fake nsc, the daemons); 2 cores here.
     maxWorkers: 2,
+    // Collects every log line of the run and fails it if a test secret appears (test/global-setup.ts).
+    globalSetup: ["./test/global-setup.ts"],
   },
 });
