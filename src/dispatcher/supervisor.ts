@@ -1,11 +1,12 @@
 import { formatDuration } from "../config/duration.js";
-import type { InstanceInfo } from "../namespace/launcher.js";
+import type { InstanceInfo, Launcher } from "../namespace/launcher.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
 import { LIVE_STATES, RUNNER_STATES } from "../store/types.js";
 import type { Platform, RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
 import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
+import { RegistrationWatch } from "./registration-watch.js";
 import type { Scheduler } from "./scheduler.js";
 
 /** How many successive looks must agree before we act on an absence (DESIGN: two, not one). */
@@ -26,11 +27,14 @@ export class Supervisor {
   /** Per platform: each platform's pass forgets only the sightings its own list no longer shows. */
   private readonly orphanSightings = new Map<Platform, Map<string, number>>();
   private ticking: Promise<TickReport> | undefined;
+  private readonly registrations: RegistrationWatch;
 
   constructor(
     private readonly ctx: DispatcherContext,
     private readonly scheduler: Scheduler,
-  ) {}
+  ) {
+    this.registrations = new RegistrationWatch(ctx);
+  }
 
   /** Runs a tick, or joins the one in progress. */
   tick(): Promise<TickReport> {
@@ -49,24 +53,26 @@ export class Supervisor {
       const byPlatform = new Map<Platform, RunnerRecord[]>();
       for (const r of live) byPlatform.set(r.platform, [...(byPlatform.get(r.platform) ?? []), r]);
 
-      for (const [platform, launcher] of Object.entries(ctx.launchers) as [Platform, NonNullable<(typeof ctx.launchers)[Platform]>][]) {
-        const runners = byPlatform.get(platform) ?? [];
-        let instances: InstanceInfo[];
+      const consumed = await this.registrations.consumed(live);
+      for (const [source, platforms] of this.listGroups()) {
+        // One listing per source: Linux and Windows share `nsc list`. Prefer the Linux launcher,
+        // whose list applies no platform filter, so unlabelled strays of ours are seen too.
+        const lister = ctx.launchers[platforms.includes("linux") ? "linux" : (platforms[0] as Platform)];
+        let all: InstanceInfo[];
         try {
-          // Linux and Windows share `nsc list`, and the Compute API sees every instance: each pass
-          // keeps to its platform's label. An instance of ours without one counts as Linux, so a
-          // stray is still swept rather than ignored.
-          instances = (await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id })).filter(
-            (i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform,
-          );
-          report.observed[platform] = instances.length;
+          all = (await lister?.list({ [LABEL_OWNER]: ctx.config.dispatcher.id })) ?? [];
         } catch (err) {
-          report.observed[platform] = "error";
-          ctx.logger.warn({ platform, err: errorMessage(err) }, "could not list instances; no runner is judged on this tick");
+          for (const p of platforms) report.observed[p] = "error";
+          ctx.logger.warn({ source, err: errorMessage(err) }, "could not list instances; no runner is judged on this tick");
           continue;
         }
-        await this.judge(runners, instances, report);
-        await this.sweepOrphans(platform, runners, instances, report);
+        for (const platform of platforms) {
+          // An instance of ours without a platform label counts as Linux, so a stray is still swept.
+          const instances = all.filter((i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform);
+          report.observed[platform] = instances.length;
+          await this.judge(byPlatform.get(platform) ?? [], instances, consumed, report);
+          await this.sweepOrphans(platform, byPlatform.get(platform) ?? [], instances, report);
+        }
       }
       await this.updateGauges();
     } finally {
@@ -75,7 +81,17 @@ export class Supervisor {
     return report;
   }
 
-  private async judge(runners: RunnerRecord[], instances: InstanceInfo[], report: TickReport): Promise<void> {
+  /** Platforms grouped by the source their instances are listed from. */
+  private listGroups(): Map<string, Platform[]> {
+    const groups = new Map<string, Platform[]>();
+    for (const [platform, launcher] of Object.entries(this.ctx.launchers) as [Platform, Launcher][]) {
+      const key = launcher.listSource ?? platform;
+      groups.set(key, [...(groups.get(key) ?? []), platform]);
+    }
+    return groups;
+  }
+
+  private async judge(runners: RunnerRecord[], instances: InstanceInfo[], consumed: Set<string>, report: TickReport): Promise<void> {
     const { ctx } = this;
     const alive = new Set(instances.map((i) => i.instanceId));
     const now = ctx.now().getTime();
@@ -92,6 +108,12 @@ export class Supervisor {
       }
       if (alive.has(r.instanceId)) {
         this.misses.delete(r.name);
+        // Windows instances (and macOS ones started through the nsc fallback) do not end with
+        // their job; Forgejo deleting the ephemeral runner says the job is done.
+        if (consumed.has(r.name)) {
+          await finishRunner(ctx, r, { to: "done", reason: `job finished: Forgejo removed the ephemeral runner; instance ${r.instanceId} destroyed` });
+          report.finished.push(r.name);
+        }
         continue;
       }
       const misses = (this.misses.get(r.name) ?? 0) + 1;

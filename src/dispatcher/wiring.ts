@@ -32,7 +32,7 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
   });
   const launchers: Partial<Record<Platform, Launcher>> = {
     linux: new LinuxLauncher({ config, nsc, logger: logger.child({ component: "linux" }) }),
-    windows: new WindowsLauncher({ config, nsc, logger: logger.child({ component: "windows" }) }),
+    windows: new WindowsLauncher({ config, nsc, metrics, logger: logger.child({ component: "windows" }) }),
   };
   if (config.namespace.token_file) {
     const api = new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile: config.namespace.token_file, logger, metrics });

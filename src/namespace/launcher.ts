@@ -38,6 +38,11 @@ export interface LaunchResult {
  */
 export interface Launcher {
   readonly platform: Platform;
+  /**
+   * Launchers with the same listSource see the same instances (Linux and Windows both use
+   * `nsc list`): the supervisor lists once per source and tick. Defaults to the platform.
+   */
+  readonly listSource?: string;
   /** Starts an instance running the bootstrap. Throws LaunchError; cleans up what it left behind. */
   launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult>;
   /** Every live instance carrying all of these labels, in one call. Throws on a failed look. */

@@ -26,6 +26,7 @@ export function cacheTag(template: string, labels: readonly string[]): string {
  */
 export class LinuxLauncher implements Launcher {
   readonly platform = "linux" as const;
+  readonly listSource = "nsc";
   private readonly ns: DispatcherConfig["namespace"];
   private readonly runner: DispatcherConfig["runner"];
   private readonly nsc: NscCli;

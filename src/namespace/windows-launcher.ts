@@ -63,6 +63,7 @@ export function windowsCredentials(record: NscInstanceRecord): { username: strin
  */
 export class WindowsLauncher implements Launcher {
   readonly platform = "windows" as const;
+  readonly listSource = "nsc";
   private readonly ns: DispatcherConfig["namespace"];
   private readonly runner: DispatcherConfig["runner"];
 

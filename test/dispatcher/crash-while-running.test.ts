@@ -66,7 +66,7 @@ describe("SIGKILL while a job runs", () => {
 
     finishJobAsRunner(w, sim, a.job.id, instanceId);
     await expectSettled(w, [a], sim);
-    expect((await w.runner(a.name)).reason).toMatch(/ended after its job finished/);
+    expect((await w.runner(a.name)).reason).toMatch(/ended after its job finished|job finished: Forgejo removed the ephemeral runner/);
     expectNoSecrets(w);
   });
 
@@ -82,7 +82,7 @@ describe("SIGKILL while a job runs", () => {
     await w.start();
     await expectSettled(w, [a], sim);
     const done = await w.runner(a.name);
-    expect(done.reason).toMatch(/ended after its job finished/);
+    expect(done.reason).toMatch(/ended after its job finished|job finished: Forgejo removed the ephemeral runner/);
     expect(done.history.map((t: { to: string }) => t.to)).toEqual(["pending", "launching", "running", "finishing", "done"]);
     expectNoSecrets(w);
   });
