@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { recordSecrets } from "../../helpers/secrets.js";
 import { featuresOf } from "./features.js";
 import type { FakeFeatures } from "./features.js";
 import { DONE_STATUSES, fakeScopeKey } from "./model.js";
@@ -173,6 +174,8 @@ export class FakeWorld {
     }
     if (!current) {
       current = { scopeKey: key, token: randomAlnum(43), active: true };
+      // Every minted credential joins the suite-wide secret scan (test/global-setup.ts).
+      recordSecrets([current.token]);
       this.state.registrationTokens.push(current);
     }
     return current.token;
@@ -194,10 +197,12 @@ export class FakeWorld {
   }
 
   registerRunner(scope: FakeScope, opts: { name: string; description?: string; ephemeral: boolean; via: FakeRunner["registeredVia"] }): FakeRunner {
+    const token = randomBytes(20).toString("hex");
+    recordSecrets([token]);
     const r: FakeRunner = {
       id: ++this.seq.runner,
       uuid: randomUUID(),
-      token: randomBytes(20).toString("hex"),
+      token,
       name: opts.name,
       description: opts.description ?? "",
       ...this.placement(scope),
