@@ -11,6 +11,8 @@ import type { FakeForgejo, FakeForgejoOptions, FakeJob } from "../fakes/forgejo/
 import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc, FakeNscCall, FakeNscInstance, FakeNscKnobs } from "../fakes/nsc/index.js";
 import { startRunnerSimulator } from "../fakes/runner-sim.js";
+import { scanSink } from "../helpers/log-capture.js";
+import { recordSecrets } from "../helpers/secrets.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -150,8 +152,17 @@ export class ProcessWorld {
     if (child.pid !== undefined) this.groups.add(child.pid);
     let out = "";
     let err = "";
-    child.stdout?.setEncoding("utf8").on("data", (d: string) => (out += d));
-    child.stderr?.setEncoding("utf8").on("data", (d: string) => (err += d));
+    // Everything the process writes also goes to the suite-wide secret scan (test/global-setup.ts).
+    const sink = scanSink("dispatcher-process");
+    child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      sink.write(d);
+    });
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+      sink.write(d);
+    });
+    child.once("exit", () => sink.close());
     const exited = new Promise<Exit>((res) => {
       child.once("exit", (code, signal) => res({ code, signal }));
     });
@@ -299,6 +310,8 @@ export class ProcessWorld {
 
   async close(): Promise<void> {
     this.stopSimulator();
+    // Tokens minted during the run: the suite-wide scan looks for them in every log too.
+    recordSecrets(this.secrets());
     for (const pgid of this.groups) {
       try {
         process.kill(-pgid, "SIGKILL");
