@@ -162,7 +162,8 @@ export class ProcessWorld {
       err += d;
       sink.write(d);
     });
-    child.once("exit", () => sink.close());
+    // "close", not "exit": output can still be in the pipes when the process has exited.
+    child.once("close", () => sink.close());
     const exited = new Promise<Exit>((res) => {
       child.once("exit", (code, signal) => res({ code, signal }));
     });
