@@ -7,6 +7,7 @@ import { FAKE_ADMIN_PASSWORD, startFakeForgejo } from "../fakes/forgejo/index.js
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { startStubDaemon } from "./stub-daemon.js";
+import { scanSink } from "../helpers/log-capture.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "src", "bin", "cli.ts");
@@ -27,8 +28,16 @@ function start(args: string[], env: Record<string, string> = {}, stdin?: string)
   });
   if (stdin !== undefined) child.stdin!.end(stdin);
   const r: Run = { code: null, signal: null, stdout: "", stderr: "" };
-  child.stdout!.on("data", (b: Buffer) => (r.stdout += b.toString()));
-  child.stderr!.on("data", (b: Buffer) => (r.stderr += b.toString()));
+  const sink = scanSink("cli-bin");
+  child.stdout!.on("data", (b: Buffer) => {
+    r.stdout += b.toString();
+    sink.write(b);
+  });
+  child.stderr!.on("data", (b: Buffer) => {
+    r.stderr += b.toString();
+    sink.write(b);
+  });
+  child.once("exit", () => sink.close());
   const done = new Promise<Run>((resolve) =>
     child.on("close", (code, signal) => {
       r.code = code;

@@ -14,6 +14,7 @@ import type { FakeNsc } from "../fakes/nsc/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { memoryIo } from "./memory-io.js";
+import { scanSink } from "../helpers/log-capture.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -46,8 +47,14 @@ describe("provision → daemons → status, end to end", () => {
       env: { PATH: process.env.PATH ?? "", HOME: tmp.dir, ...nsc.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    child.stdout!.on("data", (b: Buffer) => (log += b.toString()));
-    child.stderr!.on("data", (b: Buffer) => (log += b.toString()));
+    const sink = scanSink(`cli-e2e-${name}`);
+    const keep = (b: Buffer) => {
+      log += b.toString();
+      sink.write(b);
+    };
+    child.stdout!.on("data", keep);
+    child.stderr!.on("data", keep);
+    child.once("exit", () => sink.close());
     procs.push({ name, child, log: () => log });
   }
 
