@@ -7,6 +7,7 @@ import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { DISPATCHER_TOKEN, STATUS_TOKEN, freePort } from "./harness.js";
+import { scanSink } from "../helpers/log-capture.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const tmp = tempDir("fnsc-as-bin-");
@@ -37,8 +38,14 @@ auth:
     );
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/autoscaler.ts"), "--config", file], { cwd: ROOT, env: { ...process.env, FJ_TOKEN: FAKE_ADMIN_TOKEN } });
     let out = "";
-    child.stdout.on("data", (d) => (out += String(d)));
-    child.stderr.on("data", (d) => (out += String(d)));
+    const sink = scanSink("autoscaler-bin");
+    const keep = (d: Buffer | string) => {
+      out += String(d);
+      sink.write(d);
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    child.once("exit", () => sink.close());
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { what: "healthz", timeoutMs: 20_000 });

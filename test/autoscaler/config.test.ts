@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { autoscalerConfigSchema, configWarnings, dispatcherFor, targetName } from "../../src/config/autoscaler-schema.js";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 import { tempDir } from "../helpers/tmp.js";
+import { scanSink } from "../helpers/log-capture.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const tmp = tempDir("fnsc-as-config-");
@@ -151,8 +152,16 @@ function runBin(args: string[]): Promise<{ code: number | null; stdout: string; 
     const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/autoscaler.ts"), ...args], { cwd: ROOT, env: { ...process.env, GITEA_TOKEN: "t", GITEA_WEBHOOK_SECRET: "s" } });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += String(d)));
-    child.stderr.on("data", (d) => (stderr += String(d)));
+    const sink = scanSink("autoscaler-check");
+    child.stdout.on("data", (d) => {
+      stdout += String(d);
+      sink.write(d);
+    });
+    child.stderr.on("data", (d) => {
+      stderr += String(d);
+      sink.write(d);
+    });
+    child.once("exit", () => sink.close());
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
