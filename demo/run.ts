@@ -120,6 +120,7 @@ instances:
 
   const leaked = liveInstances(nsc);
   say(ok ? `all ${jobs.length} jobs ran on their own runner; live instances left: ${leaked.length}` : `demo did not finish within ${DEADLINE_MS / 1000}s; see ${logFile}`);
+  if (process.argv.includes("--serve")) await serve(dispatcherUrl, autoscalerUrl);
   sim.stop();
   await autoscaler.stop();
   await dispatcher.stop();
@@ -127,6 +128,25 @@ instances:
   await forgejo.close();
   logStream.end();
   return ok && leaked.length === 0 ? 0 : 1;
+}
+
+/** `npm run demo -- --serve`: keep everything running so the README's curl can be tried by hand. */
+async function serve(dispatcherUrl: string, autoscalerUrl: string): Promise<void> {
+  const body = JSON.stringify({ count: 1, ttl: "2m", labels: ["namespace-profile-linux-medium"], scope: { level: "repository", owner: "demo", name: "app" } });
+  process.stdout.write(`
+The daemons keep running against the fakes until Ctrl-C. Try (the token is the demo's own):
+
+  curl -X POST ${dispatcherUrl}/api/v1/dispatch -H 'Content-Type: application/json' \\
+    -H 'Authorization: Bearer ${API_TOKEN}' -d '${body}'
+  curl -H 'Authorization: Bearer ${API_TOKEN}' ${dispatcherUrl}/api/v1/runners
+  npm run cli -- status --dispatcher ${dispatcherUrl} --autoscaler ${autoscalerUrl} --token ${API_TOKEN}
+
+A runner dispatched without a job connects to the fake Forgejo and waits for one until its TTL.
+`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
 }
 
 main().then(
