@@ -185,7 +185,7 @@ export class ProcessWorld {
     return proc;
   }
 
-  /** Sends `signal` to the current process (the whole group unless `groupOnly` is false) and waits for it to exit. */
+  /** Sends `signal` to the current process (its whole process group unless `group` is false) and waits for it to exit. */
   async kill(signal: NodeJS.Signals = "SIGKILL", opts: { group?: boolean } = {}): Promise<Exit> {
     const p = this.current;
     process.kill(opts.group === false ? p.pid : -p.pid, signal);
