@@ -8,10 +8,18 @@ import { errorMessage } from "./context.js";
 const CONFIRMATIONS = 2;
 
 /**
+ * Platforms whose instances do not end with their job: Windows (`nsc create` + a scheduled task)
+ * and macOS (whose `nsc create` fallback keeps the machine). Linux containers end with their job
+ * (TERMINATE_ON_EXIT), so watching them would only add Forgejo calls.
+ */
+const WATCHED_PLATFORMS = new Set<RunnerRecord["platform"]>(["windows", "macos"]);
+
+/**
  * Watches the Forgejo registrations of running ephemeral runners: Forgejo deletes one as soon as
  * its job has a final result (contracts/forgejo-api.md §8.5), which is the only end-of-job signal
  * for instances that do not end with their job. One runner-list call per scope per tick; a failed
- * listing judges nothing, and a registration must be missing from two listings in a row.
+ * listing judges nothing; a registration must be missing from two listings in a row, and then a
+ * direct GET must answer 404 (a paged listing can skip a runner while others come and go).
  */
 export class RegistrationWatch {
   private readonly misses = new Map<string, number>();
@@ -20,7 +28,9 @@ export class RegistrationWatch {
 
   async consumed(live: readonly RunnerRecord[]): Promise<Set<string>> {
     const result = new Set<string>();
-    const watched = live.filter((r) => r.state === "running" && r.registration === "ephemeral" && r.forgejoRunnerId !== undefined);
+    const watched = live.filter(
+      (r) => WATCHED_PLATFORMS.has(r.platform) && r.state === "running" && r.registration === "ephemeral" && r.forgejoRunnerId !== undefined,
+    );
     const names = new Set(watched.map((r) => r.name));
     for (const name of [...this.misses.keys()]) if (!names.has(name)) this.misses.delete(name);
     if (watched.length === 0) return result;
@@ -51,9 +61,16 @@ export class RegistrationWatch {
         }
         const n = (this.misses.get(r.name) ?? 0) + 1;
         this.misses.set(r.name, n);
-        if (n >= CONFIRMATIONS) {
-          this.misses.delete(r.name);
-          result.add(r.name);
+        if (n < CONFIRMATIONS) continue;
+        try {
+          if ((await this.ctx.forgejo.getRunner(scope, r.forgejoRunnerId as number)) === undefined) {
+            this.misses.delete(r.name);
+            result.add(r.name);
+          } else {
+            this.misses.delete(r.name);
+          }
+        } catch (err) {
+          this.ctx.logger.debug({ runner: r.name, err: errorMessage(err) }, "could not confirm the registration is gone; not judged this tick");
         }
       }
     }

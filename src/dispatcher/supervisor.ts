@@ -6,6 +6,7 @@ import type { Platform, RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
 import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
+import { runLimited } from "./concurrency.js";
 import { RegistrationWatch } from "./registration-watch.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -95,15 +96,22 @@ export class Supervisor {
     const { ctx } = this;
     const alive = new Set(instances.map((i) => i.instanceId));
     const now = ctx.now().getTime();
+    // Decide from plain data first, then act with bounded concurrency: 100 runners ending in one
+    // tick must not take 100 sequential `nsc destroy` calls.
+    const endings: (() => Promise<unknown>)[] = [];
+    const end = (r: RunnerRecord, outcome?: () => Promise<{ to: "done" | "failed"; reason: string }>) =>
+      endings.push(async () => {
+        const result = await finishRunner(ctx, r, outcome ? await outcome() : undefined);
+        if (result?.state !== "finishing") report.finished.push(r.name);
+      });
     for (const r of runners) {
       if (r.state === "finishing") {
-        if ((await finishRunner(ctx, r))?.state !== "finishing") report.finished.push(r.name);
+        end(r);
         continue;
       }
       if (r.state !== "running" || !r.instanceId) continue;
       if (r.expiresAt && now >= Date.parse(r.expiresAt)) {
-        await finishRunner(ctx, r, { to: "failed", reason: `TTL ${formatDuration(r.ttlMs)} reached before the job finished; instance destroyed` });
-        report.finished.push(r.name);
+        end(r, async () => ({ to: "failed", reason: `TTL ${formatDuration(r.ttlMs)} reached before the job finished; instance destroyed` }));
         continue;
       }
       if (alive.has(r.instanceId)) {
@@ -111,8 +119,7 @@ export class Supervisor {
         // Windows instances (and macOS ones started through the nsc fallback) do not end with
         // their job; Forgejo deleting the ephemeral runner says the job is done.
         if (consumed.has(r.name)) {
-          await finishRunner(ctx, r, { to: "done", reason: `job finished: Forgejo removed the ephemeral runner; instance ${r.instanceId} destroyed` });
-          report.finished.push(r.name);
+          end(r, async () => ({ to: "done", reason: `job finished: Forgejo removed the ephemeral runner; instance ${r.instanceId} destroyed` }));
         }
         continue;
       }
@@ -120,10 +127,11 @@ export class Supervisor {
       this.misses.set(r.name, misses);
       if (misses < CONFIRMATIONS) continue;
       this.misses.delete(r.name);
-      const outcome = await this.endedOutcome(r);
-      await finishRunner(ctx, r, outcome);
-      report.finished.push(r.name);
+      end(r, () => this.endedOutcome(r));
     }
+    await runLimited(endings, Math.max(4, ctx.config.namespace.max_parallel), (err) =>
+      ctx.logger.error({ err: errorMessage(err) }, "finishing a runner failed; it is retried on the next tick"),
+    );
   }
 
   /** An instance that ended on its own: did its runner take the job? */

@@ -110,26 +110,6 @@ describe("nsc failures", () => {
     expect(r.reason).toMatch(/ended before forgejo-runner finished a job/);
   });
 
-  it("an instance that outlives its job (Windows, macOS fallback) is destroyed once Forgejo removes the consumed runner", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false });
-    const job = h.forgejo.addJob({ repo: "acme/app", runs_on: ["linux-x"] });
-    const [name] = await dispatch(h, { job: { id: job.id, handle: job.handle } });
-    const running = await settle(h, name!, ["running"], false);
-    // The runner takes its job and finishes it, but the instance keeps running.
-    const fr = h.forgejo.runner(running.forgejoRunnerId!)!;
-    h.forgejo.connectRunner({ uuid: fr.uuid, labels: ["linux-x"], handle: job.handle });
-    await h.dispatcher.supervisor.tick();
-    expect((await h.store.getRunner(name!))!.state).toBe("running");
-    h.forgejo.finishJob(job.id);
-    await h.dispatcher.supervisor.tick();
-    expect((await h.store.getRunner(name!))!.state).toBe("running");
-    await h.dispatcher.supervisor.tick();
-    const r = (await h.store.getRunner(name!))!;
-    expect(r.state).toBe("done");
-    expect(r.reason).toBe(`job finished: Forgejo removed the ephemeral runner; instance ${running.instanceId} destroyed`);
-    expect(h.nsc.instances().some((i) => i.id === running.instanceId)).toBe(false);
-  });
-
   it("TTL expiry destroys the instance (fake clocks, no sleeping)", async () => {
     h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false });
     const [name] = await dispatch(h, { ttl: "20m" });

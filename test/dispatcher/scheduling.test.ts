@@ -144,6 +144,43 @@ describe("launch slots and caps", () => {
     expect(s.launcher.listCalls.every((l) => l["forgejo-nsc.owner"] === "default")).toBe(true);
   });
 
+  it("a Windows instance that outlives its job is destroyed once Forgejo has removed the consumed runner", async () => {
+    s = await setup("");
+    s.windows.autoComplete = true;
+    const job = s.forgejo.addJob({ repo: "a/one", runs_on: ["namespace-profile-windows-medium"] });
+    const res = await post(s.d, { labels: ["namespace-profile-windows-medium"], scope: { level: "repository", owner: "a", name: "one" }, job: { id: job.id, handle: job.handle } });
+    const name = res.runners[0].name as string;
+    const running = await waitFor(async () => {
+      const r = await s!.store.getRunner(name);
+      return r?.state === "running" ? r : undefined;
+    }, { what: "running" });
+    expect(running.platform).toBe("windows");
+    const fr = s.forgejo.runner(running.forgejoRunnerId!)!;
+    s.forgejo.connectRunner({ uuid: fr.uuid, labels: ["namespace-profile-windows-medium"], handle: job.handle });
+    await s.d.supervisor.tick();
+    s.forgejo.finishJob(job.id);
+    // Two listings must agree (and a direct GET confirm) before the instance is destroyed.
+    await s.d.supervisor.tick();
+    expect((await s.store.getRunner(name))!.state).toBe("running");
+    await s.d.supervisor.tick();
+    const r = (await s.store.getRunner(name))!;
+    expect(r.state).toBe("done");
+    expect(r.reason).toBe(`job finished: Forgejo removed the ephemeral runner; instance ${running.instanceId} destroyed`);
+    expect(s.windows.destroyed).toEqual([running.instanceId]);
+    expect(s.forgejo.callsTo(`/actions/runners/${running.forgejoRunnerId}`, "GET")).toHaveLength(1);
+  });
+
+  it("Linux runners, whose instances end with their job, cost no Forgejo runner listings", async () => {
+    s = await setup("");
+    s.launcher.autoComplete = true;
+    const res = await post(s.d, { labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    await waitFor(async () => (await s!.store.getRunner(res.runners[0].name))?.state === "running", { what: "running" });
+    s.forgejo.clearCalls();
+    await s.d.supervisor.tick();
+    await s.d.supervisor.tick();
+    expect(s.forgejo.callsTo("/actions/runners", "GET")).toHaveLength(0);
+  });
+
   it("a failed finish (destroy error) stays finishing and is retried on the next tick", async () => {
     s = await setup("");
     s.launcher.autoComplete = true;
