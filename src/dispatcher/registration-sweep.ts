@@ -18,6 +18,7 @@ export class RegistrationSweep {
    * would otherwise never be looked at again.
    */
   private readonly scopes = new Map<string, Scope>();
+  private seeded = false;
 
   constructor(private readonly ctx: DispatcherContext) {}
 
@@ -35,6 +36,12 @@ export class RegistrationSweep {
     const current = new Map<string, Scope>([[scopeKey(ctx.config.forgejo.default_scope), ctx.config.forgejo.default_scope]]);
     for (const r of live) current.set(scopeKey(r.scope), r.scope);
     for (const [key, scope] of current) this.scopes.set(key, scope);
+    // After a restart the in-memory scopes are gone; the records (kept for dispatcher.retention)
+    // still say where our runners were registered.
+    if (!this.seeded) {
+      this.seeded = true;
+      for (const r of await ctx.records.store.listRunners({ limit: 5000 })) this.scopes.set(scopeKey(r.scope), r.scope);
+    }
     const prefix = ctx.config.runner.name_prefix;
     let deleted = 0;
     const seen = new Set<string>();
