@@ -65,6 +65,7 @@ export interface Dispatcher {
   ctx: DispatcherContext;
   scheduler: Scheduler;
   supervisor: Supervisor;
+  registrationSweep: RegistrationSweep;
   /** Recovers interrupted work, then starts scheduling and supervision. */
   start(): Promise<void>;
   /** Stops accepting and waits (bounded) for launches in progress; running runners stay alive. */
@@ -122,6 +123,7 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
     ctx,
     scheduler,
     supervisor,
+    registrationSweep: sweep,
     async start() {
       const report = await recover(ctx);
       if (report.adopted.length + report.completed.length + report.requeued.length + report.failed.length > 0) {

@@ -181,6 +181,24 @@ describe("launch slots and caps", () => {
     expect(s.forgejo.callsTo("/actions/runners", "GET")).toHaveLength(0);
   });
 
+  it("sweeps stale offline registrations with our prefix after two sightings, and nothing else", async () => {
+    s = await setup("");
+    s.launcher.autoComplete = true;
+    const res = await post(s.d, { labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    const live = res.runners[0].name as string;
+    await waitFor(async () => (await s!.store.getRunner(live))?.state === "running", { what: "running" });
+    const scope = { level: "repository" as const, owner: "a", name: "one" };
+    const stale = s.forgejo.world.registerRunner(scope, { name: "nscloud-stale0000", ephemeral: false, via: "registration_token" });
+    const foreign = s.forgejo.world.registerRunner(scope, { name: "someone-elses-runner", ephemeral: false, via: "registration_token" });
+    expect(await s.d.registrationSweep.run()).toBe(0);
+    expect(await s.d.registrationSweep.run()).toBe(1);
+    expect(s.forgejo.runner(stale.id)?.deleted).toBe(true);
+    expect(s.forgejo.runner(foreign.id)?.deleted).toBe(false);
+    // The live runner's own registration (offline until its runner connects) is kept.
+    const liveReg = (await s.store.getRunner(live))!.forgejoRunnerId!;
+    expect(s.forgejo.runner(liveReg)?.deleted).toBe(false);
+  });
+
   it("a failed finish (destroy error) stays finishing and is retried on the next tick", async () => {
     s = await setup("");
     s.launcher.autoComplete = true;
