@@ -1,3 +1,4 @@
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { LABEL_RUNNER } from "../../src/namespace/launcher.js";
 import type { RunnerRecord } from "../../src/store/types.js";
@@ -118,6 +119,8 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
     // Nothing is decided on one look.
     await tick();
     expect((await runner(name))!.state).toBe("running");
+    // Linux and macOS instances ended with the job; a Windows one is still up after one look.
+    expect(w.driver.instance(instanceId)!.live).toBe(platform === "windows");
     await tick();
     const done = (await runner(name))!;
     expect(done.state).toBe("done");
@@ -166,10 +169,18 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
     const { name, instanceId } = await dispatchRunning();
     const launches = w.driver.launches();
 
-    // The dispatcher stops, and its record says the launch never completed.
+    // The dispatcher stops, and its record says what a launch interrupted after the platform
+    // created the instance (and before the record got its id) leaves behind: launching, no instance.
     await w.restart(async (store) => {
       const moved = await store.transition(name, ["running"], "launching", "test: the dispatcher stopped in the middle of this launch");
       expect(moved?.state).toBe("launching");
+      const db = new Database(w!.config.dispatcher.state_path);
+      try {
+        expect(db.prepare("UPDATE runners SET instance_id = NULL WHERE name = ?").run(name).changes).toBe(1);
+      } finally {
+        db.close();
+      }
+      expect((await store.getRunner(name))!.instanceId).toBeUndefined();
     });
 
     const adopted = (await runner(name))!;
