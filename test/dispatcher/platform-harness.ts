@@ -139,7 +139,8 @@ export async function startPlatformWorld(platform: Platform): Promise<PlatformWo
       wait_timeout: "20s",
       workdir: join(tmp.dir, "runner-work"),
     },
-    dispatcher: { id: DISPATCHER_ID, state_path: join(tmp.dir, "state.db") },
+    // A launch left hanging by a failed test must not hold the teardown past vitest's hook timeout.
+    dispatcher: { id: DISPATCHER_ID, state_path: join(tmp.dir, "state.db"), shutdown_timeout: "5s" },
     auth: { tokens: [apiToken] },
   });
 
