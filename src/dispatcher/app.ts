@@ -129,6 +129,8 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
       if (report.adopted.length + report.completed.length + report.requeued.length + report.failed.length > 0) {
         logger.info(report, "recovered interrupted launches");
       }
+      // A platform whose instances could not be listed now is recovered on a later tick.
+      if (report.unobservable.length > 0) supervisor.recoverOnNextTick();
       scheduler.kick();
       if (deps.timers === false) return;
       const tick = () => {

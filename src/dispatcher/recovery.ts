@@ -20,9 +20,10 @@ export interface RecoveryReport {
  * finishing runners need nothing here: the supervisor's next tick judges them from the instance
  * list, and destroys instances no record explains after two sightings.
  */
-export async function recover(ctx: DispatcherContext): Promise<RecoveryReport> {
+export async function recover(ctx: DispatcherContext, inFlight: (name: string) => boolean = () => false): Promise<RecoveryReport> {
   const report: RecoveryReport = { adopted: [], completed: [], requeued: [], failed: [], unobservable: [] };
-  const launching = await ctx.records.store.listRunners({ states: ["launching"] });
+  // Launches this process has in flight are not interrupted: leave them to their launch.
+  const launching = (await ctx.records.store.listRunners({ states: ["launching"] })).filter((r) => !inFlight(r.name));
   const instances = new Map<Platform, InstanceInfo[] | undefined>();
   for (const platform of new Set(launching.map((r) => r.platform))) {
     const launcher = ctx.launchers[platform];

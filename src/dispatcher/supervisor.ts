@@ -7,6 +7,7 @@ import type { DispatcherContext } from "./context.js";
 import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
 import { runLimited } from "./concurrency.js";
+import { recover } from "./recovery.js";
 import { RegistrationWatch } from "./registration-watch.js";
 import type { Scheduler } from "./scheduler.js";
 
@@ -29,12 +30,18 @@ export class Supervisor {
   private readonly orphanSightings = new Map<Platform, Map<string, number>>();
   private ticking: Promise<TickReport> | undefined;
   private readonly registrations: RegistrationWatch;
+  private recoveryPending = false;
 
   constructor(
     private readonly ctx: DispatcherContext,
     private readonly scheduler: Scheduler,
   ) {
     this.registrations = new RegistrationWatch(ctx);
+  }
+
+  /** Start-up recovery could not list a platform: retry it at the start of each tick until it can. */
+  recoverOnNextTick(): void {
+    this.recoveryPending = true;
   }
 
   /** Runs a tick, or joins the one in progress. */
@@ -50,6 +57,11 @@ export class Supervisor {
     const end = ctx.metrics.superviseDuration.startTimer();
     const report: TickReport = { observed: {}, finished: [], orphansDestroyed: [] };
     try {
+      if (this.recoveryPending) {
+        const r = await recover(ctx, (name) => this.scheduler.isLaunching(name));
+        this.recoveryPending = r.unobservable.length > 0;
+        if (!this.recoveryPending) ctx.logger.info(r, "recovered interrupted launches once their platform could be listed");
+      }
       const live = await ctx.records.store.listRunners({ states: LIVE_STATES });
       const byPlatform = new Map<Platform, RunnerRecord[]>();
       for (const r of live) byPlatform.set(r.platform, [...(byPlatform.get(r.platform) ?? []), r]);

@@ -13,6 +13,7 @@ import { ControllableLauncher } from "../fakes/launcher/controllable-launcher.js
 import { captureLogger } from "../helpers/log-capture.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
+import { T0, dispatchWith } from "../store/records.js";
 
 interface Setup {
   d: Dispatcher;
@@ -29,7 +30,7 @@ afterEach(async () => {
   s = undefined;
 });
 
-async function setup(yaml: string, caps = ""): Promise<Setup> {
+async function setup(yaml: string, caps = "", before?: (store: Store, launcher: ControllableLauncher) => Promise<void>): Promise<Setup> {
   const tmp = tempDir();
   const forgejo = await startFakeForgejo({ repos: [{ owner: "a", name: "one" }, { owner: "a", name: "two" }] });
   const config = parseConfig(
@@ -44,6 +45,7 @@ async function setup(yaml: string, caps = ""): Promise<Setup> {
   const windows = new ControllableLauncher("windows");
   const forgejoApi = new ForgejoClient({ baseUrl: forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 5000, logger });
   const d = await createDispatcher({ config, logger, store, forgejo: forgejoApi, launchers: { linux: launcher, windows }, timers: false });
+  await before?.(store, launcher);
   await d.start();
   return {
     d,
@@ -197,6 +199,24 @@ describe("launch slots and caps", () => {
     // The live runner's own registration (offline until its runner connects) is kept.
     const liveReg = (await s.store.getRunner(live))!.forgejoRunnerId!;
     expect(s.forgejo.runner(liveReg)?.deleted).toBe(false);
+  });
+
+  it("recovers an interrupted launch on a later tick when its platform could not be listed at start", async () => {
+    const name = "nscloud-interrupt0";
+    s = await setup("", "", async (store, launcher) => {
+      const { dispatch, runners } = dispatchWith({ id: "d-int", names: [name], createdAtMs: Date.now() - T0 });
+      await store.createDispatch(dispatch, runners);
+      await store.transition(name, ["pending"], "launching", "launch slot acquired (attempt 1/3)");
+      launcher.instances.set("inst-int", { instanceId: "inst-int", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": name, "forgejo-nsc.platform": "linux" } });
+      launcher.failList = 1;
+    });
+    // Start-up could not list: the runner stays launching rather than being launched a second time.
+    expect((await s.store.getRunner(name))!.state).toBe("launching");
+    await s.d.supervisor.tick();
+    const r = (await s.store.getRunner(name))!;
+    expect(r.state).toBe("running");
+    expect(r.instanceId).toBe("inst-int");
+    expect(s.launcher.launches).toHaveLength(0);
   });
 
   it("a failed finish (destroy error) stays finishing and is retried on the next tick", async () => {
