@@ -92,7 +92,12 @@ export function parseConfig<S extends z.ZodType>(schema: S, text: string, source
   const problems: string[] = [];
   const resolved = resolveTree(raw, "", env, problems);
   const result = schema.safeParse(resolved);
-  if (!result.success) problems.push(...formatIssues(result.error.issues));
+  if (!result.success) {
+    // A key whose variable or file could not be resolved already has its problem; the schema's
+    // complaints about the empty value left in its place would only repeat it.
+    const unresolved = new Set(problems.map((p) => p.slice(0, p.indexOf(": ")).replace(/_file$/, "")));
+    problems.push(...formatIssues(result.error.issues).filter((p) => !unresolved.has(p.slice(0, p.indexOf(": ")))));
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return (result as { data: z.output<S> }).data;
 }

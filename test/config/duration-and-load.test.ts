@@ -47,6 +47,9 @@ describe("config loading", () => {
     expect(joined).toContain("namespace.max_parallel:");
     expect(joined).toContain("listen:");
     expect(joined).toMatch(/bogus/);
+    // One problem per unresolved key: not also the schema's complaint about the empty value.
+    expect(err!.problems.filter((p) => p.startsWith("forgejo.base_url:"))).toHaveLength(1);
+    expect(err!.problems.filter((p) => p.startsWith("forgejo.token:"))).toHaveLength(0);
   });
 
   it("names an unreadable config file", () => {
