@@ -1,7 +1,7 @@
 import { formatDuration } from "../config/duration.js";
 import type { InstanceInfo, Launcher } from "../namespace/launcher.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
-import { LIVE_STATES, RUNNER_STATES } from "../store/types.js";
+import { LIVE_STATES } from "../store/types.js";
 import type { Platform, RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
 import { errorMessage } from "./context.js";
@@ -21,8 +21,9 @@ export interface TickReport {
 }
 
 /**
- * One loop watches every runner: per tick one `list` call per platform (not one process per
- * runner), then decisions from plain data. Nothing is destroyed on a single failed or empty look.
+ * One loop watches every runner: per tick one `list` call per instance source (`nsc list` for
+ * Linux and Windows, the Compute API for macOS; not one process per runner), then decisions from
+ * plain data. Nothing is destroyed on a single failed or empty look.
  */
 export class Supervisor {
   private readonly misses = new Map<string, number>();
@@ -64,7 +65,11 @@ export class Supervisor {
       }
       const live = await ctx.records.store.listRunners({ states: LIVE_STATES });
       const byPlatform = new Map<Platform, RunnerRecord[]>();
-      for (const r of live) byPlatform.set(r.platform, [...(byPlatform.get(r.platform) ?? []), r]);
+      for (const r of live) {
+        const list = byPlatform.get(r.platform);
+        if (list) list.push(r);
+        else byPlatform.set(r.platform, [r]);
+      }
 
       const consumed = await this.registrations.consumed(live);
       for (const [source, platforms] of this.listGroups()) {
@@ -87,7 +92,7 @@ export class Supervisor {
           await this.sweepOrphans(platform, byPlatform.get(platform) ?? [], instances, report);
         }
       }
-      await this.updateGauges();
+      await this.updateGauges(live);
     } finally {
       end();
     }
@@ -194,9 +199,10 @@ export class Supervisor {
     for (const id of [...sightings.keys()]) if (!seen.has(id)) sightings.delete(id);
   }
 
-  private async updateGauges(): Promise<void> {
-    const all = await this.ctx.records.store.listRunners({ states: RUNNER_STATES.filter((s) => s !== "done" && s !== "failed") });
+  /** Runner gauges from the live records this tick already read (state as of the tick's start), plus the pending ones. */
+  private async updateGauges(live: readonly RunnerRecord[]): Promise<void> {
+    const pending = await this.ctx.records.store.listRunners({ states: ["pending"] });
     this.ctx.metrics.runnersByState.reset();
-    for (const r of all) this.ctx.metrics.runnersByState.inc({ state: r.state, platform: r.platform });
+    for (const r of [...pending, ...live]) this.ctx.metrics.runnersByState.inc({ state: r.state, platform: r.platform });
   }
 }
