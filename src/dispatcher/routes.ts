@@ -3,7 +3,7 @@ import { z } from "zod";
 import { badRequest, notFound } from "../http/errors.js";
 import { parseInput } from "../http/server.js";
 import { RUNNER_STATES, TERMINAL_STATES } from "../store/types.js";
-import type { RunnerRecord, RunnerState } from "../store/types.js";
+import type { RunnerState } from "../store/types.js";
 import { acceptDispatch } from "./accept.js";
 import type { AcceptDeps } from "./accept.js";
 import type { DispatcherContext } from "./context.js";
@@ -110,16 +110,12 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
     const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
     const reason = `cancelled through the API (${why})`;
-    let updated: RunnerRecord | undefined = r;
-    if (r.state === "launching") {
-      // The launch finishes in the background and destroys the instance it made (see launch.ts).
-      updated = await ctx.records.transition(r, ["launching"], "finishing", `failing: ${reason}`);
-      if (updated) updated = (await finishRunner(ctx, updated)) ?? updated;
-    } else if (r.state === "pending" || r.state === "running") {
-      updated = (await finishRunner(ctx, r, { to: "failed", reason })) ?? r;
+    // A launch in progress finishes in the background and destroys the instance it made (launch.ts).
+    if (r.state === "pending" || r.state === "launching" || r.state === "running") {
+      await finishRunner(ctx, r, { to: "failed", reason });
     }
     req.log.info({ runner: r.name, instance: r.instanceId }, `cancel requested: ${why}`);
-    const latest = (await ctx.records.store.getRunner(r.name)) ?? updated ?? r;
+    const latest = (await ctx.records.store.getRunner(r.name)) ?? r;
     return runnerView(latest, { history: true });
   });
 
