@@ -1,7 +1,7 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { TOKEN_ENV, buildShBootstrap, publicCredentials } from "../runner/bootstrap-sh.js";
-import { labelSlug, resolveLabels } from "../runner/labels.js";
+import { cacheTag, resolveLabels } from "../runner/labels.js";
 import { splitEnv } from "./env-flags.js";
 import { LABEL_OWNER, LABEL_RUNNER, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
@@ -12,11 +12,6 @@ export interface LinuxLauncherOptions {
   config: Pick<DispatcherConfig, "namespace" | "runner">;
   nsc: NscCli;
   logger: Logger;
-}
-
-/** `{labels}` in namespace.linux_cache_tag becomes a slug of the runner's label names. */
-export function cacheTag(template: string, labels: readonly string[]): string {
-  return template.replace(/\{labels\}/g, () => labelSlug(labels));
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { SECRET_ENV, buildBashBootstrap, buildDetachedBashLauncher, credentialSecret, publicCredentials } from "../runner/bootstrap-bash.js";
-import { labelSlug, resolveLabels } from "../runner/labels.js";
+import { cacheTag as expandCacheTag, resolveLabels } from "../runner/labels.js";
 import { assertEnvKey } from "./env-flags.js";
 import { ComputeApiError } from "./compute-api.js";
 import type { ComputeApi } from "./compute-api.js";
@@ -31,11 +31,6 @@ const READY = "RUNNING";
 /** macOS has no Docker: labels without an executor run on the host, whatever runner.executor says. */
 const MACOS_EXECUTOR = "host";
 const ENDED = new Set(["DESTROYED", "DESTROYING", "ERROR"]);
-
-/** `{labels}` in namespace.macos_cache_tag becomes a slug of the runner's label names (as on Linux). */
-export function cacheTagFor(template: string, labels: readonly string[]): string {
-  return template.replace(/\{labels\}/g, () => labelSlug(labels));
-}
 
 function reasons(d: DescribeInstanceResponse): string {
   const r = d.shutdownReasons
@@ -152,7 +147,7 @@ export class MacosLauncher implements Launcher {
   private prepare(spec: LaunchSpec): { shape: MacosShape; env: Record<string, string>; script: string; cachePath?: string; cacheTag?: string } {
     const shape = parseMacosShape(spec.machineType || this.ns.macos_machine_type, this.ns.macos_machine_arch);
     const cachePath = this.ns.macos_cache_tag ? this.ns.macos_cache_path : undefined;
-    const cacheTag = this.ns.macos_cache_tag ? cacheTagFor(this.ns.macos_cache_tag, spec.labels) : undefined;
+    const cacheTag = this.ns.macos_cache_tag ? expandCacheTag(this.ns.macos_cache_tag, spec.labels) : undefined;
     if (cacheTag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cacheTag)) {
       throw new MacosConfigError(`namespace.macos_cache_tag expands to ${JSON.stringify(cacheTag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
     }

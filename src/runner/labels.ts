@@ -63,3 +63,8 @@ export function labelSlug(labels: readonly string[]): string {
   for (const ch of names.join("\n")) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
   return `${slug.slice(0, 39).replace(/-$/, "")}-${h.toString(16).padStart(8, "0")}`;
 }
+
+/** A cache volume tag template: `{labels}` becomes the slug of the runner's label names, so shapes do not share a cache. */
+export function cacheTag(template: string, labels: readonly string[]): string {
+  return template.replace(/\{labels\}/g, () => labelSlug(labels));
+}
