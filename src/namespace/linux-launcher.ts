@@ -1,7 +1,8 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { TOKEN_ENV, buildShBootstrap, publicCredentials } from "../runner/bootstrap-sh.js";
-import { cacheTag, resolveLabels } from "../runner/labels.js";
+import { cacheTag } from "../runner/labels.js";
+import { credentialSecret, runnerEnvironment } from "./runner-env.js";
 import { splitEnv } from "./env-flags.js";
 import { LABEL_OWNER, LABEL_RUNNER, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
@@ -37,7 +38,7 @@ export class LinuxLauncher implements Launcher {
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
     const log = this.logger.child({ runner: spec.runnerName });
     if (spec.platform !== "linux") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not linux`, "invalid");
-    const secret = spec.credentials.mode === "token" ? spec.credentials.registrationToken : spec.credentials.token;
+    const secret = credentialSecret(spec.credentials);
     const cachePath = this.ns.linux_cache_tag ? this.ns.linux_cache_path : undefined;
 
     let args: ReturnType<LinuxLauncher["prepare"]>;
@@ -88,16 +89,7 @@ export class LinuxLauncher implements Launcher {
   }
 
   private prepare(spec: LaunchSpec, secret: string, cachePath: string | undefined) {
-    const labels = resolveLabels(spec.labels, this.runner.executor);
-    const env: Record<string, string> = { ...this.ns.environment, ...spec.env };
-    // Ours last: a request cannot replace the runner's identity or token.
-    env.FORGEJO_INSTANCE_URL = spec.credentials.instanceUrl;
-    env.FORGEJO_RUNNER_NAME = spec.runnerName;
-    env.FORGEJO_RUNNER_LABELS = labels.join(",");
-    env[TOKEN_ENV] = secret;
-    if (spec.credentials.mode === "ephemeral") env.FORGEJO_RUNNER_UUID = spec.credentials.uuid;
-    else delete env.FORGEJO_RUNNER_UUID;
-    if (cachePath) env.NSC_CACHE_PATH = cachePath;
+    const env = runnerEnvironment(spec, { base: this.ns.environment, executor: this.runner.executor, cachePath });
 
     const split = splitEnv(env, { flagOnly: [TOKEN_ENV] });
     const flagEnv: Record<string, string> = {};

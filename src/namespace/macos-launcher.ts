@@ -1,7 +1,7 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
-import { SECRET_ENV, buildBashBootstrap, buildDetachedBashLauncher, credentialSecret, publicCredentials } from "../runner/bootstrap-bash.js";
-import { cacheTag as expandCacheTag, resolveLabels } from "../runner/labels.js";
+import { buildBashBootstrap, buildDetachedBashLauncher, publicCredentials } from "../runner/bootstrap-bash.js";
+import { cacheTag as expandCacheTag } from "../runner/labels.js";
 import { assertEnvKey } from "./env-flags.js";
 import { ComputeApiError } from "./compute-api.js";
 import type { ComputeApi } from "./compute-api.js";
@@ -12,6 +12,7 @@ import { MacosConfigError, macosImage, parseMacosShape, parseSizeMb, selectorsFl
 import type { MacosImage, MacosShape } from "./macos-shape.js";
 import type { NscCli } from "./nsc-cli.js";
 import { NscError } from "./nsc-errors.js";
+import { credentialSecret, runnerEnvironment } from "./runner-env.js";
 
 /** The parts of NscCli the macOS fallback uses. */
 export type MacosFallbackNsc = Pick<NscCli, "create" | "ssh" | "list" | "destroy">;
@@ -151,15 +152,7 @@ export class MacosLauncher implements Launcher {
     if (cacheTag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cacheTag)) {
       throw new MacosConfigError(`namespace.macos_cache_tag expands to ${JSON.stringify(cacheTag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
     }
-    const env: Record<string, string> = { ...this.ns.environment, ...spec.env };
-    // Ours last: a request cannot replace the runner's identity or token.
-    env.FORGEJO_INSTANCE_URL = spec.credentials.instanceUrl;
-    env.FORGEJO_RUNNER_NAME = spec.runnerName;
-    env.FORGEJO_RUNNER_LABELS = resolveLabels(spec.labels, MACOS_EXECUTOR).join(",");
-    if (spec.credentials.mode === "ephemeral") env.FORGEJO_RUNNER_UUID = spec.credentials.uuid;
-    else delete env.FORGEJO_RUNNER_UUID;
-    if (cachePath) env.NSC_CACHE_PATH = cachePath;
-    env[SECRET_ENV] = credentialSecret(spec.credentials);
+    const env = runnerEnvironment(spec, { base: this.ns.environment, executor: MACOS_EXECUTOR, cachePath });
     for (const k of Object.keys(env)) assertEnvKey(k);
     const script = buildBashBootstrap({
       runnerName: spec.runnerName,

@@ -1,12 +1,12 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import type { Metrics } from "../http/metrics.js";
-import { TOKEN_ENV, publicCredentials } from "../runner/bootstrap-sh.js";
+import { publicCredentials } from "../runner/bootstrap-sh.js";
 import { buildPs1Bootstrap, buildPs1Launcher, buildPs1Prelude, chunkCommands, payloadFileName } from "../runner/bootstrap-ps1.js";
-import { resolveLabels } from "../runner/labels.js";
 import { assertEnvKey } from "./env-flags.js";
 import { LABEL_PLATFORM, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
+import { credentialSecret, runnerEnvironment } from "./runner-env.js";
 import type { NscCli, NscInstanceRecord, NscTunnel } from "./nsc-cli.js";
 import { NscError, redact } from "./nsc-errors.js";
 import { windowsShapeForLabels } from "./platform.js";
@@ -76,10 +76,10 @@ export class WindowsLauncher implements Launcher {
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
     const log = this.opts.logger.child({ runner: spec.runnerName, platform: "windows" });
     if (spec.platform !== "windows") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not Windows`, "invalid");
-    const secret = spec.credentials.mode === "token" ? spec.credentials.registrationToken : spec.credentials.token;
+    const secret = credentialSecret(spec.credentials);
     let p: ReturnType<WindowsLauncher["prepare"]>;
     try {
-      p = this.prepare(spec, secret);
+      p = this.prepare(spec);
     } catch (err) {
       throw new LaunchError(`cannot launch Windows runner ${spec.runnerName}: ${(err as Error).message}`, "invalid");
     }
@@ -132,16 +132,9 @@ export class WindowsLauncher implements Launcher {
     return this.opts.nsc.destroy(instanceId);
   }
 
-  private prepare(spec: LaunchSpec, secret: string) {
+  private prepare(spec: LaunchSpec) {
     const machineType = windowsMachineType(spec.machineType, spec.labels);
-    const env: Record<string, string> = { ...this.ns.environment, ...spec.env };
-    // Ours last: a request cannot replace the runner's identity or token.
-    env.FORGEJO_INSTANCE_URL = spec.credentials.instanceUrl;
-    env.FORGEJO_RUNNER_NAME = spec.runnerName;
-    env.FORGEJO_RUNNER_LABELS = resolveLabels(spec.labels, WINDOWS_EXECUTOR).join(",");
-    if (spec.credentials.mode === "ephemeral") env.FORGEJO_RUNNER_UUID = spec.credentials.uuid;
-    else delete env.FORGEJO_RUNNER_UUID;
-    env[TOKEN_ENV] = secret;
+    const env = runnerEnvironment(spec, { base: this.ns.environment, executor: WINDOWS_EXECUTOR });
     for (const [k, v] of Object.entries(env)) {
       assertEnvKey(k);
       try {

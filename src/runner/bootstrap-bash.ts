@@ -1,5 +1,4 @@
 import { pathToFileURL } from "node:url";
-import type { RunnerCredentials } from "../namespace/launcher.js";
 import { TOKEN_ENV } from "./bootstrap-sh.js";
 import type { PublicCredentials } from "./bootstrap-sh.js";
 import { resolveLabels } from "./labels.js";
@@ -8,10 +7,6 @@ import { shQuote } from "./shell-quote.js";
 
 export { publicCredentials } from "./bootstrap-sh.js";
 
-/** The secret of a credential set, passed to the instance as FORGEJO_RUNNER_TOKEN only. */
-export function credentialSecret(c: RunnerCredentials): string {
-  return c.mode === "token" ? c.registrationToken : c.token;
-}
 
 export const SECRET_ENV = TOKEN_ENV;
 
