@@ -1,3 +1,4 @@
+import { labelName } from "../runner/labels.js";
 import type { Platform } from "../store/types.js";
 
 /** Label prefixes that pick a non-Linux platform; everything else runs on Linux. */
@@ -15,10 +16,9 @@ export class PlatformConflictError extends Error {
   }
 }
 
-/** The label name without an executor suffix such as ":host" or ":docker://node:20". */
+/** The label name without an executor suffix, compared case-insensitively for the profile prefixes. */
 function bareLabel(label: string): string {
-  const i = label.indexOf(":");
-  return (i < 0 ? label : label.slice(0, i)).trim().toLowerCase();
+  return labelName(label).toLowerCase();
 }
 
 /**
