@@ -1,7 +1,7 @@
 import { Cron } from "croner";
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
-import { authSchema, durationMs, httpSchema, isLoopbackHost, listenAddress, logSchema, splitListen } from "./common.js";
+import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, isLoopbackHost, listenAddress, logSchema, splitListen } from "./common.js";
 
 /** Instance names appear in URLs (/webhook/<name>) and idempotency keys. */
 const instanceName = z
@@ -12,7 +12,7 @@ const instanceName = z
 const label = z.string().min(1).max(128).regex(/^[^,\s]+$/, "must not contain commas or whitespace");
 
 const dispatcherEndpointFields = {
-  url: z.url({ message: "must be an http(s) URL such as http://127.0.0.1:8080" }),
+  url: httpUrl("http://127.0.0.1:8080"),
   timeout: durationMs.prefault("10s"),
   /** Bearer token for the dispatcher API (one of its auth.tokens). */
   token: z.string().min(1).optional(),
@@ -33,18 +33,22 @@ const dispatcherOverrideSchema = z
 
 const forgejoSchema = z
   .object({
-    base_url: z.url({ message: "must be an http(s) URL such as https://forgejo.example.com" }),
+    base_url: httpUrl("https://forgejo.example.com"),
     token: z.string().min(1).optional(),
     token_file: z.string().optional(),
     timeout: durationMs.prefault("15s"),
-    extra_headers: z.record(z.string(), z.string()).default({}),
+    extra_headers: extraHeaders.default({}),
     /** Overrides detection from GET /api/v1/version (for proxies that rewrite it). */
     kind: z.enum(["auto", "forgejo", "gitea"]).default("auto"),
   })
   .strict()
-  .superRefine((f, ctx) => {
-    if (!f.token) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set token_file): a PAT that can list jobs and runners of the scope" });
-  });
+  .superRefine(
+    (f, ctx) => {
+      // Runs even when other keys are invalid, so every problem is listed at once.
+      if (!f.token) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set token_file): a PAT that can list jobs and runners of the scope" });
+    },
+    { when: () => true },
+  );
 
 const cronExpression = z.string().superRefine((pattern, ctx) => {
   try {
@@ -83,8 +87,6 @@ const schedulePeriodSchema = z
     }
   });
 
-const envKey = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 const targetSchema = z
   .object({
     /** Shown in status and metrics; defaults to the labels joined with "+". */
@@ -97,7 +99,7 @@ const targetSchema = z
     ttl: durationMs.optional(),
     machine_type: z.string().min(1).optional(),
     image: z.string().min(1).optional(),
-    env: z.record(z.string().regex(envKey, "env keys must be shell variable names"), z.string()).default({}),
+    env: envRecord.default({}),
     /** Runners of this target in flight at the dispatcher at most (jobs and warm pool together). */
     max_runners: z.number().int().positive().optional(),
   })
@@ -116,7 +118,7 @@ const targetSchema = z
 const webhookSchema = z
   .object({
     /** Where Forgejo delivers: the public URL of this daemon's /webhook/<name>. */
-    url: z.url({ message: "must be the URL Forgejo should deliver to, e.g. https://autoscaler.example.com/webhook/forgejo" }),
+    url: z.url({ protocol: /^https?$/, message: "must be the http(s) URL Forgejo should deliver to, e.g. https://autoscaler.example.com/webhook/forgejo" }),
     content_type: z.enum(["json", "form"]).default("json"),
     /** Defaults by server kind: Gitea workflow_job; Forgejo push, pull_request and action_run_*. */
     events: z.array(z.string().min(1)).min(1).optional(),

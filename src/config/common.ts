@@ -1,19 +1,56 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.js";
 
-/** A Go-syntax duration string ("20m", "1h30m"), parsed to milliseconds. */
-export const durationMs = z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: `"${text}" is not a duration (use Go syntax such as 90s, 20m, 1h30m)` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A hint for a bare number where a string with a unit or a host was expected (YAML reads `30` as a number). */
+const numberHint = (hint: (n: number) => string) => (iss: { input?: unknown }) => (typeof iss.input === "number" ? hint(iss.input) : undefined);
 
-/** "host:port", ":port" or "port". */
-export const listenAddress = z.string().refine((v) => /^(\[[0-9a-fA-F:]+\]|[^:\s]*):?\d{1,5}$/.test(v), {
-  message: 'must look like "127.0.0.1:8080", ":8080" or "[::1]:8080"',
+/** A Go-syntax duration string ("20m", "1h30m"), parsed to milliseconds. */
+export const durationMs = z
+  .string({ error: numberHint((n) => `${n} is a number; write a duration with its unit, such as "${n}s" or "${n}m"`) })
+  .transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: `"${text}" is not a duration (use Go syntax such as 90s, 20m, 1h30m)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** "host:port", ":port" or "port" (0 picks a free port: tests). */
+export const listenAddress = z
+  .string({ error: numberHint((n) => `${n} is a number; write the address as a string such as "127.0.0.1:${n}" (or ":${n}" for every interface)`) })
+  .superRefine((v, ctx) => {
+    if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]*):?\d{1,5}$/.test(v)) {
+      ctx.addIssue({ code: "custom", message: 'must look like "127.0.0.1:8080", ":8080" or "[::1]:8080"' });
+      return;
+    }
+    const { port } = splitListen(v);
+    if (port > 65_535) ctx.addIssue({ code: "custom", message: `port ${port} is out of range (0-65535); write it like "127.0.0.1:8080"` });
+  });
+
+/** An http or https URL; `example` shows the expected form in the message. */
+export const httpUrl = (example: string) =>
+  z.url({ protocol: /^https?$/, message: `must be an http(s) URL such as ${example}` });
+
+const envKeyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Environment for a runner: keys must be shell variable names. */
+export const envRecord = z.record(
+  z.string().regex(envKeyPattern, "env keys must be shell variable names (letters, digits and _, not starting with a digit)"),
+  z.string(),
+);
+
+/** Headers sent with every Forgejo call. Authorization is ours (from token / token_file): refuse it instead of dropping it. */
+export const extraHeaders = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase() === "authorization") {
+      ctx.addIssue({
+        code: "custom",
+        path: [name],
+        message: "cannot be set here: the PAT is sent as Authorization; set it with token or token_file and remove this header",
+      });
+    }
+  }
 });
 
 export function splitListen(listen: string): { host: string; port: number } {

@@ -1,24 +1,31 @@
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
-import { authSchema, durationMs, httpSchema, listenAddress, logSchema } from "./common.js";
+import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, listenAddress, logSchema } from "./common.js";
 
 const labelList = z.array(z.string().min(1)).min(1);
 
 const forgejoSchema = z
   .object({
-    base_url: z.url({ message: "must be an http(s) URL such as https://forgejo.example.com" }),
+    base_url: httpUrl("https://forgejo.example.com"),
     /** What runners dial back to; defaults to base_url. */
-    instance_url: z.url().optional(),
+    instance_url: httpUrl("https://forgejo.example.com").optional(),
     token: z.string().min(1).optional(),
     token_file: z.string().optional(),
     default_scope: scopeSchema.default({ level: "instance" }),
     default_labels: labelList.default(["namespace-profile-linux-medium"]),
     timeout: durationMs.prefault("30s"),
-    extra_headers: z.record(z.string(), z.string()).default({}),
+    extra_headers: extraHeaders.default({}),
     /** auto: ephemeral REST runners on Forgejo >= 15, the registration token otherwise. */
     registration: z.enum(["auto", "ephemeral", "token"]).default("auto"),
   })
-  .strict();
+  .strict()
+  .superRefine(
+    (f, ctx) => {
+      // Runs even when other keys are invalid, so every problem is listed at once.
+      if (!f.token && !f.token_file) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set forgejo.token_file)" });
+    },
+    { when: () => true },
+  );
 
 const capSchema = z
   .object({
@@ -36,7 +43,7 @@ const namespaceSchema = z
     /** NSC_TOKEN_FILE for nsc and the Compute API bearer ({"bearer_token": …}). */
     token_file: z.string().optional(),
     region: z.string().optional(),
-    compute_base_url: z.url().optional(),
+    compute_base_url: httpUrl("https://ord4.compute.namespaceapis.com").optional(),
     image: z.string().default("code.forgejo.org/forgejo/runner:12"),
     machine_type: z.string().default("4x8"),
     duration: durationMs.prefault("30m"),
@@ -50,7 +57,7 @@ const namespaceSchema = z
     user: z.string().default("root"),
     /** forgejo-runner's work directory inside the instance. */
     workdir: z.string().default("/tmp/forgejo-runner"),
-    environment: z.record(z.string(), z.string()).default({}),
+    environment: envRecord.default({}),
     /** Glob patterns ("namespace-profile-*"); empty allows every label. */
     allow_labels: z.array(z.string().min(1)).default([]),
     /** Scope patterns ("instance", "org:acme", "repo:acme/*"); empty allows every scope. */
@@ -119,12 +126,7 @@ export const dispatcherConfigSchema = z
     http: httpSchema,
     log: logSchema,
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    if (!c.forgejo.token && !c.forgejo.token_file) {
-      ctx.addIssue({ code: "custom", path: ["forgejo", "token"], message: "required (or set forgejo.token_file)" });
-    }
-  });
+  .strict();
 
 export type DispatcherConfig = z.infer<typeof dispatcherConfigSchema>;
 export type CapConfig = z.infer<typeof capSchema>;

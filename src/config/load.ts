@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
+import { tokenFileProblem } from "./token-file.js";
 
 /** Every problem found in a config file, each named by its key path. */
 export class ConfigError extends Error {
@@ -32,7 +33,7 @@ function expandString(value: string, path: string, env: Env, problems: string[])
     const v = env[name];
     if (v !== undefined && v !== "") return v;
     if (fallback !== undefined) return fallback;
-    problems.push(`${path}: environment variable ${name} is not set`);
+    problems.push(`${path}: environment variable ${name} is ${v === undefined ? "not set" : "set but empty"}`);
     return "";
   });
 }
@@ -60,7 +61,11 @@ export function resolveTree(node: unknown, path: string, env: Env, problems: str
     const base = key.endsWith("_file") ? key.slice(0, -5) : undefined;
     if (!base || !SECRET_KEYS.has(base) || typeof value !== "string") continue;
     const at = path ? `${path}.${key}` : key;
-    if (PATH_KEYS.has(at)) continue;
+    if (PATH_KEYS.has(at)) {
+      const problem = tokenFileProblem(value);
+      if (problem) problems.push(`${at}: ${problem}`);
+      continue;
+    }
     const content = readSecretFile(value, at, problems);
     if (content === undefined) continue;
     if (base === "tokens") {
@@ -74,10 +79,16 @@ export function resolveTree(node: unknown, path: string, env: Env, problems: str
   return out;
 }
 
+const formatPath = (path: readonly PropertyKey[]) => path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(root)";
+
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
-    const path = i.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[");
-    return `${path || "(root)"}: ${i.message}`;
+    // zod says only "Invalid key in record" and keeps the key's own message nested: surface it.
+    if (i.code === "invalid_key" && i.path.length > 0) {
+      const key = JSON.stringify(String(i.path[i.path.length - 1]).slice(0, 64));
+      return `${formatPath(i.path.slice(0, -1))}: key ${key}: ${i.issues.map((n) => n.message).join("; ")}`;
+    }
+    return `${formatPath(i.path)}: ${i.message}`;
   });
 }
 

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import { isLoopbackHost, splitListen } from "../config/common.js";
+import { tokenFileProblem } from "../config/token-file.js";
 import type { ForgejoApi } from "../forgejo/types.js";
 import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
@@ -48,6 +49,8 @@ export function findExecutable(bin: string): string | undefined {
   }
   return undefined;
 }
+
+const prefixed = (key: string, problem: string | undefined) => (problem ? `${key}: ${problem}` : undefined);
 
 /** Refuses to expose a money-spending API without credentials unless the operator said so. */
 export function assertSafeListen(listen: string, tokens: readonly string[], allowUnauthenticated: boolean): void {
@@ -104,6 +107,7 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
     metricsAuth: config.auth.protect_metrics ? (auth as never) : undefined,
     checks: [
       { name: "nsc", check: () => (findExecutable(config.namespace.nsc_binary) ? undefined : `nsc executable "${config.namespace.nsc_binary}" not found; set namespace.nsc_binary`) },
+      { name: "namespace_token", check: () => (config.namespace.token_file ? prefixed("namespace.token_file", tokenFileProblem(config.namespace.token_file)) : undefined) },
       { name: "state", check: async () => (await deps.store.countRunners(["pending"]), undefined) },
       { name: "accepting", check: () => (accepting ? undefined : "shutting down") },
     ],

@@ -77,7 +77,11 @@ describe("config.example.yaml", () => {
 
 describe("namespace.token_file", () => {
   it("stays a path: nsc and the Compute API read it themselves", () => {
-    const c = parseConfig(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', token: t}\nnamespace: {token_file: /nonexistent/nsc-token.json}\n", "t.yaml", {});
-    expect(c.namespace.token_file).toBe("/nonexistent/nsc-token.json");
+    const tmp = tempDir();
+    const f = join(tmp.dir, "nsc-token.json");
+    writeFileSync(f, '{"bearer_token": "x"}');
+    const c = parseConfig(dispatcherConfigSchema, `forgejo: {base_url: 'https://f.example', token: t}\nnamespace: {token_file: ${f}}\n`, "t.yaml", {});
+    tmp.cleanup();
+    expect(c.namespace.token_file).toBe(f);
   });
 });
