@@ -42,7 +42,7 @@ export interface Autoscaler {
 
 export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler> {
   const { config, logger } = deps;
-  const metrics = deps.metrics ?? new Metrics();
+  const metrics = deps.metrics ?? new Metrics({ daemon: "autoscaler" });
   const ensure = deps.ensureWebhook ?? ensureConfiguredWebhook;
   for (const w of configWarnings(config)) logger.warn(w);
 

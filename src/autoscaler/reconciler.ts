@@ -367,7 +367,7 @@ export class InstanceReconciler {
         this.errorStreak = 0;
         this.lastError = result.rejected > 0 ? { at: this.now(), message: result.lastError ?? "dispatcher refused a request" } : undefined;
         this.lastSuccessAt = this.now();
-        this.opts.metrics.lastReconcile.set({ instance: c.name }, Date.now() / 1000);
+        this.opts.metrics.lastReconcile.set({ forge: c.name }, Date.now() / 1000);
         if (this.pendingSwitch) {
           this.pendingSwitch = false;
           // Forgejo never stops polling, even if something sent a workflow_job-shaped delivery.
@@ -385,7 +385,7 @@ export class InstanceReconciler {
       }
     } finally {
       this.passes++;
-      this.opts.metrics.reconcileDuration.observe({ instance: c.name }, (performance.now() - wall) / 1000);
+      this.opts.metrics.reconcileDuration.observe({ forge: c.name }, (performance.now() - wall) / 1000);
       const regular = this.regularDelay();
       const next = [delay, regular].filter((d): d is number => d !== undefined);
       if (next.length > 0) this.schedule(Math.min(...next));
@@ -397,14 +397,14 @@ export class InstanceReconciler {
     const name = this.opts.config.name;
     this.lastNotes = new Map();
     for (const t of p.targets) {
-      m.waitingJobs.set({ instance: name, target: t.name }, t.waiting);
-      m.inFlightRunners.set({ instance: name, target: t.name }, t.inFlight);
-      if (t.idle !== null) m.idleRunners.set({ instance: name, target: t.name }, t.idle);
+      m.waitingJobs.set({ forge: name, target: t.name }, t.waiting);
+      m.inFlightRunners.set({ forge: name, target: t.name }, t.inFlight);
+      if (t.idle !== null) m.idleRunners.set({ forge: name, target: t.name }, t.idle);
       const warmErr = result.warmErrors.get(t.name);
       const note = warmErr ? `warm pool: ${warmErr}` : t.warmNote;
       if (note) this.lastNotes.set(t.name, note);
     }
-    m.waitingJobs.set({ instance: name, target: "none" }, p.jobs.filter((j) => j.target === null).length);
+    m.waitingJobs.set({ forge: name, target: "none" }, p.jobs.filter((j) => j.target === null).length);
     this.lastWaiting = p.jobs.map((j) => {
       const o = result.jobs.get(j.id);
       const state = o?.state ?? j.state;

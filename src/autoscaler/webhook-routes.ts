@@ -33,7 +33,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
       return reply.status(err.statusCode).send({ error: err.code, message: err.message });
     }
     if (err.statusCode === 413) {
-      metrics.webhookDeliveries.inc({ instance, result: "too_large" });
+      metrics.webhookDeliveries.inc({ forge: instance, result: "too_large" });
       return reply.status(413).send({ error: "body_too_large", message: `webhook delivery is larger than the limit of ${opts.bodyLimit} bytes; raise webhooks.body_limit if this delivery is legitimate` });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
@@ -44,7 +44,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
   app.post<{ Params: { name: string } }>("/webhook/:name", { bodyLimit: opts.bodyLimit }, async (req, reply) => {
     const inst = opts.instances.get(req.params.name);
     if (!inst) {
-      metrics.webhookDeliveries.inc({ instance: "unknown", result: "unknown_instance" });
+      metrics.webhookDeliveries.inc({ forge: "unknown", result: "unknown_instance" });
       throw new HttpError(404, "unknown_instance", "no instance with this name is configured; deliver to /webhook/<instances[].name> of the autoscaler config");
     }
     const name = inst.reconciler.name;
@@ -54,7 +54,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
     if (inst.secret) {
       const check = verifyWebhookSignature(payloadBytes, req.headers, inst.secret);
       if (!check.ok) {
-        metrics.webhookDeliveries.inc({ instance: name, result: "bad_signature" });
+        metrics.webhookDeliveries.inc({ forge: name, result: "bad_signature" });
         req.log.warn({ instance: name, reason: check.reason, delivery: deliveryId(req.headers) }, "webhook delivery rejected: bad signature");
         const message =
           check.reason === "missing"
@@ -71,12 +71,12 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
       payload = undefined;
     }
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
-      metrics.webhookDeliveries.inc({ instance: name, result: "malformed" });
+      metrics.webhookDeliveries.inc({ forge: name, result: "malformed" });
       throw new HttpError(400, "malformed", "the delivery is not a JSON object; configure the webhook with content type json (or form)");
     }
 
     const event = deliveryEvent(req.headers);
-    metrics.webhookDeliveries.inc({ instance: name, result: "accepted" });
+    metrics.webhookDeliveries.inc({ forge: name, result: "accepted" });
     const delivery = deliveryId(req.headers);
     const wj = event === "workflow_job" ? parseWorkflowJob(payload as Record<string, unknown>) : undefined;
     req.log.info({ instance: name, event, delivery, job: wj?.id, action: wj?.action }, "webhook delivery accepted");

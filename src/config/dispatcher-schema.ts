@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
 import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, listenAddress, logSchema } from "./common.js";
+import { DEFAULT_RUNNER_VERSION, defaultRunnerImage, ephemeralRunnerProblem, imageRunnerVersion } from "../runner/runner-version.js";
 
 const labelList = z.array(z.string().min(1)).min(1);
 
@@ -44,7 +45,8 @@ const namespaceSchema = z
     token_file: z.string().optional(),
     region: z.string().optional(),
     compute_base_url: httpUrl("https://ord4.compute.namespaceapis.com").optional(),
-    image: z.string().default("code.forgejo.org/forgejo/runner:12"),
+    /** Linux container image; defaults to code.forgejo.org/forgejo/runner:<runner.version>. */
+    image: z.string().min(1).optional(),
     machine_type: z.string().default("4x8"),
     duration: durationMs.prefault("30m"),
     /** How long `nsc run` may wait for the instance to become ready. */
@@ -80,6 +82,13 @@ const namespaceSchema = z
   .strict()
   .prefault({});
 
+const binarySource = z
+  .object({
+    url: z.url({ protocol: /^https?$/, message: "must be an http(s) URL of the forgejo-runner binary (or a .zip holding it, on Windows)" }),
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be the file's SHA-256: 64 hex digits (sha256sum FILE)"),
+  })
+  .strict();
+
 const runnerSchema = z
   .object({
     name_prefix: z
@@ -90,8 +99,17 @@ const runnerSchema = z
     executor: z.string().default("host"),
     /** one-job: one job then exit. daemon: keep polling until the TTL. */
     mode: z.enum(["one-job", "daemon"]).default("one-job"),
-    /** forgejo-runner release downloaded on macOS and Windows. */
-    version: z.string().default("12.6.4"),
+    /** The forgejo-runner release: the default Linux image's tag and the macOS/Windows binary. */
+    version: z.string().min(1).default(DEFAULT_RUNNER_VERSION),
+    /** Install Node.js (apk/apt-get) when the Linux image lacks it: JavaScript actions on the host executor need it. */
+    install_node: z.boolean().default(true),
+    /** Where macOS and Windows get forgejo-runner: upstream publishes Linux builds only. */
+    binaries: z
+      .object({ macos_arm64: binarySource.optional(), windows_amd64: binarySource.optional() })
+      .strict()
+      .prefault({}),
+    /** Without binaries.macos_arm64, build runner.version from its source release with Go on the Mac. */
+    macos_build_from_source: z.boolean().default(true),
   })
   .strict()
   .prefault({});
@@ -126,7 +144,29 @@ export const dispatcherConfigSchema = z
     http: httpSchema,
     log: logSchema,
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.forgejo.registration === "ephemeral") {
+      // With "auto" the server decides; the credential source checks then (src/dispatcher/credentials.ts).
+      for (const [path, problem] of runnerVersionProblems(c)) ctx.addIssue({ code: "custom", path, message: problem });
+    }
+  })
+  .transform((c) => ({ ...c, namespace: { ...c.namespace, image: c.namespace.image ?? defaultRunnerImage(c.runner.version) } }));
+
+/** Runner versions too old for ephemeral runners, as [config path, problem]. */
+export function runnerVersionProblems(c: { namespace: { image?: string | undefined }; runner: { version: string } }): [string[], string][] {
+  const out: [string[], string][] = [];
+  const imageVersion = c.namespace.image ? imageRunnerVersion(c.namespace.image) : undefined;
+  const linux = imageVersion
+    ? ephemeralRunnerProblem(imageVersion, `namespace.image (${c.namespace.image})`)
+    : c.namespace.image
+      ? undefined
+      : ephemeralRunnerProblem(c.runner.version, "runner.version (the default image's tag)");
+  if (linux) out.push([imageVersion ? ["namespace", "image"] : ["runner", "version"], linux]);
+  const binaries = imageVersion || c.namespace.image ? ephemeralRunnerProblem(c.runner.version, "runner.version (the macOS and Windows runner)") : undefined;
+  if (binaries) out.push([["runner", "version"], binaries]);
+  return out;
+}
 
 export type DispatcherConfig = z.infer<typeof dispatcherConfigSchema>;
 export type CapConfig = z.infer<typeof capSchema>;

@@ -77,14 +77,14 @@ export interface Dispatcher {
 
 export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher> {
   const { config, logger } = deps;
-  const metrics = deps.metrics ?? new Metrics();
+  const metrics = deps.metrics ?? new Metrics({ daemon: "dispatcher" });
   const now = deps.now ?? (() => new Date());
   const records = new Records(deps.store, logger, metrics, now);
   const ctx: DispatcherContext = {
     config,
     records,
     forgejo: deps.forgejo,
-    creds: new CredentialSource(deps.forgejo, config, now),
+    creds: new CredentialSource(deps.forgejo, config, now, (message) => logger.warn(message)),
     launchers: deps.launchers,
     logger,
     metrics,

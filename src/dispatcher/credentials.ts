@@ -1,4 +1,5 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
+import { runnerVersionProblems } from "../config/dispatcher-schema.js";
 import type { ForgejoApi, ServerInfo } from "../forgejo/types.js";
 import type { RunnerCredentials } from "../namespace/launcher.js";
 import type { RunnerRecord } from "../store/types.js";
@@ -11,12 +12,20 @@ const INFO_TTL_MS = 10 * 60_000;
  */
 export class CredentialSource {
   private info: { value: ServerInfo; at: number } | undefined;
+  /** Why "auto" cannot use ephemeral runners with the configured runner version, if it cannot. */
+  private readonly oldRunner: string | undefined;
+  private warnedOldRunner = false;
 
   constructor(
     private readonly forgejo: ForgejoApi,
     private readonly config: DispatcherConfig,
     private readonly now: () => Date,
-  ) {}
+    private readonly warn: (message: string) => void = () => {},
+  ) {
+    this.oldRunner = runnerVersionProblems(config)
+      .map(([, problem]) => problem)
+      .join("; ") || undefined;
+  }
 
   get instanceUrl(): string {
     return this.config.forgejo.instance_url ?? this.config.forgejo.base_url;
@@ -34,7 +43,14 @@ export class CredentialSource {
     const forced = this.config.forgejo.registration;
     if (forced === "ephemeral" || forced === "token") return forced;
     const info = await this.serverInfo();
-    return info.runnersApi && info.kind === "forgejo" ? "ephemeral" : "token";
+    if (!info.runnersApi || info.kind !== "forgejo") return "token";
+    if (this.oldRunner) {
+      // The server could pin runners to jobs, but this runner release cannot: the shared token still works.
+      if (!this.warnedOldRunner) this.warn(`using registration tokens, not ephemeral runners: ${this.oldRunner}`);
+      this.warnedOldRunner = true;
+      return "token";
+    }
+    return "ephemeral";
   }
 
   /**

@@ -39,16 +39,33 @@ const listQuerySchema = z
   })
   .strict();
 
+/** The dispatch outcome of an answer the handler did not count (auth, rate limit, parsing, shutdown, a bad query). */
+function unhandledOutcome(status: number): string {
+  if (status === 401) return "unauthorized";
+  if (status === 429) return "rate_limited";
+  if (status === 503) return "unavailable";
+  return status >= 400 && status < 500 ? "invalid" : "error";
+}
+
 /** The dispatcher's HTTP API, as one encapsulated plugin receiving its dependencies. */
 export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRoutesOptions): Promise<void> {
   const { ctx, scheduler } = opts;
   const metrics = ctx.metrics;
+  // Answers the handler did not count (auth, rate limit, body parsing, shutdown) are counted from their status.
+  const counted = new WeakSet<FastifyRequest>();
+  const count = (req: FastifyRequest, outcome: string) => {
+    counted.add(req);
+    metrics.dispatchRequests.inc({ outcome });
+  };
+  const countAnswer = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!counted.has(req)) metrics.dispatchRequests.inc({ outcome: unhandledOutcome(reply.statusCode) });
+  };
 
-  app.post("/api/v1/dispatch", { preHandler: [opts.auth, opts.spendLimit] }, async (req, reply) => {
+  app.post("/api/v1/dispatch", { preHandler: [opts.auth, opts.spendLimit], onResponse: countAnswer }, async (req, reply) => {
     const query = parseInput(waitQuerySchema, req.query, "query");
     const header = req.headers["idempotency-key"];
     if (header !== undefined && (typeof header !== "string" || !IDEMPOTENCY_KEY.test(header))) {
-      metrics.dispatchRequests.inc({ outcome: "invalid" });
+      count(req, "invalid");
       throw badRequest("Idempotency-Key must be 1 to 200 printable ASCII characters without spaces");
     }
     let accepted;
@@ -58,10 +75,10 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
       const outcome = status === 403 ? "forbidden" : status === 409 ? "conflict" : status === 429 ? "queue_full" : status === 400 ? "invalid" : "error";
-      metrics.dispatchRequests.inc({ outcome });
+      count(req, outcome);
       throw err;
     }
-    metrics.dispatchRequests.inc({ outcome: accepted.status === 202 ? "accepted" : "duplicate" });
+    count(req, accepted.status === 202 ? "accepted" : "duplicate");
     if (accepted.status === 202) {
       req.log.info({ dispatch: accepted.dispatch.id, runners: accepted.dispatch.runnerNames, key: accepted.dispatch.idempotencyKey }, "dispatch accepted");
       scheduler.kick();

@@ -14,7 +14,7 @@ import type { DispatcherDeps } from "./app.js";
 
 /** Builds the real clients, launchers and store from a validated config. */
 export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logger): Promise<DispatcherDeps> {
-  const metrics = new Metrics();
+  const metrics = new Metrics({ daemon: "dispatcher" });
   const forgejo = new ForgejoClient({
     baseUrl: config.forgejo.base_url,
     token: config.forgejo.token ?? "",

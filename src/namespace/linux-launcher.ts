@@ -108,6 +108,7 @@ export class LinuxLauncher implements Launcher {
       jobHandle: spec.jobHandle,
       scriptEnv: split.viaScript,
       cachePath,
+      installNode: this.runner.install_node,
     });
     const volumes: string[] = [];
     if (this.ns.linux_cache_tag && cachePath) {

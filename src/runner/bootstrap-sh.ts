@@ -34,6 +34,33 @@ export interface ShBootstrapOptions {
   fetchInterval?: string | undefined;
   /** runner.report_interval (default 1s). */
   reportInterval?: string | undefined;
+  /**
+   * Install Node.js when the image lacks it and a label runs on the host executor: the upstream
+   * image is Alpine with git and bash only, and every JavaScript action (checkout, setup-*) needs node.
+   */
+  installNode?: boolean | undefined;
+}
+
+/**
+ * Installs Node.js with the image's package manager when `node` is missing (apk on the upstream
+ * Alpine image, apt-get on Debian/Ubuntu images). With a cache volume, apk keeps the downloaded
+ * packages there. A failed install warns and goes on: steps without JavaScript actions still work.
+ */
+function installNodeLines(cachePath: string | undefined): string[] {
+  const apkCache = cachePath ? ` --cache-dir ${shQuote(`${cachePath.replace(/\/+$/, "")}/apk`)}` : " --no-cache";
+  return [
+    "if ! command -v node >/dev/null 2>&1; then",
+    "  echo 'forgejo-nsc: node is not in the image; installing nodejs for JavaScript actions' >&2",
+    "  if command -v apk >/dev/null 2>&1; then",
+    ...(cachePath ? [`    mkdir -p ${shQuote(`${cachePath.replace(/\/+$/, "")}/apk`)}`] : []),
+    `    apk add${apkCache} nodejs npm >&2 || echo 'forgejo-nsc: apk add nodejs failed; JavaScript actions will fail' >&2`,
+    "  elif command -v apt-get >/dev/null 2>&1; then",
+    "    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs) >&2 || echo 'forgejo-nsc: apt-get install nodejs failed; JavaScript actions will fail' >&2",
+    "  else",
+    "    echo 'forgejo-nsc: no apk or apt-get to install node with; JavaScript actions will fail (use an image with node)' >&2",
+    "  fi",
+    "fi",
+  ];
 }
 
 /** A YAML double-quoted scalar (JSON strings are valid YAML; line separators escaped too). */
@@ -90,6 +117,7 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
   );
   if (o.cachePath) s.push(`mkdir -p ${q(o.cachePath)}`);
   s.push(`printf '%s' ${q(runnerYaml({ ...o, workdir }, labels))} > runner.yaml`);
+  if ((o.installNode ?? true) && labels.some((l) => l.slice(l.indexOf(":") + 1) === "host")) s.push(...installNodeLines(o.cachePath));
 
   const sub = o.mode === "daemon" ? "daemon" : "one-job";
   if (o.credentials.mode === "token") {
@@ -106,14 +134,18 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
     const cmd = ["forgejo-runner", sub, "--config", "runner.yaml", "--url", o.credentials.instanceUrl, "--uuid", o.credentials.uuid, "--token-url", pathToFileURL(tokenFile).href];
     for (const l of labels) cmd.push("--label", l);
     if (sub === "one-job") {
-      // Pinned to a job attempt when there is a handle; otherwise wait for the next matching job
-      // instead of exiting at once when none is queued yet.
+      // Pinned to a job attempt when there is a handle. --wait either way: without it one fetch that
+      // returns no task, fails or times out makes one-job exit 2 (runner poll/single.go), and a
+      // pinned job would stay queued with its runner gone.
       if (o.jobHandle) cmd.push("--handle", o.jobHandle);
-      else cmd.push("--wait");
+      cmd.push("--wait");
     }
     s.push(
-      `(umask 077 && printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)})`,
-      `chmod 600 ${q(tokenFile)}`,
+      // The token goes through a FIFO: the runner reads it once at start and nothing stays on disk
+      // for job steps (root on the host executor) to read; the writer removes the FIFO after.
+      `rm -f ${q(tokenFile)}`,
+      `mkfifo -m 600 ${q(tokenFile)}`,
+      `(printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)}; rm -f ${q(tokenFile)}) &`,
       `unset ${TOKEN_ENV}`,
       `echo ${q(`forgejo-nsc: starting forgejo-runner ${sub} as ${o.runnerName}`)} >&2`,
       `exec ${shJoin(cmd)}`,

@@ -63,7 +63,7 @@ describe("server versions", () => {
     });
     expect(status.instances[0]!.waiting_jobs.find((j) => j.id === x.id)).toMatchObject({ target: null, state: "unmatched", reason: "no target matches [windows]" });
     const metrics = await stack.metrics.registry.getSingleMetricAsString("forgejo_nsc_waiting_jobs");
-    expect(metrics).toContain('forgejo_nsc_waiting_jobs{instance="fj",target="none"} 1');
+    expect(metrics).toContain('forgejo_nsc_waiting_jobs{forge="fj",target="none"} 1');
   });
 
   it("Forgejo 14 with an empty job list answered as JSON null", async () => {

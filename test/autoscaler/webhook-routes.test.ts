@@ -33,7 +33,7 @@ const push = JSON.stringify({ ref: "refs/heads/main" }, null, 2);
 
 async function deliveries(instance: string, result: string): Promise<number> {
   const m = await stack.metrics.webhookDeliveries.get();
-  return m.values.find((v) => v.labels.instance === instance && v.labels.result === result)?.value ?? 0;
+  return m.values.find((v) => v.labels.forge === instance && v.labels.result === result)?.value ?? 0;
 }
 
 describe("POST /webhook/<name>", () => {

@@ -291,8 +291,8 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     expect(d).toMatch(/forgejo_nsc_dispatch_requests_total\{outcome="accepted"\} [1-9]/);
     expect(d).toMatch(/forgejo_nsc_dispatch_requests_total\{outcome="invalid"\} [1-9]/);
     const a = (await send(`${caddy.autoscalerUrl}/metrics`)).text;
-    expect(a).toMatch(new RegExp(`forgejo_nsc_webhook_deliveries_total\\{instance="${INSTANCE}",result="bad_signature"\\} 2`));
-    expect(a).toMatch(new RegExp(`forgejo_nsc_webhook_deliveries_total\\{instance="${INSTANCE}",result="accepted"\\} 1`));
+    expect(a).toMatch(new RegExp(`forgejo_nsc_webhook_deliveries_total\\{forge="${INSTANCE}",result="bad_signature"\\} 2`));
+    expect(a).toMatch(new RegExp(`forgejo_nsc_webhook_deliveries_total\\{forge="${INSTANCE}",result="accepted"\\} 1`));
     // The autoscaler's status API is behind its own token, through Caddy too.
     expect((await send(`${caddy.autoscalerUrl}/api/v1/status`, { from: OUTSIDE_CLIENT })).status).toBe(401);
   });

@@ -8,6 +8,7 @@ import type { ShBootstrapOptions } from "../../src/runner/bootstrap-sh.js";
 import { createFakeRunner } from "../fakes/forgejo-runner/index.js";
 import type { FakeRunner } from "../fakes/forgejo-runner/index.js";
 import { tempDir } from "../helpers/tmp.js";
+import { waitFor } from "../helpers/wait.js";
 
 const SECRET = "s3cr3t-Runner-T0ken-9f8e7d";
 
@@ -171,12 +172,32 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
       ...labelArgs,
       "--handle",
       h.jobHandle,
+      "--wait",
     ]);
     expect(job.labels).toEqual(resolved());
-    expect(job.tokenFile).toMatchObject({ path: tokenPath, content: SECRET, mode: "600" });
+    // Handed over through a FIFO: the runner read it once, and nothing is left on disk for job steps.
+    expect(job.tokenFile).toMatchObject({ path: tokenPath, content: SECRET, mode: "600", fifo: true });
     expect(job.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
     expect(job.env.WEIRD).toBe(h.scriptEnv.WEIRD);
-    expect(readdirSync(workdir).sort()).toEqual([".runner-token", "runner.yaml"]);
+    await waitFor(() => !existsSync(tokenPath), { what: "the token FIFO to be removed" });
+    expect(readdirSync(workdir).sort()).toEqual(["runner.yaml"]);
+  });
+
+  it("keeps a pinned one-job polling when the first fetch brings no task (upstream exits 2 without --wait)", async () => {
+    const script = buildShBootstrap({
+      runnerName: "r",
+      labels: ["x"],
+      executor: "host",
+      mode: "one-job",
+      workdir: join(tmp.dir, "w"),
+      credentials: { mode: "ephemeral", instanceUrl: "https://f", uuid: "u-1" },
+      jobHandle: "handle-1",
+      scriptEnv: {},
+    });
+    const r = await run(script, { FORGEJO_RUNNER_TOKEN: SECRET, FAKE_RUNNER_FIRST_FETCH_EMPTY: "1" });
+    expect(r.stderr).not.toContain("exit 2");
+    expect(r.exitCode).toBe(0);
+    expect(runner.calls()[0]!.argv).toEqual(expect.arrayContaining(["--handle", "handle-1", "--wait"]));
   });
 
   it("waits for a job when there is no handle, and runs the daemon without one", async () => {

@@ -11,6 +11,8 @@ export interface FileSnapshot {
   content?: string;
   /** Octal permission bits, e.g. "600". */
   mode?: string;
+  /** The file was a FIFO (the token handed over without touching the disk). */
+  fifo?: boolean;
   error?: string;
 }
 
