@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatReport, readLedger, scanLogDirectory } from "./helpers/secret-scan.js";
 import { KNOWN_TEST_SECRETS, LEDGER_SUBDIR, LOGS_SUBDIR, SCAN_DIR_ENV } from "./helpers/secrets.js";
+import { removeTree } from "./helpers/tmp.js";
 
 /**
  * The whole-suite secret scan. Before any worker starts, a scan directory is created and its path
@@ -32,5 +33,5 @@ export function teardown(): void {
   }
   process.stdout.write(`${text}${process.env.FORGEJO_NSC_KEEP_TEST_LOGS ? ` (logs kept in ${dir})` : ""}\n`);
   if (report.files === 0) process.stdout.write("secret scan: note: no test wrote any log in this run\n");
-  if (!process.env.FORGEJO_NSC_KEEP_TEST_LOGS) rmSync(dir, { recursive: true, force: true });
+  if (!process.env.FORGEJO_NSC_KEEP_TEST_LOGS) removeTree(dir);
 }

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { formatReport, readLedger, scanLogDirectory } from "../helpers/secret-scan.js";
 import { KNOWN_TEST_SECRETS, LEDGER_SUBDIR, LOGS_SUBDIR, recordSecrets, SCAN_DIR_ENV } from "../helpers/secrets.js";
-import { tempDir } from "../helpers/tmp.js";
+import { removeTree, tempDir } from "../helpers/tmp.js";
 import { ROOT } from "./caddy.js";
 
 const PLANTED = "fakeadminpat0123456789abcdef0123456789abcd";
@@ -132,7 +132,7 @@ describe("the global setup fails a vitest run whose logs hold a secret", () => {
   const base = join(ROOT, ".tmp");
   mkdirSync(base, { recursive: true });
   const project = mkdtempSync(join(base, "secret-scan-run-"));
-  afterAll(() => rmSync(project, { recursive: true, force: true }));
+  afterAll(() => removeTree(project));
 
   function runVitest(line: string): Promise<{ code: number | null; out: string }> {
     const dir = mkdtempSync(join(project, "p-"));
@@ -162,7 +162,7 @@ it("logs one line", () => { captureLogger().logger.warn(${JSON.stringify(line)})
       child.on("close", (code) => {
         // A leak keeps the scan directory for inspection; this one was planted on purpose.
         const kept = /The logs are kept in (\S+?)\./.exec(out)?.[1];
-        if (kept && kept.includes("forgejo-nsc-test-logs-")) rmSync(kept, { recursive: true, force: true });
+        if (kept && kept.includes("forgejo-nsc-test-logs-")) removeTree(kept);
         resolve({ code, out });
       });
     });

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -212,7 +212,23 @@ export interface FakeNsc {
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
-/** The fake's lock protocol (an exclusive lock file holding the pid; a dead holder's lock is taken over). */
+/** A lock file without a pid this old was left by a holder killed between creating and writing it (as in the executable). */
+const EMPTY_LOCK_STALE_MS = 2_000;
+
+/** Whether a lock file's holder is gone: its pid is dead, or it never wrote one and the file is old. */
+function lockIsStale(lockPath: string): boolean {
+  const text = readFileSync(lockPath, "utf8");
+  const pid = Number(text);
+  if (text.trim() === "" || !Number.isInteger(pid) || pid <= 0) return Date.now() - statSync(lockPath).mtimeMs > EMPTY_LOCK_STALE_MS;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/** The fake's lock protocol (an exclusive lock file holding the pid; a dead or never-written holder's lock is taken over). */
 function withLock<T>(statePath: string, fn: () => T): T {
   const lockPath = `${statePath}.lock`;
   const deadline = Date.now() + 15_000;
@@ -226,20 +242,21 @@ function withLock<T>(statePath: string, fn: () => T): T {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
+    let stale = false;
     try {
-      const pid = Number(readFileSync(lockPath, "utf8"));
-      if (pid > 0) process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH") {
-        const aside = `${lockPath}.stale.${process.pid}`;
-        try {
-          renameSync(lockPath, aside);
-          unlinkSync(aside);
-        } catch {
-          // someone else took it over
-        }
-        continue;
+      stale = lockIsStale(lockPath);
+    } catch {
+      // released meanwhile; try again
+    }
+    if (stale) {
+      const aside = `${lockPath}.stale.${process.pid}`;
+      try {
+        renameSync(lockPath, aside);
+        unlinkSync(aside);
+      } catch {
+        // someone else took it over
       }
+      continue;
     }
     if (Date.now() > deadline) throw new Error(`fake nsc lock ${lockPath} held for more than 15s`);
     Atomics.wait(sleepCell, 0, 0, wait);
