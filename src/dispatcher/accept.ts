@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import { PlatformConflictError, defaultMachineType } from "../namespace/platform.js";
-import { scopeKey } from "../forgejo/scope.js";
+import { canonicalScope, scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import { badRequest, conflict, forbidden, tooMany } from "../http/errors.js";
 import type { DispatchRecord, Platform, RunnerRecord } from "../store/types.js";
@@ -50,7 +50,9 @@ function canonical(value: unknown): string {
 export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, headerKey: string | undefined): Promise<Accepted> {
   const { config, records } = deps;
   const labels = req.labels ?? config.forgejo.default_labels;
-  const scope: Scope = req.scope ?? config.forgejo.default_scope;
+  // Forgejo names are case-insensitive: "Acme/App" and "acme/app" are one scope for caps,
+  // allow lists and the idempotency check, so the record keeps the canonical spelling.
+  const scope: Scope = canonicalScope(req.scope ?? config.forgejo.default_scope);
 
   const badLabels = disallowedLabels(labels, config.namespace.allow_labels);
   if (badLabels.length > 0) {

@@ -1,6 +1,6 @@
 import type { CapConfig } from "../config/dispatcher-schema.js";
 import type { RunnerRecord } from "../store/types.js";
-import { globMatch } from "./allow.js";
+import { scopeMatch } from "./allow.js";
 
 export interface CapLimits {
   maxRunners: number;
@@ -16,7 +16,7 @@ export interface Admission {
 
 function capApplies(cap: CapConfig, r: Pick<RunnerRecord, "labels" | "scope">, scopeKeyOf: string): boolean {
   if (cap.labels && !cap.labels.every((l) => r.labels.includes(l))) return false;
-  if (cap.scope && !globMatch(cap.scope, scopeKeyOf)) return false;
+  if (cap.scope && !scopeMatch(cap.scope, scopeKeyOf)) return false;
   return true;
 }
 
@@ -32,7 +32,7 @@ function describeCap(cap: CapConfig): string {
  * repository of acme may have 2); a cap without one counts every runner that carries its labels.
  */
 function usageKey(index: number, cap: CapConfig, scopeKeyOf: string): string {
-  return cap.scope ? `${index}|${scopeKeyOf}` : `${index}`;
+  return cap.scope ? `${index}|${scopeKeyOf.toLowerCase()}` : `${index}`;
 }
 
 /**

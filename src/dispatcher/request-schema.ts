@@ -3,33 +3,55 @@ import { parseDuration } from "../config/duration.js";
 import { scopeSchema } from "../forgejo/scope.js";
 
 export const MAX_TTL_MS = 24 * 3_600_000;
+/** Shorter than this, an instance would be destroyed before a runner could even start. */
+export const MIN_TTL_MS = 60_000;
+
+/** A client's value in a message: short, so a huge field is never echoed back in full. */
+const quote = (text: string) => JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
 
 const ttl = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) {
-    ctx.addIssue({ code: "custom", message: `"${text}" is not a positive Go duration such as 20m or 1h30m` });
+    ctx.addIssue({ code: "custom", message: `${quote(text)} is not a positive Go duration such as 20m or 1h30m` });
     return z.NEVER;
   }
-  if (ms > MAX_TTL_MS) {
-    ctx.addIssue({ code: "custom", message: `"${text}" is longer than the 24h maximum` });
+  if (ms < MIN_TTL_MS || ms > MAX_TTL_MS) {
+    ctx.addIssue({ code: "custom", message: `${quote(text)} is outside the allowed range: use 1m to 24h, such as 20m or 1h30m` });
     return z.NEVER;
   }
   return ms;
 });
 
 const envKey = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Control and invisible format characters (NUL, newline, escape, bidi overrides): never in a name. */
+const CONTROL = /[\p{Cc}\p{Cf}]/u;
+
+const label = z
+  .string()
+  .min(1)
+  .max(128)
+  .refine((v) => !CONTROL.test(v), "must not contain control characters (such as NUL or newline)")
+  .regex(/^[^,\s]+$/, "must not contain commas or whitespace");
 
 /** The body of POST /api/v1/dispatch. Unknown fields are rejected so typos do not pass silently. */
 export const dispatchRequestSchema = z
   .object({
     count: z.number().int().min(1).max(50).default(1),
-    labels: z.array(z.string().min(1).max(128).regex(/^[^,\s]+$/, "must not contain commas or whitespace")).min(1).max(32).optional(),
+    labels: z.array(label).min(1).max(32).optional(),
     scope: scopeSchema.optional(),
     ttl: ttl.optional(),
     machine_type: z.string().min(1).max(64).regex(/^[A-Za-z0-9/:x._-]+$/, "must look like 4x8 or linux/arm64:8x16").optional(),
-    image: z.string().min(1).max(512).regex(/^[^\s]+$/, "must not contain whitespace").optional(),
+    image: z
+      .string()
+      .min(1)
+      .max(512)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, "must be an image reference such as code.forgejo.org/forgejo/runner:12 (letters, digits and . _ - / : @)")
+      .optional(),
     env: z
-      .record(z.string().regex(envKey, "env keys must be shell variable names"), z.string().max(8192))
+      .record(
+        z.string().max(128, "env keys must be at most 128 characters").regex(envKey, "env keys must be shell variable names (letters, digits and _, not starting with a digit)"),
+        z.string().max(8192).refine((v) => !v.includes("\0"), "env values must not contain NUL characters"),
+      )
       .refine((e) => Object.keys(e).length <= 64, "at most 64 variables")
       .optional(),
     job: z

@@ -70,6 +70,10 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     }
     let accepted;
     try {
+      // No body means every default; a body of `null` (or any non-object) is a mistake to report.
+      if (req.body === null || (req.body !== undefined && (typeof req.body !== "object" || Array.isArray(req.body)))) {
+        throw badRequest(`invalid dispatch request: the body must be a JSON object such as {"count": 1}, not ${req.body === null ? "null" : Array.isArray(req.body) ? "an array" : typeof req.body}; send no body for every default`);
+      }
       const body = parseInput(dispatchRequestSchema, req.body ?? {}, "dispatch request");
       accepted = await acceptDispatch(opts.accept, body, header);
     } catch (err) {
@@ -108,7 +112,8 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     const runners = await ctx.records.store.listRunners({
       states: csv(q.state) as RunnerState[] | undefined,
       labels: csv(q.labels),
-      scopeKey: q.scope,
+      // Scope keys are stored in lower case (Forgejo names are case-insensitive).
+      scopeKey: q.scope?.toLowerCase(),
       jobId: q.job,
       dispatchId: q.dispatch,
       limit: q.limit,

@@ -4,7 +4,7 @@ import type { z } from "zod";
 import type { Metrics } from "../http/metrics.js";
 import { ForgejoApiError } from "./errors.js";
 import type { ForgejoErrorInit, ForgejoOperation } from "./errors.js";
-import { scopeApiPrefix } from "./scope.js";
+import { InvalidScopeError, scopeApiPrefix } from "./scope.js";
 import type { Scope } from "./scope.js";
 import type { ActionRunJob, ActionRunner, ForgejoApi, Hook, HookSpec, RegisteredRunner, ServerInfo } from "./types.js";
 import { describeServer, parseServerVersion, VersionParseError } from "./version.js";
@@ -336,7 +336,10 @@ export class ForgejoClient implements ForgejoApi {
 
   private async call(spec: CallSpec): Promise<CallResult> {
     const url = new URL(this.base.toString());
-    url.pathname = `${this.basePath}/api/v1${spec.path}`;
+    const wanted = `${this.basePath}/api/v1${spec.path}`;
+    url.pathname = wanted;
+    // The URL resolves dot segments; a path it rewrote would reach another scope than asked for.
+    if (url.pathname !== wanted) throw new InvalidScopeError(`refusing to call Forgejo at ${JSON.stringify(wanted.slice(0, 200))}: the URL would turn it into another path`);
     for (const [k, v] of Object.entries(spec.query ?? {})) {
       if (Array.isArray(v)) for (const x of v as readonly string[]) url.searchParams.append(k, x);
       else url.searchParams.set(k, String(v));

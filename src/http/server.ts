@@ -64,7 +64,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
   const r = schema.safeParse(input);
   if (!r.success) {
-    const problems = formatIssues(r.error.issues);
+    // A problem's path can hold a client's own key (env.<key>): never echo a huge one back in full.
+    const problems = formatIssues(r.error.issues).map((p) => (p.length > 300 ? `${p.slice(0, 300)}…` : p));
     throw badRequest(`invalid ${what}: ${problems.join("; ")}`, { problems });
   }
   return r.data;
