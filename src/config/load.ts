@@ -84,10 +84,7 @@ const formatPath = (path: readonly PropertyKey[]) => path.map((p) => (typeof p =
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
     // zod says only "Invalid key in record" and keeps the key's own message nested: surface it.
-    if (i.code === "invalid_key" && i.path.length > 0) {
-      const key = JSON.stringify(String(i.path[i.path.length - 1]).slice(0, 64));
-      return `${formatPath(i.path.slice(0, -1))}: key ${key}: ${i.issues.map((n) => n.message).join("; ")}`;
-    }
+    if (i.code === "invalid_key") return `${formatPath(i.path)}: ${i.issues.map((n) => n.message).join("; ")}`;
     return `${formatPath(i.path)}: ${i.message}`;
   });
 }

@@ -125,9 +125,9 @@ describe("every problem at once", () => {
 describe("env keys", () => {
   it("the key's own message is kept, not 'Invalid key in record'", () => {
     const a = problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}").replace("- labels: [linux]", "- labels: [linux]\n        env: {'1BAD': x}"));
-    expect(a).toEqual(['instances[0].targets[0].env: key "1BAD": env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
+    expect(a).toEqual(['instances[0].targets[0].env.1BAD: env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
     const d = problemsOf(dispatcherConfigSchema, `${dispatcherBase}namespace: {environment: {'A-B': x}}\n`);
-    expect(d).toEqual(['namespace.environment: key "A-B": env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
+    expect(d).toEqual(['namespace.environment.A-B: env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
   });
 });
 
