@@ -96,6 +96,13 @@ export interface FakeNscKnobs {
   defaultRegion?: string;
   /** Machine type when none is given (default 2x4). */
   defaultMachineType?: string;
+  /**
+   * The executing stand-in: `run … -- CMD` really runs CMD as a local process (own process group,
+   * own directory under runDir or <state dir>/exec/<id>, the -e environment, pathPrefix first on
+   * PATH before basePath). list/describe show the instance running until the process exits; its
+   * exit ends the instance (TERMINATE_ON_EXIT); destroy and the deadline kill the process group.
+   */
+  execute?: { pathPrefix?: string; basePath?: string; runDir?: string } | null;
 }
 
 export interface FakeNscContainer {
@@ -106,6 +113,10 @@ export interface FakeNscContainer {
   started_at: string;
   exit_code: number | null;
   terminated_at: string | null;
+  /** With the `execute` knob: the container process (its process group id) and its directory. */
+  pid?: number;
+  exit_file?: string;
+  dir?: string;
 }
 
 export interface FakeNscVolume {
