@@ -1,14 +1,20 @@
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
-import type { ResultPromise } from "execa";
+import type { z } from "zod";
 import type { Logger } from "../http/logger.js";
 import type { Metrics } from "../http/metrics.js";
 import { isFlagSafe } from "./env-flags.js";
 import type { InstanceInfo } from "./launcher.js";
 import { NscError, classify, collapse, failedText, hintFor, instanceIdIn, redact, saysGone } from "./nsc-errors.js";
 import type { NscErrorKind } from "./nsc-errors.js";
+import { INSTANCE_ID, createdOutput, describeMismatch, describeOutput, instanceRecord, listOutput, proxyLine, proxyService } from "./nsc-output.js";
+import type { NscInstanceRecord } from "./nsc-output.js";
+import { runBounded, spawnGroup, stopGroup } from "./nsc-process.js";
+import type { BoundedRunResult } from "./nsc-process.js";
+
+export type { NscInstanceRecord } from "./nsc-output.js";
 
 export interface NscCliOptions {
   /** Path or name of the nsc executable (namespace.nsc_binary). */
@@ -23,6 +29,8 @@ export interface NscCliOptions {
   env?: Record<string, string> | undefined;
   /** Outer time limits in ms; nsc has none of its own for most commands. */
   timeoutMs?: Partial<NscTimeouts> | undefined;
+  /** The most stdout read from one call (default 16 MiB); a larger answer is an error, not held in memory. */
+  maxOutputBytes?: number | undefined;
 }
 
 export interface NscTimeouts {
@@ -35,9 +43,12 @@ export interface NscTimeouts {
   ssh: number;
   /** Waiting for port-forward's `Listening on` / proxy's JSON line. */
   tunnel: number;
+  /** Between SIGTERM and SIGKILL to the process group of a call that ran out of time. */
+  killGrace: number;
 }
 
-const DEFAULT_TIMEOUTS: NscTimeouts = { quick: 60_000, runMargin: 120_000, create: 8 * 60_000, ssh: 10 * 60_000, tunnel: 45_000 };
+const DEFAULT_TIMEOUTS: NscTimeouts = { quick: 60_000, runMargin: 120_000, create: 8 * 60_000, ssh: 10 * 60_000, tunnel: 45_000, killGrace: 5_000 };
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 export interface NscRunOptions {
   image: string;
@@ -81,19 +92,6 @@ export interface NscCreateOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** The `--output_json_to` record (contracts/nsc.md §5.3). May hold service credentials: never log it. */
-export interface NscInstanceRecord {
-  cluster_id: string;
-  app_url?: string;
-  created?: string;
-  deadline?: string;
-  shape?: { virtual_cpu?: number; memory_megabytes?: number; machine_arch?: string; os?: string };
-  platform?: string[];
-  label?: { name: string; value: string }[];
-  service_state?: { name: string; status?: string; endpoint?: string; credentials?: { username: string; password: string } }[];
-  [key: string]: unknown;
-}
-
 export interface NscDescribeResult {
   state: "running" | "gone";
   /** The parsed `describe -o json` summary (null when nsc printed null); undefined when gone. */
@@ -112,22 +110,20 @@ export interface NscProxy extends NscTunnel {
   credentials?: { username: string; password: string } | undefined;
 }
 
-interface RawResult {
-  stdout: string;
-  stderr: string;
-  exitCode?: number | undefined;
-  signal?: string | undefined;
-  timedOut: boolean;
-  isCanceled: boolean;
-  failed: boolean;
-  code?: string | undefined;
-}
-
 /** Go duration text for a flag; whole seconds when possible ("300s"), else milliseconds. */
 export function goDuration(ms: number): string {
   const n = Math.max(0, Math.round(ms));
   if (n === 0) return "0s";
   return n % 1000 === 0 ? `${n / 1000}s` : `${n}ms`;
+}
+
+/** "2s" (rounded) from a second up, "300ms" below: for messages. */
+function shortDuration(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms)}ms`;
+}
+
+function formatBytes(n: number): string {
+  return n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${n} bytes`;
 }
 
 /** Flag names of an argv, for logs: values (env, labels, scripts) never get logged. */
@@ -139,8 +135,6 @@ function flagNames(args: readonly string[]): string[] {
   }
   return out;
 }
-
-const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 /**
  * Drives the nsc CLI (contracts/nsc.md): no shell, NS_DO_NOT_UPDATE=1, --region on every call,
@@ -154,6 +148,7 @@ export class NscCli {
   private readonly metrics: Metrics | undefined;
   private readonly extraEnv: Record<string, string>;
   readonly timeouts: NscTimeouts;
+  private readonly maxOutputBytes: number;
 
   constructor(opts: NscCliOptions) {
     this.binary = opts.binary;
@@ -163,6 +158,7 @@ export class NscCli {
     this.metrics = opts.metrics;
     this.extraEnv = opts.env ?? {};
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeoutMs };
+    this.maxOutputBytes = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   }
 
   /** Starts a container instance; returns once it is ready (never waits for the container to end). */
@@ -191,10 +187,8 @@ export class NscCli {
     args.push("--", ...opts.command);
     const secrets = [...Object.values(env), ...(opts.secrets ?? [])];
     const out = await this.exec("run", args, { timeoutMs: waitTimeoutMs + this.timeouts.runMargin, secrets, signal: opts.signal });
-    const parsed = this.parseJson<{ instance_id?: string; cluster_id?: string; cluster_url?: string }>("run", out.stdout, secrets);
-    const instanceId = parsed?.instance_id ?? parsed?.cluster_id;
-    if (!instanceId) throw new NscError(`nsc run printed no instance_id or cluster_id: ${redact(collapse(out.stdout), secrets).slice(0, 200)}`, "transient", "run");
-    return { instanceId, clusterUrl: parsed?.cluster_url };
+    const parsed = this.parseJson("run", out.stdout, createdOutput, secrets);
+    return { instanceId: (parsed.instance_id ?? parsed.cluster_id) as string, clusterUrl: parsed.cluster_url };
   }
 
   /**
@@ -232,19 +226,15 @@ export class NscCli {
         }
         throw err;
       }
-      const parsed = this.parseJson<{ instance_id?: string; cluster_id?: string }>("create", out.stdout, []);
       const cid = await readCid();
-      const instanceId = parsed?.instance_id ?? parsed?.cluster_id ?? cid;
-      if (!instanceId) throw new NscError("nsc create succeeded but printed no instance ID and wrote no cidfile", "transient", "create");
+      if (cid !== undefined && !INSTANCE_ID.test(cid)) {
+        throw new NscError("nsc create wrote a --cidfile that does not hold an instance ID; check that namespace.nsc_binary is nsc", "transient", "create");
+      }
+      const parsed = this.parseJson("create", out.stdout, createdOutput, [], cid);
+      const instanceId = (parsed.instance_id ?? parsed.cluster_id) as string;
       const recordText = await readFile(jsonFile, "utf8").catch(() => "");
       let record: NscInstanceRecord = { cluster_id: instanceId };
-      if (recordText.trim()) {
-        try {
-          record = JSON.parse(recordText) as NscInstanceRecord;
-        } catch {
-          throw new NscError(`nsc create wrote an unreadable --output_json_to file for instance ${instanceId}`, "transient", "create", instanceId);
-        }
-      }
+      if (recordText.trim()) record = this.parseJson("create", recordText, instanceRecord, [], instanceId, "its --output_json_to file");
       return { instanceId, record };
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -259,20 +249,10 @@ export class NscCli {
       args.push("--label", `${k}=${v}`);
     }
     const out = await this.exec("list", args, { timeoutMs: this.timeouts.quick, secrets: [] });
-    const parsed = this.parseJson<unknown>("list", out.stdout, []);
-    if (parsed === null) return [];
-    if (!Array.isArray(parsed)) throw new NscError("nsc list -o json printed something other than an array or null", "transient", "list");
-    return parsed.flatMap((e: unknown): InstanceInfo[] => {
-      if (!e || typeof e !== "object") return [];
-      const o = e as { cluster_id?: unknown; instance_id?: unknown; labels?: unknown; created_at?: unknown };
-      const id = typeof o.cluster_id === "string" && o.cluster_id ? o.cluster_id : typeof o.instance_id === "string" ? o.instance_id : "";
-      if (!id) return [];
-      const lbl: Record<string, string> = {};
-      if (o.labels && typeof o.labels === "object") {
-        for (const [k, v] of Object.entries(o.labels as Record<string, unknown>)) if (typeof v === "string") lbl[k] = v;
-      }
-      return [{ instanceId: id, labels: lbl, createdAt: typeof o.created_at === "string" && o.created_at ? o.created_at : undefined }];
-    });
+    // One malformed entry fails the whole look: an instance silently missing from the list would
+    // count as ended and its runner would be finished.
+    const parsed = this.parseJson("list", out.stdout, listOutput, []);
+    return (parsed ?? []).map((e) => ({ instanceId: e.cluster_id, labels: { ...e.labels }, createdAt: e.created_at || undefined }));
   }
 
   /** "gone" when nsc says the instance does not exist or is no longer running; other failures throw. */
@@ -280,7 +260,7 @@ export class NscCli {
     this.checkId(instanceId, "describe");
     try {
       const out = await this.exec("describe", ["describe", "-o", "json", instanceId], { timeoutMs: this.timeouts.quick, secrets: [], goneIsOutcome: true });
-      return { state: "running", raw: this.parseJson<unknown>("describe", out.stdout, []) };
+      return { state: "running", raw: this.parseJson("describe", out.stdout, describeOutput, [], instanceId) };
     } catch (err) {
       if (err instanceof NscError && err.kind === "gone") return { state: "gone" };
       throw err;
@@ -324,16 +304,21 @@ export class NscCli {
     this.checkId(instanceId, "proxy");
     const { child, first } = await this.startLongRunning("proxy", ["instance", "proxy", instanceId, "-s", service, "-o", "json"], opts.timeoutMs, (line) => {
       if (!line.startsWith("{")) return undefined;
+      let j: unknown;
       try {
-        const j = JSON.parse(line) as Record<string, unknown>;
-        const endpoint = typeof j.endpoint === "string" ? j.endpoint : "";
-        const at = endpoint.lastIndexOf(":");
-        if (at < 0) return undefined;
-        const svc = j[service] as { credentials?: { username: string; password: string } } | undefined;
-        return { host: endpoint.slice(0, at), port: Number(endpoint.slice(at + 1)), credentials: svc?.credentials };
+        j = JSON.parse(line);
       } catch {
         return undefined;
       }
+      const head = proxyLine.safeParse(j);
+      const svc = proxyService.safeParse(head.success ? head.data[service] : undefined);
+      if (!head.success || !svc.success) {
+        const mismatch = describeMismatch((head.error ?? svc.error) as z.ZodError);
+        throw new NscError(`nsc proxy printed a line forgejo-nsc cannot use (${mismatch}); check that namespace.nsc_binary is nsc`, "transient", "proxy", instanceId);
+      }
+      const endpoint = head.data.endpoint;
+      const at = endpoint.lastIndexOf(":");
+      return { host: endpoint.slice(0, at), port: Number(endpoint.slice(at + 1)), credentials: svc.data?.credentials };
     });
     return { ...first, close: () => this.stop(child) };
   }
@@ -375,45 +360,55 @@ export class NscCli {
     o: { timeoutMs: number; secrets: readonly string[]; input?: string; signal?: AbortSignal | undefined; goneIsOutcome?: boolean },
   ): Promise<{ stdout: string; stderr: string }> {
     const started = Date.now();
-    const r = (await execa(this.binary, this.argv(args), {
-      env: this.env(),
-      extendEnv: true,
-      reject: false,
-      shell: false,
-      timeout: o.timeoutMs,
-      forceKillAfterDelay: 5_000,
-      ...(o.signal ? { cancelSignal: o.signal } : {}),
-      ...(o.input !== undefined ? { input: o.input } : { stdin: "ignore" as const }),
-      stripFinalNewline: false,
-      encoding: "utf8",
-      maxBuffer: 64 * 1024 * 1024,
-    })) as unknown as RawResult;
+    const r = await runBounded(this.binary, this.argv(args), {
+      env: { ...process.env, ...this.env() },
+      input: o.input,
+      timeoutMs: o.timeoutMs,
+      killGraceMs: this.timeouts.killGrace,
+      maxStdoutBytes: this.maxOutputBytes,
+      signal: o.signal,
+    });
     const ms = Date.now() - started;
-    const log = { nsc: command, flags: flagNames(args), exitCode: r.exitCode ?? null, ms };
-    if (!r.failed) {
+    const log = { nsc: command, flags: flagNames(args), exitCode: r.exitCode, ms };
+    if (r.exitCode === 0 && !r.timedOut && !r.cancelled && !r.overflowed) {
       this.count(command, "ok");
       this.logger.debug(log, "nsc call");
       return { stdout: r.stdout, stderr: r.stderr };
     }
     const err = this.toError(command, r, o.timeoutMs, o.secrets);
-    this.count(command, o.goneIsOutcome && err.kind === "gone" ? "gone" : err.kind);
-    this.logger.debug({ ...log, kind: err.kind, signal: r.signal ?? null }, "nsc call failed");
+    this.count(command, o.goneIsOutcome && err.kind === "gone" ? "gone" : r.overflowed ? "bad_output" : err.kind);
+    this.logger.debug({ ...log, kind: err.kind, signal: r.signal }, "nsc call failed");
     throw err;
   }
 
-  private toError(command: string, r: RawResult, timeoutMs: number, secrets: readonly string[]): NscError {
+  private toError(command: string, r: Omit<BoundedRunResult, "stdout">, timeoutMs: number, secrets: readonly string[]): NscError {
     const allSecrets = [...secrets, ...secrets.map(collapse)];
-    const stderr = redact(r.stderr ?? "", allSecrets);
+    const stderr = redact(r.stderr, allSecrets);
     const id = instanceIdIn(stderr);
-    if (r.code === "ENOENT" || r.code === "EACCES") {
-      return new NscError(`cannot start nsc (${JSON.stringify(this.binary)}): ${r.code === "ENOENT" ? "not found" : "not executable"}; install nsc or set namespace.nsc_binary`, "invalid", command);
+    const at = id ? ` (instance ${id})` : "";
+    const code = r.spawnError?.code;
+    if (code === "ENOENT" || code === "EACCES") {
+      return new NscError(`cannot start nsc (${JSON.stringify(this.binary)}): ${code === "ENOENT" ? "not found" : "not executable"}; install nsc or set namespace.nsc_binary`, "invalid", command);
+    }
+    if (r.spawnError) {
+      return new NscError(`cannot start nsc ${command} (${code ?? r.spawnError.message}); this is usually temporary (too many open files or processes) and is retried`, "transient", command);
+    }
+    if (r.overflowed) {
+      return new NscError(
+        `nsc ${command} printed more than ${formatBytes(this.maxOutputBytes)} on stdout and was stopped; no answer this large is expected: check that namespace.nsc_binary is nsc and how many instances carry our labels (nsc list --all)`,
+        "transient",
+        command,
+        id,
+        undefined,
+        null,
+      );
     }
     if (r.timedOut) {
-      return new NscError(`nsc ${command} did not finish within ${Math.round(timeoutMs / 1000)}s and was stopped${id ? ` (instance ${id})` : ""}`, "timeout", command, id, undefined, null);
+      return new NscError(`nsc ${command} did not finish within ${shortDuration(timeoutMs)} and was stopped${at}`, "timeout", command, id, undefined, null);
     }
-    if (r.isCanceled) return new NscError(`nsc ${command} was cancelled${id ? ` (instance ${id})` : ""}`, "timeout", command, id, undefined, null);
-    if (r.exitCode === undefined || r.exitCode === null) {
-      return new NscError(`nsc ${command} was killed by ${r.signal ?? "a signal"}${id ? ` (instance ${id})` : ""}`, "transient", command, id, undefined, null);
+    if (r.cancelled) return new NscError(`nsc ${command} was cancelled${at}`, "timeout", command, id, undefined, null);
+    if (r.exitCode === null) {
+      return new NscError(`nsc ${command} was killed by ${r.signal ?? "a signal"}${at}`, "transient", command, id, undefined, null);
     }
     const detail = failedText(stderr) ?? collapse(stderr.split("\n").filter(Boolean).slice(-3).join(" ")).slice(0, 500);
     const basis = detail || stderr;
@@ -423,14 +418,34 @@ export class NscCli {
     return new NscError(`nsc ${command} failed${quoted} — ${hintFor(kind, basis)}`, kind, command, id, detail || undefined, r.exitCode);
   }
 
-  private parseJson<T>(command: string, stdout: string, secrets: readonly string[]): T | null {
-    const text = stdout.trim();
+  /**
+   * Parses an answer and checks it against its schema. A mismatch is an NscError naming the field
+   * and what was expected, never the values (a create record holds service passwords).
+   */
+  private parseJson<S extends z.ZodType>(command: string, text: string, schema: S, secrets: readonly string[], instanceId?: string, what = "output"): z.output<S> {
+    let value: unknown;
     try {
-      return JSON.parse(text) as T | null;
+      value = JSON.parse(text.trim());
     } catch {
       this.count(command, "bad_output");
-      throw new NscError(`nsc ${command} printed output that is not JSON (${JSON.stringify(redact(text, secrets).slice(0, 120))}); is namespace.nsc_binary really nsc?`, "transient", command);
+      throw new NscError(
+        `nsc ${command} printed ${what} that is not JSON (${JSON.stringify(redact(text.trim(), secrets).slice(0, 120))}); is namespace.nsc_binary really nsc?`,
+        "transient",
+        command,
+        instanceId,
+      );
     }
+    const checked = schema.safeParse(value);
+    if (!checked.success) {
+      this.count(command, "bad_output");
+      throw new NscError(
+        `nsc ${command} printed ${what} forgejo-nsc cannot use (${describeMismatch(checked.error)}); check that namespace.nsc_binary is nsc v0.0.480 or newer`,
+        "transient",
+        command,
+        instanceId,
+      );
+    }
+    return checked.data;
   }
 
   private async startLongRunning<T>(
@@ -438,43 +453,52 @@ export class NscCli {
     args: string[],
     timeoutMs: number | undefined,
     match: (line: string) => T | undefined,
-  ): Promise<{ child: ResultPromise; first: T }> {
+  ): Promise<{ child: ChildProcess; first: T }> {
     const limit = timeoutMs ?? this.timeouts.tunnel;
-    const child = execa(this.binary, this.argv(args), {
-      env: this.env(),
-      extendEnv: true,
-      reject: false,
-      shell: false,
-      stdin: "ignore",
-      buffer: false,
-      encoding: "utf8",
-    });
+    let child: ChildProcess;
+    try {
+      child = spawnGroup(this.binary, this.argv(args), { env: { ...process.env, ...this.env() }, stdin: "ignore" });
+    } catch (err) {
+      const e = this.toError(command, { stderr: "", exitCode: null, signal: null, timedOut: false, cancelled: false, overflowed: false, spawnError: err as NodeJS.ErrnoException }, limit, []);
+      this.count(command, e.kind);
+      throw e;
+    }
     let stderr = "";
-    child.stderr?.on("data", (d: Buffer | string) => {
+    child.stderr?.on("data", (d: Buffer) => {
       stderr = (stderr + String(d)).slice(-8192);
     });
     try {
       const first = await new Promise<T>((resolve, reject) => {
         let buf = "";
-        const timer = setTimeout(() => reject(new NscError(`nsc ${command} did not get ready within ${Math.round(limit / 1000)}s`, "timeout", command)), limit);
-        child.stdout?.on("data", (d: Buffer | string) => {
-          buf += String(d);
+        const timer = setTimeout(() => reject(new NscError(`nsc ${command} did not get ready within ${shortDuration(limit)}`, "timeout", command)), limit);
+        child.stdout?.on("data", (d: Buffer) => {
+          // A tunnel prints a line per connection for as long as it runs; only a partial line is held.
+          buf = (buf + String(d)).slice(-64 * 1024);
           let nl: number;
           while ((nl = buf.indexOf("\n")) >= 0) {
             const line = buf.slice(0, nl);
             buf = buf.slice(nl + 1);
-            const m = match(line.trim());
+            let m: T | undefined;
+            try {
+              m = match(line.trim());
+            } catch (err) {
+              clearTimeout(timer);
+              reject(err);
+              return;
+            }
             if (m !== undefined) {
               clearTimeout(timer);
               resolve(m);
             }
           }
         });
-        void child.then((r) => {
+        const ended = (spawnError?: NodeJS.ErrnoException) => {
           clearTimeout(timer);
-          const res = r as unknown as RawResult;
-          reject(this.toError(command, { ...res, stderr, failed: true, exitCode: res.exitCode ?? undefined }, limit, []));
-        });
+          const res = { stderr, exitCode: child.exitCode, signal: child.signalCode, timedOut: false, cancelled: false, overflowed: false, spawnError };
+          reject(this.toError(command, res, limit, []));
+        };
+        child.once("error", (e: NodeJS.ErrnoException) => child.pid === undefined && ended(e));
+        child.once("close", () => ended());
       });
       this.count(command, "ok");
       this.logger.debug({ nsc: command, flags: flagNames(args) }, "nsc tunnel ready");
@@ -487,10 +511,7 @@ export class NscCli {
     }
   }
 
-  private async stop(child: ResultPromise): Promise<void> {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await child.catch(() => undefined);
-    clearTimeout(timer);
+  private stop(child: ChildProcess): Promise<void> {
+    return stopGroup(child, this.timeouts.killGrace);
   }
 }

@@ -47,6 +47,20 @@ export interface FakeNscKnobs {
   /** `invocation error: … unavailable`, exit 1, for the next N (or all) calls of each command. */
   transient?: { describe?: Trigger; list?: Trigger; destroy?: Trigger; run?: Trigger; create?: Trigger; ssh?: Trigger };
   /**
+   * The call blocks until killed: run and create after recording their instance (it is left
+   * behind, as when the real CLI hangs waiting for it), the others before doing anything.
+   */
+  hang?: { run?: Trigger; create?: Trigger; list?: Trigger; describe?: Trigger; destroy?: Trigger };
+  /**
+   * A hanging call ignores SIGTERM and starts a child that holds its stdout and stderr open (the
+   * child's pid is recorded as `hang_child_pid`): only SIGKILL to the process group ends both.
+   */
+  hangStubborn?: boolean;
+  /** Printed on stdout instead of the command's `-o json` answer (the command still takes effect). */
+  output?: { run?: string; create?: string; list?: string; describe?: string };
+  /** `list -o json` prints a valid array of made-up instances at least this many bytes long. */
+  listFloodBytes?: number;
+  /**
    * "typed" (default): `"<id>" does not exist.` / `"<id>" is no longer running.`.
    * "raw": the server-message variants (`instance "<id>" not found (request id: …).`,
    * `instance "<id>" was destroyed (FailedPrecondition).`) for describe and destroy.
@@ -197,6 +211,8 @@ export interface FakeNscCall {
   instance_id?: string;
   /** e.g. "cancelled: destroy without --force destroys nothing". */
   note?: string;
+  /** With the hangStubborn knob: the child a hanging call left holding its output. */
+  hang_child_pid?: number;
 }
 
 export interface FakeNsc {
