@@ -18,7 +18,20 @@ export function pollingImpossible(info: ServerInfo): string | undefined {
       `for runners yourself with POST /api/v1/dispatch`
     );
   }
-  return `${server} has no jobs API (GET …/actions/jobs arrived in Gitea 1.24), so the autoscaler cannot see waiting jobs: upgrade Gitea to 1.24 or newer`;
+  if (info.workflowJobWebhook) return undefined; // webhooksOnly() says how it is served
+  return `${server} has no jobs API (GET …/actions/jobs arrived in Gitea 1.25) and no workflow_job webhooks (1.24), so the autoscaler cannot see waiting jobs: upgrade Gitea to 1.25 or newer`;
+}
+
+/**
+ * Why the server can only be served from webhooks, or undefined: Gitea 1.24 sends workflow_job
+ * deliveries but has no jobs search (it arrived in 1.25), so there is nothing to poll.
+ */
+export function webhooksOnly(info: ServerInfo): string | undefined {
+  if (info.jobsApi || !info.workflowJobWebhook) return undefined;
+  return (
+    `${describeServer(info)} has no jobs API (GET …/actions/jobs arrived in Gitea 1.25): runners are asked for from its ` +
+    `workflow_job webhooks only (configure the webhook; a lost delivery is not repaired) and warm pools are not kept; upgrade to 1.25 to poll`
+  );
 }
 
 /** Whether the server lists registered runners (Forgejo >= 15, Gitea >= 1.24). */
@@ -74,11 +87,12 @@ export async function observe(opts: {
   const inFlight = (await opts.dispatcher.listRunners({ states: IN_FLIGHT_STATES, scopeKey: key })).filter((r) => !r.scope_key || r.scope_key === key);
 
   const [jobs, registered] = await Promise.allSettled([
-    searchJobs(api, info, scope, opts.targetLabels),
+    // Without a jobs API (Gitea 1.24) there is nothing to search: the caller serves webhook hints.
+    info.jobsApi ? searchJobs(api, info, scope, opts.targetLabels) : Promise.resolve(undefined),
     canListRunners(info) ? api.listRunners(scope) : Promise.resolve(undefined),
   ]);
   const obs: Observation = { observedAt, inFlight };
-  if (jobs.status === "fulfilled") obs.jobs = jobs.value;
+  if (jobs.status === "fulfilled") obs.jobs = jobs.value ?? undefined;
   else obs.jobsError = message(jobs.reason);
   if (registered.status === "fulfilled") obs.registered = registered.value ?? undefined;
   else obs.registeredError = message(registered.reason);

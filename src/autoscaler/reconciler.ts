@@ -12,7 +12,7 @@ import { LIVE_STATES } from "./capacity.js";
 import type { DispatcherClient } from "./dispatcher-client.js";
 import type { DispatchBody } from "./dispatcher-types.js";
 import { jobBaseKey } from "./keys.js";
-import { canListRunners, observe, pollingImpossible } from "./observe.js";
+import { canListRunners, observe, pollingImpossible, webhooksOnly } from "./observe.js";
 import { plan, isWaiting } from "./plan.js";
 import type { Plan, PlanTarget } from "./plan.js";
 import { effectiveMinIdle } from "./schedule.js";
@@ -65,6 +65,8 @@ export class InstanceReconciler {
   info: ServerInfo | undefined;
   startupError: string | undefined;
   mode: Mode = "polling";
+  /** Why the mode is what it is when the operator did not choose it (Gitea 1.24: webhooks only). */
+  private modeReason: string | undefined;
 
   private readonly now: () => number;
   private readonly log: Logger;
@@ -166,6 +168,10 @@ export class InstanceReconciler {
       if (c.disable_polling) {
         this.log.warn("disable_polling is ignored: Forgejo sends no workflow_job webhooks, so it is always polled (webhooks only make a reconcile happen sooner)");
       }
+    } else if (webhooksOnly(info)) {
+      this.mode = "webhooks";
+      this.modeReason = webhooksOnly(info);
+      this.log.warn({ server: describeServer(info) }, this.modeReason as string);
     } else if (c.disable_polling) {
       this.mode = this.resyncMs > 0 ? "resync" : "webhooks";
     }
@@ -315,7 +321,12 @@ export class InstanceReconciler {
       }
 
       let jobs = obs.jobs;
-      if (!jobs) {
+      if (webhooksOnly(info)) {
+        // Nothing to poll: the jobs are what workflow_job deliveries announced and nothing retired.
+        const keep = Math.max(10 * this.pollMs, 600_000);
+        for (const [id, h] of this.hints) if (started - h.at >= keep) this.hints.delete(id);
+        jobs = [...this.hints.values()].map((h) => h.job);
+      } else if (!jobs) {
         // Forgejo is away: serve what webhooks told us, nothing else (no warm-pool changes).
         const keep = Math.max(10 * this.pollMs, 600_000);
         for (const [id, h] of this.hints) if (started - h.at >= keep) this.hints.delete(id);
@@ -364,6 +375,8 @@ export class InstanceReconciler {
         this.fail(problems.join("; "));
         delay = result.retryAfterMs ?? this.retryDelay();
       } else {
+        // The failure was warned about once (repeats go to debug): say when it is over.
+        if (this.errorStreak > 0) this.log.info({ failedPasses: this.errorStreak }, "reconcile pass complete again");
         this.errorStreak = 0;
         this.lastError = result.rejected > 0 ? { at: this.now(), message: result.lastError ?? "dispatcher refused a request" } : undefined;
         this.lastSuccessAt = this.now();
@@ -424,6 +437,7 @@ export class InstanceReconciler {
       scope: scopeKey(c.scope),
       server: info ? { kind: info.kind, version: info.version, job_handles: info.jobHandles, runner_list: canListRunners(info) } : null,
       mode: this.mode,
+      mode_reason: this.modeReason ?? null,
       startup_error: this.startupError ?? null,
       last_poll_at: iso(this.lastPollAt),
       last_success_at: iso(this.lastSuccessAt),

@@ -15,6 +15,8 @@ export interface InstanceStatus {
   /** null until GET /api/v1/version has answered. */
   server: { kind: "forgejo" | "gitea"; version: string; job_handles: boolean; runner_list: boolean } | null;
   mode: Mode;
+  /** Why the mode was forced (Gitea 1.24: no jobs API, webhooks only), or null. */
+  mode_reason: string | null;
   /** Set when the instance cannot be served at all (e.g. Forgejo <= 10); the others keep working. */
   startup_error: string | null;
   last_poll_at: string | null;

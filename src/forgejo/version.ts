@@ -59,13 +59,15 @@ function giteaInfo(version: string, major: number, minor: number): ServerInfo {
     major,
     minor,
     // GET …/actions/jobs ({jobs,total_count}); it has no label filter, the client filters itself.
-    jobsApi: atLeast(1, 24),
-    jobsWithoutLabels: atLeast(1, 24),
+    // It came with the workflow_run API (go-gitea/gitea#33964, merged 2025-06-20): first in 1.25,
+    // after 1.24.0 (2025-05-26). Gitea 1.24.6 answers 404 (seen in test/upstream/gitea.test.ts).
+    jobsApi: atLeast(1, 25),
+    jobsWithoutLabels: atLeast(1, 25),
     // Gitea lists and deletes runners but cannot register one over REST.
     runnersApi: false,
     listRunnersApi: atLeast(1, 24),
     jobHandles: false,
-    jobRunIds: atLeast(1, 24),
+    jobRunIds: atLeast(1, 25),
     workflowJobWebhook: atLeast(1, 24),
   };
 }

@@ -80,8 +80,8 @@ describe("server versions", () => {
     expect(s.instances[0]!.waiting_jobs).toEqual([]);
   });
 
-  it("Gitea 1.24: its jobs API and runner shapes; idle runners count", async () => {
-    stack = await startStack({ forgejo: { kind: "gitea", version: "1.24.0" }, instance: { targets: [{ name: "ubuntu", labels: ["ubuntu-latest"], min_idle: 1 }] } });
+  it("Gitea 1.25: its jobs API and runner shapes; idle runners count", async () => {
+    stack = await startStack({ forgejo: { kind: "gitea", version: "1.25.0" }, instance: { targets: [{ name: "ubuntu", labels: ["ubuntu-latest"], min_idle: 1 }] } });
     const { forgejo, dispatcher } = stack;
     simulateRunners(forgejo, dispatcher);
     // min_idle 1: one warm runner, which connects and sits idle.
@@ -130,7 +130,7 @@ describe("server versions", () => {
   });
 
   it("several instances at once: each its own scope, server and keys", async () => {
-    const gitea = await startFakeForgejo({ kind: "gitea", version: "1.24.0" });
+    const gitea = await startFakeForgejo({ kind: "gitea", version: "1.25.0" });
     extra.push(gitea);
     stack = await startStack({
       forgejo: { version: "15.0.3", orgs: [{ name: "acme", owners: ["admin"] }] },

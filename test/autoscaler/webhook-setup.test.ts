@@ -17,7 +17,7 @@ describe("webhook setup at start", () => {
     const hookUrl = `http://127.0.0.1:${port}/webhook/gt`;
     stack = await startStack({
       port,
-      forgejo: { kind: "gitea", version: "1.24.0", repos: [{ owner: "acme", name: "app" }] },
+      forgejo: { kind: "gitea", version: "1.25.0", repos: [{ owner: "acme", name: "app" }] },
       instances: (url) => [
         instanceConfig(url, {
           name: "gt",

@@ -23,9 +23,24 @@ async function addHook(forgejo: FakeForgejo, url: string, events: string[], repo
 }
 
 const gitea = (over: Record<string, unknown> = {}) => ({
-  forgejo: { kind: "gitea" as const, version: "1.24.0", repos: [{ owner: "acme", name: "app" }] },
+  forgejo: { kind: "gitea" as const, version: "1.25.0", repos: [{ owner: "acme", name: "app" }] },
   instances: (url: string) => [instanceConfig(url, { name: "gt", webhook_secret: WEBHOOK_SECRET, targets: [{ labels: ["ubuntu-latest"] }], ...over })],
 });
+
+/**
+ * Two more passes, then: every job of `expected` has exactly one accepted dispatch, under the
+ * key the poller would use, and nothing else was dispatched.
+ */
+async function expectExactlyOneDispatchPerJob(s: Stack, expected: Map<number, string>): Promise<void> {
+  const r = s.autoscaler.reconcilers[0]!;
+  for (let i = 1; i <= 2; i++) {
+    const passes = r.passCount;
+    r.requestPass(0);
+    await waitFor(() => r.passCount >= passes + 1, { what: `pass ${i} after the dispatch` });
+  }
+  expect(dispatchesPerJob(s.dispatcher)).toEqual(new Map([...expected.keys()].map((id) => [id, 1])));
+  expect(s.dispatcher.dispatches.map((d) => d.key).sort()).toEqual([...expected.values()].sort());
+}
 
 describe("Gitea workflow_job: webhook + poll + replay → exactly one runner per job attempt", () => {
   it("dispatches at once on queued, with the poller's key, and never twice", async () => {
@@ -115,7 +130,7 @@ describe("Gitea workflow_job: webhook + poll + replay → exactly one runner per
     // Once it can run, Gitea says queued, and the job gets its runner.
     forgejo.unblockJob(job.id);
     await waitFor(() => dispatcher.dispatches.length === 1, { what: "dispatch after unblocking" });
-    expect(dispatcher.dispatches[0]!.key).toBe(`gt:job:${job.id}:${forgejo.job(job.id)!.attempt}`);
+    await expectExactlyOneDispatchPerJob(stack, new Map([[job.id, `gt:job:${job.id}:${forgejo.job(job.id)!.attempt}`]]));
   });
 
   it("while Gitea's jobs API fails, a queued delivery alone still gets its runner", async () => {
@@ -126,7 +141,8 @@ describe("Gitea workflow_job: webhook + poll + replay → exactly one runner per
     forgejo.failNext("/actions/jobs", 500, 100);
     const job = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
     await waitFor(() => dispatcher.dispatches.length === 1, { what: "dispatch from the hint" });
-    expect(dispatcher.dispatches[0]!.key).toBe(`gt:job:${job.id}:${forgejo.job(job.id)!.attempt}`);
+    // Passes that still only have the hint ask under the same key: never a second runner.
+    await expectExactlyOneDispatchPerJob(stack, new Map([[job.id, `gt:job:${job.id}:${forgejo.job(job.id)!.attempt}`]]));
     const s = (await stack.status()).instances[0]!;
     expect(s.last_error?.message).toMatch(/jobs:/);
     expect(s.waiting_jobs[0]!.reason).toMatch(/known from a webhook; Forgejo could not be asked/);
@@ -155,12 +171,20 @@ describe("modes: polling → webhooks → resync", () => {
     const { forgejo, dispatcher } = stack;
     await waitFor(() => stack!.autoscaler.reconcilers[0]!.passCount >= 1, { what: "first pass" });
     const hookId = await addHook(forgejo, `${stack.url}/webhook/gt`, ["workflow_job"]);
-    forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
+    const first = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
     await waitFor(async () => (await stack!.status()).instances[0]!.mode === "resync", { what: "resync mode" });
     // Deliveries stop reaching us (hook deleted): the next job is only found by the resync.
     await fetch(`${forgejo.url}/api/v1/repos/acme/app/hooks/${hookId}`, { method: "DELETE", headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` } });
     const lost = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
-    await waitFor(() => dispatcher.dispatches.some((d) => d.key === `gt:job:${lost.id}:${forgejo.job(lost.id)!.attempt}`), { what: "resync dispatch" });
+    const lostKey = `gt:job:${lost.id}:${forgejo.job(lost.id)!.attempt}`;
+    await waitFor(() => dispatcher.dispatches.some((d) => d.key === lostKey), { what: "resync dispatch" });
+    await expectExactlyOneDispatchPerJob(
+      stack,
+      new Map([
+        [first.id, `gt:job:${first.id}:${forgejo.job(first.id)!.attempt}`],
+        [lost.id, lostKey],
+      ]),
+    );
   });
 
   it("disable_polling starts in webhook mode (with resync); Forgejo ignores it and keeps polling", async () => {
@@ -184,5 +208,30 @@ describe("modes: polling → webhooks → resync", () => {
     const after = r.passCount;
     await waitFor(() => r.passCount >= after + 3, { what: "polling continues" });
     expect((await stack.status()).instances[0]!.mode).toBe("polling");
+  });
+});
+
+describe("Gitea 1.24: workflow_job webhooks, no jobs search", () => {
+  it("serves jobs from deliveries only, never polls the missing jobs API, and says so in status", async () => {
+    stack = await startStack({ forgejo: { kind: "gitea", version: "1.24.0", repos: [{ owner: "acme", name: "app" }] }, instances: gitea().instances });
+    const { forgejo, dispatcher } = stack;
+    const r = stack.autoscaler.reconcilers[0]!;
+    await waitFor(() => r.passCount >= 1, { what: "first pass" });
+    const s0 = (await stack.status()).instances[0]!;
+    expect(s0.mode).toBe("webhooks");
+    expect(s0.mode_reason).toMatch(/^Gitea 1\.24\.0 has no jobs API \(GET …\/actions\/jobs arrived in Gitea 1\.25\): runners are asked for from its workflow_job webhooks only/);
+    expect(s0.last_error).toBeNull();
+    expect(s0.startup_error).toBeNull();
+
+    await addHook(forgejo, `${stack.url}/webhook/gt`, ["workflow_job"]);
+    const job = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
+    await waitFor(() => dispatcher.dispatches.length === 1, { what: "dispatch from the delivery" });
+    expect(dispatcher.dispatches[0]!.key).toBe(`gt:job:${job.id}:${forgejo.job(job.id)!.attempt}`);
+    const passes = r.passCount;
+    r.requestPass(0);
+    await waitFor(() => r.passCount >= passes + 1, { what: "another pass" });
+    expect(dispatchesPerJob(dispatcher)).toEqual(new Map([[job.id, 1]]));
+    // Not one request to the search Gitea 1.24 does not have.
+    expect(forgejo.callsTo("/actions/jobs")).toEqual([]);
   });
 });

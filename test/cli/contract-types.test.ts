@@ -60,6 +60,7 @@ describe("the CLI reads what the daemons write", () => {
           scope: "instance",
           server: null,
           mode: "polling",
+          mode_reason: null,
           startup_error: "Forgejo 10.0.0 has no jobs API: upgrade to Forgejo 11 or newer",
           last_poll_at: null,
           last_success_at: null,

@@ -69,6 +69,7 @@ const AUTOSCALER_STATUS: AutoscalerStatus = {
       scope: "repo:acme/app",
       server: { kind: "forgejo", version: "15.0.3+gitea-1.22.0", job_handles: true, runner_list: true },
       mode: "polling",
+      mode_reason: null,
       startup_error: null,
       last_poll_at: ago(3_000),
       last_success_at: ago(3_000),

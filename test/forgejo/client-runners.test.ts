@@ -194,6 +194,6 @@ describe("Gitea runners", () => {
     const { client } = clientFor(f);
     await client.serverInfo();
     const err = await rejection(client.registerRunner(REPO, { name: "x", ephemeral: true }));
-    expect(err.message).toMatch(/Gitea 1\.24\.0 cannot register runners over REST/);
+    expect(err.message).toMatch(/Gitea 1\.25\.0 cannot register runners over REST/);
   });
 });

@@ -126,9 +126,9 @@ describe("routes by version (§0)", () => {
     expect(((await api(f, "GET", "/admin/actions/runners/jobs")).json as Record<string, unknown>[])[0]!.run_id).toEqual(expect.any(Number));
   });
 
-  it("Gitea 1.24: {runners,total_count}, {jobs,total_count}, POST registration-token rotates, no REST registration", async () => {
+  it("Gitea 1.25: {runners,total_count}, {jobs,total_count}, POST registration-token rotates, no REST registration", async () => {
     const f = await start({ kind: "gitea" });
-    expect((await api(f, "GET", "/version")).json).toEqual({ version: "1.24.0" });
+    expect((await api(f, "GET", "/version")).json).toEqual({ version: "1.25.0" });
     const t1 = (await api(f, "GET", "/repos/acme/app/actions/runners/registration-token")).json as { token: string };
     const t2 = (await api(f, "POST", "/repos/acme/app/actions/runners/registration-token")).json as { token: string };
     expect(t2.token).not.toBe(t1.token);

@@ -14,7 +14,9 @@ const f11 = { ...none, jobsApi: true };
 const f14 = { ...f11, jobsWithoutLabels: true };
 const f15 = { ...f14, runnersApi: true, jobHandles: true, listRunnersApi: true };
 const f16 = { ...f15, jobRunIds: true };
-const g124 = { jobsApi: true, jobsWithoutLabels: true, runnersApi: false, jobHandles: false, listRunnersApi: true, jobRunIds: true, workflowJobWebhook: true };
+// Gitea 1.24 sends workflow_job webhooks but has no jobs search (it came in 1.25 with the workflow_run API).
+const g124 = { jobsApi: false, jobsWithoutLabels: false, runnersApi: false, jobHandles: false, listRunnersApi: true, jobRunIds: false, workflowJobWebhook: true };
+const g125 = { ...g124, jobsApi: true, jobsWithoutLabels: true, jobRunIds: true };
 
 const table: Row[] = [
   ["7.0.0+gitea-1.22.0", "forgejo", 7, 0, none],
@@ -36,7 +38,9 @@ const table: Row[] = [
   ["1.24.0", "gitea", 1, 24, g124],
   ["1.24.2", "gitea", 1, 24, g124],
   ["1.24.0-rc0", "gitea", 1, 24, g124],
-  ["1.25.0+dev-338-g2f309b844c", "gitea", 1, 25, g124],
+  ["1.25.0+dev-338-g2f309b844c", "gitea", 1, 25, g125],
+  ["1.25.5", "gitea", 1, 25, g125],
+  ["1.26.0", "gitea", 1, 26, g125],
   ["1.23.8", "gitea", 1, 23, none],
   ["1.22", "gitea", 1, 22, none],
 ];

@@ -19,8 +19,13 @@ export interface FakeFeatures {
   runIdOnJobs: boolean;
   /** Forgejo >= 12: action_run_* webhooks. */
   actionRunHooks: boolean;
-  /** Gitea >= 1.24: GET …/actions/jobs, runner list {runners,total_count}, workflow_job hooks, POST registration-token. */
+  /** Gitea >= 1.24: runner list {runners,total_count}, workflow_job hooks, POST registration-token. */
   giteaActions: boolean;
+  /**
+   * Gitea >= 1.25: GET …/actions/jobs. It came with the workflow_run API (go-gitea/gitea#33964,
+   * merged 2025-06-20, after 1.24.0 of 2025-05-26); the real Gitea 1.24.6 answers 404.
+   */
+  giteaJobsSearch: boolean;
 }
 
 export function featuresOf(kind: FakeKind, version: string): FakeFeatures {
@@ -30,7 +35,8 @@ export function featuresOf(kind: FakeKind, version: string): FakeFeatures {
   const minor = Number(m[2]);
   if (kind === "gitea") {
     const giteaActions = major > 1 || (major === 1 && minor >= 24);
-    return { kind, major, minor, jobsSearch: false, jobsNeedLabels: false, runnersApi: false, runIdOnJobs: true, actionRunHooks: false, giteaActions };
+    const giteaJobsSearch = major > 1 || (major === 1 && minor >= 25);
+    return { kind, major, minor, jobsSearch: false, jobsNeedLabels: false, runnersApi: false, runIdOnJobs: true, actionRunHooks: false, giteaActions, giteaJobsSearch };
   }
   return {
     kind,
@@ -42,6 +48,7 @@ export function featuresOf(kind: FakeKind, version: string): FakeFeatures {
     runIdOnJobs: major >= 16,
     actionRunHooks: major >= 12,
     giteaActions: false,
+    giteaJobsSearch: false,
   };
 }
 

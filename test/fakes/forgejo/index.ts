@@ -23,7 +23,7 @@ export const FAKE_ADMIN_PASSWORD = "admin-password";
 
 export interface FakeForgejoOptions {
   kind?: FakeKind;
-  /** "15.0.3" (default), "16.0.0", "14.0.0", "11.0.0", "10.0.0"; Gitea "1.24.0" (default for gitea). */
+  /** "15.0.3" (default), "16.0.0", "14.0.0", "11.0.0", "10.0.0"; Gitea "1.25.0" (default for gitea), "1.24.0" (no jobs search). */
   version?: string;
   /** Users; default one site admin "admin" with password FAKE_ADMIN_PASSWORD. */
   users?: UserSpec[];
@@ -115,7 +115,7 @@ export async function startFakeForgejo(opts: FakeForgejoOptions = {}): Promise<F
   const timers = new Set<NodeJS.Timeout>();
   let base = "";
 
-  const world = new FakeWorld(kind, opts.version ?? (kind === "gitea" ? "1.24.0" : "15.0.3"), now, (ev) => {
+  const world = new FakeWorld(kind, opts.version ?? (kind === "gitea" ? "1.25.0" : "15.0.3"), now, (ev) => {
     if (opts.autoDeliver !== false) onWorldEvent(ev);
   });
   for (const u of opts.users ?? [{ login: "admin", password: FAKE_ADMIN_PASSWORD, isAdmin: true }]) world.addUser(u);

@@ -39,14 +39,14 @@ export function buildRouter(): Router {
       add({ method: "POST", path: `${prefix}/actions/runners/registration-token`, family, actionsUnit: actions, when: anyGitea, handle: registrationToken });
     }
 
-    // Job search: Forgejo >= 11 (…/actions/runners/jobs), Gitea 1.24 (…/actions/jobs).
+    // Job search: Forgejo >= 11 (…/actions/runners/jobs), Gitea 1.25 (…/actions/jobs).
     if (family === "admin") {
       add({ method: "GET", path: "/admin/runners/jobs", family, when: forgejo(11), handle: searchJobs });
       add({ method: "GET", path: "/admin/actions/runners/jobs", family, when: forgejo(15), handle: searchJobs });
     } else {
       add({ method: "GET", path: `${prefix}/actions/runners/jobs`, family, actionsUnit: actions, when: forgejo(11), handle: searchJobs });
     }
-    add({ method: "GET", path: `${prefix}/actions/jobs`, family, actionsUnit: actions, when: gitea, handle: giteaJobs });
+    add({ method: "GET", path: `${prefix}/actions/jobs`, family, actionsUnit: actions, when: (f) => gitea(f) && f.giteaJobsSearch, handle: giteaJobs });
 
     // Runners: Forgejo >= 15 (with REST registration), Gitea 1.24 (list/get/delete only).
     const runnersWhen = (f: Parameters<typeof gitea>[0] & { major: number }) => forgejo(15)(f) || gitea(f);
