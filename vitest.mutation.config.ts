@@ -1,0 +1,26 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * The tests StrykerJS runs for every mutant of the decision core (stryker.config.json): fast,
+ * in-process tests only. No test here spawns a process (fake nsc, shells, the daemons), so a
+ * mutation run takes minutes on 2 cores. `npm test` still runs every test (vitest.config.ts).
+ */
+export default defineConfig({
+  test: {
+    include: [
+      // dispatcher: accept, caps, scheduler, supervisor judging, finish, recovery
+      "test/dispatcher/caps.test.ts",
+      "test/dispatcher/policy.test.ts",
+      "test/dispatcher/scheduling.test.ts",
+      // autoscaler: plan, match, capacity, keys
+      "test/autoscaler/plan.test.ts",
+      "test/autoscaler/match.test.ts",
+      // webhook signatures, env-flag splitting, labels and the bootstrap builders
+      "test/forgejo/webhook-signature.test.ts",
+      "test/namespace/env-flags.test.ts",
+      "test/runner/labels.test.ts",
+    ],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
