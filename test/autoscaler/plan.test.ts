@@ -218,6 +218,28 @@ describe("key generations from the dispatcher's answers", () => {
     expect(later.intents.map((i) => i.key)).toEqual([base]);
   });
 
+  it("without handles, a job whose runner was requested after the dispatcher was read counts as served (no second request)", () => {
+    const jobs = [1, 2, 3].map((id) => job(id, ["linux"], { handle: undefined }));
+    // One starting runner (free) for three jobs: two more are needed. Job 3's runner was asked for
+    // after this pass read the dispatcher, so it is not in `free` yet but will take a job.
+    const p = plan(
+      input({
+        handles: false,
+        registered: undefined,
+        jobs,
+        inFlight: [disp("r1", "pending")],
+        book: new Map([["fj:job:3:0", { gen: 0, status: "created", at: NOW - 50, runners: ["r-new"] }]]),
+      }),
+    );
+    expect(p.intents.map((i) => i.key)).toEqual(["fj:job:2:0"]);
+    expect(p.jobs.map((j) => [j.id, j.state])).toEqual([
+      [1, "covered"],
+      [2, "dispatch"],
+      [3, "requested"],
+    ]);
+    expect(p.jobs.find((j) => j.id === 3)!.reason).toBe("runner requested; waiting for the dispatcher to report it");
+  });
+
   it("without handles, a job whose own runner is alive is covered and the next job gets the runner", () => {
     const p = plan(
       input({

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { CapConfig } from "../../src/config/dispatcher-schema.js";
 import { admit } from "../../src/dispatcher/caps.js";
 import { scopeKey } from "../../src/forgejo/scope.js";
 import type { Scope } from "../../src/forgejo/scope.js";
@@ -59,5 +60,67 @@ describe("admit", () => {
     const pending = [runner("pending", ["mac"])];
     const r = admit(pending, [], { maxRunners: 100, caps: [{ labels: ["mac"], max: 0 }] }, key);
     expect(r.admit).toHaveLength(0);
+  });
+
+  it("a cap of several labels counts only live runners that carry all of them", () => {
+    const cap = { labels: ["gpu", "large"], max: 1 };
+    // Runners with some of the labels are not covered: they neither count nor wait.
+    const someOnly = admit([runner("pending", ["gpu", "large"])], [runner("running", ["gpu"]), runner("running", ["large", "x"])], { maxRunners: 100, caps: [cap] }, key);
+    expect(someOnly.admit).toHaveLength(1);
+    expect(someOnly.waiting.size).toBe(0);
+    // A live runner with every label (and more) fills the cap.
+    const pending = runner("pending", ["large", "gpu"]);
+    const all = admit([pending], [runner("running", ["x", "gpu", "large"])], { maxRunners: 100, caps: [cap] }, key);
+    expect(all.admit).toHaveLength(0);
+    expect(all.waiting.get(pending.name)).toBe("waiting for capacity: cap labels [gpu, large] max=1 reached");
+  });
+
+  it("a pending runner with only some of a cap's labels is not held by it, and does not use it up", () => {
+    const cap = { labels: ["gpu", "large"], max: 1 };
+    const pending = [runner("pending", ["gpu"]), runner("pending", ["gpu", "large"]), runner("pending", ["gpu", "large"])];
+    const r = admit(pending, [], { maxRunners: 100, caps: [cap] }, key);
+    expect(r.admit.map((x) => x.name)).toEqual([pending[0]!.name, pending[1]!.name]);
+    expect([...r.waiting.keys()]).toEqual([pending[2]!.name]);
+  });
+
+  it.each<[CapConfig, string]>([
+    [{ labels: ["mac"], scope: "repo:acme/*", max: 1 }, "cap labels [mac] and scope repo:acme/* (per scope) max=1"],
+    [{ max: 2 }, "cap (all) max=2"],
+  ])("a cap with labels and a scope applies where both match, and says so: %o", (cap, described) => {
+    const live = cap.labels ? [runner("running", ["mac"], repo("a")), runner("running", ["mac"], repo("b"))] : [runner("running", ["x"]), runner("running", ["y"], repo("b"))];
+    const pending = [runner("pending", ["mac"], repo("a")), runner("pending", ["mac"], { level: "organization", owner: "acme" }), runner("pending", ["linux"], repo("a"))];
+    const r = admit(pending, live, { maxRunners: 100, caps: [cap] }, key);
+    expect(r.waiting.get(pending[0]!.name)).toBe(`waiting for capacity: ${described} reached`);
+    // Outside the scope pattern, or without the labels, the cap does not apply.
+    if (cap.labels) expect(r.admit.map((x) => x.name)).toEqual([pending[1]!.name, pending[2]!.name]);
+    else expect(r.admit).toEqual([]);
+  });
+
+  it("the first cap that is full is the one named; runners admitted in the pass count against every cap they match", () => {
+    const caps = [
+      { labels: ["a"], max: 5 },
+      { labels: ["b"], max: 1 },
+    ];
+    const pending = [runner("pending", ["a", "b"]), runner("pending", ["a", "b"]), runner("pending", ["a"])];
+    const r = admit(pending, [], { maxRunners: 100, caps }, key);
+    expect(r.admit.map((x) => x.name)).toEqual([pending[0]!.name, pending[2]!.name]);
+    expect(r.waiting.get(pending[1]!.name)).toBe("waiting for capacity: cap labels [b] max=1 reached");
+  });
+
+  it("max_runners counts live runners and the ones admitted in this pass, and is checked before the caps", () => {
+    const pending = [runner("pending", ["gpu"]), runner("pending", ["gpu"]), runner("pending", ["cpu"])];
+    const r = admit(pending, [runner("running", ["gpu"])], { maxRunners: 2, caps: [{ labels: ["gpu"], max: 1 }] }, key);
+    expect(r.admit.map((x) => x.name)).toEqual([pending[2]!.name]);
+    expect(r.waiting.get(pending[0]!.name)).toBe("waiting for capacity: cap labels [gpu] max=1 reached");
+    expect(r.waiting.get(pending[1]!.name)).toBe("waiting for capacity: cap labels [gpu] max=1 reached");
+    const full = admit(pending, [runner("running", ["gpu"]), runner("running", ["x"])], { maxRunners: 2, caps: [{ labels: ["gpu"], max: 1 }] }, key);
+    expect(full.waiting.get(pending[0]!.name)).toBe("waiting for capacity: max_runners=2 reached");
+  });
+
+  it("a scope cap counts live runners of each scope apart", () => {
+    const live = [runner("running", ["l"], repo("a")), runner("running", ["l"], repo("b"))];
+    const pending = [runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("c"))];
+    const r = admit(pending, live, { maxRunners: 100, caps: [{ scope: "repo:acme/*", max: 1 }] }, key);
+    expect(r.admit.map((x) => x.name)).toEqual([pending[1]!.name]);
   });
 });

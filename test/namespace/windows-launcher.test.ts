@@ -210,6 +210,10 @@ describe("WindowsLauncher", () => {
     winrm.setKnobs({ resetConnections: 3, unavailable: 1 });
     const { instanceId } = await launcher().launch(spec());
     expect(launched).toHaveLength(1);
+    // Every refusal was met and retried over WinRM, against the one instance: never a second create.
+    expect(winrm.knobs).toMatchObject({ resetConnections: 0, unavailable: 0 });
+    expect(winrm.requests.filter((r) => r.action === "unavailable")).toHaveLength(1);
+    expect(nscFake.calls("create")).toHaveLength(1);
     expect(nscFake.instances().map((i) => i.id)).toEqual([instanceId]);
   });
 
