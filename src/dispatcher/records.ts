@@ -30,9 +30,11 @@ export class Records {
     if (!updated) return undefined;
     this.metrics.runnerTransitions.inc({ to });
     const level = to === "failed" ? "warn" : "info";
+    // A finishing reason starts with its outcome ("finishing: …", "failing: …"): do not say the state twice.
+    const said = reason.startsWith(`${to}: `) ? reason.slice(to.length + 2) : reason;
     this.logger[level](
       { runner: updated.name, instance: updated.instanceId, dispatch: updated.dispatchId, job: updated.job?.id, state: to },
-      `runner ${updated.name} -> ${to}: ${reason}`,
+      `runner ${updated.name} -> ${to}: ${said}`,
     );
     this.events.emit("change", updated);
     return updated;

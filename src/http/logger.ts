@@ -1,5 +1,6 @@
 import pino from "pino";
 import type { Logger, LoggerOptions } from "pino";
+import { repeatLimit } from "./repeat-limit.js";
 
 /**
  * Paths pino censors wherever they appear. Secret-bearing values also never get passed to the
@@ -83,6 +84,8 @@ export function loggerOptions(level: string, name: string): LoggerOptions {
     },
     base: { service: name },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // A warning that repeats on every tick is written when it starts or changes, then every 10 minutes.
+    hooks: { logMethod: repeatLimit() },
   };
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.js";
 import { HttpError, badRequest } from "./errors.js";
+import { RequestLog } from "./request-log.js";
 
 export interface ServerOptions {
   logger: Logger;
@@ -16,6 +17,8 @@ export interface ServerOptions {
 export function createServer(opts: ServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger,
+    // Routine reads are logged at debug.
+    logController: new RequestLog(),
     bodyLimit: opts.bodyLimit,
     // A hop count is a number for proxy-addr; Fastify's types only list the other forms.
     trustProxy: opts.trustProxy as boolean | string | string[],
