@@ -100,12 +100,15 @@ RUN set -eu; for pair in dispatcher:forgejo-nsc-dispatcher autoscaler:forgejo-ns
     chmod 0755 /usr/local/bin/forgejo-nsc-entrypoint
 
 # NS_DO_NOT_UPDATE: nsc must not update itself inside a container. HOME: nsc keeps its config
-# there; the state database goes to the volume too (set dispatcher.state_path accordingly).
+# there. The working directory is the volume too, so the default dispatcher.state_path
+# (./forgejo-nsc-dispatcher.db) is /var/lib/forgejo-nsc/forgejo-nsc-dispatcher.db: writable by
+# uid 10001 and kept across restarts (/app belongs to root).
 ENV NODE_ENV=production \
     NS_DO_NOT_UPDATE=1 \
     HOME=/var/lib/forgejo-nsc
 
 USER 10001:10001
+WORKDIR /var/lib/forgejo-nsc
 VOLUME ["/var/lib/forgejo-nsc"]
 EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 CMD ["node", "/app/healthcheck.mjs"]

@@ -13,12 +13,15 @@ function mainArgs() {
   }
 }
 
-function configPath(argv) {
+// The variables the daemons read their config file from when --config is absent.
+const CONFIG_ENV = { dispatcher: "FORGEJO_NSC_CONFIG", autoscaler: "FORGEJO_NSC_AUTOSCALER_CONFIG" };
+
+function configPath(argv, daemon) {
   for (let i = 0; i < argv.length; i++) {
     if ((argv[i] === "--config" || argv[i] === "-c") && argv[i + 1]) return argv[i + 1];
     if (argv[i].startsWith("--config=")) return argv[i].slice("--config=".length);
   }
-  return process.env.FORGEJO_NSC_CONFIG;
+  return process.env[CONFIG_ENV[daemon]];
 }
 
 function listenFromConfig(file) {
@@ -34,7 +37,7 @@ function listenFromConfig(file) {
 function healthUrl(argv, env) {
   if (env.FORGEJO_NSC_HEALTHCHECK_URL) return env.FORGEJO_NSC_HEALTHCHECK_URL;
   const daemon = argv.some((a) => a === "autoscaler" || /autoscaler(\.js)?$/.test(a)) ? "autoscaler" : "dispatcher";
-  const file = configPath(argv);
+  const file = configPath(argv, daemon);
   const listen = (file && listenFromConfig(file)) || DEFAULT_LISTEN[daemon];
   const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d+)$/.exec(listen);
   let host = m && m[1] ? m[1] : "";
