@@ -194,6 +194,9 @@ let
       # left is killed when the stop timeout runs out.
       KillMode = "mixed";
       TimeoutStopSec = "90s";
+      # Room for http.max_connections (512) plus the nsc processes, their pipes and the state
+      # database; systemd's default soft limit is 1024.
+      LimitNOFILE = 65536;
     };
   };
 in

@@ -19,7 +19,21 @@ if [ "$#" -eq 0 ]; then
   exit 64
 fi
 
+# Raise the soft file limit to the hard one: container runtimes often start at 1024, which a
+# connection flood and the nsc processes share. The daemons cap connections at http.max_connections.
+raise_file_limit() {
+  hard=$(ulimit -H -n 2>/dev/null || echo "")
+  case "$hard" in
+    unlimited) ulimit -n 1048576 2>/dev/null || true ;;
+    '' | *[!0-9]*) ;;
+    *) ulimit -n "$hard" 2>/dev/null || true ;;
+  esac
+}
+
 cmd=$1
+case "$cmd" in
+  dispatcher | autoscaler) raise_file_limit ;;
+esac
 case "$cmd" in
   dispatcher) shift; exec forgejo-nsc-dispatcher "$@" ;;
   autoscaler) shift; exec forgejo-nsc-autoscaler "$@" ;;

@@ -9,7 +9,7 @@ export interface StatusRoutesOptions {
 
 /** GET /api/v1/status: per instance what the server is, the mode, the last poll, targets and waiting jobs with reasons. */
 export async function statusRoutes(app: FastifyInstance, opts: StatusRoutesOptions): Promise<void> {
-  app.get("/api/v1/status", { preHandler: [opts.auth] }, async (): Promise<AutoscalerStatus> => ({
+  app.get("/api/v1/status", { onRequest: [opts.auth] }, async (): Promise<AutoscalerStatus> => ({
     instances: opts.reconcilers.map((r) => r.status()),
   }));
 }

@@ -88,6 +88,24 @@ export const httpSchema = z
     trust_proxy: z.union([z.boolean(), z.number().int().nonnegative(), z.string(), z.array(z.string())]).default(false),
     /** Requests per minute per client address on the spending endpoints; 0 disables it. */
     rate_limit_per_minute: z.number().int().nonnegative().default(600),
+    /** A client must send all request headers within this (slowloris). */
+    headers_timeout: durationMs.prefault("10s"),
+    /** ...and the whole request, body included, within this. */
+    request_timeout: durationMs.prefault("30s"),
+    /** A connection with no traffic at all is closed after this (long waits extend it per request). */
+    connection_timeout: durationMs.prefault("60s"),
+    /** An idle keep-alive connection is closed after this; keep it above the proxy's own (Caddy: 2m). */
+    keep_alive_timeout: durationMs.prefault("130s"),
+    /** Open connections at most; more are closed at once. Keep it well under the file limit. */
+    max_connections: z.number().int().positive().default(512),
   })
   .strict()
+  .superRefine((h, ctx) => {
+    for (const key of ["headers_timeout", "request_timeout", "connection_timeout", "keep_alive_timeout"] as const) {
+      if (h[key] < 1000) ctx.addIssue({ code: "custom", path: [key], message: 'must be at least 1s, such as "10s"' });
+    }
+    if (h.headers_timeout > h.request_timeout) {
+      ctx.addIssue({ code: "custom", path: ["headers_timeout"], message: "must not be longer than http.request_timeout (the headers are part of the request)" });
+    }
+  })
   .prefault({});

@@ -94,7 +94,7 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
   const supervisor = new Supervisor(ctx, scheduler);
   const sweep = new RegistrationSweep(ctx);
 
-  const app = createServer({ logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy });
+  const app = createServer({ logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
   const auth = bearerAuth(config.auth.tokens);
   let accepting = true;
   app.addHook("onRequest", async (req, reply) => {

@@ -47,7 +47,11 @@ function unhandledOutcome(status: number): string {
   return status >= 400 && status < 500 ? "invalid" : "error";
 }
 
-/** The dispatcher's HTTP API, as one encapsulated plugin receiving its dependencies. */
+/**
+ * The dispatcher's HTTP API, as one encapsulated plugin receiving its dependencies. Auth and the
+ * rate limit run on onRequest, before the body is read: an unauthenticated client cannot hold a
+ * connection open by sending a body slowly.
+ */
 export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRoutesOptions): Promise<void> {
   const { ctx, scheduler } = opts;
   const metrics = ctx.metrics;
@@ -61,7 +65,7 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     if (!counted.has(req)) metrics.dispatchRequests.inc({ outcome: unhandledOutcome(reply.statusCode) });
   };
 
-  app.post("/api/v1/dispatch", { preHandler: [opts.auth, opts.spendLimit], onResponse: countAnswer }, async (req, reply) => {
+  app.post("/api/v1/dispatch", { onRequest: [opts.auth, opts.spendLimit], onResponse: countAnswer }, async (req, reply) => {
     const query = parseInput(waitQuerySchema, req.query, "query");
     const header = req.headers["idempotency-key"];
     if (header !== undefined && (typeof header !== "string" || !IDEMPOTENCY_KEY.test(header))) {
@@ -90,6 +94,8 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     let runners = accepted.runners;
     let waited: { for: string; complete: boolean } | undefined;
     if (query.wait) {
+      // The connection is silent while we wait: keep http.connection_timeout from closing it.
+      req.raw.socket?.setTimeout((query.timeout ?? 300_000) + 60_000);
       const target: readonly RunnerState[] = query.wait === "finished" ? TERMINAL_STATES : ["running", "finishing", ...TERMINAL_STATES];
       const result = await waitForRunners(ctx, accepted.dispatch.runnerNames, target, query.timeout ?? 300_000, req.raw);
       runners = result.runners;
@@ -107,7 +113,7 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     return reply.status(accepted.status).send(body);
   });
 
-  app.get("/api/v1/runners", { preHandler: [opts.auth] }, async (req) => {
+  app.get("/api/v1/runners", { onRequest: [opts.auth] }, async (req) => {
     const q = parseInput(listQuerySchema, req.query, "query");
     const runners = await ctx.records.store.listRunners({
       states: csv(q.state) as RunnerState[] | undefined,
@@ -121,13 +127,13 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     return { runners: runners.map((r) => runnerView(r)) };
   });
 
-  app.get<{ Params: { name: string } }>("/api/v1/runners/:name", { preHandler: [opts.auth] }, async (req) => {
+  app.get<{ Params: { name: string } }>("/api/v1/runners/:name", { onRequest: [opts.auth] }, async (req) => {
     const r = await ctx.records.store.getRunner(req.params.name);
     if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
     return runnerView(r, { history: true });
   });
 
-  app.delete<{ Params: { name: string }; Querystring: { reason?: string } }>("/api/v1/runners/:name", { preHandler: [opts.auth] }, async (req) => {
+  app.delete<{ Params: { name: string }; Querystring: { reason?: string } }>("/api/v1/runners/:name", { onRequest: [opts.auth] }, async (req) => {
     const r = await ctx.records.store.getRunner(req.params.name);
     if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
     const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
@@ -141,7 +147,7 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     return runnerView(latest, { history: true });
   });
 
-  app.get<{ Params: { id: string } }>("/api/v1/dispatches/:id", { preHandler: [opts.auth] }, async (req) => {
+  app.get<{ Params: { id: string } }>("/api/v1/dispatches/:id", { onRequest: [opts.auth] }, async (req) => {
     const d = await ctx.records.store.getDispatch(req.params.id);
     if (!d) throw notFound(`no dispatch with id "${req.params.id}"`);
     const runners = await ctx.records.store.listRunners({ dispatchId: d.id });

@@ -4,7 +4,11 @@ import { HttpError } from "./errors.js";
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-/** Checks `Authorization: Bearer <token>` against any of the configured tokens in constant time. */
+/**
+ * Checks `Authorization: Bearer <token>` against any of the configured tokens in constant time.
+ * Meant for onRequest (before any body is read); a refusal closes the connection, so a client
+ * without a token cannot keep it open by never finishing its body.
+ */
 export function bearerAuth(tokens: readonly string[]) {
   const expected = tokens.map(digest);
   return async function requireBearer(req: FastifyRequest, _reply: FastifyReply): Promise<void> {
@@ -14,11 +18,12 @@ export function bearerAuth(tokens: readonly string[]) {
     if (!m) {
       throw new HttpError(401, "unauthorized", "missing bearer token: send Authorization: Bearer <token> (see auth.tokens in the config)", undefined, {
         "www-authenticate": 'Bearer realm="forgejo-nsc"',
+        connection: "close",
       });
     }
     const given = digest(m[1] as string);
     let ok = false;
     for (const e of expected) ok = timingSafeEqual(e, given) || ok;
-    if (!ok) throw new HttpError(401, "unauthorized", "bearer token not accepted", undefined, { "www-authenticate": 'Bearer realm="forgejo-nsc", error="invalid_token"' });
+    if (!ok) throw new HttpError(401, "unauthorized", "bearer token not accepted", undefined, { "www-authenticate": 'Bearer realm="forgejo-nsc", error="invalid_token"', connection: "close" });
   };
 }

@@ -28,7 +28,7 @@ export function registerHealth(
     const ready = Object.keys(problems).length === 0;
     return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", problems });
   });
-  app.get("/metrics", { preHandler: opts.metricsAuth ? [opts.metricsAuth as never] : [] }, async (_req, reply) => {
+  app.get("/metrics", { onRequest: opts.metricsAuth ? [opts.metricsAuth as never] : [] }, async (_req, reply) => {
     reply.header("content-type", opts.metrics.registry.contentType);
     return opts.metrics.registry.metrics();
   });

@@ -1,20 +1,36 @@
 import { randomUUID } from "node:crypto";
 import Fastify from "fastify";
-import type { FastifyInstance, FastifyError } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.js";
 import { HttpError, badRequest } from "./errors.js";
 import { RequestLog } from "./request-log.js";
 
+/** The connection limits of `http` in both daemons' configs (common.ts), in milliseconds. */
+export interface ConnectionLimits {
+  headers_timeout: number;
+  request_timeout: number;
+  connection_timeout: number;
+  keep_alive_timeout: number;
+  max_connections: number;
+}
+
 export interface ServerOptions {
   logger: Logger;
   bodyLimit: number;
   trustProxy: boolean | number | string | string[];
+  limits: ConnectionLimits;
 }
 
-/** Fastify with our logging, request ids, body limit and one error handler for every route. */
+/**
+ * Fastify with our logging, request ids, body limit, connection limits and one error handler for
+ * every route. The limits keep a flood of slow or idle connections from using up the process's
+ * file descriptors: each connection must deliver its headers and request in time, idle ones are
+ * closed, and beyond max_connections new ones are closed at once.
+ */
 export function createServer(opts: ServerOptions): FastifyInstance {
+  const { limits } = opts;
   const app = Fastify({
     loggerInstance: opts.logger,
     // Routine reads are logged at debug.
@@ -27,7 +43,17 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       return typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
+    requestTimeout: limits.request_timeout,
+    connectionTimeout: limits.connection_timeout,
+    keepAliveTimeout: limits.keep_alive_timeout,
+    http: {
+      headersTimeout: limits.headers_timeout,
+      requestTimeout: limits.request_timeout,
+      // Node looks for expired headers/requests on this interval (30 s by default).
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(limits.headers_timeout / 4))),
+    },
   }) as unknown as FastifyInstance;
+  app.server.maxConnections = limits.max_connections;
 
   // JSON only: a text/plain body should be told so (415), not half-parsed.
   app.removeContentTypeParser("text/plain");
@@ -57,9 +83,13 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     return reply.status(500).send({ error: "internal", message: "internal error; the dispatcher log has the details under this request id", request_id: req.id });
   });
 
-  app.setNotFoundHandler((req, reply) => {
+  const notFound = (req: FastifyRequest, reply: FastifyReply) =>
     reply.status(404).send({ error: "not_found", message: `no route for ${req.method} ${req.url.split("?")[0]}` });
+  // Answered before any body is read, and the connection closed: an unrouted request cannot hold it.
+  app.addHook("onRequest", async (req, reply) => {
+    if (req.is404) return notFound(req, reply.header("connection", "close"));
   });
+  app.setNotFoundHandler(notFound);
   return app;
 }
 

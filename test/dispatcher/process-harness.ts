@@ -138,12 +138,17 @@ export class ProcessWorld {
     this.config = merge(this.config, patch);
   }
 
-  /** Starts a dispatcher process on the shared state and waits until /readyz answers 200. */
-  async start(): Promise<DispatcherProcess> {
+  /**
+   * Starts a dispatcher process on the shared state and waits until /readyz answers 200.
+   * `fileLimit` starts it under `ulimit -n <n>` (through bash), as a host with a low limit would.
+   */
+  async start(opts: { fileLimit?: number } = {}): Promise<DispatcherProcess> {
     writeFileSync(this.configPath, stringify(this.config));
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.nsc.env };
     delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, ["--import", "tsx", ENTRY, "--config", this.configPath], {
+    const argv = [process.execPath, "--import", "tsx", ENTRY, "--config", this.configPath];
+    const [file, ...args] = opts.fileLimit === undefined ? argv : ["bash", "-c", `ulimit -n ${opts.fileLimit} && exec "$@"`, "bash", ...argv];
+    const child = spawn(file as string, args, {
       cwd: ROOT,
       env,
       detached: true,
