@@ -56,19 +56,12 @@ export const instanceMetadataSchema = z.object({
 });
 export type InstanceMetadata = z.infer<typeof instanceMetadataSchema>;
 
-export const shutdownReasonSchema = z.object({
-  errorCode: z.union([z.string(), z.number()]).optional(),
-  errorMessage: z.string().optional(),
-  containerNscId: z.string().optional(),
-  containerName: z.string().optional(),
-  containerFailedReason: z.string().optional(),
-});
-export type ShutdownReason = z.infer<typeof shutdownReasonSchema>;
-
 export const describeInstanceResponseSchema = z.object({
   instanceUrl: z.string().optional(),
   metadata: instanceMetadataSchema,
-  shutdownReasons: z.array(shutdownReasonSchema).default([]),
+  // No shutdown reason: the SDK (namespacelabs/typescript-sdk compute_pb.ts, 2026-02) defines an
+  // InstanceMetadata.ShutdownReason message, but no field of InstanceMetadata or of this response
+  // holds one. An ended instance's story is in the dashboard at instanceUrl.
 });
 export type DescribeInstanceResponse = z.infer<typeof describeInstanceResponseSchema>;
 

@@ -33,11 +33,9 @@ const READY = "RUNNING";
 const MACOS_EXECUTOR = "host";
 const ENDED = new Set(["DESTROYED", "DESTROYING", "ERROR"]);
 
-function reasons(d: DescribeInstanceResponse): string {
-  const r = d.shutdownReasons
-    .map((s) => [s.errorMessage, s.containerFailedReason, s.errorCode !== undefined ? `code ${String(s.errorCode)}` : undefined].filter(Boolean).join(", "))
-    .filter(Boolean);
-  return r.length ? r.join("; ") : "no reason given";
+/** Where to look when an instance ended early: the Compute API gives no shutdown reason. */
+function whereToLook(d: DescribeInstanceResponse): string {
+  return `the Compute API reports no reason; see the instance in the Namespace dashboard${d.instanceUrl ? ` (${d.instanceUrl})` : ""}`;
 }
 
 function toInfo(m: InstanceMetadata): InstanceInfo {
@@ -194,7 +192,7 @@ export class MacosLauncher implements Launcher {
       const status = d.metadata.status;
       if (status === READY) return;
       if (ENDED.has(status) || d.metadata.destroyedAt) {
-        throw new LaunchError(`macOS instance ${instanceId} ended (${status}) before it ran: ${reasons(d)}`, "transient", instanceId);
+        throw new LaunchError(`macOS instance ${instanceId} ended (${status}) before it ran: ${whereToLook(d)}`, "transient", instanceId);
       }
       if (Date.now() >= deadline) {
         throw new LaunchError(`macOS instance ${instanceId} was still ${status} after namespace.wait_timeout; raise it if macOS images take longer to boot`, "transient", instanceId);

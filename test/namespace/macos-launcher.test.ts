@@ -147,16 +147,16 @@ describe("MacosLauncher via the Compute API", () => {
     await expect(launching).resolves.toEqual({ instanceId: id });
   });
 
-  it("fails the launch with the shutdown reasons when the instance errors before running, and destroys it", async () => {
+  it("fails the launch, pointing at the dashboard, when the instance errors before running, and destroys it", async () => {
     const l = launcher();
     const launching = l.launch(spec()).catch((e: unknown) => e);
     const id = await waitFor(() => [...api.instances.keys()][0], { what: "CreateInstance" });
-    api.fail(id, [{ errorMessage: "base image not available", containerFailedReason: "ImagePullBackOff" }]);
+    api.fail(id);
     const err = (await launching) as LaunchError;
     expect(err).toBeInstanceOf(LaunchError);
     expect(err.kind).toBe("transient");
     expect(err.instanceId).toBe(id);
-    expect(err.message).toContain("ended (ERROR) before it ran: base image not available, ImagePullBackOff");
+    expect(err.message).toContain(`ended (ERROR) before it ran: the Compute API reports no reason; see the instance in the Namespace dashboard (https://cloud.namespace.so/fake-workspace/instance/${id})`);
     expect(api.calls("DestroyInstance")).toHaveLength(1);
   });
 

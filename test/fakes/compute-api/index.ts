@@ -27,12 +27,6 @@ export interface RecordedComputeRequest {
   at: number;
 }
 
-export interface FakeShutdownReason {
-  errorCode?: string;
-  errorMessage?: string;
-  containerName?: string;
-  containerFailedReason?: string;
-}
 
 export interface FakeInstance {
   instanceId: string;
@@ -45,7 +39,6 @@ export interface FakeInstance {
   shape: { virtualCpu: number; memoryMegabytes: number; machineArch: string; os: string; selectors: { name: string; value: string }[] };
   /** The CreateInstance body as received. */
   request: Record<string, unknown>;
-  shutdownReasons: FakeShutdownReason[];
   destroyReason?: string;
 }
 
@@ -75,8 +68,11 @@ export interface FakeComputeApi {
   setStatus(id: string, status: string): void;
   /** The application ended: DESTROYED with destroyedAt. */
   finish(id: string): void;
-  /** The instance failed: ERROR with shutdownReasons and destroyedAt. */
-  fail(id: string, reasons: FakeShutdownReason[]): void;
+  /**
+   * The instance failed: ERROR with destroyedAt. DescribeInstanceResponse carries no reason (the
+   * SDK's compute_pb.ts defines InstanceMetadata.ShutdownReason but no field holds it).
+   */
+  fail(id: string): void;
   /** Adds an instance as if created by somebody else (or by nsc). */
   addInstance(partial: Partial<FakeInstance> & { labels: { name: string; value: string }[] }): FakeInstance;
   close(): Promise<void>;
@@ -153,7 +149,6 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
     return omitDefaults({
       instanceUrl: `https://cloud.namespace.so/fake-workspace/instance/${inst.instanceId}`,
       metadata: metadata(inst),
-      shutdownReasons: inst.shutdownReasons,
     });
   }
 
@@ -202,7 +197,6 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
       labels,
       shape: { virtualCpu: cpu, memoryMegabytes: mem, machineArch: String(shape.machineArch ?? "amd64"), os: os || "linux", selectors: selectors.map((s) => ({ name: s.name ?? "", value: s.value ?? "" })) },
       request: body,
-      shutdownReasons: [],
     };
   }
 
@@ -376,10 +370,7 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
     finish(id) {
       api.setStatus(id, "DESTROYED");
     },
-    fail(id, reasons) {
-      const inst = instances.get(id);
-      if (!inst) throw new Error(`fake compute: no instance ${id}`);
-      inst.shutdownReasons = reasons;
+    fail(id) {
       api.setStatus(id, "ERROR");
     },
     addInstance(partial) {
@@ -391,7 +382,6 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
         labels: partial.labels,
         shape: partial.shape ?? { virtualCpu: 6, memoryMegabytes: 14336, machineArch: "arm64", os: "macos", selectors: [] },
         request: partial.request ?? {},
-        shutdownReasons: partial.shutdownReasons ?? [],
       };
       instances.set(inst.instanceId, inst);
       return inst;
