@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -213,7 +213,8 @@ describe("forgejo-nsc provision", () => {
     expect(r.all).not.toContain(wrong);
     expect(forgejo.state.tokens.filter((t) => t.user === "alice")).toEqual([]);
     expect(tokenCreates()).toEqual([]);
-    expect(readdirSync(out)).toEqual([]);
+    // The run created --out, so a failed run removes it again rather than leave it empty.
+    expect(existsSync(out)).toBe(false);
   });
 
   it("refuses to overwrite without --force, before creating any token; --force replaces every file", async () => {
@@ -279,7 +280,7 @@ describe("forgejo-nsc provision", () => {
     expect(r.stderr).toContain("403");
     expect(r.stderr).toContain("must be a site administrator");
     expect(r.stderr).toContain('The Forgejo token "forgejo-nsc-20260801T120000Z" was already created: delete it');
-    expect(readdirSync(out)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
     expect(tokenCreates()).toEqual([]);
 
     const weak = "fedcba9876543210fedcba9876543210fedcba98";
@@ -295,6 +296,27 @@ describe("forgejo-nsc provision", () => {
     expect(readdirSync(out).sort()).toEqual(["autoscaler.yaml", "dispatcher-token", "dispatcher.yaml", "forgejo-token", "webhook-secret"]);
     const d = loadConfigFile(dispatcherConfigSchema, join(out, "dispatcher.yaml"), {});
     expect(d.namespace.token_file).toBeUndefined();
+  });
+
+  it("a failed run keeps a directory that existed before, with what was in it", async () => {
+    mkdirSync(out, { mode: 0o700 });
+    writeFileSync(join(out, "notes.txt"), "mine\n");
+    const r = await provision(["--forgejo-user", "alice", "--forgejo-password-file", passwordFile("wrong-password-0000"), "--scope", "org:acme"]);
+    expect(r.code).toBe(1);
+    expect(readdirSync(out)).toEqual(["notes.txt"]);
+  });
+
+  it("--force with --nsc-token none removes the old Namespace token file the new configs no longer name", async () => {
+    const pw = passwordFile(FAKE_ADMIN_PASSWORD);
+    expect((await provision(["--forgejo-user", "admin", "--forgejo-password-file", pw])).code).toBe(0);
+    const oldNscToken = read("nsc-token.json");
+    const again = await provision(["--forgejo-user", "admin", "--forgejo-password-file", pw, "--pat-name", "second", "--nsc-token", "none", "--force"]);
+    expect(again.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(["autoscaler.yaml", "dispatcher-token", "dispatcher.yaml", "forgejo-token", "webhook-secret"]);
+    expect(again.stderr).toContain(`removed ${join(out, "nsc-token.json")}`);
+    expect(again.stderr).toContain("nsc token revoke");
+    expect(again.all).not.toContain(JSON.parse(oldNscToken).bearer_token);
+    expect(loadConfigFile(dispatcherConfigSchema, join(out, "dispatcher.yaml"), {}).namespace.token_file).toBeUndefined();
   });
 
   it("--nsc-token dev wraps a generate-dev-token token and warns that it expires in about an hour", async () => {
@@ -315,7 +337,7 @@ describe("forgejo-nsc provision", () => {
     expect(r.stderr).toContain("checking the Namespace login (nsc auth check-login) failed (nsc exit 1): not logged in");
     expect(r.stderr).toContain("run nsc login as this user first");
     expect(forgejo.callsTo("/tokens", "POST")).toEqual([]);
-    expect(readdirSync(out)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
 
     const missing = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--nsc", join(tmp.dir, "no-such-nsc")]);
     expect(missing.code).toBe(1);
@@ -334,7 +356,7 @@ describe("forgejo-nsc provision", () => {
     expect(r.stderr).toContain('creating the Namespace token "forgejo-nsc-20260801T120000Z" (nsc token create) failed (nsc exit 1): invalid --grant');
     expect(r.stderr).toContain('The Forgejo token "forgejo-nsc-20260801T120000Z" was already created: delete it in Settings → Applications of admin');
     expect(forgejo.state.tokens.filter((t) => t.name === "forgejo-nsc-20260801T120000Z")).toHaveLength(1);
-    expect(readdirSync(out)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
     expectNoSecrets(r.all, [FAKE_ADMIN_PASSWORD], 3);
   });
 
@@ -380,7 +402,7 @@ describe("forgejo-nsc provision", () => {
     expect(r.stderr).toContain("Fix the flags that fed these keys");
     expect(forgejo.callsTo("/tokens", "POST")).toEqual([]);
     expect(nsc.calls()).toEqual([]);
-    expect(readdirSync(out)).toEqual([]);
+    expect(existsSync(out)).toBe(false);
 
     const labels = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--labels", "linux medium"]);
     expect(labels.code).toBe(1);

@@ -8,7 +8,7 @@ import { noPositionals, parseFlags } from "../args.js";
 import { CliError, UsageError } from "../errors.js";
 import type { CliIo } from "../io.js";
 import { readSecretFile, readSecretStdin } from "../secret-input.js";
-import { commitFiles, existingFiles, makeStaging, prepareOutDir, removeStaging, writePrivateFile } from "./files.js";
+import { commitFiles, existingFiles, makeStaging, prepareOutDir, removeFiles, removeIfEmpty, removeStaging, writePrivateFile } from "./files.js";
 import { checkPatForScope, forgejoVersion, mintPat, patScopesFor, roleFor } from "./forgejo-pat.js";
 import { DEFAULT_NSC_GRANT, checkNscLogin, createNscToken, devNscToken, readNscTokenFile } from "./nsc-token.js";
 import type { NscRun } from "./nsc-token.js";
@@ -221,6 +221,17 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
 
   // Everything that can fail without side effects comes first: the directory, conflicts, inputs, reachability.
   const dirState = await prepareOutDir(p.out);
+  try {
+    await provisionInto(p, v, io, dirState);
+  } catch (err) {
+    // A directory this run created is removed again if nothing landed in it.
+    if (dirState.created) await removeIfEmpty(p.out);
+    throw err;
+  }
+  return 0;
+}
+
+async function provisionInto(p: Plan, v: Values, io: CliIo, dirState: { tightenedFrom?: number }): Promise<void> {
   if (dirState.tightenedFrom !== undefined) io.err(`note: ${p.out} was mode ${dirState.tightenedFrom.toString(8)}; changed it to 700\n`);
   if (!v.force) {
     const clash = await existingFiles(p.out, p.names);
@@ -278,9 +289,17 @@ export async function provisionCommand(argv: string[], io: CliIo): Promise<numbe
   } finally {
     await removeStaging(staging);
   }
+  if (v.force) await removeUnnamed(p, io);
 
   printSummary(io, p, server, summary);
-  return 0;
+}
+
+/** With --force, a file of an earlier run that the new configs no longer name (nsc-token.json after --nsc-token none) goes too. */
+async function removeUnnamed(p: Plan, io: CliIo): Promise<void> {
+  for (const name of await removeFiles(p.out, Object.values(FILES).filter((n) => !p.names.includes(n)))) {
+    const revoke = name === FILES.nscToken ? "; if it held a revocable token, revoke it (nsc token list / nsc token revoke)" : "";
+    io.err(`note: removed ${join(p.out, name)}: the new configs do not use it${revoke}\n`);
+  }
 }
 
 async function obtainForgejoToken(p: Plan, v: Values, password: string | undefined, given: string | undefined) {

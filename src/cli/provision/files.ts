@@ -1,4 +1,4 @@
-import { chmod, link, lstat, mkdir, mkdtemp, rename, rm, unlink, writeFile } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, mkdtemp, rename, rm, rmdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CliError } from "../errors.js";
 
@@ -83,3 +83,23 @@ export async function removeStaging(staging: string): Promise<void> {
   await rm(staging, { recursive: true, force: true });
 }
 
+
+/** Removes `dir` when it is empty (a directory a failed run created); anything in it is kept. */
+export async function removeIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch(() => undefined);
+}
+
+/** Deletes those of `names` that exist in `dir`; returns the ones it deleted. */
+export async function removeFiles(dir: string, names: readonly string[]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const n of names) {
+    try {
+      await unlink(join(dir, n));
+      removed.push(n);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") throw new CliError(`cannot remove ${join(dir, n)}, which the new configs no longer use (${code}); delete it by hand`);
+    }
+  }
+  return removed;
+}

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { HttpFailure, callJson } from "../http.js";
+import type { HttpFailureKind } from "../http.js";
 import { autoscalerStatusSchema } from "./autoscaler-types.js";
 import type { AutoscalerStatus } from "./autoscaler-types.js";
 import { runnerDetailSchema, runnerListSchema } from "./dispatcher-types.js";
@@ -10,7 +11,7 @@ export type DaemonName = "dispatcher" | "autoscaler";
 /** One daemon's answer, or why there is none and what to do about it. */
 export type DaemonResult<T> =
   | { daemon: DaemonName; url: string; ok: true; data: T }
-  | { daemon: DaemonName; url: string; ok: false; error: string; hint: string; status?: number };
+  | { daemon: DaemonName; url: string; ok: false; error: string; hint: string; status?: number; kind?: HttpFailureKind | "shape" };
 
 export interface Endpoint {
   daemon: DaemonName;
@@ -58,6 +59,7 @@ async function getParsed<S extends z.ZodType>(ep: Endpoint, path: string, schema
         daemon: ep.daemon,
         url: ep.url,
         ok: false,
+        kind: "shape",
         error: `${base}${path} answered with an unexpected shape (${where}: ${first?.message ?? "invalid"})`,
         hint: `is ${URL_FLAG[ep.daemon]} pointing at the ${ep.daemon}, and are the CLI and the daemon the same version?`,
       };
@@ -65,7 +67,7 @@ async function getParsed<S extends z.ZodType>(ep: Endpoint, path: string, schema
     return { daemon: ep.daemon, url: ep.url, ok: true, data: parsed.data };
   } catch (err) {
     if (!(err instanceof HttpFailure)) throw err;
-    return { daemon: ep.daemon, url: ep.url, ok: false, error: err.message, hint: hintFor(ep, err), ...(err.status ? { status: err.status } : {}) };
+    return { daemon: ep.daemon, url: ep.url, ok: false, kind: err.kind, error: err.message, hint: hintFor(ep, err), ...(err.status ? { status: err.status } : {}) };
   }
 }
 

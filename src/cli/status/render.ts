@@ -33,12 +33,22 @@ function countByState(runners: readonly RunnerSummary[], order: readonly string[
   return [...known, ...other].map((s) => `${counts.get(s)} ${s}`).join(", ");
 }
 
-function failed(r: { error: string; hint: string }): string {
-  return `  ${r.error}\n  what to do: ${r.hint}\n`;
+/** A daemon that could not be read: what happened in a word, then the error and what to do. */
+function failed(name: string, r: Extract<DaemonResult<unknown>, { ok: false }>): string {
+  return `${name} ${r.url}: ${failureHeadline(r)}\n  ${r.error}\n  what to do: ${r.hint}\n`;
+}
+
+function failureHeadline(r: Extract<DaemonResult<unknown>, { ok: false }>): string {
+  if (r.status === 401) return "unauthorized: check the token";
+  if (r.status === 403) return "forbidden";
+  if (r.status !== undefined) return `answered ${r.status}`;
+  if (r.kind === "bad_url") return "bad URL";
+  if (r.kind === "not_json" || r.kind === "shape") return "unexpected answer";
+  return "NOT REACHABLE";
 }
 
 function renderDispatcher(r: DaemonResult<RunnerSummary[]>, states: readonly string[], now: Date): string {
-  if (!r.ok) return `Dispatcher ${r.url}: NOT REACHABLE\n${failed(r)}`;
+  if (!r.ok) return failed("Dispatcher", r);
   const runners = r.data;
   if (runners.length === 0) return `Dispatcher ${r.url}\n  no runners in state ${states.join(", ")}\n`;
   const rows = runners.map((x) => [
@@ -99,7 +109,7 @@ function waitingRows(jobs: readonly WaitingJob[], runnerByJob: Map<number, Runne
 }
 
 function renderAutoscaler(r: DaemonResult<AutoscalerStatus>, now: Date, runners: readonly RunnerSummary[] | undefined): string {
-  if (!r.ok) return `Autoscaler ${r.url}: NOT REACHABLE\n${failed(r)}`;
+  if (!r.ok) return failed("Autoscaler", r);
   const instances = r.data.instances;
   let out = `Autoscaler ${r.url}\n`;
   if (instances.length === 0) return `${out}  no Forgejo instances configured\n`;
