@@ -106,21 +106,23 @@ async function main(): Promise<number> {
   if (intervalMs === undefined || intervalMs <= 0) throw new Error(`--interval must be a duration such as 1s\n${USAGE}`);
   const parallel = (values.parallel ?? "4,16").split(",").map((p) => positive("parallel", p.trim(), 4)).filter((p) => p > 0);
 
-  out(`forgejo-nsc dispatcher benchmark — ${machine()}`);
-  out(`supervision phase starts at ${load()}`);
-  out();
+  // With --json, stdout carries the JSON document alone (for jq); progress goes to stderr.
+  const progress = values.json ? (line = "") => process.stderr.write(`${line}\n`) : out;
+  progress(`forgejo-nsc dispatcher benchmark — ${machine()}`);
+  progress(`supervision phase starts at ${load()}`);
+  progress();
   const sup = await supervision({ runners, ticks, churn });
   if (!values.json) printSupervision(sup);
   let proc: ProcessResult | undefined;
   if (processTicks > 0 && process.platform === "linux") {
-    if (!values.json) out(`\nprocess phase starts at ${load()}`);
+    progress(`\nprocess phase starts at ${load()}`);
     proc = await dispatcherProcess({ runners, ticks: processTicks, intervalMs });
     if (!values.json) printProcess(proc);
   }
   const launches: LaunchResult[] = [];
   if (dispatches > 0) {
     for (const p of parallel) {
-      if (!values.json) out(`launch phase max_parallel=${p} starts at ${load()}`);
+      progress(`launch phase max_parallel=${p} starts at ${load()}`);
       launches.push(await launchThroughput({ maxParallel: p, dispatches, launchDelayMs }));
     }
     if (!values.json) {
