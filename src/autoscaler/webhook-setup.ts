@@ -39,7 +39,7 @@ export type EnsureWebhook = (api: ForgejoApi, scope: Scope, desired: HookSpec, l
  * changed webhook_secret is noticed after a restart without any local state.
  */
 export const ensureConfiguredWebhook: EnsureWebhook = async (api, scope, desired, logger) => {
-  const r = await ensureWebhook(api, scope, desired, { logger });
+  const r = await ensureWebhook(api, scope, desired, { logger, kind: (await api.serverInfo()).kind });
   return `${r.action} (${r.reason})`;
 };
 

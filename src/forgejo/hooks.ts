@@ -1,5 +1,6 @@
 import { createHmac } from "node:crypto";
 import type { Logger } from "pino";
+import { storedHookEvents } from "./hook-events.js";
 import { scopeKey } from "./scope.js";
 import type { Scope } from "./scope.js";
 import type { ForgejoApi, Hook, HookSpec } from "./types.js";
@@ -22,6 +23,8 @@ export interface EnsureWebhookOptions {
   secretMarker?: "url-fragment" | "none";
   /** Fingerprint (secretFingerprint()) of the secret installed last time, for hooks without a marker. */
   previousSecretFingerprint?: string | undefined;
+  /** The forge's kind: what it stores for "pull_request" and friends differs (storedHookEvents). */
+  kind?: "forgejo" | "gitea";
 }
 
 export interface EnsureWebhookResult {
@@ -77,8 +80,10 @@ export async function ensureWebhook(api: ForgejoApi, scope: Scope, desired: Hook
   const useMarker = (opts.secretMarker ?? "url-fragment") === "url-fragment";
   const fingerprint = secretFingerprint(desired.secret);
   const target = deliveryUrl(desired.url);
-  // Forgejo stores an empty event list as ["push"]; compare against what it will hold.
+  // Forgejo stores an empty event list as ["push"], "pull_request" as its sub-events, and so on:
+  // compare against what it will hold, or every start would PATCH the hook.
   const events = desired.events.length ? desired.events : ["push"];
+  const stored = storedHookEvents(opts.kind ?? "forgejo", events);
   const wanted: HookSpec = { ...desired, events, url: useMarker ? markedUrl(desired.url, fingerprint) : desired.url };
   const log = opts.logger.child({ scope: scopeKey(scope), webhook: target });
 
@@ -99,7 +104,7 @@ export async function ensureWebhook(api: ForgejoApi, scope: Scope, desired: Hook
       ? "the secret the webhook was created with is unknown (no marker in its URL), so it is recreated with the configured one"
       : installed !== fingerprint
         ? "the webhook secret changed, and Forgejo cannot change a secret in place"
-        : !sameSet(fixedEvents(keep.events), fixedEvents(events))
+        : !sameSet(fixedEvents(keep.events), fixedEvents(stored))
           ? `the ${EVENTS_FIXED_AT_CREATION.join("/")} events changed, which Forgejo cannot change in place`
           : keep.type !== "forgejo" && keep.type !== "gitea"
             ? `the webhook has type ${JSON.stringify(keep.type)}, not a raw JSON one`
@@ -112,7 +117,7 @@ export async function ensureWebhook(api: ForgejoApi, scope: Scope, desired: Hook
 
   const differences: string[] = [];
   if (keep.url !== wanted.url) differences.push("url");
-  if (!sameSet(keep.events, events)) differences.push("events");
+  if (!sameSet(keep.events, stored)) differences.push("events");
   if (keep.content_type !== undefined && keep.content_type !== desired.content_type) differences.push("content_type");
   if (keep.active !== desired.active) differences.push("active");
   if (differences.length === 0) return done("unchanged", keep, "the webhook already matches");

@@ -51,8 +51,20 @@ describe("webhook setup at start", () => {
       instance: { scope: { level: "organization", owner: "acme" }, webhook_secret: WEBHOOK_SECRET, webhook: { url: "http://127.0.0.1:9/webhook/fj" } },
     });
     const hook = await waitFor(() => stack!.forgejo.state.hooks[0], { what: "hook" });
-    expect(hook.events.sort()).toEqual(["action_run_failure", "action_run_recover", "action_run_success", "pull_request", "push"].sort());
+    // Forgejo stores "pull_request" as its sub-events (routers/api/v1/utils/hook.go pullHook).
+    const PULL = ["pull_request", "pull_request_assign", "pull_request_label", "pull_request_milestone", "pull_request_comment"];
+    const REVIEW = ["pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment", "pull_request_sync", "pull_request_review_request"];
+    expect(hook.events.sort()).toEqual(["action_run_failure", "action_run_recover", "action_run_success", "push", ...PULL, ...REVIEW].sort());
     expect(hook.type).toBe("forgejo");
+    await stack.close();
+    // A restart with the same configuration leaves the hook alone: no PATCH on every start.
+    stack = await startStack({
+      forgejoServer: forgejo,
+      instance: { scope: { level: "organization", owner: "acme" }, webhook_secret: WEBHOOK_SECRET, webhook: { url: "http://127.0.0.1:9/webhook/fj" } },
+    });
+    await waitFor(async () => (await stack!.status()).instances[0]!.webhook.setup === "ok", { what: "setup ok after restart" });
+    expect((await stack.status()).instances[0]!.webhook.message).toMatch(/^unchanged/);
+    expect(forgejo.callsTo(`/orgs/acme/hooks/${hook.id}`, "PATCH")).toEqual([]);
     await stack.close();
     // Restart with fewer events: the same hook is PATCHed.
     stack = await startStack({

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { InstanceStatus } from "../../src/autoscaler/status.js";
+import { storedHookEvents } from "../../src/forgejo/hook-events.js";
 import { liveProcessesInGroup } from "../helpers/process-group.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -107,6 +108,12 @@ describe("Gitea 1.25.5 (real): workflow_job webhook → autoscaler → dispatche
     const after = (await gitea.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).json as { jobs: { status: string }[] };
     expect(after.jobs[0]!.status).toBe("queued");
     expect(d.logs()).not.toContain(UPSTREAM_API_TOKEN);
+
+    // What Gitea stores for expanded event names is what ensureWebhook compares against.
+    const requested = ["push", "pull_request", "issues"];
+    const created = await gitea.api("POST", `/repos/${GITEA_ADMIN}/app/hooks`, { type: "gitea", config: { url: "http://127.0.0.1:9/other", content_type: "json" }, events: requested, active: true });
+    expect(created.status, created.text).toBe(201);
+    expect([...(created.json as { events: string[] }).events].sort()).toEqual(storedHookEvents("gitea", requested).sort());
   });
 });
 

@@ -187,11 +187,46 @@ const GITEA_EVENTS = [...COMMON_EVENTS, "status", "workflow_job", "workflow_run"
 /** PATCH never changes these on Forgejo (§6 quirks). */
 const FROZEN_ON_EDIT = ["package", "action_run_failure", "action_run_recover", "action_run_success"];
 
+/**
+ * What the forge stores for the requested events: per-event flags, listed back by name. Forgejo's
+ * routers/api/v1/utils/hook.go sets the pull request flags from "pull_request" (pullHook) and the
+ * issue flags from "issues" (issuesHook), "*_only" set the plain flag, and EventsArray
+ * (models/webhook/webhook.go) lists the review flag as approved/rejected/review_comment. Gitea 1.25.5
+ * (seen on the real server) does the same but lists the review flag as "pull_request_review".
+ */
+function storedEvents(kind: string, requested: readonly string[]): string[] {
+  const has = (e: string) => requested.includes(e);
+  const issue = (sub: string) => has(sub) || has("issues");
+  const pull = (sub: string) => has(sub) || has("pull_request");
+  const flags: [boolean, string[]][] = [
+    [has("create"), ["create"]],
+    [has("delete"), ["delete"]],
+    [has("fork"), ["fork"]],
+    [has("push"), ["push"]],
+    [issue("issues_only"), ["issues"]],
+    [issue("issue_assign"), ["issue_assign"]],
+    [issue("issue_label"), ["issue_label"]],
+    [issue("issue_milestone"), ["issue_milestone"]],
+    [issue("issue_comment"), ["issue_comment"]],
+    [pull("pull_request_only"), ["pull_request"]],
+    [pull("pull_request_assign"), ["pull_request_assign"]],
+    [pull("pull_request_label"), ["pull_request_label"]],
+    [pull("pull_request_milestone"), ["pull_request_milestone"]],
+    [pull("pull_request_comment"), ["pull_request_comment"]],
+    [pull("pull_request_review"), kind === "forgejo" ? ["pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment"] : ["pull_request_review"]],
+    [pull("pull_request_sync"), ["pull_request_sync"]],
+    [pull("pull_request_review_request"), ["pull_request_review_request"]],
+  ];
+  const out = flags.filter(([on]) => on).flatMap(([, names]) => names);
+  const expanded = new Set(["create", "delete", "fork", "push", "issues", "issues_only", "issue_assign", "issue_label", "issue_milestone", "issue_comment"].concat(COMMON_EVENTS.filter((e) => e.startsWith("pull_request"))));
+  return [...out, ...requested.filter((e) => !expanded.has(e))];
+}
+
 function knownEvents(ctx: Ctx, events: unknown): string[] {
   const valid = ctx.world.kind === "forgejo" ? FORGEJO_EVENTS : GITEA_EVENTS;
   const list = Array.isArray(events) ? events.filter((e): e is string => typeof e === "string") : [];
   // Unknown names are ignored silently, duplicates collapse.
-  return [...new Set(list.filter((e) => valid.includes(e)))];
+  return storedEvents(ctx.world.kind, [...new Set(list.filter((e) => valid.includes(e)))]);
 }
 
 function validUrl(u: unknown): u is string {
