@@ -108,7 +108,8 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
     checks: [
       { name: "nsc", check: () => (findExecutable(config.namespace.nsc_binary) ? undefined : `nsc executable "${config.namespace.nsc_binary}" not found; set namespace.nsc_binary`) },
       { name: "namespace_token", check: () => (config.namespace.token_file ? prefixed("namespace.token_file", tokenFileProblem(config.namespace.token_file)) : undefined) },
-      { name: "state", check: async () => (await deps.store.countRunners(["pending"]), undefined) },
+      // Not ready while records cannot be written: a dispatch would be refused (503) anyway.
+      { name: "state", check: () => deps.store.writeProblem() },
       { name: "accepting", check: () => (accepting ? undefined : "shutting down") },
     ],
   });

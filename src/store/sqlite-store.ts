@@ -4,6 +4,8 @@ import Database from "better-sqlite3";
 import { scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import type { Logger } from "../http/logger.js";
+import { isSqliteBusy, stateUnavailable } from "./errors.js";
+import type { StateUnavailableError } from "./errors.js";
 import { SchemaTooNewError, migrate } from "./migrations.js";
 import { RUNNER_STATES, TERMINAL_STATES } from "./types.js";
 import type {
@@ -25,9 +27,22 @@ export interface SqliteStoreOptions {
    * "normal" survives a crash of the process but may lose the last commits on power loss.
    */
   synchronous?: "full" | "normal" | undefined;
-  /** How long a write waits for another process holding the write lock. */
+  /**
+   * How long a call waits for another process holding the lock before it fails with
+   * StateUnavailableError (default 5 s). The wait is asynchronous: SQLite itself only blocks for
+   * LOCK_SLICE_MS at a time, so the event loop (health checks, the API) keeps running.
+   */
   busyTimeoutMs?: number | undefined;
 }
+
+/** SQLite's own busy_timeout once open: the longest the event loop may block on a lock at once. */
+const LOCK_SLICE_MS = 10;
+/** While writes succeed, /readyz trusts the last one this long before it probes again. */
+const TRUST_LAST_WRITE_MS = 30_000;
+/** A readiness probe gives up on a lock sooner than a real write does: /readyz must answer quickly. */
+const PROBE_LOCK_WAIT_MS = 250;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The state database cannot be opened or used as it is; the message says what to change. */
 export class StateDatabaseError extends Error {
@@ -241,16 +256,82 @@ function patchAssignments(patch: RunnerPatch, skipReason: boolean): { sets: stri
 /**
  * The Store on a SQLite file through better-sqlite3. Every method runs synchronously inside one
  * SQLite transaction, so no other call of this process can interleave with it; writes use
- * BEGIN IMMEDIATE so a second process on the same file waits (busy_timeout) instead of racing.
+ * BEGIN IMMEDIATE so a second process on the same file waits instead of racing. That wait is
+ * asynchronous (`attempt`): a transaction that finds the lock taken is rolled back and tried again
+ * after a short pause, up to busyTimeoutMs. Failures that are about the file or its disk become
+ * StateUnavailableError (503 for API clients), and the store remembers that writes are failing
+ * until one succeeds again (`writeProblem`, for /readyz).
  */
 export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
+  private writeFailure: StateUnavailableError | undefined;
+  private failingSince: number | undefined;
+  private lastWriteOk = 0;
 
   constructor(
     private readonly db: Database.Database,
     readonly path: string,
+    private readonly opts: { lockWaitMs: number; logger?: Logger | undefined } = { lockWaitMs: 5_000 },
   ) {}
+
+  /**
+   * Runs one synchronous database step. While another process holds the lock it is retried with
+   * backoff, without blocking the event loop, for up to `lockWaitMs`. File and disk failures
+   * become StateUnavailableError; for writes, whether they work is remembered.
+   */
+  private async attempt<T>(kind: "read" | "write", step: () => T, lockWaitMs = this.opts.lockWaitMs): Promise<T> {
+    const started = Date.now();
+    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+      if (this.closed) throw new StateDatabaseError(`state database ${this.path} is closed`);
+      try {
+        const result = step();
+        if (kind === "write") this.writeSucceeded();
+        return result;
+      } catch (err) {
+        const waited = Date.now() - started;
+        if (isSqliteBusy(sqliteCode(err)) && waited < lockWaitMs) {
+          await delay(Math.min(pause, Math.max(1, lockWaitMs - waited)));
+          continue;
+        }
+        const unavailable = stateUnavailable(err, this.path, waited);
+        if (!unavailable) throw err;
+        if (kind === "write") this.writeFailed(unavailable);
+        throw unavailable;
+      }
+    }
+  }
+
+  private writeSucceeded(): void {
+    this.lastWriteOk = Date.now();
+    if (!this.writeFailure) return;
+    this.opts.logger?.info({ path: this.path, failedForMs: Date.now() - (this.failingSince ?? Date.now()) }, "state database accepts writes again");
+    this.writeFailure = undefined;
+    this.failingSince = undefined;
+  }
+
+  private writeFailed(err: StateUnavailableError): void {
+    if (!this.writeFailure) {
+      this.failingSince = Date.now();
+      this.opts.logger?.error({ path: this.path, err: err.message }, "state database cannot be written; API requests get 503 and the dispatcher retries its records");
+    }
+    this.writeFailure = err;
+  }
+
+  async writeProblem(): Promise<string | undefined> {
+    if (!this.writeFailure && Date.now() - this.lastWriteOk < TRUST_LAST_WRITE_MS) return undefined;
+    try {
+      // A real write that changes nothing: user_version is rewritten with its own value.
+      await this.attempt(
+        "write",
+        () => this.db.transaction(() => this.db.pragma(`user_version = ${Number(this.db.pragma("user_version", { simple: true }))}`)).immediate(),
+        PROBE_LOCK_WAIT_MS,
+      );
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+  }
 
   private stmt(sql: string): Database.Statement {
     let s = this.statements.get(sql);
@@ -345,37 +426,39 @@ export class SqliteStore implements Store {
       if (!stored) throw new StateDatabaseError(`dispatch ${dispatch.id} vanished inside its own transaction`);
       return { created: true, dispatch: stored, runners: this.readDispatchRunners(dispatch.id) };
     });
-    try {
-      return tx.immediate();
-    } catch (err) {
-      const code = sqliteCode(err);
-      // Another writer that did not take the write lock first (a future store, a manual insert) won
-      // the race on the key: the UNIQUE constraint decided, so answer with its dispatch.
-      if (key !== undefined && code === "SQLITE_CONSTRAINT_UNIQUE") {
-        const found = this.db.transaction(() => this.existing(key))();
-        if (found) return found;
+    return this.attempt("write", () => {
+      try {
+        return tx.immediate();
+      } catch (err) {
+        const code = sqliteCode(err);
+        // Another writer that did not take the write lock first (a future store, a manual insert) won
+        // the race on the key: the UNIQUE constraint decided, so answer with its dispatch.
+        if (key !== undefined && code === "SQLITE_CONSTRAINT_UNIQUE") {
+          const found = this.db.transaction(() => this.existing(key))();
+          if (found) return found;
+        }
+        if (code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+          // SQLite names the column, never the values, so the message carries nothing from the request.
+          throw new StateDatabaseError(
+            `cannot record dispatch ${dispatch.id}: ${(err as Error).message}; dispatch ids and runner names must be unique`,
+            { cause: err },
+          );
+        }
+        throw err;
       }
-      if (code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
-        // SQLite names the column, never the values, so the message carries nothing from the request.
-        throw new StateDatabaseError(
-          `cannot record dispatch ${dispatch.id}: ${(err as Error).message}; dispatch ids and runner names must be unique`,
-          { cause: err },
-        );
-      }
-      throw err;
-    }
+    });
   }
 
   async getDispatch(id: string): Promise<DispatchRecord | undefined> {
-    return this.db.transaction(() => this.readDispatchById(id))();
+    return this.attempt("read", () => this.db.transaction(() => this.readDispatchById(id))());
   }
 
   async getDispatchByKey(key: string): Promise<DispatchRecord | undefined> {
-    return this.db.transaction(() => this.readDispatchByKey(key))();
+    return this.attempt("read", () => this.db.transaction(() => this.readDispatchByKey(key))());
   }
 
   async getRunner(name: string): Promise<RunnerRecord | undefined> {
-    return this.db.transaction(() => this.readRunner(name))();
+    return this.attempt("read", () => this.db.transaction(() => this.readRunner(name))());
   }
 
   async listRunners(filter: RunnerFilter = {}): Promise<RunnerRecord[]> {
@@ -409,13 +492,13 @@ export class SqliteStore implements Store {
       params.push(filter.limit);
     }
     const sql = `SELECT * FROM runners${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at, name${limit}`;
-    return this.db.transaction(() => this.withHistory(this.stmt(sql).all(...params) as RunnerRow[]))();
+    return this.attempt("read", () => this.db.transaction(() => this.withHistory(this.stmt(sql).all(...params) as RunnerRow[]))());
   }
 
   async countRunners(states: readonly RunnerState[]): Promise<number> {
     for (const s of states) checkState(s, "countRunners states");
-    const row = this.stmt("SELECT COUNT(*) AS n FROM runners WHERE state IN (SELECT value FROM json_each(?))").get(JSON.stringify(states)) as { n: number };
-    return row.n;
+    const sql = "SELECT COUNT(*) AS n FROM runners WHERE state IN (SELECT value FROM json_each(?))";
+    return this.attempt("read", () => (this.stmt(sql).get(JSON.stringify(states)) as { n: number }).n);
   }
 
   async transition(
@@ -445,7 +528,7 @@ export class SqliteStore implements Store {
       this.appendTransition(name, when, current.state, to, reason);
       return this.readRunner(name);
     });
-    return tx.immediate();
+    return this.attempt("write", () => tx.immediate());
   }
 
   async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
@@ -456,7 +539,7 @@ export class SqliteStore implements Store {
       if (this.stmt(sql).run(...values, when, name).changes !== 1) return undefined;
       return this.readRunner(name);
     });
-    return tx.immediate();
+    return this.attempt("write", () => tx.immediate());
   }
 
   async pruneFinished(before: Date): Promise<number> {
@@ -474,7 +557,7 @@ export class SqliteStore implements Store {
       );
       return removed;
     });
-    return tx.immediate();
+    return this.attempt("write", () => tx.immediate());
   }
 
   async close(): Promise<void> {
@@ -483,6 +566,9 @@ export class SqliteStore implements Store {
     this.statements.clear();
     try {
       this.db.pragma("optimize");
+    } catch (err) {
+      // Only statistics for the query planner; a locked or full disk must not fail the shutdown.
+      this.opts.logger?.debug({ path: this.path, err: err instanceof Error ? err.message : String(err) }, "state database: PRAGMA optimize skipped at close");
     } finally {
       this.db.close();
     }
@@ -533,9 +619,11 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   } catch (err) {
     throw describeOpenError(full, err);
   }
+  const lockWaitMs = Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000));
   try {
-    // busy_timeout first: switching to WAL needs a lock another process may hold.
-    db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
+    // busy_timeout first: switching to WAL and migrating need a lock another process may hold.
+    // Opening happens before the daemon serves anything, so here SQLite may wait synchronously.
+    db.pragma(`busy_timeout = ${lockWaitMs}`);
     const mode = memory ? "memory" : String(db.pragma("journal_mode = WAL", { simple: true }));
     if (!memory && mode.toLowerCase() !== "wal") {
       options.logger?.warn({ path: full, journalMode: mode }, "state database is not in WAL mode (the file system may not support it); concurrent readers will block writers");
@@ -545,10 +633,12 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     const { from, to } = migrate(db, full);
     if (from !== to) options.logger?.info({ path: full, from, to }, "state database schema migrated");
     options.logger?.debug({ path: full, schemaVersion: to, journalMode: mode }, "state database open");
+    // From now on a lock is waited for asynchronously (SqliteStore.attempt), a slice at a time.
+    db.pragma(`busy_timeout = ${Math.min(LOCK_SLICE_MS, lockWaitMs)}`);
   } catch (err) {
     db.close();
     if (err instanceof SchemaTooNewError) throw err;
     throw describeOpenError(full, err);
   }
-  return new SqliteStore(db, full);
+  return new SqliteStore(db, full, { lockWaitMs, logger: options.logger });
 }

@@ -93,7 +93,9 @@ export type CreateDispatchResult =
 
 /**
  * Durable records. Every method is atomic. SQL dialect details stay inside implementations so a
- * PostgreSQL store can follow (several dispatcher replicas).
+ * PostgreSQL store can follow (several dispatcher replicas). When the database cannot be used for
+ * now (locked, disk full, read-only) a method rejects with StateUnavailableError (./errors.ts),
+ * which API routes turn into 503 and the dispatcher's own writes wait out (Records.durably).
  */
 export interface Store {
   /**
@@ -115,5 +117,11 @@ export interface Store {
   update(name: string, patch: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined>;
   /** Deletes terminal runners finished before `before`, and dispatches left without runners. */
   pruneFinished(before: Date): Promise<number>;
+  /**
+   * Why records cannot be written right now, in words that say what to do, or undefined when they
+   * can (for /readyz). Cheap while writes succeed; after a failed write, or when none happened for
+   * a while, it makes a write that changes nothing to find out.
+   */
+  writeProblem(): Promise<string | undefined>;
   close(): Promise<void>;
 }

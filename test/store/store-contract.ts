@@ -288,6 +288,13 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect((await reopened.getRunner("d1-r1"))?.env).toEqual({ TOKENISH: "value" });
       });
 
+      it("reports no write problem while records can be written", async () => {
+        expect(await store.writeProblem()).toBeUndefined();
+        const { dispatch, runners } = dispatchWith({ id: "d1" });
+        await store.createDispatch(dispatch, runners);
+        expect(await store.writeProblem()).toBeUndefined();
+      });
+
       it("tolerates close being called twice", async () => {
         await store.close();
         await expect(store.close()).resolves.toBeUndefined();

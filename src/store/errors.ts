@@ -1,0 +1,54 @@
+import { HttpError } from "../http/errors.js";
+
+/** How long clients are told to wait (Retry-After) while the state database cannot be used. */
+export const STATE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The state database cannot be used right now (locked by another process, disk full, read-only,
+ * I/O errors). It is an HttpError so every API answers 503 with Retry-After through the one error
+ * handler; the dispatcher's own writes wait and retry instead (Records.durably).
+ */
+export class StateUnavailableError extends HttpError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(503, "state_unavailable", message, undefined, { "retry-after": String(STATE_RETRY_AFTER_SECONDS) });
+    this.name = "StateUnavailableError";
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** SQLite's "someone else holds the lock" codes: worth waiting for (asynchronously). */
+export function isSqliteBusy(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/**
+ * The StateUnavailableError for a SQLite failure that is about the database file or its disk
+ * rather than about the statement; undefined for programming errors (constraints, SQL, misuse),
+ * which stay what they are.
+ */
+export function stateUnavailable(err: unknown, path: string, waitedMs: number): StateUnavailableError | undefined {
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return undefined;
+  const detail = err instanceof Error ? err.message : String(err);
+  const retries = "the dispatcher keeps retrying by itself";
+  if (isSqliteBusy(code)) {
+    return new StateUnavailableError(
+      `state database ${path} is locked by another process (${code}) and stayed locked for ${Math.round(waitedMs / 100) / 10}s; ` +
+        `end what holds it (a second dispatcher on the same file, an open sqlite3 transaction, a backup tool); ${retries}`,
+      { cause: err },
+    );
+  }
+  if (code === "SQLITE_FULL") {
+    return new StateUnavailableError(`state database ${path} cannot be written: the disk is full (${code}); free space on its file system; ${retries}`, { cause: err });
+  }
+  if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM" || code === "SQLITE_CANTOPEN" || code === "SQLITE_AUTH") {
+    return new StateUnavailableError(
+      `state database ${path} cannot be written (${code}: ${detail}); make the file, its -wal and -shm files and its directory writable by this user; ${retries}`,
+      { cause: err },
+    );
+  }
+  if (code.startsWith("SQLITE_IOERR") || code === "SQLITE_NOMEM" || code === "SQLITE_PROTOCOL" || code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") {
+    return new StateUnavailableError(`state database ${path} failed (${code}: ${detail}); check the disk and the file system it is on; ${retries}`, { cause: err });
+  }
+  return undefined;
+}
