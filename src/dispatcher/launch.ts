@@ -1,10 +1,12 @@
 import { formatDuration } from "../config/duration.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
-import type { LaunchSpec } from "../namespace/launcher.js";
+import type { LaunchSpec, Launcher } from "../namespace/launcher.js";
+import { StateUnavailableError } from "../store/errors.js";
 import type { RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
 import { errorMessage, isRetryable } from "./context.js";
 import { finishRunner } from "./finish.js";
+import { pause } from "./pause.js";
 
 export function instanceLabels(ctx: DispatcherContext, r: RunnerRecord): Record<string, string> {
   return {
@@ -15,7 +17,11 @@ export function instanceLabels(ctx: DispatcherContext, r: RunnerRecord): Record<
   };
 }
 
-export type LaunchOutcome = { kind: "running" } | { kind: "retry"; delayMs: number } | { kind: "failed" } | { kind: "cancelled" };
+/**
+ * How a launch ended. "interrupted": the dispatcher stopped while it waited for the state database
+ * or for a look at Namespace; the runner stays `launching` and is settled from what Namespace shows.
+ */
+export type LaunchOutcome = { kind: "running" } | { kind: "retry"; delayMs: number } | { kind: "failed" } | { kind: "cancelled" } | { kind: "interrupted" };
 
 /** Backoff between launch attempts: 5 s, 15 s, 45 s … capped at 2 min. */
 export function retryDelayMs(attempt: number): number {
@@ -24,28 +30,37 @@ export function retryDelayMs(attempt: number): number {
 
 /**
  * Takes a runner from `launching` to `running`: credentials, instance, record. Every external
- * action is recorded right after it happens so a restart knows what may exist.
+ * action is recorded right after it happens so a restart knows what may exist. Records are written
+ * durably: while the state database is unavailable the launch waits for it rather than acting
+ * without a record or failing a runner whose instance is up. `signal` (shutdown) ends such waits.
  */
-export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord): Promise<LaunchOutcome> {
+export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, signal?: AbortSignal): Promise<LaunchOutcome> {
   const attempt = r.launchAttempts + 1;
   const max = ctx.config.dispatcher.launch_attempts;
   const log = ctx.logger.child({ runner: r.name, dispatch: r.dispatchId, job: r.job?.id });
-  let rec: RunnerRecord = (await ctx.records.update(r.name, { launchAttempts: attempt })) ?? r;
+  const durably = <T>(what: string, write: () => Promise<T>) => ctx.records.durably(`runner ${r.name}: ${what}`, write, signal);
   const launcher = ctx.launchers[r.platform];
-  if (!launcher) {
-    await finishRunner(ctx, rec, {
-      to: "failed",
-      reason: `no ${r.platform} launcher is configured (labels ${r.labels.join(", ")}); ${r.platform === "macos" ? "set namespace.token_file for the Compute API" : "check the namespace section of the config"}`,
-    });
-    return { kind: "failed" };
-  }
-
+  // What may exist outside our records if this attempt fails: a registration, an instance.
+  let registered: number | undefined;
+  let instanceMayExist = false;
+  let rec: RunnerRecord = r;
   const started = ctx.now().getTime();
   try {
+    rec = (await durably("launch attempt", () => ctx.records.update(r.name, { launchAttempts: attempt }))) ?? r;
+    if (!launcher) {
+      await durably("no launcher", () =>
+        finishRunner(ctx, rec, {
+          to: "failed",
+          reason: `no ${r.platform} launcher is configured (labels ${r.labels.join(", ")}); ${r.platform === "macos" ? "set namespace.token_file for the Compute API" : "check the namespace section of the config"}`,
+        }),
+      );
+      return { kind: "failed" };
+    }
     const credentials = await ctx.creds.obtain(rec, async (id) => {
-      rec = (await ctx.records.update(r.name, { forgejoRunnerId: id, registration: "ephemeral" })) ?? rec;
+      registered = id;
+      rec = (await durably("ephemeral registration", () => ctx.records.update(r.name, { forgejoRunnerId: id, registration: "ephemeral" }))) ?? rec;
     });
-    if (credentials.mode === "token") rec = (await ctx.records.update(r.name, { registration: "token" })) ?? rec;
+    if (credentials.mode === "token") rec = (await durably("registration token", () => ctx.records.update(r.name, { registration: "token" }))) ?? rec;
     const spec: LaunchSpec = {
       runnerName: r.name,
       platform: r.platform,
@@ -58,43 +73,129 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord): Pro
       jobHandle: credentials.mode === "ephemeral" ? r.job?.handle : undefined,
       instanceLabels: instanceLabels(ctx, r),
     };
-    await ctx.records.update(r.name, { reason: `starting a ${r.platform} instance (attempt ${attempt}/${max})` });
+    await durably("launch reason", () => ctx.records.update(r.name, { reason: `starting a ${r.platform} instance (attempt ${attempt}/${max})` }));
+    instanceMayExist = true;
     const { instanceId } = await launcher.launch(spec);
-    const now = ctx.now();
-    ctx.metrics.launchDuration.observe({ platform: r.platform, outcome: "ok" }, (now.getTime() - started) / 1000);
-    const running = await ctx.records.transition(
+    ctx.metrics.launchDuration.observe({ platform: r.platform, outcome: "ok" }, (ctx.now().getTime() - started) / 1000);
+    return await recordRunning(ctx, r, launcher, instanceId, durably);
+  } catch (err) {
+    if (stoppedWaiting(err, signal)) {
+      log.warn({ err: errorMessage(err) }, "stopping while the state database is unavailable; the launch is settled on the next start");
+      return { kind: "interrupted" };
+    }
+    ctx.metrics.launchDuration.observe({ platform: r.platform, outcome: "error" }, (ctx.now().getTime() - started) / 1000);
+    try {
+      return await failedAttempt(ctx, rec, err, { attempt, launcher, registered, instanceMayExist, durably, signal });
+    } catch (e) {
+      if (stoppedWaiting(e, signal)) return { kind: "interrupted" };
+      throw e;
+    }
+  }
+}
+
+/** A durable write that gave up because the dispatcher is stopping. */
+function stoppedWaiting(err: unknown, signal: AbortSignal | undefined): boolean {
+  return err instanceof StateUnavailableError && signal?.aborted === true;
+}
+
+type Durably = <T>(what: string, write: () => Promise<T>) => Promise<T>;
+
+/** The instance is up: record it. A cancel that came meanwhile means the instance is ours to remove. */
+async function recordRunning(ctx: DispatcherContext, r: RunnerRecord, launcher: Launcher, instanceId: string, durably: Durably): Promise<LaunchOutcome> {
+  const now = ctx.now();
+  const running = await durably(`-> running (instance ${instanceId})`, () =>
+    ctx.records.transition(
       r,
       ["launching"],
       "running",
       `instance ${instanceId} is up; forgejo-runner is waiting for ${r.job ? `job ${r.job.id}` : "a job"} (TTL ${formatDuration(r.ttlMs)})`,
       { instanceId, launchedAt: now.toISOString(), expiresAt: new Date(now.getTime() + r.ttlMs).toISOString() },
+    ),
+  );
+  if (!running) {
+    await durably(`instance ${instanceId} of a cancelled launch`, () => ctx.records.update(r.name, { instanceId }));
+    ctx.logger.info({ runner: r.name, instance: instanceId }, "runner was cancelled during launch; destroying the new instance");
+    await launcher.destroy(instanceId).catch((err) => ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "destroy after cancel failed; the orphan sweep will retry"));
+    return { kind: "cancelled" };
+  }
+  ctx.metrics.timeToRunning.observe({ platform: r.platform }, (now.getTime() - Date.parse(r.createdAt)) / 1000);
+  return { kind: "running" };
+}
+
+interface AttemptState {
+  attempt: number;
+  launcher: Launcher | undefined;
+  /** An ephemeral registration made in this attempt, known even if recording it failed. */
+  registered: number | undefined;
+  instanceMayExist: boolean;
+  durably: Durably;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * A failed attempt: remove what it may have left (instance, registration), then retry or fail.
+ * The runner is not relaunched before its leftover instance is known to be gone.
+ */
+async function failedAttempt(ctx: DispatcherContext, rec: RunnerRecord, err: unknown, a: AttemptState): Promise<LaunchOutcome> {
+  const max = ctx.config.dispatcher.launch_attempts;
+  const msg = errorMessage(err);
+  const log = ctx.logger.child({ runner: rec.name });
+  if (a.launcher && a.instanceMayExist && !isNoInstanceFailure(err)) {
+    if (!(await removeLeftovers(ctx, rec, a.launcher, `launch attempt ${a.attempt}/${max} failed: ${msg}`, a))) return { kind: "interrupted" };
+  }
+  // Past the queue deadline (also when the leftover check gave up) the runner fails: never relaunched.
+  const current = (await a.durably("re-read", () => ctx.records.store.getRunner(rec.name))) ?? rec;
+  if (current.state !== "launching") return { kind: "cancelled" };
+  const registration = current.registration === "ephemeral" ? (current.forgejoRunnerId ?? a.registered) : a.registered;
+  if (registration !== undefined) {
+    await ctx.forgejo.deleteRunner(current.scope, registration).catch((e) =>
+      log.warn({ err: errorMessage(e) }, "could not delete the unused Forgejo registration; the stale-registration sweep will retry"),
     );
-    if (!running) {
-      // Cancelled while the instance was starting: the instance is ours to remove.
-      await ctx.records.update(r.name, { instanceId });
-      log.info({ instance: instanceId }, "runner was cancelled during launch; destroying the new instance");
-      await launcher.destroy(instanceId).catch((err) => log.warn({ err: errorMessage(err) }, "destroy after cancel failed; the orphan sweep will retry"));
-      return { kind: "cancelled" };
+  }
+  const withinDeadline = ctx.now().getTime() < Date.parse(current.queueDeadline);
+  if (isRetryable(err) && a.attempt < max && withinDeadline) {
+    const delayMs = retryDelayMs(a.attempt);
+    const reason = `launch attempt ${a.attempt}/${max} failed: ${msg}; retrying in ${formatDuration(delayMs)}`;
+    await a.durably("-> pending", () => ctx.records.transition(current, ["launching"], "pending", reason));
+    return { kind: "retry", delayMs };
+  }
+  await a.durably("-> failed", () => finishRunner(ctx, current, { to: "failed", reason: `launch failed (attempt ${a.attempt}/${max}): ${msg}` }));
+  return { kind: "failed" };
+}
+
+/** Failures that mean the command was refused before anything was created. */
+function isNoInstanceFailure(err: unknown): boolean {
+  const kind = (err as { kind?: unknown } | undefined)?.kind;
+  return kind === "invalid" || kind === "auth";
+}
+
+/**
+ * Looks for instances carrying the runner's name (a timed-out `nsc run` or `nsc create` leaves one
+ * that nobody has the ID of) and destroys them. A look or a destroy that fails is repeated every
+ * supervise_interval until it works: launching again without knowing would leave a second instance
+ * running until its TTL. It gives up at the runner's queue deadline (the runner then fails, and the
+ * orphan sweep removes what is left); false when the dispatcher stopped first.
+ */
+async function removeLeftovers(ctx: DispatcherContext, r: RunnerRecord, launcher: Launcher, failure: string, a: AttemptState): Promise<boolean> {
+  const log = ctx.logger.child({ runner: r.name });
+  const filter = { [LABEL_OWNER]: ctx.config.dispatcher.id, [LABEL_RUNNER]: r.name };
+  for (let look = 1; ; look++) {
+    if (a.signal?.aborted) return false;
+    if (look > 1 && ctx.now().getTime() >= Date.parse(r.queueDeadline)) return true;
+    try {
+      for (const i of await launcher.list(filter)) {
+        if ((i.labels[LABEL_PLATFORM] ?? "linux") !== r.platform) continue;
+        await launcher.destroy(i.instanceId);
+        log.info({ instance: i.instanceId }, `destroyed instance ${i.instanceId} left by a failed launch attempt`);
+      }
+      return true;
+    } catch (err) {
+      if (look === 1) {
+        const reason = `${failure}; not launching again until it is known that this attempt left no instance (${errorMessage(err)}); looking again`;
+        log.warn(reason);
+        await a.durably("leftover check", () => ctx.records.update(r.name, { reason }));
+      }
+      await pause(ctx.config.dispatcher.supervise_interval, a.signal);
     }
-    ctx.metrics.timeToRunning.observe({ platform: r.platform }, (now.getTime() - Date.parse(r.createdAt)) / 1000);
-    return { kind: "running" };
-  } catch (err) {
-    ctx.metrics.launchDuration.observe({ platform: r.platform, outcome: "error" }, (ctx.now().getTime() - started) / 1000);
-    const msg = errorMessage(err);
-    const current = (await ctx.records.store.getRunner(r.name)) ?? rec;
-    if (current.state !== "launching") return { kind: "cancelled" };
-    if (current.registration === "ephemeral" && current.forgejoRunnerId !== undefined) {
-      await ctx.forgejo.deleteRunner(current.scope, current.forgejoRunnerId).catch((e) =>
-        log.warn({ err: errorMessage(e) }, "could not delete the unused Forgejo registration; the stale-registration sweep will retry"),
-      );
-    }
-    const withinDeadline = ctx.now().getTime() < Date.parse(current.queueDeadline);
-    if (isRetryable(err) && attempt < max && withinDeadline) {
-      const delayMs = retryDelayMs(attempt);
-      await ctx.records.transition(current, ["launching"], "pending", `launch attempt ${attempt}/${max} failed: ${msg}; retrying in ${formatDuration(delayMs)}`);
-      return { kind: "retry", delayMs };
-    }
-    await finishRunner(ctx, current, { to: "failed", reason: `launch failed (attempt ${attempt}/${max}): ${msg}` });
-    return { kind: "failed" };
   }
 }

@@ -1,7 +1,14 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Metrics } from "../http/metrics.js";
+import { StateUnavailableError } from "../store/errors.js";
 import type { RunnerPatch, RunnerRecord, RunnerState, Store } from "../store/types.js";
+
+import { pause } from "./pause.js";
+
+/** Pauses between attempts to write a record while the state database is unavailable. */
+const DURABLE_FIRST_PAUSE_MS = 250;
+const DURABLE_MAX_PAUSE_MS = 5_000;
 
 /**
  * The store plus what every state change must also do: log it with the runner's name and instance,
@@ -44,6 +51,29 @@ export class Records {
     const updated = await this.store.update(name, patch, this.now());
     if (updated) this.events.emit("change", updated);
     return updated;
+  }
+
+  /**
+   * Makes a write that the dispatcher must not skip or act around (a launch's steps and outcome):
+   * while the state database is unavailable the write is retried with backoff, without limit,
+   * rather than failing the runner. Only `signal` (shutdown) ends the wait, with the
+   * StateUnavailableError; the next start then settles the runner from what Namespace shows.
+   * Other errors are thrown at once.
+   */
+  async durably<T>(what: string, write: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let warned = false;
+    for (let wait = DURABLE_FIRST_PAUSE_MS; ; wait = Math.min(wait * 2, DURABLE_MAX_PAUSE_MS)) {
+      try {
+        const result = await write();
+        if (warned) this.logger.info({ record: what }, `recorded ${what} once the state database accepted writes again`);
+        return result;
+      } catch (err) {
+        if (!(err instanceof StateUnavailableError) || signal?.aborted) throw err;
+        if (!warned) this.logger.warn({ record: what, err: err.message }, `cannot record ${what} yet; retrying until the state database accepts writes`);
+        warned = true;
+        await pause(wait, signal);
+      }
+    }
   }
 
   /** Calls `listener` on every change until the returned function is called. */

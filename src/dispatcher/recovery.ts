@@ -13,14 +13,35 @@ export interface RecoveryReport {
   unobservable: Platform[];
 }
 
+/** The reasons recorded, by when the interrupted launch is found. */
+const WORDS = {
+  start: {
+    adopted: (id: string) => `recovered after a restart: adopted instance ${id} whose launch was interrupted`,
+    completed:
+      "recovered after a restart: the interrupted launch's instance already ran its job and ended (Forgejo had removed its ephemeral registration); not launching again",
+    requeued: "recovered after a restart: the launch was interrupted before an instance existed; launching again",
+    failed: "recovered after a restart: the launch was interrupted and the queue deadline has passed",
+  },
+  tick: {
+    adopted: (id: string) => `settled a launch that stopped without recording its outcome: adopted instance ${id}`,
+    completed:
+      "settled a launch that stopped without recording its outcome: its instance already ran its job and ended (Forgejo had removed its ephemeral registration); not launching again",
+    requeued: "settled a launch that stopped without recording its outcome: no instance of it exists; launching again",
+    failed: "settled a launch that stopped without recording its outcome: no instance of it exists and the queue deadline has passed",
+  },
+} as const;
+
 /**
- * On start, before the scheduler and supervisor run: settle every runner whose launch was
- * interrupted. An instance that carries its name is adopted; otherwise the runner goes back to
- * pending (its unused registration deleted) if it is still within its queue deadline. Running and
- * finishing runners need nothing here: the supervisor's next tick judges them from the instance
- * list, and destroys instances no record explains after two sightings.
+ * Settles every runner whose launch was interrupted: on start, before the scheduler and supervisor
+ * run ("start"), and on any tick that finds a `launching` record no launch owns ("tick": the state
+ * database refused the launch's outcome, the launch crashed). An instance that carries its name is
+ * adopted; otherwise the runner goes back to pending (its unused registration deleted) if it is
+ * still within its queue deadline. Running and finishing runners need nothing here: the
+ * supervisor's next tick judges them from the instance list, and destroys instances no record
+ * explains after two sightings.
  */
-export async function recover(ctx: DispatcherContext, inFlight: (name: string) => boolean = () => false): Promise<RecoveryReport> {
+export async function recover(ctx: DispatcherContext, inFlight: (name: string) => boolean = () => false, when: "start" | "tick" = "start"): Promise<RecoveryReport> {
+  const words = WORDS[when];
   const report: RecoveryReport = { adopted: [], completed: [], requeued: [], failed: [], unobservable: [] };
   // Launches this process has in flight are not interrupted: leave them to their launch.
   const launching = (await ctx.records.store.listRunners({ states: ["launching"] })).filter((r) => !inFlight(r.name));
@@ -43,10 +64,12 @@ export async function recover(ctx: DispatcherContext, inFlight: (name: string) =
       // sweep would remove it, but a runner stuck in launching is clearer. Requeue only when listing works.
       continue;
     }
-    const found = list.find((i) => i.labels[LABEL_RUNNER] === r.name);
+    // The instance the record names, if it is there; else any carrying the runner's name.
+    const mine = list.filter((i) => i.labels[LABEL_RUNNER] === r.name);
+    const found = mine.find((i) => i.instanceId === r.instanceId) ?? mine[0];
     if (found) {
       const started = found.createdAt ? Date.parse(found.createdAt) : now.getTime();
-      await ctx.records.transition(r, ["launching"], "running", `recovered after a restart: adopted instance ${found.instanceId} whose launch was interrupted`, {
+      await ctx.records.transition(r, ["launching"], "running", words.adopted(found.instanceId), {
         instanceId: found.instanceId,
         launchedAt: new Date(started).toISOString(),
         expiresAt: new Date(started + r.ttlMs).toISOString(),
@@ -62,22 +85,16 @@ export async function recover(ctx: DispatcherContext, inFlight: (name: string) =
       if (!existed) {
         // Forgejo deletes an ephemeral runner once its job is done: the instance came up while we
         // were down, ran the job and ended. Launching again would start a runner with nothing to do.
-        await ctx.records.transition(
-          r,
-          ["launching"],
-          "done",
-          "recovered after a restart: the interrupted launch's instance already ran its job and ended (Forgejo had removed its ephemeral registration); not launching again",
-          { finishedAt: now.toISOString() },
-        );
+        await ctx.records.transition(r, ["launching"], "done", words.completed, { finishedAt: now.toISOString() });
         report.completed.push(r.name);
         continue;
       }
     }
     if (now.getTime() < Date.parse(r.queueDeadline)) {
-      await ctx.records.transition(r, ["launching"], "pending", "recovered after a restart: the launch was interrupted before an instance existed; launching again");
+      await ctx.records.transition(r, ["launching"], "pending", words.requeued);
       report.requeued.push(r.name);
     } else {
-      await ctx.records.transition(r, ["launching"], "failed", "recovered after a restart: the launch was interrupted and the queue deadline has passed", {
+      await ctx.records.transition(r, ["launching"], "failed", words.failed, {
         finishedAt: now.toISOString(),
       });
       report.failed.push(r.name);

@@ -1,4 +1,5 @@
 import { scopeKey } from "../forgejo/scope.js";
+import { StateUnavailableError } from "../store/errors.js";
 import { LIVE_STATES } from "../store/types.js";
 import type { RunnerRecord } from "../store/types.js";
 import { admit } from "./caps.js";
@@ -13,7 +14,11 @@ import { launchRunner } from "./launch.js";
  */
 export class Scheduler {
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Runners this pass is moving to launching: theirs until their launch is in flight. */
+  private readonly claiming = new Set<string>();
   private readonly notBefore = new Map<string, number>();
+  /** Ends launches' waits (for the state database, for a look at Namespace) at shutdown. */
+  private readonly stopping = new AbortController();
   private passing = false;
   private again = false;
   private stopped = false;
@@ -26,8 +31,12 @@ export class Scheduler {
     });
   }
 
+  /**
+   * Whether this process is launching the runner (or about to): a `launching` record for which
+   * this is false was left by a launch that stopped without recording its outcome.
+   */
   isLaunching(name: string): boolean {
-    return this.inFlight.has(name);
+    return this.inFlight.has(name) || this.claiming.has(name);
   }
 
   get launchesInFlight(): number {
@@ -43,7 +52,10 @@ export class Scheduler {
     }
     this.passing = true;
     void this.pass()
-      .catch((err) => this.ctx.logger.error({ err: errorMessage(err) }, "scheduling pass failed; retrying on the next tick"))
+      .catch((err) =>
+        // The store already reported an outage once; the next pass retries.
+        this.ctx.logger[err instanceof StateUnavailableError ? "debug" : "error"]({ err: errorMessage(err) }, "scheduling pass failed; retrying on the next tick"),
+      )
       .finally(() => {
         this.passing = false;
         if (this.again) {
@@ -87,19 +99,26 @@ export class Scheduler {
     }
     for (const r of admitted.slice(0, slots)) {
       if (this.stopped) return;
-      const launching = await ctx.records.transition(r, ["pending"], "launching", `launch slot acquired (attempt ${r.launchAttempts + 1}/${ctx.config.dispatcher.launch_attempts})`);
-      if (launching) this.start(launching);
+      this.claiming.add(r.name);
+      try {
+        const launching = await ctx.records.transition(r, ["pending"], "launching", `launch slot acquired (attempt ${r.launchAttempts + 1}/${ctx.config.dispatcher.launch_attempts})`);
+        if (launching) this.start(launching);
+      } finally {
+        this.claiming.delete(r.name);
+      }
     }
   }
 
   /** Runs a launch in the background; the HTTP request that caused it never owns it. */
   start(r: RunnerRecord): void {
     this.notBefore.delete(r.name);
-    const p = launchRunner(this.ctx, r)
+    const p = launchRunner(this.ctx, r, this.stopping.signal)
       .then((outcome) => {
         if (outcome.kind === "retry") this.retryLater(r.name, outcome.delayMs);
       })
-      .catch((err) => this.ctx.logger.error({ runner: r.name, err: errorMessage(err) }, "launch crashed unexpectedly"))
+      .catch((err) =>
+        this.ctx.logger.error({ runner: r.name, err: errorMessage(err) }, "launch crashed unexpectedly; the supervisor settles the runner on its next tick"),
+      )
       .finally(() => {
         this.inFlight.delete(r.name);
         this.kick();
@@ -130,6 +149,9 @@ export class Scheduler {
     const all = Promise.allSettled([...this.inFlight.values()]).then(() => true as const);
     const done = await Promise.race([all, timeout]);
     clearTimeout(timer);
+    // Launches still waiting for the state database or for a look at Namespace give up now; their
+    // runners stay launching and the next start settles them.
+    this.stopping.abort();
     return done;
   }
 }

@@ -40,7 +40,10 @@ export class Supervisor {
     this.registrations = new RegistrationWatch(ctx);
   }
 
-  /** Start-up recovery could not list a platform: retry it at the start of each tick until it can. */
+  /**
+   * Start-up recovery could not list a platform: its launches are recovered at the start of a
+   * later tick (as every launch that stopped without recording an outcome is).
+   */
   recoverOnNextTick(): void {
     this.recoveryPending = true;
   }
@@ -58,12 +61,11 @@ export class Supervisor {
     const end = ctx.metrics.superviseDuration.startTimer();
     const report: TickReport = { observed: {}, finished: [], orphansDestroyed: [] };
     try {
-      if (this.recoveryPending) {
-        const r = await recover(ctx, (name) => this.scheduler.isLaunching(name));
-        this.recoveryPending = r.unobservable.length > 0;
-        if (!this.recoveryPending) ctx.logger.info(r, "recovered interrupted launches once their platform could be listed");
+      let live = await ctx.records.store.listRunners({ states: LIVE_STATES });
+      if (this.recoveryPending || live.some((r) => this.stranded(r))) {
+        await this.settleStranded();
+        live = await ctx.records.store.listRunners({ states: LIVE_STATES });
       }
-      const live = await ctx.records.store.listRunners({ states: LIVE_STATES });
       const byPlatform = new Map<Platform, RunnerRecord[]>();
       for (const r of live) {
         const list = byPlatform.get(r.platform);
@@ -97,6 +99,26 @@ export class Supervisor {
       end();
     }
     return report;
+  }
+
+  /** A `launching` record no launch of this process owns: its launch stopped without recording an outcome. */
+  private stranded(r: RunnerRecord): boolean {
+    return r.state === "launching" && !this.scheduler.isLaunching(r.name);
+  }
+
+  /**
+   * Settles launches that stopped without recording their outcome (the state database refused the
+   * write, the launch crashed, start-up could not list their platform), as start-up recovery does:
+   * adopt the instance carrying the runner's name, or launch again, or fail past the deadline.
+   */
+  private async settleStranded(): Promise<void> {
+    const { ctx } = this;
+    const afterStart = this.recoveryPending;
+    const r = await recover(ctx, (name) => this.scheduler.isLaunching(name), afterStart ? "start" : "tick");
+    this.recoveryPending = afterStart && r.unobservable.length > 0;
+    const settled = r.adopted.length + r.completed.length + r.requeued.length + r.failed.length;
+    if (afterStart && !this.recoveryPending) ctx.logger.info(r, "recovered interrupted launches once their platform could be listed");
+    else if (settled > 0) ctx.logger.info(r, "settled launches that stopped without recording their outcome");
   }
 
   /** Platforms grouped by the source their instances are listed from. */

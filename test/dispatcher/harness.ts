@@ -3,7 +3,7 @@ import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import type { DispatcherConfig } from "../../src/config/dispatcher-schema.js";
 import { parseConfig } from "../../src/config/load.js";
 import { createDispatcher } from "../../src/dispatcher/app.js";
-import type { Dispatcher } from "../../src/dispatcher/app.js";
+import type { Dispatcher, DispatcherDeps } from "../../src/dispatcher/app.js";
 import { buildDispatcherDeps } from "../../src/dispatcher/wiring.js";
 import type { Store } from "../../src/store/types.js";
 import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
@@ -37,7 +37,16 @@ export interface Harness {
  * (`dispatcher.supervisor.tick()`) unless `timers` is true.
  */
 export async function startHarness(
-  opts: { forgejo?: FakeForgejoOptions; yaml?: string; knobs?: FakeNscKnobs; simulate?: boolean; timers?: boolean; jobMs?: number } = {},
+  opts: {
+    forgejo?: FakeForgejoOptions;
+    yaml?: string;
+    knobs?: FakeNscKnobs;
+    simulate?: boolean;
+    timers?: boolean;
+    jobMs?: number;
+    /** Replaces parts of the real dependencies (a store wrapper, launchers on an NscCli with short limits). */
+    customize?: (deps: DispatcherDeps) => DispatcherDeps;
+  } = {},
 ): Promise<Harness> {
   const tmp = tempDir("fnsc-disp-");
   const forgejo = await startFakeForgejo(opts.forgejo);
@@ -63,7 +72,8 @@ auth:
 ${opts.yaml ?? ""}`;
   const config = parseConfig(dispatcherConfigSchema, mergeYaml(yaml), "harness.yaml", {});
   const cap = captureLogger("debug");
-  const deps = await buildDispatcherDeps(config, cap.logger);
+  const built = await buildDispatcherDeps(config, cap.logger);
+  const deps = opts.customize ? opts.customize(built) : built;
   const dispatcher = await createDispatcher({ ...deps, now, timers: opts.timers ?? false });
   await dispatcher.start();
   const address = await dispatcher.app.listen({ host: "127.0.0.1", port: 0 });
@@ -100,6 +110,7 @@ ${opts.yaml ?? ""}`;
       sim?.stop();
       await dispatcher.stop();
       await deps.store.close();
+      if (built.store !== deps.store) await built.store.close();
       await forgejo.close();
       tmp.cleanup();
     },

@@ -12,6 +12,7 @@ import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc, FakeNscCall, FakeNscInstance, FakeNscKnobs } from "../fakes/nsc/index.js";
 import { startRunnerSimulator } from "../fakes/runner-sim.js";
 import { scanSink } from "../helpers/log-capture.js";
+import { processTreeGroups } from "../helpers/process-group.js";
 import { recordSecrets } from "../helpers/secrets.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -190,10 +191,15 @@ export class ProcessWorld {
     return proc;
   }
 
-  /** Sends `signal` to the current process (its whole process group unless `group` is false) and waits for it to exit. */
+  /**
+   * Sends `signal` to the current process and waits for it to exit. Unless `group` is false, every
+   * process it started gets it too, as under systemd or in a container: its process group and the
+   * groups of its children (each nsc call runs in a group of its own).
+   */
   async kill(signal: NodeJS.Signals = "SIGKILL", opts: { group?: boolean } = {}): Promise<Exit> {
     const p = this.current;
-    process.kill(opts.group === false ? p.pid : -p.pid, signal);
+    if (opts.group === false) process.kill(p.pid, signal);
+    else for (const pgid of processTreeGroups(p.pid)) signalGroup(pgid, signal);
     return p.exited;
   }
 
@@ -318,16 +324,18 @@ export class ProcessWorld {
     this.stopSimulator();
     // Tokens minted during the run: the suite-wide scan looks for them in every log too.
     recordSecrets(this.secrets());
-    for (const pgid of this.groups) {
-      try {
-        process.kill(-pgid, "SIGKILL");
-      } catch {
-        // the whole group is gone
-      }
-    }
+    for (const pgid of this.groups) for (const group of processTreeGroups(pgid)) signalGroup(group, "SIGKILL");
     await Promise.all(this.processes.map((p) => p.exited));
     await this.forgejo.close();
     this.cleanupDir();
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the whole group is gone
   }
 }
 

@@ -237,3 +237,34 @@ describe("launch slots and caps", () => {
     expect((await s.store.getRunner(name))!.state).toBe("failed");
   });
 });
+
+describe("a runner being claimed for launch", () => {
+  it("is not taken for a stranded launch by a tick that reads it between its claim and its launch", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let claimed = false;
+    s = await setup("", "", async (store, launcher) => {
+      launcher.autoComplete = true;
+      // The claim (pending -> launching) is committed, but its launch has not started yet.
+      const transition = store.transition.bind(store);
+      store.transition = async (...args: Parameters<Store["transition"]>) => {
+        const r = await transition(...args);
+        if (args[2] === "launching" && !claimed) {
+          claimed = true;
+          await gate;
+        }
+        return r;
+      };
+    });
+    const res = await post(s.d, { labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
+    const name = res.runners[0].name as string;
+    await waitFor(() => claimed, { what: "the claim to be recorded" });
+    expect(s.d.scheduler.isLaunching(name)).toBe(true);
+    await s.d.supervisor.tick();
+    expect((await s.store.getRunner(name))!.state).toBe("launching");
+    release();
+    await waitFor(async () => (await s!.store.getRunner(name))?.state === "running", { what: "the launch to complete" });
+    expect((await s.store.getRunner(name))!.history.map((t) => t.to)).toEqual(["pending", "launching", "running"]);
+    expect(s.launcher.launches).toHaveLength(1);
+  });
+});

@@ -164,6 +164,8 @@ describe("running runners", () => {
 
   it("are not judged while launching or without an instance id", async () => {
     await k.runner("nscloud-l", "launching", {});
+    // A launch in progress (one that is not is settled instead: see "launches that stopped").
+    k.inFlight.add("nscloud-l");
     await k.runner("nscloud-n", "running", { expiresAt: far });
     for (let i = 0; i < 3; i++) expect((await k.supervisor.tick()).finished).toEqual([]);
     expect(await state("nscloud-l")).toBe("launching");
@@ -303,6 +305,39 @@ describe("ticks", () => {
     expect(await k.store.getRunner("nscloud-i")).toMatchObject({ state: "running", instanceId: "ii" });
     expect(k.logs()).toContain("recovered interrupted launches once their platform could be listed");
     // Recovered: later ticks do not run recovery again (one listing per tick).
+    const calls = k.launchers.linux.listCalls.length;
+    await k.supervisor.tick();
+    expect(k.launchers.linux.listCalls.length).toBe(calls + 1);
+  });
+});
+
+describe("launches that stopped without recording their outcome", () => {
+  // The state database refused the launch's last write, or the launch crashed: the record says
+  // launching but no launch owns it. The running supervisor settles it, not only the next start.
+  it("are adopted when an instance carries the runner's name", async () => {
+    await k.runner("nscloud-s", "launching", {});
+    k.instance("is", "nscloud-s");
+    const report = await k.supervisor.tick();
+    expect(await k.store.getRunner("nscloud-s")).toMatchObject({
+      state: "running",
+      instanceId: "is",
+      reason: "settled a launch that stopped without recording its outcome: adopted instance is",
+    });
+    expect(report.orphansDestroyed).toEqual([]);
+    expect(k.logs()).toContain("settled launches that stopped without recording their outcome");
+  });
+
+  it("are launched again when no instance of theirs exists, and left alone while their launch runs", async () => {
+    await k.runner("nscloud-t", "launching", {});
+    await k.runner("nscloud-f", "launching", {});
+    k.inFlight.add("nscloud-f");
+    await k.supervisor.tick();
+    expect(await k.store.getRunner("nscloud-t")).toMatchObject({
+      state: "pending",
+      reason: "settled a launch that stopped without recording its outcome: no instance of it exists; launching again",
+    });
+    expect(await state("nscloud-f")).toBe("launching");
+    // Nothing stranded: later ticks list once each, as before.
     const calls = k.launchers.linux.listCalls.length;
     await k.supervisor.tick();
     expect(k.launchers.linux.listCalls.length).toBe(calls + 1);
