@@ -146,7 +146,8 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
         if (ticks % 360 === 1) {
           void deps.store
             .pruneFinished(new Date(now().getTime() - config.dispatcher.retention))
-            .then((n) => n > 0 && logger.info({ pruned: n }, "pruned finished runner records"));
+            .then((n) => n > 0 && logger.info({ pruned: n }, "pruned finished runner records"))
+            .catch((err) => logger.warn({ err: errorMessage(err) }, "pruning finished runner records failed; it is tried again later"));
         }
       };
       intervals.push(setInterval(tick, config.dispatcher.supervise_interval));

@@ -122,3 +122,17 @@ describe("a write lock held by another process", () => {
     expect((await h.store.getRunner(names[0]!))!.history.map((t) => t.to)).toEqual(["pending", "launching", "running", "finishing", "done"]);
   });
 });
+
+describe("the periodic pruning of finished records", () => {
+  it("fails without taking the dispatcher down while the database refuses writes", async () => {
+    h = await startHarness({
+      timers: true,
+      customize: (deps) => ({ ...deps, store: new FailingStore(deps.store, (c) => c.method === "pruneFinished") }),
+    });
+    // The first tick prunes; its failure is logged (an unhandled rejection would end the process).
+    await waitFor(() => h!.logs().includes("pruning finished runner records failed"), { what: "the failed pruning to be logged" });
+    const line = h.logs().split("\n").find((l) => l.includes("pruning finished runner records failed; it is tried again later"));
+    expect(line).toContain("the disk is full");
+    expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
+  });
+});

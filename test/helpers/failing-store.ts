@@ -19,7 +19,13 @@ export class FailingStore implements Store {
   readonly refused: WriteCall[] = [];
   readonly message = "state database /var/lib/forgejo-nsc/dispatcher.db cannot be written: the disk is full (SQLITE_FULL); free space on its file system; the dispatcher keeps retrying by itself";
 
-  constructor(private readonly inner: Store) {}
+  /** `failing`: which writes to refuse from the start (see failWrites). */
+  constructor(
+    private readonly inner: Store,
+    failing?: (call: WriteCall) => boolean,
+  ) {
+    this.failing = failing;
+  }
 
   /** Refuses every write (or those `which` selects) until heal(). */
   failWrites(which: (call: WriteCall) => boolean = () => true): void {
