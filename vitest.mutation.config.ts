@@ -9,13 +9,19 @@ export default defineConfig({
   test: {
     include: [
       // dispatcher: accept, caps, scheduler, supervisor judging, finish, recovery
-      "test/dispatcher/caps.test.ts",
+      "test/dispatcher/accept.test.ts",
       "test/dispatcher/policy.test.ts",
-      "test/dispatcher/scheduling.test.ts",
+      "test/dispatcher/caps.test.ts",
+      "test/dispatcher/scheduler.test.ts",
+      "test/dispatcher/supervisor.test.ts",
+      "test/dispatcher/registration-watch.test.ts",
+      "test/dispatcher/finish-recovery.test.ts",
       // autoscaler: plan, match, capacity, keys
       "test/autoscaler/plan.test.ts",
+      "test/autoscaler/plan-decisions.test.ts",
+      "test/autoscaler/keys-capacity.test.ts",
       "test/autoscaler/match.test.ts",
-      // webhook signatures, env-flag splitting, labels and the bootstrap builders
+      // webhook signatures, env-flag splitting, labels
       "test/forgejo/webhook-signature.test.ts",
       "test/namespace/env-flags.test.ts",
       "test/runner/labels.test.ts",

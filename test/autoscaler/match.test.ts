@@ -42,6 +42,7 @@ describe("matchTarget", () => {
   it("needs every label: a superset on the job side does not match", () => {
     expect(matchTarget(targets, ["gpu", "windows"])).toBeUndefined();
     expect(unmatchedReason(["gpu", "windows"])).toBe("no target matches [gpu, windows]");
+    expect(unmatchedReason(null)).toBe("no target matches []");
   });
 
   it("fits a job without runs-on to the first target (any runner can take it)", () => {

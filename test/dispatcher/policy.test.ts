@@ -40,3 +40,17 @@ describe("dispatch request schema", () => {
     expect(dispatchRequestSchema.safeParse({ ttl: "25h" }).success).toBe(false);
   });
 });
+
+describe("allow lists, edge by edge", () => {
+  it("a dot in a pattern is a literal dot", () => {
+    expect(globMatch("a.b", "ab")).toBe(false);
+    expect(globMatch("a.b*", "a.bc")).toBe(true);
+    expect(globMatch("(x)+", "(x)+")).toBe(true);
+  });
+
+  it("a label or scope needs to match one pattern of several, not all", () => {
+    expect(disallowedLabels(["ok", "namespace-profile-x:host", "bad"], ["ok", "namespace-profile-*"])).toEqual(["bad"]);
+    expect(scopeAllowed({ level: "repository", owner: "acme", name: "app" }, ["org:acme", "repo:acme/*"])).toBe(true);
+    expect(scopeAllowed({ level: "organization", owner: "acme" }, ["org:acme", "repo:acme/*"])).toBe(true);
+  });
+});

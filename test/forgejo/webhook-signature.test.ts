@@ -96,3 +96,15 @@ describe("constant-time comparison", () => {
     vi.resetModules();
   });
 });
+
+describe("signature header values, edge by edge", () => {
+  it("trims whitespace around a value; whitespace alone counts as missing", () => {
+    expect(verifyWebhookSignature(body, { "x-forgejo-signature": `  ${good}\n` }, secret)).toEqual({ ok: true, header: "x-forgejo-signature" });
+    expect(verifyWebhookSignature(body, { "x-forgejo-signature": "  ", "x-gitea-signature": good }, secret)).toEqual({ ok: true, header: "x-gitea-signature" });
+  });
+
+  it('a bare "sha256=" is an empty GitHub-form header only in X-Hub-Signature-256; elsewhere it is malformed', () => {
+    expect(verifyWebhookSignature(body, { "x-forgejo-signature": "sha256=" }, secret)).toEqual({ ok: false, reason: "malformed" });
+    expect(verifyWebhookSignature(body, { "x-hub-signature-256": "SHA256=" }, secret)).toEqual({ ok: false, reason: "missing" });
+  });
+});

@@ -36,3 +36,19 @@ describe("splitEnv", () => {
     expect(splitEnv({ TOKEN: "abc=" }, { flagOnly: ["TOKEN"] }).flags).toEqual(["-e", "TOKEN=abc="]);
   });
 });
+
+describe("splitEnv ordering and errors", () => {
+  it("emits flags in key order whatever the object's order", () => {
+    expect(splitEnv({ B: "2", A: "1", C: "3" }).flags).toEqual(["-e", "A=1", "-e", "B=2", "-e", "C=3"]);
+  });
+
+  it("throws EnvError by name", () => {
+    try {
+      splitEnv({ "9": "x" });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(EnvError);
+      expect((err as Error).name).toBe("EnvError");
+    }
+  });
+});

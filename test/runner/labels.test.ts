@@ -49,3 +49,45 @@ describe("labelSlug", () => {
     expect(a).not.toBe(b);
   });
 });
+
+describe("label resolution, edge by edge", () => {
+  it.each(["", "   ", ":host", " :docker://x"])("refuses the empty label %j, saying every label needs a name", (label) => {
+    expect(() => resolveLabel(label, "host")).toThrow(`empty runner label in ${JSON.stringify(label)}: every label needs a name`);
+    try {
+      resolveLabel(label, "host");
+    } catch (err) {
+      expect((err as Error).name).toBe("LabelError");
+    }
+  });
+
+  it("trims the label and the executor", () => {
+    expect(resolveLabel("  ubuntu:docker://node:20  ", "host")).toBe("ubuntu:docker://node:20");
+    expect(resolveLabel(" gpu ", " docker://x ")).toBe("gpu:docker://x");
+  });
+});
+
+describe("labelSlug, edge by edge", () => {
+  it.each([
+    [[], "none"],
+    [[":host", ""], "none"],
+    [["GPU", "gpu:host"], "gpu"],
+    // Sorted by lower-case name: "_" sorts before letters only in lower case.
+    [["_x", "a"], "x-a"],
+    [["a--b"], "a-b"],
+    [["a$$b", "c"], "a-b-c"],
+    [["a".repeat(20), "b".repeat(27)], `${"a".repeat(20)}-${"b".repeat(27)}`],
+  ])("%j → %s", (labels, slug) => {
+    expect(labelSlug(labels)).toBe(slug);
+  });
+
+  it("hashes long sets: a readable prefix (dashes kept, a trailing one dropped) and eight hex digits", () => {
+    expect(labelSlug(["namespace-profile-linux-extra-large-runner-with-gpu", "x0"])).toBe("namespace-profile-linux-extra-large-run-03faf715");
+    expect(labelSlug(["a".repeat(38), "z".repeat(20)])).toMatch(new RegExp(`^${"a".repeat(38)}-[0-9a-f]{8}$`));
+  });
+
+  it("keeps long sets apart that only differ in where one name ends, and ignores empty names", () => {
+    const a = "a".repeat(45);
+    expect(labelSlug([`${a}a`, "bc"])).not.toBe(labelSlug([`${a}ab`, "c"]));
+    expect(labelSlug([`${a}a`, "bc", ":host"])).toBe(labelSlug([`${a}a`, "bc"]));
+  });
+});
