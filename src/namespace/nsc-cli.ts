@@ -211,9 +211,10 @@ export class NscCli {
     for (const [k, v] of Object.entries(opts.labels ?? {})) args.push("--label", `${k}=${v}`);
     if (opts.purpose) args.push("--purpose", opts.purpose);
     for (const v of opts.volumes ?? []) args.push("--volume", v);
+    // Only an ID that can be passed back to nsc counts; anything else in the file is ignored.
     const readCid = async (): Promise<string | undefined> => {
-      const text = await readFile(cidfile, "utf8").catch(() => "");
-      return text.trim() || undefined;
+      const text = (await readFile(cidfile, "utf8").catch(() => "")).trim();
+      return INSTANCE_ID.test(text) ? text : undefined;
     };
     try {
       let out: { stdout: string };
@@ -227,14 +228,11 @@ export class NscCli {
         throw err;
       }
       const cid = await readCid();
-      if (cid !== undefined && !INSTANCE_ID.test(cid)) {
-        throw new NscError("nsc create wrote a --cidfile that does not hold an instance ID; check that namespace.nsc_binary is nsc", "transient", "create");
-      }
       const parsed = this.parseJson("create", out.stdout, createdOutput, [], cid);
       const instanceId = (parsed.instance_id ?? parsed.cluster_id) as string;
       const recordText = await readFile(jsonFile, "utf8").catch(() => "");
       let record: NscInstanceRecord = { cluster_id: instanceId };
-      if (recordText.trim()) record = this.parseJson("create", recordText, instanceRecord, [], instanceId, "its --output_json_to file");
+      if (recordText.trim()) record = this.parseJson("create", recordText, instanceRecord, [], instanceId, "wrote an --output_json_to file");
       return { instanceId, record };
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -422,14 +420,14 @@ export class NscCli {
    * Parses an answer and checks it against its schema. A mismatch is an NscError naming the field
    * and what was expected, never the values (a create record holds service passwords).
    */
-  private parseJson<S extends z.ZodType>(command: string, text: string, schema: S, secrets: readonly string[], instanceId?: string, what = "output"): z.output<S> {
+  private parseJson<S extends z.ZodType>(command: string, text: string, schema: S, secrets: readonly string[], instanceId?: string, what = "printed output"): z.output<S> {
     let value: unknown;
     try {
       value = JSON.parse(text.trim());
     } catch {
       this.count(command, "bad_output");
       throw new NscError(
-        `nsc ${command} printed ${what} that is not JSON (${JSON.stringify(redact(text.trim(), secrets).slice(0, 120))}); is namespace.nsc_binary really nsc?`,
+        `nsc ${command} ${what} that is not JSON (${JSON.stringify(redact(text.trim(), secrets).slice(0, 120))}); is namespace.nsc_binary really nsc?`,
         "transient",
         command,
         instanceId,
@@ -439,7 +437,7 @@ export class NscCli {
     if (!checked.success) {
       this.count(command, "bad_output");
       throw new NscError(
-        `nsc ${command} printed ${what} forgejo-nsc cannot use (${describeMismatch(checked.error)}); check that namespace.nsc_binary is nsc v0.0.480 or newer`,
+        `nsc ${command} ${what} forgejo-nsc cannot use (${describeMismatch(checked.error)}); check that namespace.nsc_binary is nsc v0.0.480 or newer`,
         "transient",
         command,
         instanceId,

@@ -86,6 +86,16 @@ describe("nsc answers are checked against a schema", () => {
     expect((await rejection(cli().describe(instanceId))).message).toMatch(/nsc describe printed output forgejo-nsc cannot use \(the answer: .*expected array/);
   });
 
+  it("refuses a create record whose service credentials are malformed, without quoting them", async () => {
+    const record = { cluster_id: "abc123", service_state: [{ name: "rdp", credentials: { username: "runneradmin", password: 12345678 } }] };
+    fake.setKnobs({ output: { createRecord: JSON.stringify(record) } });
+    const err = await rejection(cli().create({ machineType: "windows/amd64:4x8" }));
+    expect(err.message).toMatch(/^nsc create wrote an --output_json_to file forgejo-nsc cannot use \(service_state\[0\]\.credentials\.password: .*expected string, received number\)/);
+    expect(err.message).not.toContain("runneradmin");
+    expect(err.message).not.toContain("12345678");
+    expect(err.instanceId).toMatch(/^[a-z0-9]+$/);
+  });
+
   it("still takes well-formed answers: null lists, old nsc's cluster_id, labels", async () => {
     expect(await cli().list({})).toEqual([]);
     fake.setKnobs({ omitInstanceId: true });

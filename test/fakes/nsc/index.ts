@@ -56,8 +56,11 @@ export interface FakeNscKnobs {
    * child's pid is recorded as `hang_child_pid`): only SIGKILL to the process group ends both.
    */
   hangStubborn?: boolean;
-  /** Printed on stdout instead of the command's `-o json` answer (the command still takes effect). */
-  output?: { run?: string; create?: string; list?: string; describe?: string };
+  /**
+   * Printed on stdout instead of the command's `-o json` answer (the command still takes effect);
+   * createRecord is written to `create --output_json_to` instead of the instance record.
+   */
+  output?: { run?: string; create?: string; list?: string; describe?: string; createRecord?: string };
   /** `list -o json` prints a valid array of made-up instances at least this many bytes long. */
   listFloodBytes?: number;
   /**
