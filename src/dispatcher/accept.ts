@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import { PlatformConflictError, defaultMachineType } from "../namespace/platform.js";
+import { runnerSourceProblem } from "../runner/runner-source.js";
 import { canonicalScope, scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import { badRequest, conflict, forbidden, tooMany } from "../http/errors.js";
@@ -71,6 +72,9 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
     if (err instanceof PlatformConflictError) throw badRequest(err.message, { labels });
     throw err;
   }
+  // Refused before anything is recorded: a runner that can never get a forgejo-runner binary.
+  const noRunner = runnerSourceProblem(platform, config.runner);
+  if (noRunner) throw badRequest(`labels ${labels.map((l) => `"${l}"`).join(", ")} run on ${platform}, which this dispatcher cannot serve: ${noRunner}`, { labels, platform });
   const ttlMs = req.ttl ?? config.namespace.duration;
   const normalized = {
     count: req.count,

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import { ForgejoClient } from "../forgejo/client.js";
 import { Metrics } from "../http/metrics.js";
+import { runnerSourceProblem } from "../runner/runner-source.js";
 import { ComputeApi, computeBaseUrl } from "../namespace/compute-api.js";
 import type { Launcher } from "../namespace/launcher.js";
 import { LinuxLauncher } from "../namespace/linux-launcher.js";
@@ -39,6 +40,10 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
     launchers.macos = new MacosLauncher({ config, api, nsc: config.namespace.macos_fallback_nsc ? nsc : undefined, logger: logger.child({ component: "macos" }) });
   } else {
     logger.info("namespace.token_file is not set: macOS runners (Compute API) are disabled");
+  }
+  for (const platform of ["windows", "macos"] as const) {
+    const problem = runnerSourceProblem(platform, config.runner);
+    if (problem) logger.info(`${platform} runners are refused: ${problem}`);
   }
   const store = await openStore(config.dispatcher.state_path, { logger });
   return { config, logger, store, forgejo, launchers, metrics };

@@ -1,6 +1,7 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { buildBashBootstrap, buildDetachedBashLauncher, publicCredentials } from "../runner/bootstrap-bash.js";
+import { runnerSourceFor } from "../runner/runner-source.js";
 import { cacheTag as expandCacheTag } from "../runner/labels.js";
 import { assertEnvKey } from "./env-flags.js";
 import { ComputeApiError } from "./compute-api.js";
@@ -160,7 +161,7 @@ export class MacosLauncher implements Launcher {
       workdir: this.ns.workdir,
       credentials: publicCredentials(spec.credentials),
       jobHandle: spec.jobHandle,
-      runnerVersion: this.runner.version,
+      source: runnerSourceFor("macos", this.runner),
       cachePath,
     });
     return { shape, env, script, cachePath, cacheTag };

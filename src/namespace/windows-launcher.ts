@@ -3,6 +3,7 @@ import type { Logger } from "../http/logger.js";
 import type { Metrics } from "../http/metrics.js";
 import { publicCredentials } from "../runner/bootstrap-sh.js";
 import { buildPs1Bootstrap, buildPs1Launcher, buildPs1Prelude, chunkCommands, payloadFileName } from "../runner/bootstrap-ps1.js";
+import { runnerSourceFor } from "../runner/runner-source.js";
 import { assertEnvKey } from "./env-flags.js";
 import { LABEL_PLATFORM, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
@@ -133,6 +134,9 @@ export class WindowsLauncher implements Launcher {
   }
 
   private prepare(spec: LaunchSpec) {
+    const source = runnerSourceFor("windows", this.runner);
+    if (source.kind !== "download") throw new Error(source.kind === "none" ? source.problem : "Windows runners need runner.binaries.windows_amd64");
+    const download = { url: source.url, sha256: source.sha256 };
     const machineType = windowsMachineType(spec.machineType, spec.labels);
     const env = runnerEnvironment(spec, { base: this.ns.environment, executor: WINDOWS_EXECUTOR });
     for (const [k, v] of Object.entries(env)) {
@@ -155,7 +159,7 @@ export class WindowsLauncher implements Launcher {
           mode: this.runner.mode,
           credentials: publicCredentials(spec.credentials),
           jobHandle: spec.jobHandle,
-          runnerVersion: this.runner.version,
+          download,
           envNames,
           selfDestroy: instanceId ? { instanceId, region: this.ns.region } : undefined,
         }),

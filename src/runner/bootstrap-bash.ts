@@ -2,6 +2,7 @@ import { pathToFileURL } from "node:url";
 import { TOKEN_ENV } from "./bootstrap-sh.js";
 import type { PublicCredentials } from "./bootstrap-sh.js";
 import { resolveLabels } from "./labels.js";
+import type { RunnerSource } from "./runner-source.js";
 import { exportLines, heredocToFile } from "./quote-bash.js";
 import { shQuote } from "./shell-quote.js";
 
@@ -19,17 +20,10 @@ export interface BashBootstrapOptions {
   workdir: string;
   credentials: PublicCredentials;
   jobHandle?: string | undefined;
-  /** forgejo-runner release downloaded when the image has none on PATH. */
-  runnerVersion: string;
-  /** Where the release binary comes from; defaults to code.forgejo.org's darwin-arm64 asset. */
-  downloadUrl?: string | undefined;
+  /** Where forgejo-runner comes from when the image has none on PATH (src/runner/runner-source.ts). */
+  source: RunnerSource;
   /** A Namespace cache volume mount: the runner's action cache lives there. */
   cachePath?: string | undefined;
-}
-
-export function darwinRunnerUrl(version: string): string {
-  const v = version.replace(/^v/, "");
-  return `https://code.forgejo.org/forgejo/runner/releases/download/v${v}/forgejo-runner-${v}-darwin-arm64`;
 }
 
 /** runner.yaml as JSON-in-YAML (JSON is valid YAML), so hostile label text stays data. */
@@ -63,7 +57,6 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
   if (o.cachePath !== undefined && !o.cachePath.startsWith("/")) throw new Error(`namespace.macos_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
   const labels = resolveLabels(o.labels, o.executor);
   const q = shQuote;
-  const url = o.downloadUrl ?? darwinRunnerUrl(o.runnerVersion);
   const lines: string[] = [
     "#!/bin/bash",
     "# forgejo-nsc macOS runner bootstrap",
@@ -74,20 +67,7 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
     'cd "$workdir"',
     `if [ -z "\${${SECRET_ENV}:-}" ]; then echo "forgejo-nsc: ${SECRET_ENV} is not set; the dispatcher passes it in the instance environment" >&2; exit 2; fi`,
     'log() { printf "forgejo-nsc: %s\\n" "$*" >&2; }',
-    'runner_bin="$(command -v forgejo-runner 2>/dev/null || true)"',
-    'if [ -z "$runner_bin" ] && [ -x "$workdir/bin/forgejo-runner" ]; then runner_bin="$workdir/bin/forgejo-runner"; fi',
-    'if [ -z "$runner_bin" ]; then',
-    `  url=${q(url)}`,
-    '  log "forgejo-runner is not on PATH; downloading $url"',
-    '  mkdir -p "$workdir/bin"',
-    '  if ! curl -fsSL --retry 5 --retry-delay 2 -o "$workdir/bin/forgejo-runner.part" "$url"; then',
-    `    log "download failed: install forgejo-runner in the base image or check runner.version (${o.runnerVersion.replace(/[^0-9A-Za-z.+-]/g, "")})"`,
-    "    exit 3",
-    "  fi",
-    '  chmod 0755 "$workdir/bin/forgejo-runner.part"',
-    '  mv "$workdir/bin/forgejo-runner.part" "$workdir/bin/forgejo-runner"',
-    '  runner_bin="$workdir/bin/forgejo-runner"',
-    "fi",
+    ...acquireRunnerLines(o.source, o.cachePath),
     'log "using $runner_bin"',
     'mkdir -p "$workdir/work"',
   ];
@@ -104,7 +84,8 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
     );
   } else {
     const labelArgs = labels.map((l) => `--label ${q(l)}`).join(" ");
-    const handle = o.mode === "one-job" && o.jobHandle ? ` --handle ${q(o.jobHandle)}` : "";
+    // --wait with --handle: without it one fetch that brings no task ends one-job with exit 2 (runner poll/single.go).
+    const handle = o.mode === "one-job" ? `${o.jobHandle ? ` --handle ${q(o.jobHandle)}` : ""} --wait` : "";
     const tokenPath = `${o.workdir.replace(/(.)\/+$/, "$1")}/runner-token`;
     lines.push(
       `token_file=${q(tokenPath)}`,
@@ -159,4 +140,68 @@ export function buildDetachedBashLauncher(opts: { script: string; env: Record<st
     'echo "forgejo-nsc: runner started in the background (pid $!, log $dir/log)"',
     "",
   ].join("\n");
+}
+
+/** Bash that sets $runner_bin: the image's forgejo-runner, a cached one, or one fetched from `source`. */
+function acquireRunnerLines(source: RunnerSource, cachePath: string | undefined): string[] {
+  const q = shQuote;
+  const key = source.kind === "download" ? `sha256-${source.sha256.slice(0, 16)}` : source.kind === "source" ? `v${source.version}` : undefined;
+  const cached = cachePath && key ? `${cachePath.replace(/\/+$/, "")}/forgejo-runner/${key}/forgejo-runner` : undefined;
+  const lines = [
+    'runner_bin="$(command -v forgejo-runner 2>/dev/null || true)"',
+    'if [ -z "$runner_bin" ] && [ -x "$workdir/bin/forgejo-runner" ]; then runner_bin="$workdir/bin/forgejo-runner"; fi',
+  ];
+  if (cached) lines.push(`cached=${q(cached)}`, 'if [ -z "$runner_bin" ] && [ -x "$cached" ]; then runner_bin="$cached"; log "using forgejo-runner from the cache volume"; fi');
+  lines.push('if [ -z "$runner_bin" ]; then', '  mkdir -p "$workdir/bin"');
+  if (source.kind === "none") {
+    lines.push(`  log ${q(source.problem)}`, "  exit 3");
+  } else if (source.kind === "download") {
+    lines.push(
+      `  url=${q(source.url)}`,
+      `  want=${q(source.sha256)}`,
+      '  log "forgejo-runner is not on PATH; downloading $url"',
+      '  if ! curl -fsSL --retry 5 --retry-delay 2 -o "$workdir/bin/forgejo-runner.part" "$url"; then',
+      '    log "download of $url failed: check runner.binaries.macos_arm64.url (upstream publishes no macOS build)"',
+      "    exit 3",
+      "  fi",
+      '  got="$( (shasum -a 256 "$workdir/bin/forgejo-runner.part" 2>/dev/null || sha256sum "$workdir/bin/forgejo-runner.part") | cut -d" " -f1)"',
+      '  if [ "$got" != "$want" ]; then',
+      '    rm -f "$workdir/bin/forgejo-runner.part"',
+      '    log "checksum mismatch for $url: the file has SHA-256 $got, runner.binaries.macos_arm64.sha256 says $want"',
+      "    exit 3",
+      "  fi",
+      '  chmod 0755 "$workdir/bin/forgejo-runner.part"',
+      '  mv "$workdir/bin/forgejo-runner.part" "$workdir/bin/forgejo-runner"',
+    );
+  } else {
+    // Go's module and build caches live on the cache volume when there is one: the next build is quick.
+    const goPath = cachePath ? q(`${cachePath.replace(/\/+$/, "")}/go`) : '"$workdir/go"';
+    lines.push(
+      `  archive=${q(source.archiveUrl)}`,
+      `  log ${q(`forgejo-runner is not on PATH and upstream publishes no macOS build: building ${source.version} from its source archive`)}`,
+      '  if ! command -v go >/dev/null 2>&1 && command -v brew >/dev/null 2>&1; then log "installing Go with Homebrew"; brew install go >&2 || true; fi',
+      '  if ! command -v go >/dev/null 2>&1; then',
+      '    log "cannot build forgejo-runner: no go on this image; install Go in the image, or set runner.binaries.macos_arm64 to a prebuilt binary"',
+      "    exit 3",
+      "  fi",
+      '  src="$workdir/runner-src"',
+      '  rm -rf "$src" && mkdir -p "$src"',
+      '  if ! curl -fsSL --retry 5 --retry-delay 2 -o "$src.tar.gz" "$archive"; then log "download of $archive failed: check runner.version"; exit 3; fi',
+      '  tar -xzf "$src.tar.gz" -C "$src" --strip-components 1',
+      `  export GOPATH=${goPath} GOCACHE=${goPath}/build-cache`,
+      `  if ! (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags ${q(`-s -w -X ${source.module}/internal/pkg/ver.version=v${source.version}`)} -o "$workdir/bin/forgejo-runner" .) >&2; then`,
+      `    log ${q(`building forgejo-runner ${source.version} failed; set runner.binaries.macos_arm64 to a prebuilt binary`)}`,
+      "    exit 3",
+      "  fi",
+      '  rm -rf "$src" "$src.tar.gz"',
+    );
+  }
+  lines.push('  runner_bin="$workdir/bin/forgejo-runner"');
+  if (cached) {
+    lines.push(
+      '  if mkdir -p "$(dirname "$cached")" && cp "$runner_bin" "$cached.part" && mv "$cached.part" "$cached"; then log "kept forgejo-runner on the cache volume"; else log "could not keep forgejo-runner on the cache volume"; fi',
+    );
+  }
+  lines.push("fi");
+  return lines;
 }

@@ -50,11 +50,6 @@ export function windowsArg(arg: string): string {
   return out + "\\".repeat(2 * backslashes) + '"';
 }
 
-export function windowsRunnerZipUrl(version: string): string {
-  const v = version.replace(/^v/, "");
-  return `https://code.forgejo.org/forgejo/runner/releases/download/v${v}/forgejo-runner-${v}-windows-amd64.zip`;
-}
-
 /** Where a runner lives on the Windows instance; the runner name is checked to be path-safe. */
 export function windowsRunnerDir(runnerName: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(runnerName)) {
@@ -70,9 +65,11 @@ export interface Ps1BootstrapOptions {
   mode: "one-job" | "daemon";
   credentials: PublicCredentials;
   jobHandle?: string | undefined;
-  runnerVersion: string;
-  /** Defaults to code.forgejo.org's windows-amd64 zip of runnerVersion. */
-  downloadUrl?: string | undefined;
+  /**
+   * The forgejo-runner binary (or a .zip holding it) and its SHA-256: upstream publishes no Windows
+   * build (runner .forgejo/workflows/build-release.yml), so the operator hosts one (runner.binaries.windows_amd64).
+   */
+  download: { url: string; sha256: string };
   /** Names of the variables the launcher saved to secrets.json (they include FORGEJO_RUNNER_TOKEN). */
   envNames: readonly string[];
   /** Shut the machine down when the job is done (default true). */
@@ -136,7 +133,8 @@ export function buildPs1Bootstrap(o: Ps1BootstrapOptions): string {
   const labels = resolveLabels(o.labels, o.executor);
   const q = psQuote;
   const verb = o.mode === "daemon" ? "daemon" : "one-job";
-  const url = o.downloadUrl ?? windowsRunnerZipUrl(o.runnerVersion);
+  const url = o.download.url;
+  if (!/^[0-9a-f]{64}$/i.test(o.download.sha256)) throw new Error("runner.binaries.windows_amd64.sha256 must be 64 hex digits");
   const lines: string[] = [
     "# forgejo-nsc Windows runner bootstrap",
     "$ErrorActionPreference = 'Stop'",
@@ -158,6 +156,12 @@ export function buildPs1Bootstrap(o: Ps1BootstrapOptions): string {
     "    $download = Join-Path $Dir 'forgejo-runner.download'",
     "    Write-Output ('forgejo-nsc: downloading ' + $url)",
     "    Invoke-WebRequest -Uri $url -OutFile $download -UseBasicParsing",
+    `    $want = ${q(o.download.sha256.toLowerCase())}`,
+    "    $got = (Get-FileHash -Algorithm SHA256 -LiteralPath $download).Hash.ToLowerInvariant()",
+    "    if ($got -ne $want) {",
+    "      Remove-Item -LiteralPath $download -Force",
+    "      throw ('forgejo-nsc: checksum mismatch for ' + $url + ': the file has SHA-256 ' + $got + ', runner.binaries.windows_amd64.sha256 says ' + $want)",
+    "    }",
     "    $head = [IO.File]::ReadAllBytes($download)[0..1]",
     "    $bin = Join-Path $Dir 'bin'",
     "    New-Item -ItemType Directory -Force -Path $bin | Out-Null",
@@ -184,7 +188,8 @@ export function buildPs1Bootstrap(o: Ps1BootstrapOptions): string {
     );
   } else {
     const labelArgs = labels.map((l) => `'--label', ${q(l)}`).join(", ");
-    const handle = o.mode === "one-job" && o.jobHandle ? `, '--handle', ${q(o.jobHandle)}` : "";
+    // --wait with --handle: without it one fetch that brings no task ends one-job with exit 2 (runner poll/single.go).
+    const handle = o.mode === "one-job" ? `${o.jobHandle ? `, '--handle', ${q(o.jobHandle)}` : ""}, '--wait'` : "";
     lines.push(
       "  $tokenFile = Join-Path $Dir 'runner-token'",
       `  [IO.File]::WriteAllText($tokenFile, $env:${TOKEN_ENV}, (New-Object System.Text.UTF8Encoding $false))`,

@@ -28,7 +28,7 @@ function configWith(over: Record<string, unknown> = {}): DispatcherConfig {
     forgejo: { base_url: "https://forgejo.example", token: "pat", ...forgejo },
     namespace: { machine_type: "4x8", image: "runner:img", duration: "30m", ...namespace },
     dispatcher: { queue_timeout: "1h", supervise_interval: "10s", ...dispatcher },
-    runner: { name_prefix: "nscloud-", ...runner },
+    runner: { name_prefix: "nscloud-", binaries: { windows_amd64: { url: "https://forgejo.example/forgejo-runner.exe", sha256: "0".repeat(64) } }, ...runner },
   });
 }
 

@@ -30,12 +30,15 @@ afterEach(async () => {
   s = undefined;
 });
 
+/** Upstream publishes no Windows build: the operator hosts one (never fetched here). */
+const WINDOWS_BINARY = `runner: {binaries: {windows_amd64: {url: "https://forgejo.example/forgejo-runner.exe", sha256: "${"0".repeat(64)}"}}}\n`;
+
 async function setup(yaml: string, caps = "", before?: (store: Store, launcher: ControllableLauncher) => Promise<void>): Promise<Setup> {
   const tmp = tempDir();
   const forgejo = await startFakeForgejo({ repos: [{ owner: "a", name: "one" }, { owner: "a", name: "two" }] });
   const config = parseConfig(
     dispatcherConfigSchema,
-    `forgejo: {base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}"}\ndispatcher: {state_path: "${join(tmp.dir, "s.db")}", ${caps}}\n${yaml}`,
+    `forgejo: {base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}"}\ndispatcher: {state_path: "${join(tmp.dir, "s.db")}", ${caps}}\n${WINDOWS_BINARY}${yaml}`,
     "t.yaml",
     {},
   );

@@ -56,6 +56,8 @@ function config(ns: Record<string, unknown> = {}) {
   return dispatcherConfigSchema.parse({
     forgejo: { base_url: "https://forgejo.example", token: "pat" },
     namespace: { token_file: tokenFile, region: "ord4", wait_timeout: "2s", ...ns },
+    // Upstream publishes no Windows build: the operator hosts one (never fetched in these tests).
+    runner: { binaries: { windows_amd64: { url: "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner.exe", sha256: "0".repeat(64) } } },
   });
 }
 

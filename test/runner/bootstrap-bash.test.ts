@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -15,6 +16,9 @@ import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 
 const SECRET = "macOS-s3cr3t-T0ken-77aa";
+
+/** PATH without the fake forgejo-runner, so the bootstrap has to fetch one. */
+const pathWithoutRunner = () => (process.env.PATH ?? "/usr/bin:/bin").split(":").filter((d) => d !== FAKE_RUNNER_DIR).join(":");
 
 let tmp: { dir: string; cleanup: () => void };
 let runner: FakeRunner;
@@ -42,7 +46,7 @@ function hostile(): Pick<BashBootstrapOptions, "runnerName" | "labels" | "jobHan
 
 function base(workdir: string): Omit<BashBootstrapOptions, "credentials"> {
   // Never the real release URL: a test must not reach out of this machine.
-  return { ...hostile(), executor: "host", mode: "one-job", workdir, runnerVersion: "12.6.4", downloadUrl: "http://127.0.0.1:9/no-download-in-tests" };
+  return { ...hostile(), executor: "host", mode: "one-job", workdir, source: { kind: "download", url: "http://127.0.0.1:9/no-download-in-tests", sha256: "0".repeat(64) } };
 }
 
 describe("buildBashBootstrap", () => {
@@ -152,8 +156,9 @@ describe("buildBashBootstrap", () => {
     expect(runner.calls()).toEqual([]);
   });
 
-  it("downloads forgejo-runner when it is not on PATH, and says what to do when that fails", async () => {
+  it("downloads the configured binary when it is not on PATH, checks its SHA-256, and says what to do when either fails", async () => {
     const binary = readFileSync(join(FAKE_RUNNER_DIR, "forgejo-runner"));
+    const sha256 = createHash("sha256").update(binary).digest("hex");
     const hits: string[] = [];
     const server = createServer((req, res) => {
       hits.push(req.url ?? "");
@@ -162,37 +167,103 @@ describe("buildBashBootstrap", () => {
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const pathWithoutRunner = (process.env.PATH ?? "/usr/bin:/bin").split(":").filter((d) => d !== FAKE_RUNNER_DIR).join(":");
     try {
       const workdir = join(tmp.dir, "dl");
-      const ok = buildBashBootstrap({
-        ...base(workdir),
-        downloadUrl: `${origin}/ok/forgejo-runner`,
-        credentials: { mode: "token", instanceUrl: "https://f" },
-      });
-      const r = await run(ok, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner);
+      const ok = buildBashBootstrap({ ...base(workdir), source: { kind: "download", url: `${origin}/ok/forgejo-runner`, sha256 }, credentials: { mode: "token", instanceUrl: "https://f" } });
+      const r = await run(ok, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.stderr).toContain(`downloading ${origin}/ok/forgejo-runner`);
       expect(runner.calls().map((c) => c.command)).toEqual(["register", "one-job"]);
       expect(readdirSync(join(workdir, "bin"))).toEqual(["forgejo-runner"]);
 
-      const bad = buildBashBootstrap({
-        ...base(join(tmp.dir, "dl2")),
-        downloadUrl: `${origin}/missing`,
-        credentials: { mode: "token", instanceUrl: "https://f" },
-      });
-      const r2 = await run(bad, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner);
+      const tampered = buildBashBootstrap({ ...base(join(tmp.dir, "dl3")), source: { kind: "download", url: `${origin}/ok/forgejo-runner`, sha256: "f".repeat(64) }, credentials: { mode: "token", instanceUrl: "https://f" } });
+      const r3 = await run(tampered, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
+      expect(r3.exitCode).toBe(3);
+      expect(r3.stderr).toContain(`checksum mismatch for ${origin}/ok/forgejo-runner: the file has SHA-256 ${sha256}, runner.binaries.macos_arm64.sha256 says ${"f".repeat(64)}`);
+      expect(existsSync(join(tmp.dir, "dl3", "bin", "forgejo-runner"))).toBe(false);
+
+      const bad = buildBashBootstrap({ ...base(join(tmp.dir, "dl2")), source: { kind: "download", url: `${origin}/missing`, sha256 }, credentials: { mode: "token", instanceUrl: "https://f" } });
+      const r2 = await run(bad, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
       expect(r2.exitCode).toBe(3);
-      expect(r2.stderr).toContain("install forgejo-runner in the base image or check runner.version (12.6.4)");
-      expect(hits).toEqual(["/ok/forgejo-runner", "/missing"]);
+      expect(r2.stderr).toContain(`download of ${origin}/missing failed: check runner.binaries.macos_arm64.url`);
+      expect(hits).toEqual(["/ok/forgejo-runner", "/ok/forgejo-runner", "/missing"]);
+      expect(runner.calls()).toHaveLength(2);
     } finally {
       server.close();
     }
   });
 
-  it("points at the darwin-arm64 release of runner.version by default", () => {
-    const script = buildBashBootstrap({ ...base("/tmp/w"), downloadUrl: undefined, runnerVersion: "v12.6.4", credentials: { mode: "token", instanceUrl: "https://f" } });
-    expect(script).toContain("https://code.forgejo.org/forgejo/runner/releases/download/v12.6.4/forgejo-runner-12.6.4-darwin-arm64");
+  it("builds runner.version from its source archive with Go when nothing is configured, and keeps it on the cache volume", async () => {
+    // The source archive as Forgejo serves it: one top-level directory.
+    const tree = join(tmp.dir, "archive", "runner");
+    mkdirSync(tree, { recursive: true });
+    writeFileSync(join(tree, "main.go"), "package main\n");
+    const tarball = join(tmp.dir, "runner.tar.gz");
+    await execa("tar", ["-czf", tarball, "-C", join(tmp.dir, "archive"), "runner"]);
+    const hits: string[] = [];
+    const server = createServer((req, res) => {
+      hits.push(req.url ?? "");
+      res.writeHead(200).end(readFileSync(tarball));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    // A stand-in `go`: records how it was called and "builds" the fake runner.
+    const goDir = join(tmp.dir, "go-bin");
+    mkdirSync(goDir);
+    const goLog = join(tmp.dir, "go.log");
+    writeFileSync(
+      join(goDir, "go"),
+      `#!/bin/bash\necho "$PWD|$GOPATH|$CGO_ENABLED|$*" >> ${goLog}\n[ -f main.go ] || exit 9\nout=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done\ncp ${join(FAKE_RUNNER_DIR, "forgejo-runner")} "$out"\n`,
+      { mode: 0o755 },
+    );
+    const archiveUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/forgejo/runner/archive/v12.13.2.tar.gz`;
+    const cache = join(tmp.dir, "cache");
+    try {
+      const script = (workdir: string) =>
+        buildBashBootstrap({
+          ...base(workdir),
+          source: { kind: "source", version: "12.13.2", archiveUrl, module: "code.forgejo.org/forgejo/runner/v12" },
+          cachePath: cache,
+          credentials: { mode: "token", instanceUrl: "https://f" },
+        });
+      const r = await run(script(join(tmp.dir, "b1")), { FORGEJO_RUNNER_TOKEN: SECRET }, `${goDir}:${pathWithoutRunner()}`);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stderr).toContain("upstream publishes no macOS build: building 12.13.2 from its source archive");
+      const [call] = readFileSync(goLog, "utf8").trim().split("\n");
+      const [cwd, gopath, cgo, args] = call!.split("|");
+      expect(cwd).toBe(join(tmp.dir, "b1", "runner-src"));
+      expect(gopath).toBe(join(cache, "go"));
+      expect(cgo).toBe("0");
+      expect(args).toBe(`build -trimpath -ldflags -s -w -X code.forgejo.org/forgejo/runner/v12/internal/pkg/ver.version=v12.13.2 -o ${join(tmp.dir, "b1", "bin", "forgejo-runner")} .`);
+      expect(existsSync(join(cache, "forgejo-runner", "v12.13.2", "forgejo-runner"))).toBe(true);
+      expect(runner.calls().map((c) => c.command)).toEqual(["register", "one-job"]);
+
+      // The next instance with the same cache volume neither downloads nor builds.
+      const r2 = await run(script(join(tmp.dir, "b2")), { FORGEJO_RUNNER_TOKEN: SECRET }, `${goDir}:${pathWithoutRunner()}`);
+      expect(r2.exitCode, r2.stderr).toBe(0);
+      expect(r2.stderr).toContain("using forgejo-runner from the cache volume");
+      expect(hits).toHaveLength(1);
+      expect(readFileSync(goLog, "utf8").trim().split("\n")).toHaveLength(1);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("without Go or a configured binary, stops and says what to set", async () => {
+    const noGo = buildBashBootstrap({
+      ...base(join(tmp.dir, "n1")),
+      source: { kind: "source", version: "12.13.2", archiveUrl: "http://127.0.0.1:9/x.tar.gz", module: "code.forgejo.org/forgejo/runner/v12" },
+      credentials: { mode: "token", instanceUrl: "https://f" },
+    });
+    // No go, no brew, no forgejo-runner on PATH.
+    const withoutGo = pathWithoutRunner().split(":").filter((d) => !existsSync(join(d, "go")) && !existsSync(join(d, "brew"))).join(":");
+    const r = await run(noGo, { FORGEJO_RUNNER_TOKEN: SECRET }, withoutGo);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toContain("cannot build forgejo-runner: no go on this image; install Go in the image, or set runner.binaries.macos_arm64");
+    const none = buildBashBootstrap({ ...base(join(tmp.dir, "n2")), source: { kind: "none", problem: "no forgejo-runner for macOS: set runner.binaries.macos_arm64" }, credentials: { mode: "token", instanceUrl: "https://f" } });
+    const r2 = await run(none, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
+    expect(r2.exitCode).toBe(3);
+    expect(r2.stderr).toContain("no forgejo-runner for macOS: set runner.binaries.macos_arm64");
+    expect(runner.calls()).toEqual([]);
   });
 
   it("refuses relative paths and comma labels", () => {

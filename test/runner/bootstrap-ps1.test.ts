@@ -8,7 +8,6 @@ import {
   psQuote,
   windowsArg,
   windowsRunnerDir,
-  windowsRunnerZipUrl,
 } from "../../src/runner/bootstrap-ps1.js";
 import type { Ps1BootstrapOptions } from "../../src/runner/bootstrap-ps1.js";
 
@@ -193,6 +192,8 @@ describe("windowsArg", () => {
 });
 
 const MARK = "PWNED";
+const WIN_URL = "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner-12.13.2-windows-amd64.exe";
+const WIN_SHA = "AB".repeat(32);
 function hostileOptions(over: Partial<Ps1BootstrapOptions> = {}): Ps1BootstrapOptions {
   return {
     runnerName: "nscloud-win1",
@@ -201,7 +202,7 @@ function hostileOptions(over: Partial<Ps1BootstrapOptions> = {}): Ps1BootstrapOp
     mode: "one-job",
     credentials: { mode: "ephemeral", instanceUrl: `https://forgejo.example/'$(${MARK})`, uuid: `uuid’; ${MARK}` },
     jobHandle: `h'); ${MARK}; ('`,
-    runnerVersion: "12.6.4",
+    download: { url: WIN_URL, sha256: WIN_SHA },
     envNames: ["FORGEJO_INSTANCE_URL", "FORGEJO_RUNNER_TOKEN", "ODD_NAME"],
     ...over,
   };
@@ -230,7 +231,13 @@ describe("buildPs1Bootstrap", () => {
     expect(code).toContain("[IO.File]::WriteAllText($tokenFile, $env:FORGEJO_RUNNER_TOKEN");
     expect(literals).toContain("--handle");
     expect(code).toContain("Stop-Computer -Force");
-    expect(literals).toContain(windowsRunnerZipUrl("12.6.4"));
+    expect(literals).toContain(WIN_URL);
+    // The download is checked against the configured SHA-256 (lower case) before it is used.
+    expect(literals).toContain(WIN_SHA.toLowerCase());
+    expect(code).toContain("$got = (Get-FileHash -Algorithm SHA256 -LiteralPath $download).Hash.ToLowerInvariant()");
+    expect(script.indexOf("if ($got -ne $want)")).toBeLessThan(script.indexOf("Expand-Archive"));
+    // Pinned one-job keeps polling: --wait beside --handle.
+    expect(script).toMatch(/'--handle', '[^\n]*', '--wait'\)/);
     expect(literals).toEqual(expect.arrayContaining(["FORGEJO_INSTANCE_URL", "FORGEJO_RUNNER_TOKEN", "ODD_NAME"]));
     expect(literals).toContain("C:\\forgejo-nsc\\nscloud-win1");
   });
@@ -244,7 +251,8 @@ describe("buildPs1Bootstrap", () => {
     expect(literals).toContain("daemon");
     expect(literals).not.toContain("--handle");
     expect(code).not.toContain("Stop-Computer");
-    expect(script).toContain("https://code.forgejo.org/forgejo/runner/releases/download/v12.6.4/forgejo-runner-12.6.4-windows-amd64.zip");
+    expect(script).toContain(WIN_URL);
+    expect(script).not.toContain("code.forgejo.org/forgejo/runner/releases");
   });
 
   it("tries to destroy its own instance with the image's nsc before shutting down", () => {
