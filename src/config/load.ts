@@ -84,7 +84,14 @@ const formatPath = (path: readonly PropertyKey[]) => path.map((p) => (typeof p =
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
     // zod says only "Invalid key in record" and keeps the key's own message nested: surface it.
-    if (i.code === "invalid_key") return `${formatPath(i.path)}: ${i.issues.map((n) => n.message).join("; ")}`;
+    if (i.code === "invalid_key") {
+      // The key's own message, under its path; a key that is not plain printable text is quoted
+      // (escaped, shortened) instead of echoed into the path as it is.
+      const key = String(i.path[i.path.length - 1] ?? "");
+      const why = i.issues.map((n) => n.message).join("; ");
+      if (/^[\x21-\x7e]{1,64}$/.test(key)) return `${formatPath(i.path)}: ${why}`;
+      return `${formatPath(i.path.slice(0, -1))}: key ${JSON.stringify(key.slice(0, 64))}${key.length > 64 ? "…" : ""}: ${why}`;
+    }
     return `${formatPath(i.path)}: ${i.message}`;
   });
 }

@@ -167,3 +167,10 @@ describe("forgejo-nsc-dispatcher --check", () => {
     expect(r.stderr).not.toContain("pat-value-0123");
   });
 });
+
+describe("env keys that are not plain text", () => {
+  it("are quoted and escaped in the message, not echoed into the path", () => {
+    const a = problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}").replace("- labels: [linux]", '- labels: [linux]\n        env: {"A\\tB": x}'));
+    expect(a).toEqual(['instances[0].targets[0].env: key "A\\tB": env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
+  });
+});
