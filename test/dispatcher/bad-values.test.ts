@@ -36,7 +36,7 @@ describe("POST /api/v1/dispatch refuses bad values with a 400 that names the fie
   });
 
   it("control characters in env keys and NUL in env values", async () => {
-    await expect400({ ...base, env: { "A\u0000B": "v" } }, "env", /shell variable names/);
+    await expect400({ ...base, env: { "A\u0000B": "v" } }, "env.A\u0000B", /shell variable names/);
     await expect400({ ...base, env: { GOOD: "a\u0000b" } }, "env.GOOD", /must not contain NUL/);
   });
 
