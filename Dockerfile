@@ -40,7 +40,7 @@ ARG TARGETARCH
 ARG NSC_VERSION=""
 ARG NSC_URL=""
 ARG NSC_SHA256=""
-# forgejo-runner release, e.g. 12.6.4; or a binary URL in FORGEJO_RUNNER_URL.
+# forgejo-runner release, e.g. 12.13.2 (linux builds only upstream); or a binary URL in FORGEJO_RUNNER_URL.
 ARG FORGEJO_RUNNER_VERSION=""
 ARG FORGEJO_RUNNER_URL=""
 ARG FORGEJO_RUNNER_SHA256=""

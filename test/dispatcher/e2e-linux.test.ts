@@ -39,7 +39,7 @@ describe("dispatcher end to end against fake Forgejo 15 and fake nsc", () => {
     expect(running.registration).toBe("ephemeral");
 
     const run = h.nsc.calls("run")[0]!;
-    expect(run.argv).toEqual(expect.arrayContaining(["-o", "json", "--duration", "1200s", "--image", "code.forgejo.org/forgejo/runner:12", "--name", name]));
+    expect(run.argv).toEqual(expect.arrayContaining(["-o", "json", "--duration", "1200s", "--image", "code.forgejo.org/forgejo/runner:12.13.2", "--name", name]));
     expect(run.argv).toContain(`forgejo-nsc.runner=${name}`);
     expect(run.argv.indexOf("--")).toBeGreaterThan(0);
     expect(run.env.NS_DO_NOT_UPDATE).toBe("1");

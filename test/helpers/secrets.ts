@@ -32,6 +32,10 @@ export const KNOWN_TEST_SECRETS: readonly { value: string; source: string }[] = 
   // Fake Forgejo: the admin PAT and the admin's password (basic auth, PAT minting).
   { value: "fakeadminpat0123456789abcdef0123456789abcd", source: "test/fakes/forgejo/index.ts FAKE_ADMIN_TOKEN" },
   { value: "admin-password", source: "test/fakes/forgejo/index.ts FAKE_ADMIN_PASSWORD" },
+  // Real-upstream suites (test/upstream): the daemons' shared secrets and the real Gitea's admin password.
+  { value: "upstream-e2e-dispatcher-token-4d1e9a", source: "test/upstream/daemons.ts UPSTREAM_API_TOKEN" },
+  { value: "upstream-e2e-webhook-secret-83b0c2", source: "test/upstream/daemons.ts UPSTREAM_WEBHOOK_SECRET" },
+  { value: "upstream-e2e-admin-Passw0rd-7f2c", source: "test/upstream/gitea-server.ts GITEA_ADMIN_PASSWORD" },
   // Dispatcher tests.
   { value: "test-dispatcher-api-token-0123456789", source: "test/dispatcher/harness.ts API_TOKEN" },
   { value: "crash-test-api-token-5b0c1d2e3f405162", source: "test/dispatcher/process-harness.ts PROCESS_API_TOKEN" },
