@@ -125,6 +125,8 @@ describe("buildBashBootstrap", () => {
       ...job!.labels.flatMap((l) => ["--label", l]),
       "--handle",
       hostile().jobHandle,
+      // Without --wait a fetch that brings no task ends one-job with exit 2 (runner poll/single.go).
+      "--wait",
     ]);
     expect(job!.labels).toHaveLength(5);
     expect(job!.tokenFile).toMatchObject({ content: SECRET, mode: "600" });
@@ -146,6 +148,7 @@ describe("buildBashBootstrap", () => {
     const [job] = runner.calls();
     expect(job!.command).toBe("daemon");
     expect(job!.argv).not.toContain("--handle");
+    expect(job!.argv).not.toContain("--wait");
   });
 
   it("refuses to start without the secret in the environment", async () => {
