@@ -2,7 +2,7 @@ import { labelName } from "../runner/labels.js";
 
 /**
  * A runner label is `name[:scheme[:argument]]` ("ubuntu-latest:docker://node:20", "self-hosted:host");
- * Forgejo only ever sees and compares the name (contracts/forgejo-api.md §8.4).
+ * Forgejo only ever sees and compares the name (docs/upstream-contracts.md#runner-labels).
  */
 export { labelName };
 

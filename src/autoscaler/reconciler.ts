@@ -197,8 +197,9 @@ export class InstanceReconciler {
 
   /**
    * A Gitea workflow_job delivery. queued: a pass now, with the job as a hint. Gitea's "waiting"
-   * is its internal *blocked* (needs, approval; contracts/forgejo-api.md §7.4): no runner could
-   * take the job yet, so it only makes the next look sooner; "queued" follows once it can run.
+   * is its internal *blocked* (needs, approval; docs/upstream-contracts.md#gitea-differences): no
+   * runner could take the job yet, so it only makes the next look sooner; "queued" follows once it
+   * can run.
    */
   onWorkflowJob(e: WorkflowJobEvent): void {
     this.lastDelivery = { at: this.now(), event: `workflow_job.${e.action}` };

@@ -23,7 +23,8 @@ export function deliveryId(headers: Headers): string | undefined {
 
 /**
  * The bytes the signature covers. For content_type json that is the body; for form the body is
- * `payload=<url-encoded JSON>` and the signature covers the JSON (contracts/forgejo-api.md §7.2).
+ * `payload=<url-encoded JSON>` and the signature covers the JSON
+ * (docs/upstream-contracts.md#webhook-deliveries).
  */
 export function signedPayload(raw: Buffer, contentType: string | undefined): Buffer {
   if (contentType && /^application\/x-www-form-urlencoded\b/i.test(contentType)) {
@@ -33,7 +34,10 @@ export function signedPayload(raw: Buffer, contentType: string | undefined): Buf
   return raw;
 }
 
-/** Reads Gitea's workflow_job payload (§7.4); undefined when the fields are not there. */
+/**
+ * Reads Gitea's workflow_job payload (docs/upstream-contracts.md#gitea-differences); undefined
+ * when the fields are not there.
+ */
 export function parseWorkflowJob(payload: Record<string, unknown>): WorkflowJobEvent | undefined {
   const wj = payload.workflow_job as Record<string, unknown> | undefined;
   if (!wj || typeof wj !== "object") return undefined;

@@ -5,9 +5,12 @@ import { scopeKey } from "../forgejo/scope.js";
 import { ensureWebhook } from "../forgejo/hooks.js";
 import type { ForgejoApi, HookSpec, ServerInfo } from "../forgejo/types.js";
 
-/** Deliveries that make the autoscaler look again. Forgejo has no job-level event (§7.1). */
+/**
+ * Deliveries that make the autoscaler look again. Forgejo has no job-level event
+ * (docs/upstream-contracts.md#webhook-deliveries).
+ */
 export const FORGEJO_DEFAULT_EVENTS = ["push", "pull_request", "action_run_success", "action_run_failure", "action_run_recover"];
-/** Gitea >= 1.24 announces every job (§7.4). */
+/** Gitea >= 1.24 announces every job (docs/upstream-contracts.md#gitea-differences). */
 export const GITEA_DEFAULT_EVENTS = ["workflow_job"];
 
 /** The hook the instance should have, given what the server is. */

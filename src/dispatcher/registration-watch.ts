@@ -16,10 +16,11 @@ const WATCHED_PLATFORMS = new Set<RunnerRecord["platform"]>(["windows", "macos"]
 
 /**
  * Watches the Forgejo registrations of running ephemeral runners: Forgejo deletes one as soon as
- * its job has a final result (contracts/forgejo-api.md §8.5), which is the only end-of-job signal
- * for instances that do not end with their job. One runner-list call per scope per tick; a failed
- * listing judges nothing; a registration must be missing from two listings in a row, and then a
- * direct GET must answer 404 (a paged listing can skip a runner while others come and go).
+ * its job has a final result (docs/upstream-contracts.md#ephemeral-runners), which is the only
+ * end-of-job signal for instances that do not end with their job. One runner-list call per scope
+ * per tick; a failed listing judges nothing; a registration must be missing from two listings in a
+ * row, and then a direct GET must answer 404 (a paged listing can skip a runner while others come
+ * and go).
  */
 export class RegistrationWatch {
   private readonly misses = new Map<string, number>();

@@ -180,7 +180,7 @@ export class Supervisor {
     }
     try {
       const still = await this.ctx.forgejo.getRunner(r.scope, r.forgejoRunnerId);
-      // Forgejo deletes an ephemeral runner once its job is done (contracts/forgejo-api.md §8.5).
+      // Forgejo deletes an ephemeral runner once its job is done (docs/upstream-contracts.md#ephemeral-runners).
       if (!still) return { to: "done", reason: `instance ${r.instanceId} ended after its job finished` };
       return { to: "failed", reason: `instance ${r.instanceId} ended before forgejo-runner finished a job; registration removed` };
     } catch (err) {

@@ -66,9 +66,10 @@ const PAGE_LIMIT = 50;
 const MAX_PAGES = 1000;
 
 /**
- * The Forgejo/Gitea REST client (contracts/forgejo-api.md). One instance per server and token.
- * Retrying is the caller's job: failures are ForgejoApiError with `isTransient`. The PAT is only
- * ever put in the Authorization header; server text is scrubbed of it before it reaches an error.
+ * The Forgejo/Gitea REST client (docs/upstream-contracts.md#forgejo-and-gitea-http-api). One
+ * instance per server and token. Retrying is the caller's job: failures are ForgejoApiError with
+ * `isTransient`. The PAT is only ever put in the Authorization header; server text is scrubbed of
+ * it before it reaches an error.
  */
 export class ForgejoClient implements ForgejoApi {
   private readonly base: URL;
@@ -512,8 +513,8 @@ function giteaJob(j: GiteaJobBody): ActionRunJob {
 }
 
 /**
- * Forgejo's rule (§4): with labels, a job matches when it has labels and every one is in the set;
- * an empty label list matches only jobs without labels.
+ * Forgejo's rule (docs/upstream-contracts.md#jobs-search): with labels, a job matches when it has
+ * labels and every one is in the set; an empty label list matches only jobs without labels.
  */
 export function labelsMatch(runsOn: readonly string[], labels: readonly string[]): boolean {
   if (labels.length === 0) return runsOn.length === 0;

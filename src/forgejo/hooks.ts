@@ -5,7 +5,7 @@ import { scopeKey } from "./scope.js";
 import type { Scope } from "./scope.js";
 import type { ForgejoApi, Hook, HookSpec } from "./types.js";
 
-/** Events whose flags a PATCH never changes on Forgejo (contracts/forgejo-api.md §6). */
+/** Events whose flags a PATCH never changes on Forgejo (docs/upstream-contracts.md#webhook-management). */
 export const EVENTS_FIXED_AT_CREATION: readonly string[] = ["package", "action_run_success", "action_run_failure", "action_run_recover"];
 
 /** The URL fragment key that records which secret a hook was created with. */

@@ -79,8 +79,9 @@ export function canonicalScope(s: Scope): Scope {
 }
 
 /**
- * The API path prefix of a scope's Actions routes (without /api/v1), per contracts/forgejo-api.md:
- * admin/actions, orgs/{org}/actions, repos/{owner}/{repo}/actions, user/actions.
+ * The API path prefix of a scope's Actions routes (without /api/v1), per
+ * docs/upstream-contracts.md#scope-paths-and-names: admin/actions, orgs/{org}/actions,
+ * repos/{owner}/{repo}/actions, user/actions.
  */
 export function scopeApiPrefix(s: Scope): string {
   switch (s.level) {

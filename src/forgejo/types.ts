@@ -1,6 +1,9 @@
 import type { Scope } from "./scope.js";
 
-/** What GET /api/v1/version says about a server, and what it can do (contracts/forgejo-api.md). */
+/**
+ * What GET /api/v1/version says about a server, and what it can do
+ * (docs/upstream-contracts.md#server-version-and-features).
+ */
 export interface ServerInfo {
   kind: "forgejo" | "gitea";
   version: string;

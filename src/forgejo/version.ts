@@ -17,7 +17,8 @@ export class VersionParseError extends Error {
 const NUMBERS = /^v?(\d+)\.(\d+)(?:\.(\d+))?/;
 
 /**
- * Turns the `version` field of GET /api/v1/version into a ServerInfo (contracts/forgejo-api.md §0).
+ * Turns the `version` field of GET /api/v1/version into a ServerInfo
+ * (docs/upstream-contracts.md#server-version-and-features).
  *
  * Forgejo answers "<x.y.z>+gitea-<compat>" ("15.0.3+gitea-1.22.0", dev builds
  * "17.0.0-dev-38-gd883bd8f12+gitea-1.22.0"); Gitea answers "1.24.2", "1.25.0-rc0" or

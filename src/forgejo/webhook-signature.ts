@@ -11,11 +11,11 @@ export function signWebhookBody(body: Buffer | string, secret: string): string {
 }
 
 /**
- * Checks a delivery against the webhook secret (contracts/forgejo-api.md §7.2). Accepts, in this
- * order, X-Forgejo-Signature, X-Gitea-Signature (bare hex) and X-Hub-Signature-256 ("sha256=" hex);
- * the first one with a value decides. Deliveries from a hook without a secret carry the headers
- * empty, which counts as missing. The comparison is constant time over the decoded digests; a
- * digest of the wrong length is a mismatch, never an exception.
+ * Checks a delivery against the webhook secret (docs/upstream-contracts.md#webhook-deliveries).
+ * Accepts, in this order, X-Forgejo-Signature, X-Gitea-Signature (bare hex) and
+ * X-Hub-Signature-256 ("sha256=" hex); the first one with a value decides. Deliveries from a hook
+ * without a secret carry the headers empty, which counts as missing. The comparison is constant
+ * time over the decoded digests; a digest of the wrong length is a mismatch, never an exception.
  */
 export function verifyWebhookSignature(rawBody: Buffer, headers: WebhookHeaders, secret: string): SignatureCheck {
   if (!secret) throw new Error("webhook secret is empty: configure webhook_secret (or webhook_secret_file) for this instance");

@@ -2,8 +2,8 @@ import { z } from "zod";
 
 /**
  * The response bodies the client reads, as Forgejo (swagger) and Gitea 1.24 send them
- * (contracts/forgejo-api.md). Lenient where servers differ (nulls, absent fields), strict on what
- * forgejo-nsc relies on. Unknown fields are dropped.
+ * (docs/upstream-contracts.md#forgejo-and-gitea-http-api). Lenient where servers differ (nulls,
+ * absent fields), strict on what forgejo-nsc relies on. Unknown fields are dropped.
  */
 
 const int = z.number().int();

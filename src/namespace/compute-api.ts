@@ -139,8 +139,9 @@ export interface ComputeApiOptions {
 }
 
 /**
- * A small typed client for the Namespace Compute API over Connect with JSON (contracts/nsc.md §11).
- * No codegen: the four unary calls the macOS path needs.
+ * A small typed client for the Namespace Compute API over Connect with JSON
+ * (docs/upstream-contracts.md#namespace-compute-api). No codegen: the four unary calls the macOS
+ * path needs.
  */
 export class ComputeApi {
   readonly baseUrl: string;

@@ -1,8 +1,9 @@
 /**
- * nsc parses `-e K=V` with pflag's map rules (contracts/nsc.md §1.8): an argument with two or more
- * "=" is read as a CSV record (commas split it, quotes are CSV syntax, a newline ends it), and an
- * argument with exactly one "=" loses leading and trailing double quotes. Values that would be
- * changed that way go through the bootstrap script instead; nothing is silently corrupted.
+ * nsc parses `-e K=V` with pflag's map rules (docs/upstream-contracts.md#nsc-flag-parsing): an
+ * argument with two or more "=" is read as a CSV record (commas split it, quotes are CSV syntax, a
+ * newline ends it), and an argument with exactly one "=" loses leading and trailing double quotes.
+ * Values that would be changed that way go through the bootstrap script instead; nothing is
+ * silently corrupted.
  */
 
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;

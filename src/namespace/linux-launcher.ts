@@ -16,7 +16,7 @@ export interface LinuxLauncherOptions {
 }
 
 /**
- * Linux runners as `nsc run` container instances (contracts/nsc.md §2): one container running the
+ * Linux runners as `nsc run` container instances (docs/upstream-contracts.md#nsc-run): one container running the
  * POSIX sh bootstrap, our labels on the instance, the TTL as --duration. nsc run returns once the
  * instance is ready; supervision finds the end of the job by listing.
  */

@@ -46,7 +46,7 @@ function toInfo(m: InstanceMetadata): InstanceInfo {
 }
 
 /**
- * macOS runners through the Namespace Compute API (contracts/nsc.md §11): CreateInstance with a
+ * macOS runners through the Namespace Compute API (docs/upstream-contracts.md#namespace-compute-api): CreateInstance with a
  * macOS shape, base image selectors, our labels, a deadline from the TTL and the bash bootstrap as
  * a JOB application (the instance ends when the job does). If the API cannot create the instance
  * for a reason other than auth or a bad request, `nsc create` + `nsc ssh` is the fallback.

@@ -1,6 +1,9 @@
 import type { InstanceShapeRequest, Label } from "./compute-types.js";
 
-/** Shapes macOS instances accept (observed from API errors, contracts/nsc.md §11.3). */
+/**
+ * Shapes macOS instances accept (observed from API errors,
+ * docs/upstream-contracts.md#macos-shapes-and-images).
+ */
 export const MACOS_VCPUS = [4, 6, 8, 12] as const;
 export const MACOS_MEMORY_GB = [7, 14, 28, 56] as const;
 

@@ -19,7 +19,10 @@ export type { NscInstanceRecord } from "./nsc-output.js";
 export interface NscCliOptions {
   /** Path or name of the nsc executable (namespace.nsc_binary). */
   binary: string;
-  /** Passed as --region on every call: instance IDs are regional (contracts/nsc.md §1.3). */
+  /**
+   * Passed as --region on every call: instance IDs are regional
+   * (docs/upstream-contracts.md#nsc-region-and-endpoint).
+   */
   region?: string | undefined;
   /** NSC_TOKEN_FILE for every call. */
   tokenFile?: string | undefined;
@@ -137,8 +140,8 @@ function flagNames(args: readonly string[]): string[] {
 }
 
 /**
- * Drives the nsc CLI (contracts/nsc.md): no shell, NS_DO_NOT_UPDATE=1, --region on every call,
- * results parsed from stdout only, failures turned into NscError with what to do.
+ * Drives the nsc CLI (docs/upstream-contracts.md#nsc-cli): no shell, NS_DO_NOT_UPDATE=1, --region
+ * on every call, results parsed from stdout only, failures turned into NscError with what to do.
  */
 export class NscCli {
   readonly binary: string;

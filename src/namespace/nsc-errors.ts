@@ -1,7 +1,7 @@
 /**
- * Reading nsc's error reports (contracts/nsc.md §1.6): one `Failed: …` report on stderr, word-wrapped
- * at 100 columns and possibly boxed or preceded by an action trace, then a footer. We match short
- * substrings after collapsing whitespace, never whole lines.
+ * Reading nsc's error reports (docs/upstream-contracts.md#nsc-error-reports): one `Failed: …`
+ * report on stderr, word-wrapped at 100 columns and possibly boxed or preceded by an action trace,
+ * then a footer. We match short substrings after collapsing whitespace, never whole lines.
  */
 
 export type NscErrorKind = "capacity" | "gone" | "auth" | "invalid" | "transient" | "timeout";

@@ -1,9 +1,10 @@
 import { z } from "zod";
 
 /**
- * Schemas for every JSON answer nsc gives (contracts/nsc.md): what we read is checked before it is
- * used, so a changed or broken nsc is a clear error instead of a wrong instance ID in the records.
- * Objects are loose: keys we do not read may come and go between nsc releases.
+ * Schemas for every JSON answer nsc gives (docs/upstream-contracts.md#nsc-cli): what we read is
+ * checked before it is used, so a changed or broken nsc is a clear error instead of a wrong
+ * instance ID in the records. Objects are loose: keys we do not read may come and go between nsc
+ * releases.
  */
 
 /** Instance IDs as nsc prints them (base32, e.g. 8bqc1v2r0cd6a); also what we pass back on argv. */
@@ -12,12 +13,15 @@ export const INSTANCE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const instanceId = z.string().regex(INSTANCE_ID, { error: "is not an instance ID (letters, digits, - and _)" });
 const credentials = z.object({ username: z.string(), password: z.string() });
 
-/** `nsc run -o json` and `nsc create -o json` (§2.4, §5.3); nsc before v0.0.480 prints cluster_id only. */
+/**
+ * `nsc run -o json` and `nsc create -o json` (docs/upstream-contracts.md#nsc-run, #nsc-create);
+ * nsc before v0.0.480 prints cluster_id only.
+ */
 export const createdOutput = z
   .looseObject({ instance_id: instanceId.optional(), cluster_id: instanceId.optional(), cluster_url: z.string().optional() })
   .refine((o) => o.instance_id !== undefined || o.cluster_id !== undefined, { error: "has neither instance_id nor cluster_id" });
 
-/** `nsc list -o json` (§7): an array, or null when nothing matches. */
+/** `nsc list -o json` (docs/upstream-contracts.md#nsc-list): an array, or null when nothing matches. */
 export const listOutput = z
   .array(
     z.looseObject({
@@ -28,10 +32,13 @@ export const listOutput = z
   )
   .nullable();
 
-/** `nsc describe -o json` (§3.2): the summary list, or null. */
+/** `nsc describe -o json` (docs/upstream-contracts.md#nsc-describe): the summary list, or null. */
 export const describeOutput = z.array(z.looseObject({ resource: z.string() })).nullable();
 
-/** The `nsc create --output_json_to` record (§5.3). May hold service credentials: never log it. */
+/**
+ * The `nsc create --output_json_to` record (docs/upstream-contracts.md#nsc-create). May hold
+ * service credentials: never log it.
+ */
 export const instanceRecord = z.looseObject({
   cluster_id: instanceId,
   app_url: z.string().optional(),
@@ -48,7 +55,10 @@ export const instanceRecord = z.looseObject({
 });
 export type NscInstanceRecord = z.infer<typeof instanceRecord>;
 
-/** The one JSON line `nsc instance proxy -o json` prints (§8); the service's key is dynamic. */
+/**
+ * The one JSON line `nsc instance proxy -o json` prints
+ * (docs/upstream-contracts.md#nsc-ssh-instance-proxy-and-port-forward); the service's key is dynamic.
+ */
 export const proxyLine = z.looseObject({ endpoint: z.string().regex(/^.+:\d{1,5}$/, { error: "is not host:port" }) });
 export const proxyService = z.looseObject({ credentials: credentials.optional() }).optional();
 

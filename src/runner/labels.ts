@@ -1,6 +1,6 @@
 /**
  * forgejo-runner labels are `name[:scheme[:argument]]` ("ubuntu-latest:docker://node:20",
- * "self-hosted:host"); Forgejo only sees and compares the name (contracts/forgejo-api.md §8.4).
+ * "self-hosted:host"); Forgejo only sees and compares the name (docs/upstream-contracts.md#runner-labels).
  */
 
 /** The name part of a label: everything before the first ":". */

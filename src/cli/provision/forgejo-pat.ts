@@ -7,9 +7,10 @@ import { HttpFailure, callJson, messageOf } from "../http.js";
 
 /**
  * PAT scopes for a runner scope. One write scope covers everything both daemons do there
- * (contracts/forgejo-api.md §1 and §6): registration tokens, runner register/list/delete, the job
- * search, and the webhook API of the same level (/admin/hooks, /orgs/{org}/hooks,
- * /repos/{o}/{r}/hooks, /user/hooks), since write:X implies read:X.
+ * (docs/upstream-contracts.md#authentication-and-token-scopes and #scope-paths-and-names):
+ * registration tokens, runner register/list/delete, the job search, and the webhook API of the
+ * same level (/admin/hooks, /orgs/{org}/hooks, /repos/{o}/{r}/hooks, /user/hooks), since write:X
+ * implies read:X.
  */
 export function patScopesFor(scope: Scope): string[] {
   return [requiredTokenScope(scope, "write")];

@@ -15,7 +15,10 @@ export interface NscRun {
   timeoutMs: number;
 }
 
-/** The `Failed: …` part of nsc's error report (contracts/nsc.md §1.6), whitespace collapsed, footer dropped. */
+/**
+ * The `Failed: …` part of nsc's error report (docs/upstream-contracts.md#nsc-error-reports),
+ * whitespace collapsed, footer dropped.
+ */
 export function nscFailure(stderr: string): string {
   const flat = stderr.replace(/\s+/g, " ").trim();
   const m = /Failed: (.*?)(?: =+ | See https:\/\/namespace\.so\/docs| =+$|$)/.exec(flat);
@@ -77,7 +80,8 @@ export async function readNscTokenFile(path: string, flag: string): Promise<stri
     }
     throw new CliError(`${path} has no bearer_token (or session_token); nsc would answer "not logged in"`);
   }
-  // A raw token (generate-dev-token output) is rejected by nsc; wrap it (contracts/nsc.md §1.4).
+  // A raw token (generate-dev-token output) is rejected by nsc; wrap it
+  // (docs/upstream-contracts.md#nsc-token-file).
   return tokenJson((text.split(/\r?\n/)[0] ?? "").trim());
 }
 
