@@ -72,6 +72,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: "scope keys and scopes in lower case",
+    // Forgejo owner and repository names are case-insensitive; since this version every scope is
+    // recorded in lower case (canonicalScope) and compared so. Rows written before would otherwise
+    // escape caps, listings and the sweep until they end. The scope JSON holds only lower-case keys
+    // and the level names besides owner/name, so lowering the whole text is exact.
+    sql: `
+      UPDATE runners SET scope_key = lower(scope_key), scope = lower(scope);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -194,3 +194,36 @@ describe("openStore", () => {
     expect((err as Error).message).not.toContain("hunter2");
   });
 });
+
+describe("migration 2: scopes in lower case", () => {
+  it("lowers scope keys and scopes written by version 1, so caps and listings see them", async () => {
+    const tmp = tempDir("fnsc-mig2-");
+    try {
+      const path = join(tmp.dir, "v1.db");
+      // A version-1 database with a runner recorded under a mixed-case scope.
+      const raw = new Database(path);
+      raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT");
+      const { MIGRATIONS } = await import("../../src/store/migrations.js");
+      raw.exec(MIGRATIONS[0]!.sql);
+      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, ?, ?)").run(MIGRATIONS[0]!.name, new Date().toISOString());
+      raw.prepare("INSERT INTO dispatches (id, request_hash, request, created_at) VALUES ('d1', 'h', '{}', '2026-11-01T00:00:00.000Z')").run();
+      raw
+        .prepare(
+          `INSERT INTO runners (name, dispatch_id, dispatch_index, state, reason, platform, labels, scope, scope_key, machine_type, image, ttl_ms, env, created_at, updated_at, queue_deadline)
+           VALUES ('r1', 'd1', 0, 'running', 'x', 'linux', '["l"]', ?, 'repo:Example/App', '4x8', 'img', 60000, '{}', '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '2026-11-01T01:00:00.000Z')`,
+        )
+        .run(JSON.stringify({ level: "repository", owner: "Example", name: "App" }));
+      raw.close();
+
+      const store = openSqliteStore(path);
+      try {
+        expect(await store.listRunners({ scopeKey: "repo:example/app" })).toHaveLength(1);
+        expect((await store.getRunner("r1"))!.scope).toEqual({ level: "repository", owner: "example", name: "app" });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
