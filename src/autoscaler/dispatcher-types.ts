@@ -28,7 +28,9 @@ export const dispatcherRunnerSchema = z.object({
   state: z.string(),
   reason: z.string().default(""),
   labels: z.array(z.string()).default([]),
-  scope: scopeSchema.optional(),
+  // Planning reads scope_key only. A record the dispatcher accepted before names were validated
+  // (owner "..", say) must not make the whole list unreadable: such a scope is dropped, not fatal.
+  scope: scopeSchema.optional().catch(undefined),
   scope_key: z.string().optional(),
   job: z
     .object({ id: z.number(), attempt: z.number().nullable().optional(), handle: z.string().nullable().optional() })

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Actor } from "../../src/autoscaler/act.js";
 import { DispatcherClient, DispatcherUnavailableError } from "../../src/autoscaler/dispatcher-client.js";
+import { runnerListSchema } from "../../src/autoscaler/dispatcher-types.js";
 import type { DispatchBody } from "../../src/autoscaler/dispatcher-types.js";
 import { Metrics } from "../../src/http/metrics.js";
 import { startFakeDispatcher } from "../fakes/dispatcher/index.js";
@@ -94,5 +95,20 @@ describe("Actor", () => {
     const [a, b] = await Promise.all([actor.post("shared-key", body), actor.post("shared-key", body)]);
     expect(a).toBe(b);
     expect(fake.posts().length - before).toBe(1);
+  });
+});
+
+describe("the runner list the autoscaler reads", () => {
+  it("survives a record whose scope no longer validates (accepted before names were checked)", () => {
+    const parsed = runnerListSchema.parse({
+      runners: [
+        { name: "old", state: "running", scope: { level: "repository", owner: "..", name: "admin" }, scope_key: "repo:../admin" },
+        { name: "new", state: "pending", scope: { level: "repository", owner: "acme", name: "app" }, scope_key: "repo:acme/app" },
+      ],
+    });
+    expect(parsed.runners.map((r) => [r.name, r.scope_key, r.scope])).toEqual([
+      ["old", "repo:../admin", undefined],
+      ["new", "repo:acme/app", { level: "repository", owner: "acme", name: "app" }],
+    ]);
   });
 });
