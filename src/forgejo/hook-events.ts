@@ -6,7 +6,8 @@ import type { ServerInfo } from "./types.js";
  * expanded into their sub-events and "*_only" as the plain name:
  *
  * - Forgejo (routers/api/v1/utils/hook.go `pullHook`/`issuesHook`, models/webhook/webhook.go
- *   `EventsArray`, v16): the review flag is listed as approved, rejected and review_comment.
+ *   `EventCheckers`/`EventsArray`, v14–v16): the review flag is listed as approved and rejected, the
+ *   comment flag as pull_request_comment and pull_request_review_comment.
  * - Gitea (seen on the real Gitea 1.25.5 in this project's upstream suite): the review flag is
  *   listed as `pull_request_review`.
  *
@@ -14,11 +15,13 @@ import type { ServerInfo } from "./types.js";
  * and PATCH the hook each time.
  */
 const ISSUE_SUBEVENTS = ["issue_assign", "issue_label", "issue_milestone", "issue_comment"];
-const PULL_SUBEVENTS = ["pull_request_assign", "pull_request_label", "pull_request_milestone", "pull_request_comment", "pull_request_review_request", "pull_request_sync"];
-const FORGEJO_REVIEW = ["pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment"];
+const PULL_SUBEVENTS = ["pull_request_assign", "pull_request_label", "pull_request_milestone", "pull_request_review_request", "pull_request_sync"];
 
 export function storedHookEvents(kind: ServerInfo["kind"], events: readonly string[]): string[] {
-  const review = kind === "forgejo" ? FORGEJO_REVIEW : ["pull_request_review"];
+  // Forgejo's EventCheckers list review_comment under the *comment* flag (HasPullRequestCommentEvent)
+  // and approved/rejected under the review flag.
+  const review = kind === "forgejo" ? ["pull_request_review_approved", "pull_request_review_rejected"] : ["pull_request_review"];
+  const comment = kind === "forgejo" ? ["pull_request_comment", "pull_request_review_comment"] : ["pull_request_comment"];
   const out = new Set<string>();
   for (const e of events.length ? events : ["push"]) {
     switch (e) {
@@ -31,7 +34,10 @@ export function storedHookEvents(kind: ServerInfo["kind"], events: readonly stri
         break;
       case "pull_request":
         out.add("pull_request");
-        [...PULL_SUBEVENTS, ...review].forEach((x) => out.add(x));
+        [...PULL_SUBEVENTS, ...comment, ...review].forEach((x) => out.add(x));
+        break;
+      case "pull_request_comment":
+        comment.forEach((x) => out.add(x));
         break;
       case "pull_request_only":
         out.add("pull_request");

@@ -191,7 +191,8 @@ const FROZEN_ON_EDIT = ["package", "action_run_failure", "action_run_recover", "
  * What the forge stores for the requested events: per-event flags, listed back by name. Forgejo's
  * routers/api/v1/utils/hook.go sets the pull request flags from "pull_request" (pullHook) and the
  * issue flags from "issues" (issuesHook), "*_only" set the plain flag, and EventsArray
- * (models/webhook/webhook.go) lists the review flag as approved/rejected/review_comment. Gitea 1.25.5
+ * (models/webhook/webhook.go EventCheckers) lists the review flag as approved/rejected and the
+ * comment flag as pull_request_comment + pull_request_review_comment. Gitea 1.25.5
  * (seen on the real server) does the same but lists the review flag as "pull_request_review".
  */
 function storedEvents(kind: string, requested: readonly string[]): string[] {
@@ -212,8 +213,9 @@ function storedEvents(kind: string, requested: readonly string[]): string[] {
     [pull("pull_request_assign"), ["pull_request_assign"]],
     [pull("pull_request_label"), ["pull_request_label"]],
     [pull("pull_request_milestone"), ["pull_request_milestone"]],
-    [pull("pull_request_comment"), ["pull_request_comment"]],
-    [pull("pull_request_review"), kind === "forgejo" ? ["pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment"] : ["pull_request_review"]],
+    // Forgejo's EventCheckers list review_comment under the comment flag (HasPullRequestCommentEvent).
+    [pull("pull_request_comment"), kind === "forgejo" ? ["pull_request_comment", "pull_request_review_comment"] : ["pull_request_comment"]],
+    [pull("pull_request_review"), kind === "forgejo" ? ["pull_request_review_approved", "pull_request_review_rejected"] : ["pull_request_review"]],
     [pull("pull_request_sync"), ["pull_request_sync"]],
     [pull("pull_request_review_request"), ["pull_request_review_request"]],
   ];
