@@ -60,7 +60,7 @@ Namespace token:
   --nsc <path>                   nsc binary (default nsc); any other value is also written as
                                  namespace.nsc_binary
   --nsc-token-name <name>        default forgejo-nsc-<UTC time>
-  --nsc-token-expires <dur>      default 2160h (90 days, the maximum Namespace allows)
+  --nsc-token-expires <dur>      default 2160h (90 days; nsc allows up to 365)
   --nsc-grant <json>             grant JSON, repeatable (default: instance create/list/get/wait/destroy)
   --nsc-token-user               bind the token to your own workspace membership (nsc --user)
   --region <region>              namespace.region for the dispatcher
