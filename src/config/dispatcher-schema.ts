@@ -45,6 +45,12 @@ const namespaceSchema = z
     token_file: z.string().optional(),
     region: z.string().optional(),
     compute_base_url: httpUrl("https://ord4.compute.namespaceapis.com").optional(),
+    /**
+     * How Linux instances are created. nsc (default): `nsc run`, which can run the container as
+     * namespace.user but puts the runner token on its command line. compute_api: CreateInstance,
+     * with the token in the request body; the container runs as the image's own user.
+     */
+    linux_launch: z.enum(["nsc", "compute_api"]).default("nsc"),
     /** Linux container image; defaults to code.forgejo.org/forgejo/runner:<runner.version>. */
     image: z.string().min(1).optional(),
     machine_type: z.string().default("4x8"),
@@ -80,6 +86,19 @@ const namespaceSchema = z
     windows_machine_type: z.string().optional(),
   })
   .strict()
+  .superRefine(
+    (n, ctx) => {
+      if (n.linux_launch !== "compute_api") return;
+      if (!n.token_file) {
+        ctx.addIssue({ code: "custom", path: ["linux_launch"], message: 'compute_api needs namespace.token_file ({"bearer_token": …}, the Compute API credential); set it, or use linux_launch: nsc' });
+      }
+      if (!n.region) {
+        // Instances made through the API are supervised and destroyed with nsc: both must look at one region.
+        ctx.addIssue({ code: "custom", path: ["linux_launch"], message: "compute_api needs namespace.region (e.g. ord4), so that nsc list/destroy see the instances the Compute API creates" });
+      }
+    },
+    { when: () => true },
+  )
   .prefault({});
 
 const binarySource = z

@@ -31,12 +31,18 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
     logger: logger.child({ component: "nsc" }),
     metrics,
   });
+  const api = config.namespace.token_file
+    ? new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile: config.namespace.token_file, logger, metrics })
+    : undefined;
+  const linuxApi = config.namespace.linux_launch === "compute_api" ? api : undefined;
   const launchers: Partial<Record<Platform, Launcher>> = {
-    linux: new LinuxLauncher({ config, nsc, logger: logger.child({ component: "linux" }) }),
+    linux: new LinuxLauncher({ config, nsc, api: linuxApi, logger: logger.child({ component: "linux" }) }),
     windows: new WindowsLauncher({ config, nsc, metrics, logger: logger.child({ component: "windows" }) }),
   };
-  if (config.namespace.token_file) {
-    const api = new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile: config.namespace.token_file, logger, metrics });
+  if (linuxApi) {
+    logger.info("Linux runners are created through the Compute API (namespace.linux_launch: compute_api): containers run as the image's user; namespace.user is not applied");
+  }
+  if (api) {
     launchers.macos = new MacosLauncher({ config, api, nsc: config.namespace.macos_fallback_nsc ? nsc : undefined, logger: logger.child({ component: "macos" }) });
   } else {
     logger.info("namespace.token_file is not set: macOS runners (Compute API) are disabled");

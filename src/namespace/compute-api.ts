@@ -32,9 +32,9 @@ const HINTS: Partial<Record<ComputeErrorCode, string>> = {
     'check namespace.token_file: it must hold {"bearer_token": "…"} (create one with `nsc token create … --token_file <path>`)',
   permission_denied: "the Namespace token lacks permission for compute instances; create a token whose grant covers instances",
   resource_exhausted:
-    "Namespace has no capacity for this shape right now; retry later or choose a smaller namespace.macos_machine_type",
+    "Namespace has no capacity for this shape right now; retry later or choose a smaller namespace.macos_machine_type (macOS) or machine type (Linux: namespace.machine_type or the request's)",
   invalid_argument:
-    "Namespace rejected the request; check namespace.macos_machine_type (shape), namespace.macos_base_image_id (selectors) and namespace.macos_cache_*",
+    "Namespace rejected the request; for macOS check namespace.macos_machine_type (shape), namespace.macos_base_image_id (selectors) and namespace.macos_cache_*; for Linux namespace.machine_type, namespace.image and namespace.linux_cache_*",
   failed_precondition: "Namespace refused the request in the instance's current state",
   not_found: "the instance no longer exists",
   unavailable: "the Compute API is temporarily unavailable; it is retried",

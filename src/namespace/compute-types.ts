@@ -115,6 +115,22 @@ export interface ApplicationRequest {
   workloadType: "JOB";
 }
 
+/**
+ * A Linux container (namespace.cloud.compute.v1beta.ContainerRequest). It has no user override
+ * (`nsc run --user` uses the private API's user_override): the container runs as the image's user.
+ */
+export interface ContainerRequest {
+  name: string;
+  imageRef: string;
+  /** Replace the image's CMD; an ENTRYPOINT would be kept. */
+  args: string[];
+  environment: Record<string, string>;
+  network?: "BRIDGE" | "HOST";
+  volumes?: VolumeRequest[];
+  /** JOB: when the container terminates, the instance terminates. */
+  workloadType: "JOB" | "SERVICE";
+}
+
 export interface VolumeRequest {
   tag: string;
   mountPoint: string;
@@ -130,6 +146,8 @@ export interface CreateInstanceRequest {
   /** RFC 3339. */
   deadline: string;
   applications?: ApplicationRequest[];
+  /** Linux only. */
+  containers?: ContainerRequest[];
   volumes?: VolumeRequest[];
   experimental?: { macosBaseImageId?: string };
 }

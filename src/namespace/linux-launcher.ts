@@ -2,23 +2,37 @@ import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { TOKEN_ENV, buildShBootstrap, publicCredentials } from "../runner/bootstrap-sh.js";
 import { cacheTag } from "../runner/labels.js";
+import { ComputeApiError } from "./compute-api.js";
+import type { ComputeApi } from "./compute-api.js";
+import { awaitRunning, launchErrorKind } from "./compute-launch.js";
+import type { ContainerRequest, CreateInstanceRequest, DescribeInstanceResponse } from "./compute-types.js";
 import { credentialSecret, runnerEnvironment } from "./runner-env.js";
-import { splitEnv } from "./env-flags.js";
-import { LABEL_OWNER, LABEL_RUNNER, LaunchError } from "./launcher.js";
+import { EnvError, assertEnvKey, splitEnv } from "./env-flags.js";
+import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
+import { LinuxConfigError, containerNetwork, linuxShape } from "./linux-compute.js";
+import { parseSizeMb } from "./macos-shape.js";
 import type { NscCli } from "./nsc-cli.js";
-import { NscError } from "./nsc-errors.js";
+import { NscError, redact } from "./nsc-errors.js";
 
 export interface LinuxLauncherOptions {
   config: Pick<DispatcherConfig, "namespace" | "runner">;
   nsc: NscCli;
+  /** The Compute API client; required (and used) with namespace.linux_launch: compute_api. */
+  api?: ComputeApi | undefined;
   logger: Logger;
+  now?: () => Date;
+  /** How often a Compute API launch looks at its new instance until it runs (default 1 s). */
+  pollIntervalMs?: number;
 }
 
 /**
- * Linux runners as `nsc run` container instances (docs/upstream-contracts.md#nsc-run): one container running the
- * POSIX sh bootstrap, our labels on the instance, the TTL as --duration. nsc run returns once the
- * instance is ready; supervision finds the end of the job by listing.
+ * Linux runners as container instances: one container running the POSIX sh bootstrap, our labels
+ * on the instance, the TTL as its deadline. Started with `nsc run`
+ * (docs/upstream-contracts.md#nsc-run), or under namespace.linux_launch: compute_api with the
+ * Compute API's CreateInstance (docs/upstream-contracts.md#namespace-compute-api), which keeps the
+ * runner token off every command line. Either way supervision and destroy go through `nsc`: an
+ * instance made through the API is the same workspace's instance with the same labels.
  */
 export class LinuxLauncher implements Launcher {
   readonly platform = "linux" as const;
@@ -26,24 +40,47 @@ export class LinuxLauncher implements Launcher {
   private readonly ns: DispatcherConfig["namespace"];
   private readonly runner: DispatcherConfig["runner"];
   private readonly nsc: NscCli;
+  private readonly api: ComputeApi | undefined;
   private readonly logger: Logger;
+  private readonly now: () => Date;
+  private readonly pollIntervalMs: number;
 
   constructor(opts: LinuxLauncherOptions) {
     this.ns = opts.config.namespace;
     this.runner = opts.config.runner;
     this.nsc = opts.nsc;
     this.logger = opts.logger;
+    this.now = opts.now ?? (() => new Date());
+    this.pollIntervalMs = opts.pollIntervalMs ?? 1_000;
+    if (this.ns.linux_launch === "compute_api") {
+      if (!opts.api) throw new LinuxConfigError("namespace.linux_launch is compute_api, but no Compute API client was configured: set namespace.token_file");
+      // Configuration mistakes surface at start-up, not at the first Linux job.
+      linuxShape(this.ns.machine_type);
+      containerNetwork(this.ns.network);
+      if (this.ns.linux_cache_size) parseSizeMb(this.ns.linux_cache_size);
+      this.api = opts.api;
+    }
   }
 
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
     const log = this.logger.child({ runner: spec.runnerName });
     if (spec.platform !== "linux") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not linux`, "invalid");
-    const secret = credentialSecret(spec.credentials);
-    const cachePath = this.ns.linux_cache_tag ? this.ns.linux_cache_path : undefined;
+    return this.api ? this.launchWithApi(this.api, spec, log, signal) : this.launchWithNsc(spec, log, signal);
+  }
 
-    let args: ReturnType<LinuxLauncher["prepare"]>;
+  list(labels: Record<string, string>): Promise<InstanceInfo[]> {
+    return this.nsc.list(labels);
+  }
+
+  destroy(instanceId: string): Promise<void> {
+    return this.nsc.destroy(instanceId);
+  }
+
+  private async launchWithNsc(spec: LaunchSpec, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
+    const secret = credentialSecret(spec.credentials);
+    let args: ReturnType<LinuxLauncher["prepareNsc"]>;
     try {
-      args = this.prepare(spec, secret, cachePath);
+      args = this.prepareNsc(spec);
     } catch (err) {
       // LabelError, EnvError, NscError (unsafe label values) and config problems: none will pass on retry.
       if (err instanceof Error) {
@@ -80,15 +117,91 @@ export class LinuxLauncher implements Launcher {
     }
   }
 
-  list(labels: Record<string, string>): Promise<InstanceInfo[]> {
-    return this.nsc.list(labels);
+  /**
+   * CreateInstance with one JOB container (the instance ends with it), the whole runner environment
+   * in the request body, then DescribeInstance until it runs. The container runs as the image's
+   * user: the public ContainerRequest has no user override.
+   */
+  private async launchWithApi(api: ComputeApi, spec: LaunchSpec, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
+    let req: CreateInstanceRequest;
+    let container: ContainerRequest;
+    try {
+      ({ req, container } = this.createRequest(spec));
+    } catch (err) {
+      if (err instanceof Error) throw new LaunchError(`cannot launch runner ${spec.runnerName}: ${err.message}`, "invalid");
+      throw err;
+    }
+    // What a server echoing the request could leak: the token and the operator's and requester's values.
+    const secrets = [credentialSecret(spec.credentials), ...Object.values(this.ns.environment), ...Object.values(spec.env)];
+    log.info(
+      { image: spec.image, machineType: spec.machineType, ttlMs: spec.ttlMs, volumes: container.volumes?.map((v) => v.tag) ?? [], envKeys: Object.keys(container.environment).sort() },
+      "creating linux instance via the Compute API",
+    );
+    let created: DescribeInstanceResponse;
+    try {
+      created = await api.createInstance(req, signal);
+    } catch (err) {
+      if (!(err instanceof ComputeApiError)) throw err;
+      const kind = launchErrorKind(err);
+      // Only a call that may have reached the server (a timeout, an unavailable answer) can have made one.
+      const { notes } = kind === "transient" ? await this.destroyLeftovers(spec, [], log, true) : { notes: [] };
+      const message = `creating linux instance for runner ${spec.runnerName} failed: ${redact(err.message, secrets)}${notes.length ? ` (${notes.join("; ")})` : ""}`;
+      log.warn({ kind, code: err.code }, message);
+      throw new LaunchError(message, kind);
+    }
+    const instanceId = created.metadata.instanceId;
+    log.info({ instance: instanceId, status: created.metadata.status }, "linux instance created; waiting for it to run");
+    try {
+      await awaitRunning(instanceId, created, {
+        api,
+        noun: "Linux instance",
+        runnerName: spec.runnerName,
+        waitTimeoutMs: this.ns.wait_timeout,
+        pollIntervalMs: this.pollIntervalMs,
+        timeoutAdvice: "raise it if the image takes longer to pull",
+        // The API that made it removes it (not nsc, which may not list it yet), even after a cancel.
+        destroy: async (id) => void (await api.destroyInstance(id, "forgejo-nsc: did not start")),
+        log,
+        signal,
+      });
+    } catch (err) {
+      if (err instanceof LaunchError) throw new LaunchError(redact(err.message, secrets), err.kind, err.instanceId);
+      throw err;
+    }
+    log.info({ instance: instanceId }, "linux instance is running");
+    return { instanceId };
   }
 
-  destroy(instanceId: string): Promise<void> {
-    return this.nsc.destroy(instanceId);
+  private createRequest(spec: LaunchSpec): { req: CreateInstanceRequest; container: ContainerRequest } {
+    const cachePath = this.ns.linux_cache_tag ? this.ns.linux_cache_path : undefined;
+    const environment = runnerEnvironment(spec, { base: this.ns.environment, executor: this.runner.executor, cachePath });
+    for (const [key, value] of Object.entries(environment)) {
+      assertEnvKey(key);
+      if (value.includes("\0")) throw new EnvError(`environment variable ${key} contains a NUL byte, which no process environment can carry`);
+    }
+    // Every value travels in the request body, so none has to be written into the script.
+    const script = this.script(spec, {}, cachePath);
+    const container: ContainerRequest = { name: spec.runnerName, imageRef: spec.image, args: ["/bin/sh", "-c", script], environment, workloadType: "JOB" };
+    const network = containerNetwork(this.ns.network);
+    if (network) container.network = network;
+    const tag = this.cacheTag(spec);
+    if (tag && cachePath) {
+      container.volumes = [{ tag, mountPoint: cachePath, persistencyKind: "CACHE" }];
+      if (this.ns.linux_cache_size) container.volumes[0]!.sizeMb = String(parseSizeMb(this.ns.linux_cache_size));
+    }
+    const labels = { ...spec.instanceLabels, [LABEL_PLATFORM]: "linux" };
+    const req: CreateInstanceRequest = {
+      shape: linuxShape(spec.machineType || this.ns.machine_type),
+      documentedPurpose: `forgejo runner ${spec.runnerName}`,
+      labels: Object.entries(labels).map(([name, value]) => ({ name, value })),
+      deadline: new Date(this.now().getTime() + spec.ttlMs).toISOString(),
+      containers: [container],
+    };
+    return { req, container };
   }
 
-  private prepare(spec: LaunchSpec, secret: string, cachePath: string | undefined) {
+  private prepareNsc(spec: LaunchSpec) {
+    const cachePath = this.ns.linux_cache_tag ? this.ns.linux_cache_path : undefined;
     const env = runnerEnvironment(spec, { base: this.ns.environment, executor: this.runner.executor, cachePath });
 
     const split = splitEnv(env, { flagOnly: [TOKEN_ENV] });
@@ -98,24 +211,10 @@ export class LinuxLauncher implements Launcher {
       const at = kv.indexOf("=");
       flagEnv[kv.slice(0, at)] = kv.slice(at + 1);
     }
-    const script = buildShBootstrap({
-      runnerName: spec.runnerName,
-      labels: spec.labels,
-      executor: this.runner.executor,
-      mode: this.runner.mode,
-      workdir: this.ns.workdir,
-      credentials: publicCredentials(spec.credentials),
-      jobHandle: spec.jobHandle,
-      scriptEnv: split.viaScript,
-      cachePath,
-      installNode: this.runner.install_node,
-    });
+    const script = this.script(spec, split.viaScript, cachePath);
     const volumes: string[] = [];
-    if (this.ns.linux_cache_tag && cachePath) {
-      const tag = cacheTag(this.ns.linux_cache_tag, spec.labels);
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tag)) {
-        throw new Error(`namespace.linux_cache_tag expands to ${JSON.stringify(tag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
-      }
+    const tag = this.cacheTag(spec);
+    if (tag && cachePath) {
       if (cachePath.includes(":") || /[,"]/.test(cachePath)) throw new Error(`namespace.linux_cache_path ${JSON.stringify(cachePath)} must not contain ":", "," or '"'`);
       const size = this.ns.linux_cache_size;
       if (size !== undefined && !/^\d+(\.\d+)? ?[kKmMgGtTpP]?[iI]?[bB]?$/.test(size)) {
@@ -126,14 +225,50 @@ export class LinuxLauncher implements Launcher {
     return { script, volumes, flagEnv, flagKeys: Object.keys(flagEnv).sort(), scriptKeys: Object.keys(split.viaScript).sort() };
   }
 
+  private script(spec: LaunchSpec, scriptEnv: Record<string, string>, cachePath: string | undefined): string {
+    return buildShBootstrap({
+      runnerName: spec.runnerName,
+      labels: spec.labels,
+      executor: this.runner.executor,
+      mode: this.runner.mode,
+      workdir: this.ns.workdir,
+      credentials: publicCredentials(spec.credentials),
+      jobHandle: spec.jobHandle,
+      scriptEnv,
+      cachePath,
+      installNode: this.runner.install_node,
+    });
+  }
+
+  /** The cache volume's tag for this runner's labels, if a cache is configured. */
+  private cacheTag(spec: LaunchSpec): string | undefined {
+    if (!this.ns.linux_cache_tag) return undefined;
+    const tag = cacheTag(this.ns.linux_cache_tag, spec.labels);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tag)) {
+      throw new Error(`namespace.linux_cache_tag expands to ${JSON.stringify(tag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
+    }
+    return tag;
+  }
+
   /** Destroys whatever a failed `nsc run` left behind, then says what happened and what to do. */
   private async failed(spec: LaunchSpec, err: NscError, log: Logger): Promise<LaunchError> {
-    const leftovers = new Set<string>();
-    if (err.instanceId) leftovers.add(err.instanceId);
     // A capacity, auth or flag error means no instance was created; anything else may have one.
     const mayHaveInstance = err.kind !== "capacity" && err.kind !== "auth" && err.kind !== "invalid";
+    const { notes, first } = await this.destroyLeftovers(spec, err.instanceId ? [err.instanceId] : [], log, mayHaveInstance);
+    const kind: LaunchError["kind"] = err.kind === "capacity" || err.kind === "auth" || err.kind === "invalid" ? err.kind : "transient";
+    const message = `starting runner ${spec.runnerName} failed: ${err.message}${notes.length ? ` (${notes.join("; ")})` : ""}`;
+    log.warn({ kind, instance: err.instanceId }, message);
+    return new LaunchError(message, kind, err.instanceId ?? first);
+  }
+
+  /**
+   * Destroys the instances a failed launch may have left: the ones it knows of, and (when `look`)
+   * every instance `nsc list` shows with this runner's name and owner. Returns notes for the error.
+   */
+  private async destroyLeftovers(spec: LaunchSpec, known: readonly string[], log: Logger, look: boolean): Promise<{ notes: string[]; first?: string | undefined }> {
+    const leftovers = new Set<string>(known);
     const notes: string[] = [];
-    if (mayHaveInstance) {
+    if (look) {
       const filter: Record<string, string> = { [LABEL_RUNNER]: spec.instanceLabels[LABEL_RUNNER] ?? spec.runnerName };
       const owner = spec.instanceLabels[LABEL_OWNER];
       if (owner) filter[LABEL_OWNER] = owner;
@@ -148,15 +283,12 @@ export class LinuxLauncher implements Launcher {
       try {
         await this.nsc.destroy(id);
         notes.push(`destroyed instance ${id} it left behind`);
-        log.info({ instance: id }, "destroyed an instance left behind by a failed nsc run");
+        log.info({ instance: id }, "destroyed an instance left behind by a failed launch");
       } catch (destroyErr) {
         notes.push(`could not destroy instance ${id} it left behind; the orphan sweep retries`);
         log.warn({ instance: id, err: destroyErr instanceof Error ? destroyErr.message : String(destroyErr) }, "destroying a left-behind instance failed");
       }
     }
-    const kind: LaunchError["kind"] = err.kind === "capacity" || err.kind === "auth" || err.kind === "invalid" ? err.kind : "transient";
-    const message = `starting runner ${spec.runnerName} failed: ${err.message}${notes.length ? ` (${notes.join("; ")})` : ""}`;
-    log.warn({ kind, instance: err.instanceId }, message);
-    return new LaunchError(message, kind, err.instanceId ?? [...leftovers][0]);
+    return { notes, first: [...leftovers][0] };
   }
 }

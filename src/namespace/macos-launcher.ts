@@ -6,6 +6,7 @@ import { cacheTag as expandCacheTag } from "../runner/labels.js";
 import { assertEnvKey } from "./env-flags.js";
 import { ComputeApiError } from "./compute-api.js";
 import type { ComputeApi } from "./compute-api.js";
+import { awaitRunning, launchErrorKind } from "./compute-launch.js";
 import type { CreateInstanceRequest, DescribeInstanceResponse, InstanceMetadata, VolumeRequest } from "./compute-types.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
@@ -29,16 +30,8 @@ export interface MacosLauncherOptions {
   pollIntervalMs?: number;
 }
 
-const READY = "RUNNING";
 /** macOS has no Docker: labels without an executor run on the host, whatever runner.executor says. */
 const MACOS_EXECUTOR = "host";
-const ENDED = new Set(["DESTROYED", "DESTROYING", "ERROR"]);
-
-/** Where to look when an instance ended early: the Compute API gives no shutdown reason. */
-function whereToLook(d: DescribeInstanceResponse): string {
-  return `the Compute API reports no reason; see the instance in the Namespace dashboard${d.instanceUrl ? ` (${d.instanceUrl})` : ""}`;
-}
-
 function toInfo(m: InstanceMetadata): InstanceInfo {
   const labels: Record<string, string> = {};
   for (const l of m.labels) labels[l.name] = l.value;
@@ -103,7 +96,7 @@ export class MacosLauncher implements Launcher {
       created = await this.opts.api.createInstance(req, signal);
     } catch (err) {
       if (!(err instanceof ComputeApiError)) throw err;
-      const kind = this.kindOf(err);
+      const kind = launchErrorKind(err);
       if ((kind === "capacity" || kind === "transient") && this.ns.macos_fallback_nsc && this.opts.nsc && !signal?.aborted) {
         log.warn({ code: err.code }, `Compute API CreateInstance failed (${err.code}); falling back to nsc create`);
         await this.cleanUpAfterFailedCreate(spec, log);
@@ -114,14 +107,17 @@ export class MacosLauncher implements Launcher {
 
     const instanceId = created.metadata.instanceId;
     log.info({ instance: instanceId, status: created.metadata.status }, "macOS instance created; waiting for it to run");
-    try {
-      await this.waitRunning(instanceId, created, signal);
-    } catch (err) {
-      await this.destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: (e as Error).message }, "could not destroy a macOS instance that failed to start; the orphan sweep retries"));
-      if (err instanceof LaunchError) throw err;
-      const kind = err instanceof ComputeApiError ? this.kindOf(err) : "transient";
-      throw new LaunchError(`macOS instance ${instanceId} for runner ${spec.runnerName} did not start: ${(err as Error).message}`, kind, instanceId);
-    }
+    await awaitRunning(instanceId, created, {
+      api: this.opts.api,
+      noun: "macOS instance",
+      runnerName: spec.runnerName,
+      waitTimeoutMs: this.ns.wait_timeout,
+      pollIntervalMs: this.pollIntervalMs,
+      timeoutAdvice: "raise it if macOS images take longer to boot",
+      destroy: (id) => this.destroy(id),
+      log,
+      signal,
+    });
     log.info({ instance: instanceId }, "macOS instance is running");
     return { instanceId };
   }
@@ -183,51 +179,6 @@ export class MacosLauncher implements Launcher {
     }
     if (this.image.baseImageId) req.experimental = { macosBaseImageId: this.image.baseImageId };
     return req;
-  }
-
-  /** Polls DescribeInstance until RUNNING; an instance that ends or errors first fails the launch. */
-  private async waitRunning(instanceId: string, first: DescribeInstanceResponse, signal?: AbortSignal): Promise<void> {
-    const deadline = Date.now() + this.ns.wait_timeout;
-    let d = first;
-    for (;;) {
-      const status = d.metadata.status;
-      if (status === READY) return;
-      if (ENDED.has(status) || d.metadata.destroyedAt) {
-        throw new LaunchError(`macOS instance ${instanceId} ended (${status}) before it ran: ${whereToLook(d)}`, "transient", instanceId);
-      }
-      if (Date.now() >= deadline) {
-        throw new LaunchError(`macOS instance ${instanceId} was still ${status} after namespace.wait_timeout; raise it if macOS images take longer to boot`, "transient", instanceId);
-      }
-      if (signal?.aborted) throw new LaunchError(`launch of macOS instance ${instanceId} was cancelled`, "transient", instanceId);
-      await new Promise((r) => setTimeout(r, this.pollIntervalMs));
-      try {
-        d = await this.opts.api.describeInstance(instanceId, signal);
-      } catch (err) {
-        if (err instanceof ComputeApiError && err.code === "not_found") {
-          throw new LaunchError(`macOS instance ${instanceId} disappeared before it ran`, "transient", instanceId);
-        }
-        if (err instanceof ComputeApiError && this.kindOf(err) !== "transient") throw err;
-        // A transient describe failure is not the instance's failure: look again.
-      }
-    }
-  }
-
-  private kindOf(err: ComputeApiError): LaunchError["kind"] {
-    switch (err.code) {
-      case "unauthenticated":
-      case "permission_denied":
-      case "token":
-        return "auth";
-      case "invalid_argument":
-      case "failed_precondition":
-      case "out_of_range":
-      case "unimplemented":
-        return "invalid";
-      case "resource_exhausted":
-        return "capacity";
-      default:
-        return "transient";
-    }
   }
 
   /** A create that timed out may still have made an instance: find it by our labels and remove it. */

@@ -107,11 +107,11 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
   const s: string[] = ["set -eu"];
   for (const key of Object.keys(o.scriptEnv).sort()) {
     assertEnvKey(key);
-    if (key === TOKEN_ENV) throw new Error(`${TOKEN_ENV} must reach the instance through nsc -e, never the script text`);
+    if (key === TOKEN_ENV) throw new Error(`${TOKEN_ENV} must reach the instance in the container environment, never the script text`);
     s.push(`export ${key}=${q(o.scriptEnv[key] as string)}`);
   }
   s.push(
-    `: "\${${TOKEN_ENV}:?${TOKEN_ENV} is not set: the dispatcher passes it with nsc run -e}"`,
+    `: "\${${TOKEN_ENV}:?${TOKEN_ENV} is not set: the dispatcher passes it in the container environment}"`,
     `mkdir -p ${q(workdir)}`,
     `cd ${q(workdir)}`,
   );

@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import type { DispatcherConfig } from "../../src/config/dispatcher-schema.js";
@@ -6,12 +7,15 @@ import { createDispatcher } from "../../src/dispatcher/app.js";
 import type { Dispatcher, DispatcherDeps } from "../../src/dispatcher/app.js";
 import { buildDispatcherDeps } from "../../src/dispatcher/wiring.js";
 import type { Store } from "../../src/store/types.js";
+import { createFakeComputeApi } from "../fakes/compute-api/index.js";
+import type { FakeComputeApi } from "../fakes/compute-api/index.js";
 import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
 import type { FakeForgejo, FakeForgejoOptions } from "../fakes/forgejo/index.js";
 import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc, FakeNscKnobs } from "../fakes/nsc/index.js";
 import { startRunnerSimulator } from "../fakes/runner-sim.js";
 import { captureLogger } from "../helpers/log-capture.js";
+import { recordSecrets } from "../helpers/secrets.js";
 import { tempDir } from "../helpers/tmp.js";
 
 export const API_TOKEN = "test-dispatcher-api-token-0123456789";
@@ -19,6 +23,8 @@ export const API_TOKEN = "test-dispatcher-api-token-0123456789";
 export interface Harness {
   forgejo: FakeForgejo;
   nsc: FakeNsc;
+  /** With `computeApi`: the fake Compute API, backed by `nsc` for Linux containers. */
+  compute: FakeComputeApi | undefined;
   dispatcher: Dispatcher;
   store: Store;
   config: DispatcherConfig;
@@ -42,6 +48,12 @@ export async function startHarness(
     yaml?: string;
     knobs?: FakeNscKnobs;
     simulate?: boolean;
+    /**
+     * namespace.linux_launch: compute_api against a fake Compute API whose Linux instances live in
+     * the fake nsc (region ord4, a token file for it). CreateInstance answers RUNNING at once: the
+     * DescribeInstance wait is the launcher tests' subject, and a simulated job may end within one poll.
+     */
+    computeApi?: boolean;
     timers?: boolean;
     jobMs?: number;
     /** Replaces parts of the real dependencies (a store wrapper, launchers on an NscCli with short limits). */
@@ -52,6 +64,16 @@ export async function startHarness(
   const forgejo = await startFakeForgejo(opts.forgejo);
   const nsc = createFakeNsc(join(tmp.dir, "nsc"), opts.knobs);
   Object.assign(process.env, nsc.env);
+  let compute: FakeComputeApi | undefined;
+  let computeYaml = "";
+  if (opts.computeApi) {
+    compute = await createFakeComputeApi({ nsc, region: "ord4" });
+    compute.setKnobs({ initialStatus: "RUNNING" });
+    recordSecrets([compute.token]);
+    const tokenFile = join(tmp.dir, "namespace-token.json");
+    writeFileSync(tokenFile, JSON.stringify({ bearer_token: compute.token }), { mode: 0o600 });
+    computeYaml = `namespace:\n  linux_launch: compute_api\n  token_file: ${tokenFile}\n  region: ord4\n  compute_base_url: ${compute.url}\n`;
+  }
   let offset = 0;
   const now = () => new Date(Date.now() + offset);
   const yaml = `
@@ -69,7 +91,7 @@ dispatcher:
   supervise_interval: 200ms
 auth:
   tokens: [${API_TOKEN}]
-${opts.yaml ?? ""}`;
+${computeYaml}${opts.yaml ?? ""}`;
   const config = parseConfig(dispatcherConfigSchema, mergeYaml(yaml), "harness.yaml", {});
   const cap = captureLogger("debug");
   const built = await buildDispatcherDeps(config, cap.logger);
@@ -81,6 +103,7 @@ ${opts.yaml ?? ""}`;
   return {
     forgejo,
     nsc,
+    compute,
     dispatcher,
     store: deps.store,
     config,
@@ -112,6 +135,7 @@ ${opts.yaml ?? ""}`;
       await deps.store.close();
       if (built.store !== deps.store) await built.store.close();
       await forgejo.close();
+      await compute?.close();
       tmp.cleanup();
     },
   };

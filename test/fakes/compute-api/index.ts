@@ -1,7 +1,9 @@
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { FakeNsc } from "../nsc/index.js";
 
 /**
  * A fake Namespace Compute API (contracts/nsc.md §11, §13.10): Connect with JSON over HTTP/1.1 on
@@ -9,6 +11,16 @@ import type { AddressInfo } from "node:net";
  * real service is observed to, omits default-valued fields and sends int64 values as strings in
  * its answers, walks instances through CREATING → RUNNING → DESTROYED / ERROR under test control,
  * and records every request.
+ *
+ * Given a fake nsc (`nsc` option), a Linux CreateInstance with one container is made inside that
+ * fake's state (`nsc __fake api-create`, the JSON spec on stdin): `nsc list/describe/destroy` see the
+ * instance, the runner simulator boots it, and the fake nsc's `execute` knob really runs its args.
+ * Such an instance's live status stays under test control as above (initialStatus, setStatus); its
+ * end comes from the fake nsc (the container exited, nsc destroy, the deadline on nsc's clock), and
+ * DestroyInstance or a terminal setStatus ends it there too.
+ *
+ * Unknown request fields are ignored, as connect-go's JSON codec does (DiscardUnknown), so a field
+ * the API does not have — a container `user`, say — is silently dropped, never honoured.
  */
 
 export const SERVICE_PREFIX = "/namespace.cloud.compute.v1beta.ComputeService/";
@@ -40,6 +52,8 @@ export interface FakeInstance {
   /** The CreateInstance body as received. */
   request: Record<string, unknown>;
   destroyReason?: string;
+  /** Set when the instance lives in the fake nsc's state (a Linux container instance). */
+  nsc?: { region: string; containerId: string; containerName?: string };
 }
 
 export interface ComputeKnobs {
@@ -115,7 +129,63 @@ class ConnectFailure extends Error {
   }
 }
 
-export async function createFakeComputeApi(opts: { token?: string; now?: () => Date } = {}): Promise<FakeComputeApi> {
+/** proto3 JSON readers accept the lowerCamelCase name and the original snake_case one. */
+function field(o: Record<string, unknown>, camel: string): unknown {
+  return o[camel] ?? o[camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)];
+}
+
+function validateVolume(v: Record<string, unknown>): void {
+  if (!v.tag || !field(v, "mountPoint")) throw new ConnectFailure(400, "invalid_argument", "volume needs tag and mount_point");
+  if (!["CACHE", "PERSISTENT", 1, 2].includes(field(v, "persistencyKind") as string | number)) throw new ConnectFailure(400, "invalid_argument", "volume needs persistency_kind");
+  const size = field(v, "sizeMb");
+  if (size !== undefined && asNumber(size) === undefined) throw new ConnectFailure(400, "invalid_argument", "size_mb must be an integer");
+}
+
+/** A ContainerRequest as the server would read it; a malformed one is invalid_argument. */
+function validateContainer(c: Record<string, unknown>): void {
+  const image = field(c, "imageRef");
+  if (typeof image !== "string" || !image) throw new ConnectFailure(400, "invalid_argument", "container image_ref is required");
+  if (c.args !== undefined && (!Array.isArray(c.args) || c.args.some((a) => typeof a !== "string"))) throw new ConnectFailure(400, "invalid_argument", "container args must be strings");
+  const env = c.environment;
+  if (env !== undefined && (typeof env !== "object" || env === null || Array.isArray(env) || Object.values(env).some((v) => typeof v !== "string"))) {
+    throw new ConnectFailure(400, "invalid_argument", "container environment must map names to strings");
+  }
+  const envVars = field(c, "envVars");
+  if (envVars !== undefined && (!Array.isArray(envVars) || envVars.some((e) => !e || typeof (e as { name?: unknown }).name !== "string"))) {
+    throw new ConnectFailure(400, "invalid_argument", "container env_vars need a name");
+  }
+  const workload = field(c, "workloadType");
+  if (workload !== undefined && !["JOB", "SERVICE", 1, 2].includes(workload as string | number)) throw new ConnectFailure(400, "invalid_argument", `unknown workload type ${String(workload)}`);
+  if (c.network !== undefined && !["BRIDGE", "HOST", 1, 2].includes(c.network as string | number)) throw new ConnectFailure(400, "invalid_argument", `unknown network ${String(c.network)}`);
+  const volumes = c.volumes;
+  if (volumes !== undefined && !Array.isArray(volumes)) throw new ConnectFailure(400, "invalid_argument", "container volumes must be a list");
+  for (const v of (volumes ?? []) as Record<string, unknown>[]) validateVolume(v);
+}
+
+/** Runs `nsc __fake <args>` of the backing fake nsc, `input` on stdin; resolves with its stdout. */
+function fakeNscCall(nsc: FakeNsc, args: string[], input = ""): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(nsc.bin, ["__fake", ...args], { env: { ...process.env, ...nsc.env }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`fake nsc __fake ${args[0] ?? ""} exited ${String(code)}: ${err.trim()}`))));
+    child.stdin.end(input);
+  });
+}
+
+export async function createFakeComputeApi(
+  opts: {
+    token?: string;
+    now?: () => Date;
+    /** Linux container instances live in this fake nsc's state (see above). */
+    nsc?: FakeNsc;
+    /** The region this API serves, where those instances are made (default: the fake nsc's defaultRegion knob, else "eu"). */
+    region?: string;
+  } = {},
+): Promise<FakeComputeApi> {
   const token = opts.token ?? `nsrt_fake_${randomBytes(8).toString("hex")}`;
   const now = opts.now ?? (() => new Date());
   const requests: RecordedComputeRequest[] = [];
@@ -125,7 +195,8 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
   function expire(): void {
     const t = now().getTime();
     for (const inst of instances.values()) {
-      if (LIVE.has(inst.status) && inst.deadline && Date.parse(inst.deadline) <= t) {
+      // A backed instance's deadline runs on the fake nsc's clock.
+      if (!inst.nsc && LIVE.has(inst.status) && inst.deadline && Date.parse(inst.deadline) <= t) {
         inst.status = "DESTROYED";
         inst.destroyedAt = now().toISOString();
       }
@@ -149,6 +220,7 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
     return omitDefaults({
       instanceUrl: `https://cloud.namespace.so/fake-workspace/instance/${inst.instanceId}`,
       metadata: metadata(inst),
+      containers: inst.nsc ? [{ id: inst.nsc.containerId, name: inst.nsc.containerName }] : [],
     });
   }
 
@@ -156,9 +228,13 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
     const shape = (body.shape ?? {}) as Record<string, unknown>;
     const os = String(shape.os ?? "");
     const apps = Array.isArray(body.applications) ? (body.applications as Record<string, unknown>[]) : [];
+    const containers = Array.isArray(body.containers) ? (body.containers as Record<string, unknown>[]) : [];
     const experimental = (body.experimental ?? {}) as Record<string, unknown>;
     const selectors = Array.isArray(shape.selectors) ? (shape.selectors as { name?: string; value?: string }[]) : [];
     if (apps.length > 0 && os !== "macos") throw new ConnectFailure(400, "invalid_argument", `applications are only supported on macos (shape.os is "${os}")`);
+    if (containers.length > 0 && os !== "linux") throw new ConnectFailure(400, "invalid_argument", `containers are only supported on linux (shape.os is "${os}")`);
+    if (os === "linux" && !["amd64", "arm64"].includes(String(shape.machineArch ?? ""))) throw new ConnectFailure(400, "invalid_argument", "linux requires machine_arch amd64 or arm64");
+    for (const c of containers) validateContainer(c);
     const cpu = asNumber(shape.virtualCpu);
     const mem = asNumber(shape.memoryMegabytes);
     if (cpu === undefined || cpu <= 0 || mem === undefined || mem <= 0) throw new ConnectFailure(400, "invalid_argument", "shape needs virtual_cpu and memory_megabytes");
@@ -180,11 +256,7 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
       }
     }
     const volumes = Array.isArray(body.volumes) ? (body.volumes as Record<string, unknown>[]) : [];
-    for (const v of volumes) {
-      if (!v.tag || !v.mountPoint) throw new ConnectFailure(400, "invalid_argument", "volume needs tag and mount_point");
-      if (!["CACHE", "PERSISTENT", 1, 2].includes(v.persistencyKind as string | number)) throw new ConnectFailure(400, "invalid_argument", "volume needs persistency_kind");
-      if (v.sizeMb !== undefined && asNumber(v.sizeMb) === undefined) throw new ConnectFailure(400, "invalid_argument", "size_mb must be an integer");
-    }
+    for (const v of volumes) validateVolume(v);
     const deadline = typeof body.deadline === "string" ? body.deadline : undefined;
     if (deadline !== undefined && Number.isNaN(Date.parse(deadline))) throw new ConnectFailure(400, "invalid_argument", "deadline is not RFC 3339");
     const labels = Array.isArray(body.labels) ? (body.labels as { name?: string; value?: string }[]).map((l) => ({ name: l.name ?? "", value: l.value ?? "" })) : [];
@@ -210,15 +282,73 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
     });
   }
 
-  function handle(method: string, body: Record<string, unknown>): unknown {
+  const backing = opts.nsc;
+  const backingRegion = opts.region ?? backing?.state().knobs.defaultRegion ?? "eu";
+
+  /** Makes a Linux container instance in the fake nsc's state; the API instance takes its ID. */
+  async function createInNsc(inst: FakeInstance, body: Record<string, unknown>, nsc: FakeNsc): Promise<void> {
+    const containers = body.containers as Record<string, unknown>[];
+    if (containers.length !== 1) throw new ConnectFailure(501, "unimplemented", "the fake runs one container per instance");
+    const c = containers[0]!;
+    const env: Record<string, string> = { ...((c.environment ?? {}) as Record<string, string>) };
+    for (const e of (field(c, "envVars") ?? []) as { name: string; value?: string; fromSecretId?: string }[]) {
+      if (e.fromSecretId) throw new ConnectFailure(501, "unimplemented", "the fake cannot resolve secret references");
+      env[e.name] = e.value ?? "";
+    }
+    const spec = {
+      region: backingRegion,
+      image: field(c, "imageRef"),
+      name: typeof c.name === "string" ? c.name : "",
+      shape: { virtual_cpu: inst.shape.virtualCpu, memory_megabytes: inst.shape.memoryMegabytes, machine_arch: inst.shape.machineArch, os: "linux" },
+      deadline: inst.deadline ?? null,
+      documented_purpose: inst.documentedPurpose ?? "",
+      labels: Object.fromEntries(inst.labels.map((l) => [l.name, l.value])),
+      env,
+      args: (c.args ?? []) as string[],
+      volumes: ((c.volumes ?? []) as Record<string, unknown>[]).map((v) => {
+        const size = asNumber(field(v, "sizeMb"));
+        const kind = ["CACHE", 2].includes(field(v, "persistencyKind") as string | number) ? "cache" : "persistent";
+        return { kind, tag: v.tag, mount_point: field(v, "mountPoint"), ...(size !== undefined ? { size_mb: size } : {}) };
+      }),
+      network: typeof c.network === "string" ? c.network : null,
+    };
+    let made: { instance_id: string; container_id: string };
+    try {
+      made = JSON.parse(await fakeNscCall(nsc, ["api-create"], JSON.stringify(spec))) as typeof made;
+    } catch (err) {
+      throw new ConnectFailure(500, "internal", `fake: ${(err as Error).message}`);
+    }
+    inst.instanceId = made.instance_id;
+    inst.nsc = { region: backingRegion, containerId: made.container_id, ...(spec.name ? { containerName: spec.name } : {}) };
+  }
+
+  /** A backed instance ended in the fake nsc (container exit, nsc destroy, deadline): the API says DESTROYED. */
+  async function syncBacked(): Promise<void> {
+    if (!backing) return;
+    const live = [...instances.values()].filter((i) => i.nsc && LIVE.has(i.status));
+    if (live.length === 0) return;
+    const status = JSON.parse(await fakeNscCall(backing, ["api-status", ...live.map((i) => i.instanceId)])) as Record<string, { destroyed_at: string | null } | null>;
+    for (const inst of live) {
+      const st = status[inst.instanceId];
+      if (!LIVE.has(inst.status)) continue;
+      if (!st || st.destroyed_at) {
+        inst.status = "DESTROYED";
+        inst.destroyedAt = st?.destroyed_at ?? now().toISOString();
+      }
+    }
+  }
+
+  async function handle(method: string, body: Record<string, unknown>): Promise<unknown> {
     expire();
+    await syncBacked();
     switch (method) {
       case "CreateInstance": {
         if (knobs.capacity === true || (typeof knobs.capacity === "number" && knobs.capacity > 0)) {
           if (typeof knobs.capacity === "number") knobs.capacity -= 1;
-          throw new ConnectFailure(429, "resource_exhausted", "workspace ran out of macos capacity");
+          throw new ConnectFailure(429, "resource_exhausted", "workspace ran out of capacity");
         }
         const inst = validateCreate(body);
+        if (backing && Array.isArray(body.containers) && body.containers.length > 0) await createInNsc(inst, body, backing);
         instances.set(inst.instanceId, inst);
         return describe(inst);
       }
@@ -230,6 +360,7 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
       case "DestroyInstance": {
         const inst = instances.get(String(body.instanceId ?? body.instance_id ?? ""));
         if (!inst || !LIVE.has(inst.status)) throw new ConnectFailure(404, "not_found", "instance not found");
+        if (inst.nsc && backing) await fakeNscCall(backing, ["api-destroy", inst.instanceId, typeof body.reason === "string" ? body.reason : ""]);
         inst.status = "DESTROYED";
         inst.destroyedAt = now().toISOString();
         if (typeof body.reason === "string") inst.destroyReason = body.reason;
@@ -334,7 +465,7 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
       return;
     }
     try {
-      reply(200, handle(method, body as Record<string, unknown>));
+      reply(200, await handle(method, body as Record<string, unknown>));
     } catch (err) {
       if (err instanceof ConnectFailure) reply(err.status, { code: err.code, message: err.message });
       else reply(500, { code: "internal", message: String(err) });
@@ -364,6 +495,9 @@ export async function createFakeComputeApi(opts: { token?: string; now?: () => D
     setStatus(id, status) {
       const inst = instances.get(id);
       if (!inst) throw new Error(`fake compute: no instance ${id}`);
+      if (inst.nsc && backing && LIVE.has(inst.status) && !LIVE.has(status)) {
+        execFileSync(backing.bin, ["__fake", "api-destroy", id, `test set ${status}`], { env: { ...process.env, ...backing.env }, stdio: ["ignore", "pipe", "pipe"] });
+      }
       inst.status = status;
       if (!LIVE.has(status) && !inst.destroyedAt) inst.destroyedAt = now().toISOString();
     },

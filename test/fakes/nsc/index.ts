@@ -114,7 +114,8 @@ export interface FakeNscKnobs {
   /** Machine type when none is given (default 2x4). */
   defaultMachineType?: string;
   /**
-   * The executing stand-in: `run … -- CMD` really runs CMD as a local process (own process group,
+   * The executing stand-in: `run … -- CMD` (and a container the fake Compute API made here through
+   * `__fake api-create`) really runs CMD as a local process (own process group,
    * own directory under runDir or <state dir>/exec/<id>, the -e environment, pathPrefix first on
    * PATH before basePath). list/describe show the instance running until the process exits; its
    * exit ends the instance (TERMINATE_ON_EXIT); destroy and the deadline kill the process group.
@@ -153,12 +154,14 @@ export interface FakeNscInstance {
   id: string;
   region: string;
   kind: "run" | "create";
+  /** Container instances: made by `nsc run`, or by the fake Compute API's CreateInstance (`__fake api-create`). */
+  created_by?: "run" | "compute-api";
   /** Whether `list` without --all shows it. */
   manual: boolean;
   created_at: string;
   deadline: string | null;
   destroyed_at: string | null;
-  /** "container exited", "deadline", "destroy" or "__fake destroy-all". */
+  /** "container exited", "deadline", "destroy", "DestroyInstance[: reason]" (fake Compute API) or "__fake destroy-all". */
   destroy_reason: string | null;
   documented_purpose: string;
   machine_type: string;
@@ -176,7 +179,7 @@ export interface FakeNscInstance {
   user?: string | null;
   network?: string | null;
   env?: Record<string, string>;
-  /** The container argv (everything after `--`). */
+  /** The container argv (everything after `--`, or the Compute API container's args). */
   args?: string[];
   container?: FakeNscContainer | null;
   // create only
