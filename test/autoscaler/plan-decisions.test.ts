@@ -62,16 +62,17 @@ describe("a job's key, from what the dispatcher said about it", () => {
     { what: "a refusal without a message, 59 s ago", rec: { status: "rejected", at: NOW - 59_000 }, state: "refused", reason: "dispatcher refused the request; asking again in 1s" },
     { what: "a refusal exactly a minute ago", rec: { status: "rejected", gen: 1, at: NOW - 60_000 }, state: "dispatch", reason: "asking the dispatcher for a runner", key: `${BASE}:r1` },
     {
+      // Under labels the target no longer has (its config changed): not free runners of this target.
       what: "runners still alive",
       rec: { status: "live", runners: ["r8", "r9"] },
-      inFlight: [disp("r8", "pending"), disp("r9", "running")],
+      inFlight: [disp("r8", "pending", { labels: ["linux", "old"] }), disp("r9", "running", { labels: ["linux", "old"] })],
       state: "in_flight",
       reason: "runner r8, r9 on its way",
     },
     {
       what: "only the alive ones of its runners",
       rec: { status: "live", runners: ["r7", "r8", "r9"] },
-      inFlight: [disp("r7", "finishing"), disp("r9", "launching")],
+      inFlight: [disp("r7", "finishing"), disp("r9", "launching", { labels: ["linux", "old"] })],
       state: "in_flight",
       reason: "runner r9 on its way",
     },
@@ -300,6 +301,13 @@ describe("warm pools", () => {
     const full = plan(input({ targets, inFlight: [disp("x", "running", { job: { id: 1 } }), disp("y", "running", { job: { id: 2 } })] }));
     expect(full.intents).toEqual([]);
     expect(full.targets[0]!.warmNote).toBe("3 warm runner(s) short: at cap: target linux has 2 runner(s) in flight, max_runners 2");
+  });
+
+  it("has no note when max_runners leaves exactly enough room", () => {
+    const targets: PlanTarget[] = [{ name: "linux", labels: ["linux"], minIdle: 2, maxRunners: 2 }];
+    const p = plan(input({ targets }));
+    expect(p.intents).toHaveLength(2);
+    expect(p.targets[0]!.warmNote).toBeUndefined();
   });
 
   it("has no note when the pool is full, even when the runner list failed", () => {

@@ -252,5 +252,6 @@ describe("key generations from the dispatcher's answers", () => {
       }),
     );
     expect(p.intents.map((i) => i.key)).toEqual(["fj:job:1:0"]);
+    expect(p.jobs.find((j) => j.id === 2)).toMatchObject({ state: "covered", reason: "runner r9 on its way" });
   });
 });

@@ -95,6 +95,7 @@ describe("a repeated idempotency key", () => {
 
   it("with the same body (env in another key order, defaults spelt out) returns the first dispatch and its runners (200)", async () => {
     const first = await accept({ ...base, count: 2 }, "k-2");
+    await accept(base, "another-key");
     const again = await accept(
       { count: 2, env: { B: "2", A: "1" }, scope: REPO, labels: ["namespace-profile-linux-small"], ttl: "30m", machine_type: "4x8", image: "runner:img" },
       "k-2",
@@ -102,7 +103,7 @@ describe("a repeated idempotency key", () => {
     expect(again.status).toBe(200);
     expect(again.dispatch.id).toBe(first.dispatch.id);
     expect(again.runners.map((r) => r.name).sort()).toEqual(first.runners.map((r) => r.name).sort());
-    expect(await store.countRunners(["pending"])).toBe(2);
+    expect(await store.countRunners(["pending"])).toBe(3);
   });
 
   it("is settled by the store when two requests race past the lookup: one 202, the other 200 or 409", async () => {

@@ -117,6 +117,23 @@ describe("admit", () => {
     expect(full.waiting.get(pending[0]!.name)).toBe("waiting for capacity: max_runners=2 reached");
   });
 
+  it("a cap with a scope pattern leaves scopes outside the pattern alone, however many runners they have", () => {
+    const org = { level: "organization" as const, owner: "acme" };
+    const pending = runner("pending", ["mac"], org);
+    const r = admit([pending], [runner("running", ["mac"], org)], { maxRunners: 100, caps: [{ labels: ["mac"], scope: "repo:acme/*", max: 1 }] }, key);
+    expect(r.admit.map((x) => x.name)).toEqual([pending.name]);
+  });
+
+  it("caps without a scope keep separate counts", () => {
+    const caps = [
+      { labels: ["a"], max: 1 },
+      { labels: ["b"], max: 1 },
+    ];
+    const pending = runner("pending", ["a"]);
+    const r = admit([pending], [runner("running", ["b"])], { maxRunners: 100, caps }, key);
+    expect(r.admit.map((x) => x.name)).toEqual([pending.name]);
+  });
+
   it("a scope cap counts live runners of each scope apart", () => {
     const live = [runner("running", ["l"], repo("a")), runner("running", ["l"], repo("b"))];
     const pending = [runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("c"))];

@@ -14,6 +14,8 @@ afterEach(async () => {
 });
 
 const far = "2027-01-01T00:00:00.000Z";
+/** The first JSON log line with this message. */
+const logLine = (msg: string) => JSON.parse(k.logs().split("\n").find((l) => l.includes(`"msg":"${msg}"`)) ?? "null") as Record<string, unknown>;
 
 describe("finishRunner", () => {
   it.each([
@@ -65,7 +67,7 @@ describe("finishRunner", () => {
     expect(stuck).toMatchObject({ state: "finishing", reason: "failing: TTL reached" });
     // The registration is kept until the instance is gone: the runner could still be using it.
     expect(k.forgejo.runner(reg.id)!.deleted).toBe(false);
-    expect(k.logs()).toContain("destroying the instance failed; will retry on the next supervision tick");
+    expect(logLine("destroying the instance failed; will retry on the next supervision tick")).toMatchObject({ runner: "nscloud-d", instance: "id1", err: "invocation error: unavailable" });
     k.launchers.linux.destroy = destroy;
     expect(await finishRunner(k.ctx, stuck)).toMatchObject({ state: "failed", reason: "TTL reached" });
   });
@@ -76,7 +78,7 @@ describe("finishRunner", () => {
     k.forgejo.failNext(`/actions/runners/${reg.id}`, 500, 1, { method: "DELETE" });
     const stuck = (await finishRunner(k.ctx, r, { to: "done", reason: "job done: a: b" }))!;
     expect(stuck.state).toBe("finishing");
-    expect(k.logs()).toContain("deleting the Forgejo runner registration failed; will retry on the next supervision tick");
+    expect(logLine("deleting the Forgejo runner registration failed; will retry on the next supervision tick")).toMatchObject({ runner: "nscloud-e", instance: "ie", err: expect.stringContaining("500") });
     // Only the first ": " separates the intent from the reason.
     expect(await finishRunner(k.ctx, stuck)).toMatchObject({ state: "done", reason: "job done: a: b" });
   });
@@ -126,8 +128,14 @@ describe("recover", () => {
     const reg = k.registration("nscloud-r");
     await k.runner("nscloud-r", "launching", { registration: "ephemeral", forgejoRunnerId: reg.id });
     await k.runner("nscloud-tok", "launching", { registration: "token" });
+    // Records in other states are none of recovery's business, registrations included.
+    const other = k.registration("nscloud-running");
+    await k.runner("nscloud-running", "running", { instanceId: "ir", expiresAt: far, registration: "ephemeral", forgejoRunnerId: other.id });
+    await k.runner("nscloud-pending", "pending", {});
     const report = await recover(k.ctx);
     expect(report.requeued).toEqual(["nscloud-r", "nscloud-tok"]);
+    expect(k.forgejo.runner(other.id)!.deleted).toBe(false);
+    expect(k.logs()).not.toContain("could not delete the unused registration");
     expect(await k.store.getRunner("nscloud-r")).toMatchObject({
       state: "pending",
       reason: "recovered after a restart: the launch was interrupted before an instance existed; launching again",
@@ -165,7 +173,7 @@ describe("recover", () => {
     await k.runner("nscloud-u", "launching", { registration: "ephemeral", forgejoRunnerId: reg.id });
     k.forgejo.failNext(`/actions/runners/${reg.id}`, 500, 1, { method: "DELETE" });
     expect((await recover(k.ctx)).requeued).toEqual(["nscloud-u"]);
-    expect(k.logs()).toContain("could not delete the unused registration of an interrupted launch");
+    expect(logLine("could not delete the unused registration of an interrupted launch")).toMatchObject({ runner: "nscloud-u", err: expect.stringContaining("500") });
   });
 
   it("leaves launches of a platform it cannot list, and launches in flight, alone", async () => {
@@ -177,7 +185,10 @@ describe("recover", () => {
     expect(report).toEqual({ adopted: [], completed: [], requeued: ["nscloud-l"], failed: [], unobservable: ["windows"] });
     expect((await k.store.getRunner("nscloud-w"))!.state).toBe("launching");
     expect((await k.store.getRunner("nscloud-f"))!.state).toBe("launching");
-    expect(k.logs()).toContain("cannot list instances during recovery");
+    expect(logLine("cannot list instances during recovery; interrupted launches stay pending until the next start or until listing works")).toMatchObject({
+      platform: "windows",
+      err: "invocation error: unavailable",
+    });
     // Only platforms with interrupted launches are listed.
     expect(k.launchers.macos.listCalls).toEqual([]);
   });

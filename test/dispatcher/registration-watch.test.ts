@@ -29,6 +29,7 @@ async function watched(k: DecisionKit, name: string, platform: Platform = "windo
 }
 
 const live = async (k: DecisionKit) => k.store.listRunners({ states: ["running"] });
+const logLine = (k: DecisionKit, msg: string) => JSON.parse(k.logs().split("\n").find((l) => l.includes(`"msg":"${msg}"`)) ?? "null") as Record<string, unknown>;
 
 describe("RegistrationWatch", () => {
   it("reports a runner after two listings without its registration and a GET that answers 404", async () => {
@@ -79,7 +80,7 @@ describe("RegistrationWatch", () => {
     await w.consumed(await live(k));
     k.forgejo.failNext(`/actions/runners/${reg.id}`, 500, 1, { method: "GET" });
     expect(await w.consumed(await live(k))).toEqual(new Set());
-    expect(k.logs()).toContain("could not confirm the registration is gone; not judged this tick");
+    expect(logLine(k, "could not confirm the registration is gone; not judged this tick")).toMatchObject({ runner: "nscloud-w", err: expect.stringContaining("500") });
     expect(await w.consumed(await live(k))).toEqual(new Set(["nscloud-w"]));
   });
 
@@ -90,7 +91,7 @@ describe("RegistrationWatch", () => {
     k.forgejo.world.deleteRunner(reg);
     k.forgejo.failNext(/\/actions\/runners$/, 500, 3, { method: "GET" });
     for (let i = 0; i < 3; i++) expect(await w.consumed(await live(k))).toEqual(new Set());
-    expect(k.logs()).toContain("could not list Forgejo runners; registrations not judged this tick");
+    expect(logLine(k, "could not list Forgejo runners; registrations not judged this tick")).toMatchObject({ scope: "repo:acme/one", err: expect.stringContaining("500") });
     expect(await w.consumed(await live(k))).toEqual(new Set());
     expect(await w.consumed(await live(k))).toEqual(new Set(["nscloud-w"]));
   });

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Scheduler } from "../../src/dispatcher/scheduler.js";
 import { waitFor } from "../helpers/wait.js";
 import type { DecisionKit } from "./decision-kit.js";
@@ -22,6 +22,8 @@ async function start(namespace: Record<string, unknown> = {}, dispatcher: Record
   s = new Scheduler(k.ctx);
   return { k, s };
 }
+
+const logLine = (kit: DecisionKit, msg: string) => JSON.parse(kit.logs().split("\n").find((l) => l.includes(`"msg":"${msg}"`)) ?? "null") as Record<string, unknown>;
 
 /** Counts the passes `kick` starts. */
 function countPasses(sched: Scheduler): { count: () => number; idle: () => boolean } {
@@ -84,6 +86,26 @@ describe("Scheduler.pass", () => {
     expect((await k.store.getRunner("nscloud-w"))!.updatedAt).toBe(first.updatedAt);
   });
 
+  it("counts only live runners against max_runners: finished and pending ones do not", async () => {
+    const { k, s } = await start({ max_runners: 2 });
+    await k.runner("nscloud-d1", "done", {});
+    await k.runner("nscloud-d2", "failed", {});
+    await k.runner("nscloud-p", "pending");
+    await s.pass();
+    expect((await k.store.getRunner("nscloud-p"))!.state).toBe("launching");
+  });
+
+  it("never tells a runner that gets a slot that it waits for one", async () => {
+    const { k, s } = await start({ max_parallel: 1 });
+    await k.runner("nscloud-a", "pending");
+    await k.runner("nscloud-b", "pending");
+    const reasons: [string, string][] = [];
+    k.ctx.records.onChange((r) => reasons.push([r.name, r.reason]));
+    await s.pass();
+    expect(reasons.filter(([n, why]) => n === "nscloud-a" && why.startsWith("waiting"))).toEqual([]);
+    expect(reasons).toContainEqual(["nscloud-b", "waiting for a launch slot: namespace.max_parallel=1 launches in progress"]);
+  });
+
   it("counts the caps over live runners, so a finishing runner still holds its place", async () => {
     const { k, s } = await start({}, { caps: [{ labels: ["namespace-profile-linux-medium"], max: 1 }] });
     await k.runner("nscloud-f", "finishing", { instanceId: "i", reason: "finishing: job done" });
@@ -108,6 +130,45 @@ describe("Scheduler.pass", () => {
     await s.pass();
     await waitFor(() => k.launchers.linux.launches.length === 2, { what: "the second attempt" });
     expect((await k.store.getRunner("nscloud-r"))!.history.at(-1)!.reason).toBe("launch slot acquired (attempt 2/3)");
+  });
+
+  it("kicks a pass when a retry's backoff is over", async () => {
+    const { k, s } = await start();
+    await k.runner("nscloud-r", "pending");
+    await s.pass();
+    await waitFor(() => k.launchers.linux.inProgress.length === 1, { what: "the launch" });
+    const timers = vi.spyOn(globalThis, "setTimeout");
+    try {
+      k.launchers.linux.failLaunch("capacity", "no capacity in ord4");
+      await waitFor(() => !s.isLaunching("nscloud-r"), { what: "launch settled" });
+      const i = timers.mock.calls.findIndex(([, ms]) => ms === 5_000);
+      expect(i).toBeGreaterThanOrEqual(0);
+      const backoff = timers.mock.calls[i];
+      // Fire it now, by hand, and never by the clock.
+      clearTimeout(timers.mock.results[i]!.value as NodeJS.Timeout);
+      const passes = countPasses(s);
+      await waitFor(passes.idle, { what: "idle" });
+      const before = passes.count();
+      k.advance(5_000);
+      (backoff![0] as () => void)();
+      await waitFor(() => k.launchers.linux.launches.length === 2, { what: "the second attempt" });
+      expect(passes.count()).toBe(before + 1);
+    } finally {
+      timers.mockRestore();
+    }
+  });
+
+  it("logs a launch that crashed (its record is settled by the supervisor)", async () => {
+    const { k, s } = await start();
+    await k.runner("nscloud-c", "pending");
+    await s.pass();
+    await waitFor(() => k.launchers.linux.inProgress.length === 1, { what: "the launch" });
+    k.store.getRunner = async () => {
+      throw new Error("disk I/O error");
+    };
+    k.launchers.linux.failLaunch("invalid", "bad machine type");
+    await waitFor(() => !s.isLaunching("nscloud-c"), { what: "launch over" });
+    expect(logLine(k, "launch crashed unexpectedly; the supervisor settles the runner on its next tick")).toMatchObject({ runner: "nscloud-c", err: "disk I/O error" });
   });
 });
 
@@ -134,9 +195,13 @@ describe("Scheduler.kick", () => {
     await k.ctx.records.transition({ name: "nscloud-a" }, ["finishing"], "done", "x");
     expect(passes.count()).toBe(1);
     await waitFor(passes.idle, { what: "idle" });
+    await k.runner("nscloud-b", "pending");
+    await k.ctx.records.transition({ name: "nscloud-b" }, ["pending"], "failed", "cancelled");
+    expect(passes.count()).toBe(2);
+    await waitFor(passes.idle, { what: "idle" });
     expect(await s.drain(1000)).toBe(true);
     s.kick();
-    expect(passes.count()).toBe(1);
+    expect(passes.count()).toBe(2);
   });
 
   it("logs a failed pass and keeps working", async () => {
@@ -153,7 +218,7 @@ describe("Scheduler.kick", () => {
     };
     s.kick();
     await waitFor(() => passes.count() === 1 && passes.idle(), { what: "the failed pass" });
-    expect(k.logs()).toContain("scheduling pass failed; retrying on the next tick");
+    expect(logLine(k, "scheduling pass failed; retrying on the next tick")).toMatchObject({ err: "database is locked" });
     await k.runner("nscloud-a", "pending");
     s.kick();
     await waitFor(() => k.launchers.linux.launches.length === 1, { what: "a launch" });
@@ -175,6 +240,7 @@ describe("Scheduler.drain", () => {
     await k.runner("nscloud-b", "pending");
     s.kick();
     await s.pass();
+    expect((await k.store.getRunner("nscloud-b"))!.state).toBe("pending");
     expect(k.launchers.linux.launches).toHaveLength(1);
   });
 });

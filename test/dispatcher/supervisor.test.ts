@@ -17,6 +17,8 @@ afterEach(async () => {
 });
 
 const state = async (name: string) => (await k.store.getRunner(name))?.state;
+/** The first JSON log line whose message starts with `msg`. */
+const logLine = (kit: DecisionKit, msg: string) => JSON.parse(kit.logs().split("\n").find((l) => l.includes(`"msg":"${msg}`)) ?? "null") as Record<string, unknown>;
 const reason = async (name: string) => (await k.store.getRunner(name))?.reason;
 
 describe("orphan instances", () => {
@@ -32,13 +34,14 @@ describe("orphan instances", () => {
     expect(k.launchers.linux.destroyed).toEqual([]);
     expect((await k.supervisor.tick()).orphansDestroyed).toEqual(["stray"]);
     expect(k.launchers.linux.destroyed).toEqual(["stray"]);
-    expect(k.logs()).toContain("destroyed orphan instance stray: it carries our labels but no live runner record owns it");
+    expect(logLine(k, "destroyed orphan instance stray: it carries our labels but no live runner record owns it")).toMatchObject({ instance: "stray", runner: "nscloud-gone" });
   });
 
   const cases: { what: string; state?: RunnerState; instanceId?: string; inFlight?: boolean; orphan: boolean }[] = [
     { what: "no record", orphan: true },
     { what: "a running record with this instance", state: "running", instanceId: "inst", orphan: false },
     { what: "a finishing record with this instance", state: "finishing", instanceId: "inst", orphan: false },
+    { what: "a finishing record without an instance id (cancelled before its launch ended)", state: "finishing", orphan: true },
     { what: "a running record with another instance", state: "running", instanceId: "other", orphan: true },
     { what: "a launching record whose launch is in flight", state: "launching", inFlight: true, orphan: false },
     { what: "a launching record in flight that recorded another instance", state: "launching", instanceId: "other", inFlight: true, orphan: false },
@@ -61,6 +64,26 @@ describe("orphan instances", () => {
     expect(k.launchers.linux.destroyed.filter((i) => i === "inst")).toHaveLength(destroyedAsOrphanOrFinish);
   });
 
+  it.each([
+    { what: "without an instance id", instanceId: undefined, orphan: false },
+    { what: "that recorded another instance", instanceId: "other", orphan: true },
+  ])("named for an interrupted launch $what that recovery cannot settle yet (its listings fail) → orphan: $orphan", async ({ instanceId, orphan }) => {
+    await k.runner("nscloud-i", "launching", instanceId ? { instanceId } : {});
+    k.instance("inst", "nscloud-i");
+    // Every tick recovery lists first and fails; the tick's own listing works.
+    const launcher = k.launchers.linux;
+    const list = launcher.list.bind(launcher);
+    let calls = 0;
+    launcher.list = async (labels) => {
+      if (calls++ % 2 === 0) throw new Error("invocation error: unavailable");
+      return list(labels);
+    };
+    await k.supervisor.tick();
+    const second = await k.supervisor.tick();
+    expect((await k.store.getRunner("nscloud-i"))!.state).toBe("launching");
+    expect(second.orphansDestroyed).toEqual(orphan ? ["inst"] : []);
+  });
+
   it("a failed destroy is retried on the next tick", async () => {
     k.instance("stray", "nscloud-gone");
     const launcher = k.launchers.linux;
@@ -72,7 +95,7 @@ describe("orphan instances", () => {
     };
     await k.supervisor.tick();
     expect((await k.supervisor.tick()).orphansDestroyed).toEqual([]);
-    expect(k.logs()).toContain("could not destroy orphan instance; will retry");
+    expect(logLine(k, "could not destroy orphan instance; will retry")).toMatchObject({ instance: "stray", err: "invocation error: unavailable" });
     expect((await k.supervisor.tick()).orphansDestroyed).toEqual(["stray"]);
   });
 
@@ -130,7 +153,7 @@ describe("launchers that share one listing", () => {
     await k.runner("nscloud-l", "running", { instanceId: "gone", expiresAt: "2027-01-01T00:00:00.000Z" });
     k.launchers.linux.failList = 3;
     for (let i = 0; i < 3; i++) expect((await k.supervisor.tick()).observed).toEqual({ linux: "error", windows: "error", macos: 0 });
-    expect(k.logs()).toContain("could not list instances; no runner is judged on this tick");
+    expect(logLine(k, "could not list instances; no runner is judged on this tick")).toMatchObject({ source: "nsc", err: "invocation error: unavailable" });
     // Three failed looks are not two misses: the runner is judged only once lists agree.
     expect(await state("nscloud-l")).toBe("running");
     await k.supervisor.tick();
@@ -163,7 +186,8 @@ describe("running runners", () => {
   });
 
   it("are not judged while launching or without an instance id", async () => {
-    await k.runner("nscloud-l", "launching", {});
+    // Its launch has recorded an instance id the listing does not show yet.
+    await k.runner("nscloud-l", "launching", { instanceId: "not-listed-yet" });
     // A launch in progress (one that is not is settled instead: see "launches that stopped").
     k.inFlight.add("nscloud-l");
     await k.runner("nscloud-n", "running", { expiresAt: far });
@@ -182,7 +206,8 @@ describe("running runners", () => {
     await k.runner("nscloud-used", "running", { instanceId: "i2", expiresAt: far, registration: "ephemeral", forgejoRunnerId: used.id });
     // An ephemeral record without a runner id, and a token-mode runner: nothing to ask.
     await k.runner("nscloud-noid", "running", { instanceId: "i3", expiresAt: far, registration: "ephemeral" });
-    await k.runner("nscloud-token", "running", { instanceId: "i4", expiresAt: far, registration: "token" });
+    // A token-mode runner's id (its own registration) is not an ephemeral one: Forgejo is not asked.
+    await k.runner("nscloud-token", "running", { instanceId: "i4", expiresAt: far, registration: "token", forgejoRunnerId: 99_999 });
     await k.supervisor.tick();
     const report = await k.supervisor.tick();
     expect(report.finished.sort()).toEqual(["nscloud-kept", "nscloud-noid", "nscloud-token", "nscloud-used"]);
@@ -301,9 +326,12 @@ describe("ticks", () => {
     // The recovery's listing fails: the runner stays launching (and the tick's own listing works).
     await k.supervisor.tick();
     expect(await state("nscloud-i")).toBe("launching");
+    expect(k.logs()).not.toContain("recovered interrupted launches");
+    expect(k.logs()).not.toContain("settled launches");
     await k.supervisor.tick();
     expect(await k.store.getRunner("nscloud-i")).toMatchObject({ state: "running", instanceId: "ii" });
-    expect(k.logs()).toContain("recovered interrupted launches once their platform could be listed");
+    expect(logLine(k, "recovered interrupted launches once their platform could be listed")).toMatchObject({ adopted: ["nscloud-i"], unobservable: [] });
+    expect(k.logs()).not.toContain("settled launches");
     // Recovered: later ticks do not run recovery again (one listing per tick).
     const calls = k.launchers.linux.listCalls.length;
     await k.supervisor.tick();
@@ -341,6 +369,75 @@ describe("launches that stopped without recording their outcome", () => {
     const calls = k.launchers.linux.listCalls.length;
     await k.supervisor.tick();
     expect(k.launchers.linux.listCalls.length).toBe(calls + 1);
+  });
+
+  it("past their queue deadline and without an instance are failed, and the tick says what it settled", async () => {
+    await k.runner("nscloud-s", "launching", { createdAtMs: -3_600_000 });
+    await k.supervisor.tick();
+    expect(await k.store.getRunner("nscloud-s")).toMatchObject({
+      state: "failed",
+      reason: "settled a launch that stopped without recording its outcome: no instance of it exists and the queue deadline has passed",
+    });
+    expect(logLine(k, "settled launches that stopped without recording their outcome")).toMatchObject({ failed: ["nscloud-s"] });
+  });
+
+  it("stay launching while their platform cannot be listed, and a tick that settles nothing logs nothing", async () => {
+    await k.runner("nscloud-u", "launching", {});
+    k.launchers.linux.failList = 1;
+    await k.supervisor.tick();
+    expect(await state("nscloud-u")).toBe("launching");
+    expect(k.logs()).not.toContain("settled launches");
+  });
+
+  it("are looked for without an extra query: a tick with nothing stranded reads the live runners and the pending ones (gauges)", async () => {
+    await k.runner("nscloud-r", "running", { instanceId: "ir", expiresAt: "2027-01-01T00:00:00.000Z" });
+    await k.runner("nscloud-l", "launching", {});
+    k.inFlight.add("nscloud-l");
+    k.instance("ir", "nscloud-r");
+    const list = k.store.listRunners.bind(k.store);
+    const queries: unknown[] = [];
+    k.store.listRunners = async (f) => {
+      queries.push(f);
+      return list(f);
+    };
+    await k.supervisor.tick();
+    expect(queries).toEqual([{ states: ["launching", "running", "finishing"] }, { states: ["pending"] }]);
+  });
+
+  it("once settled, the tick judges the records as they are now", async () => {
+    await k.runner("nscloud-s", "launching", {});
+    await k.runner("nscloud-d", "done", { instanceId: "inst" });
+    k.instance("inst", "nscloud-d");
+    await k.supervisor.tick();
+    expect(await state("nscloud-s")).toBe("pending");
+    // The done record explains nothing: its instance is an orphan, destroyed on the second look.
+    expect((await k.supervisor.tick()).orphansDestroyed).toEqual(["inst"]);
+  });
+});
+
+describe("tick bookkeeping", () => {
+  it("a finish that throws is logged and the other runners are still finished", async () => {
+    const now = k.ctx.now().toISOString();
+    await k.runner("nscloud-a", "running", { instanceId: "ia", expiresAt: now, registration: "token" });
+    await k.runner("nscloud-b", "running", { instanceId: "ib", expiresAt: now, registration: "token" });
+    const transition = k.store.transition.bind(k.store);
+    k.store.transition = async (name, ...rest) => {
+      if (name === "nscloud-a") throw new Error("disk I/O error");
+      return transition(name, ...rest);
+    };
+    const report = await k.supervisor.tick();
+    expect(report.finished).toEqual(["nscloud-b"]);
+    expect(logLine(k, "finishing a runner failed; it is retried on the next tick")).toMatchObject({ err: "disk I/O error" });
+  });
+
+  it("each tick is timed, failed or not", async () => {
+    await k.supervisor.tick();
+    k.store.listRunners = async () => {
+      throw new Error("database is locked");
+    };
+    await expect(k.supervisor.tick()).rejects.toThrow("database is locked");
+    const hist = await k.ctx.metrics.superviseDuration.get();
+    expect(hist.values.find((v) => v.metricName?.endsWith("_count"))?.value).toBe(2);
   });
 });
 
