@@ -38,8 +38,10 @@ export interface ActResult {
   followUp: boolean;
   /** What happened to each job's intent, for status. */
   jobs: Map<number, JobOutcome>;
-  /** Last error per target for warm-pool requests. */
+  /** Last error per target for warm-pool requests (and stopping idle runners). */
   warmErrors: Map<string, string>;
+  /** Idle runners stopped at the dispatcher in this pass. */
+  cancelled: number;
   lastError?: string | undefined;
 }
 
@@ -104,9 +106,23 @@ export class Actor {
       followUp: false,
       jobs: new Map(),
       warmErrors: new Map(),
+      cancelled: 0,
     };
     const keepWarm = new Map<string, string[]>();
     const log = this.opts.logger;
+
+    // Stop idle runners first: a retired runner's replacement is among the intents below, and the
+    // dispatcher's own caps count the old one until it is gone.
+    for (const c of plan.cancels) {
+      const r = await this.opts.client.cancel(c.runner, `${c.kind === "retire" ? "warm runner retired" : "warm pool shrunk"}: ${c.reason}`);
+      if (r.ok) {
+        result.cancelled++;
+        log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason }, c.kind === "retire" ? "idle runner retired before its deadline" : "idle runner stopped: warm pool above its size");
+      } else {
+        result.warmErrors.set(c.target, r.message);
+        log.warn({ instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message }, "stopping an idle runner failed; will try again");
+      }
+    }
 
     for (const intent of plan.intents) {
       if (result.dispatcherDown) {

@@ -20,6 +20,8 @@ export interface TargetCapacity {
   idle: number | undefined;
   /** Runners that will take any job of this target: idle, or on their way and not pinned. */
   free: number;
+  /** Our unpinned runners the forge shows registered and idle (not busy): the only ones a scale-down may stop. */
+  idleOurs: DispatcherRunner[];
   /** Jobs of this target a runner is working on. */
   running: number;
 }
@@ -48,7 +50,7 @@ export function capacityByTarget<T extends LabelledTarget>(
   registered: readonly ActionRunner[] | undefined,
 ): Map<string, TargetCapacity> {
   const out = new Map<string, TargetCapacity>();
-  for (const t of targets) out.set(t.name, { inFlight: [], pinned: [], idle: registered ? 0 : undefined, free: 0, running: 0 });
+  for (const t of targets) out.set(t.name, { inFlight: [], pinned: [], idle: registered ? 0 : undefined, free: 0, idleOurs: [], running: 0 });
 
   for (const j of jobs) {
     if (!isRunning(j)) continue;
@@ -78,6 +80,7 @@ export function capacityByTarget<T extends LabelledTarget>(
     const reg = regByName.get(r.name);
     if (!reg || reg.status === "offline" || reg.status === "idle") cap.free++;
     if (reg?.status === "idle") cap.idle = (cap.idle ?? 0) + 1;
+    if (reg?.status === "idle" && reg.busy !== true && r.state === "running") cap.idleOurs.push(r);
   }
 
   if (registered) {

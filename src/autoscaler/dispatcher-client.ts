@@ -23,7 +23,7 @@ export class DispatcherUnavailableError extends Error {
   }
 }
 
-/** The autoscaler's side of the dispatcher API: POST /api/v1/dispatch and GET /api/v1/runners. */
+/** The autoscaler's side of the dispatcher API: POST /api/v1/dispatch, GET /api/v1/runners and DELETE /api/v1/runners/{name}. */
 export class DispatcherClient {
   private readonly base: string;
 
@@ -137,6 +137,38 @@ export class DispatcherClient {
     }
     this.count("listed");
     return parsed.data.runners;
+  }
+
+  /**
+   * Stops one runner (DELETE /api/v1/runners/{name}): the dispatcher destroys its instance and
+   * deletes its registration. A runner the dispatcher no longer knows is gone already. Never throws.
+   */
+  async cancel(name: string, reason: string): Promise<{ ok: true } | { ok: false; message: string }> {
+    const q = new URLSearchParams({ reason: reason.slice(0, 200) });
+    let res;
+    try {
+      res = await request(`${this.base}/api/v1/runners/${encodeURIComponent(name)}?${q.toString()}`, {
+        method: "DELETE",
+        headers: this.headers(),
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+    } catch (err) {
+      this.count("unreachable");
+      return { ok: false, message: this.describeFailure(err) };
+    }
+    let text = "";
+    try {
+      text = await res.body.text();
+    } catch {
+      // The status says enough.
+    }
+    if (res.statusCode === 200 || res.statusCode === 404) {
+      this.count("cancelled");
+      return { ok: true };
+    }
+    this.count(res.statusCode === 401 ? "unauthorized" : "cancel_error");
+    const hint = res.statusCode === 401 ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens" : "; the runner is left running and the next pass tries again";
+    return { ok: false, message: `stopping runner ${name} at the dispatcher failed with ${res.statusCode}: ${errorMessage(text)}${hint}` };
   }
 
   private count(outcome: string): void {

@@ -5,6 +5,10 @@ import { REJECTED_RETRY_MS, generationDelayMs, jobBaseKey, warmKey, withGenerati
 import type { KeyRecord } from "./keys.js";
 import { labelNames } from "./labels.js";
 import { matchTarget, unmatchedReason } from "./match.js";
+import { trimWarm } from "./warm-trim.js";
+import type { Cancel } from "./warm-trim.js";
+
+export type { Cancel };
 
 export interface PlanTarget {
   name: string;
@@ -12,6 +16,10 @@ export interface PlanTarget {
   /** Effective min_idle at `now` (schedules already applied). */
   minIdle: number;
   maxRunners?: number | undefined;
+  /** warm_idle_timeout: idle runners above the wanted size are stopped after this long (undefined: never). */
+  warmIdleTimeoutMs?: number | undefined;
+  /** warm_retire_before: idle runners with less TTL left are stopped and replaced (undefined: never). */
+  warmRetireBeforeMs?: number | undefined;
 }
 
 export interface PlanInput {
@@ -88,6 +96,8 @@ export interface TargetPlan {
 
 export interface Plan {
   intents: Intent[];
+  /** Idle runners to stop at the dispatcher (retired near their deadline, or surplus). */
+  cancels: Cancel[];
   jobs: JobPlan[];
   targets: TargetPlan[];
   /** Warm keys this plan used beyond the outstanding ones (act advances its counter by this). */
@@ -165,6 +175,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   const intents: Intent[] = [];
+  const cancels: Cancel[] = [];
   const targetPlans: TargetPlan[] = [];
   let warmSeqUsed = 0;
 
@@ -177,14 +188,36 @@ export function plan(input: PlanInput): Plan {
 
     const pinnedJobs = input.handles ? tJobs.filter((j) => j.handle) : [];
     const unpinnedJobs = input.handles ? tJobs.filter((j) => !j.handle) : tJobs;
+    const livePinned = new Map<number, DispatcherRunner>();
+    for (const j of pinnedJobs) {
+      const live = cap.pinned.find((r) => r.job?.id === j.id && (!r.job.handle || r.job.handle === j.handle) && LIVE_STATES.has(r.state));
+      if (live) livePinned.set(j.id, live);
+    }
+    // Jobs a free runner will take: every waiting job without a live runner of its own.
+    const forFree = tJobs.filter((j) => !livePinned.has(j.id));
 
-    // Each job with a handle gets exactly one runner pinned to it.
+    // Stop idle runners near their deadline or above the wanted size (only with a runner list).
+    let free = cap.free;
+    if (input.registered && !input.registeredFailed) {
+      const trimmed = trimWarm(t, cap, forFree.length, now);
+      cancels.push(...trimmed.cancels);
+      free = trimmed.free;
+    }
+    // Forgejo hands the oldest waiting job to an idle runner: the free runners cover the oldest
+    // jobs, and only the newer ones need runners of their own (no paying twice).
+    const covered = new Set(forFree.slice(0, free).map((j) => j.id));
+    const freeNote = `waiting for one of ${free} idle or starting runner(s) of target ${t.name}`;
+
+    // Each job with a handle that no free runner covers gets exactly one runner pinned to it.
     for (const j of pinnedJobs) {
       const jp = jobPlanById.get(j.id) as JobPlan;
-      const mine = cap.pinned.filter((r) => r.job?.id === j.id && (!r.job.handle || r.job.handle === j.handle));
-      const live = mine.find((r) => LIVE_STATES.has(r.state));
+      const live = livePinned.get(j.id);
       if (live) {
         Object.assign(jp, { state: "in_flight", reason: describeRunner(live, now) });
+        continue;
+      }
+      if (covered.has(j.id)) {
+        Object.assign(jp, { state: "covered", reason: freeNote });
         continue;
       }
       const base = jobBaseKey(input.instance, j);
@@ -206,8 +239,7 @@ export function plan(input: PlanInput): Plan {
 
     // Without handles runners are interchangeable: waiting − free more are needed. Keys still come
     // from jobs (newest first: older jobs are the likelier to have a runner on its way already).
-    let need = Math.max(0, unpinnedJobs.length - cap.free);
-    const freeNote = `waiting for one of ${cap.free} idle or starting runner(s) of target ${t.name}`;
+    let need = unpinnedJobs.filter((j) => !covered.has(j.id)).length;
     for (const j of [...unpinnedJobs].reverse()) {
       const jp = jobPlanById.get(j.id) as JobPlan;
       const base = jobBaseKey(input.instance, j);
@@ -238,7 +270,7 @@ export function plan(input: PlanInput): Plan {
     // Warm pool: top up to min_idle counting what stays free once the unpinned jobs are served.
     let warmIntents = 0;
     let warmNote: string | undefined;
-    const freeAfterJobs = Math.max(0, cap.free - unpinnedJobs.length);
+    const freeAfterJobs = Math.max(0, free - forFree.length);
     let warmNeed = Math.max(0, t.minIdle - freeAfterJobs);
     if (warmNeed > 0 && input.registeredFailed) {
       warmNote = "runner list unavailable this pass; warm pool not topped up";
@@ -260,7 +292,7 @@ export function plan(input: PlanInput): Plan {
       running: cap.running,
       idle: cap.idle ?? null,
       inFlight: cap.inFlight.length,
-      free: cap.free,
+      free,
       minIdle: t.minIdle,
       maxRunners: t.maxRunners ?? null,
       jobIntents,
@@ -269,7 +301,7 @@ export function plan(input: PlanInput): Plan {
     });
   }
 
-  return { intents, jobs, targets: targetPlans, warmSeqUsed };
+  return { intents, cancels, jobs, targets: targetPlans, warmSeqUsed };
 }
 
 /** Running jobs are not planned for; exported for status counts. */

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { InstanceConfig } from "../config/autoscaler-schema.js";
-import { targetName } from "../config/autoscaler-schema.js";
+import { targetName, warmRetireBeforeMs } from "../config/autoscaler-schema.js";
 import { formatDuration } from "../config/duration.js";
 import { scopeKey } from "../forgejo/scope.js";
 import type { ActionRunJob, ForgejoApi, ServerInfo } from "../forgejo/types.js";
@@ -278,7 +278,7 @@ export class InstanceReconciler {
         if (this.lastPeriods.has(name)) this.log.info({ target: name, minIdle: eff.minIdle, period: eff.period ?? null }, "warm pool size changed by schedule");
         this.lastPeriods.set(name, eff.period);
       }
-      return { name, labels: t.labels, minIdle: eff.minIdle, maxRunners: t.max_runners };
+      return { name, labels: t.labels, minIdle: eff.minIdle, maxRunners: t.max_runners, warmIdleTimeoutMs: t.warm_idle_timeout, warmRetireBeforeMs: warmRetireBeforeMs(t) };
     });
   }
 
@@ -348,7 +348,8 @@ export class InstanceReconciler {
         instance: c.name,
         now: this.now(),
         observedAt: obs.observedAt,
-        targets: obs.jobs ? targets : targets.map((t) => ({ ...t, minIdle: 0 })),
+        // Without the job list nothing is known about what idle runners are about to take: no warm-pool changes.
+        targets: obs.jobs ? targets : targets.map((t) => ({ ...t, minIdle: 0, warmIdleTimeoutMs: undefined, warmRetireBeforeMs: undefined })),
         jobs,
         handles: info.jobHandles,
         registered: obs.registered,

@@ -2,6 +2,7 @@ import { Cron } from "croner";
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
 import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, isLoopbackHost, listenAddress, logSchema, splitListen } from "./common.js";
+import { formatDuration } from "./duration.js";
 
 /** Instance names appear in URLs (/webhook/<name>) and idempotency keys. */
 const instanceName = z
@@ -102,6 +103,10 @@ const targetSchema = z
     env: envRecord.default({}),
     /** Runners of this target in flight at the dispatcher at most (jobs and warm pool together). */
     max_runners: z.number().int().positive().optional(),
+    /** An idle runner above the wanted warm-pool size is stopped after idling this long (Forgejo >= 15, Gitea). */
+    warm_idle_timeout: durationMs.prefault("5m"),
+    /** An idle runner with less TTL left than this is stopped and replaced; default min(10m, ttl/3). */
+    warm_retire_before: durationMs.optional(),
   })
   .strict()
   .superRefine(
@@ -110,6 +115,13 @@ const targetSchema = z
       const peak = Math.max(0, ...sizes);
       if (typeof t.max_runners === "number" && peak > t.max_runners) {
         ctx.addIssue({ code: "custom", path: ["max_runners"], message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill` });
+      }
+      if (typeof t.warm_retire_before === "number" && typeof t.ttl === "number" && t.warm_retire_before >= t.ttl) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["warm_retire_before"],
+          message: `must be shorter than ttl (${formatDuration(t.ttl)}): every warm runner would be retired as soon as it is up; lower it or raise ttl`,
+        });
       }
     },
     { when: () => true },
@@ -215,6 +227,13 @@ export const autoscalerConfigSchema = z
 export type AutoscalerConfig = z.infer<typeof autoscalerConfigSchema>;
 export type InstanceConfig = AutoscalerConfig["instances"][number];
 export type TargetConfig = InstanceConfig["targets"][number];
+/** warm_retire_before in force: the configured value, else 10m or a third of the target's ttl if that is shorter. */
+export function warmRetireBeforeMs(t: Pick<TargetConfig, "ttl" | "warm_retire_before">): number {
+  if (t.warm_retire_before !== undefined) return t.warm_retire_before;
+  return t.ttl === undefined ? DEFAULT_RETIRE_BEFORE_MS : Math.min(DEFAULT_RETIRE_BEFORE_MS, Math.floor(t.ttl / 3));
+}
+const DEFAULT_RETIRE_BEFORE_MS = 10 * 60_000;
+
 export type SchedulePeriod = TargetConfig["min_idle_schedule"][number];
 export type WebhookConfig = NonNullable<InstanceConfig["webhook"]>;
 

@@ -268,6 +268,16 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
       const r = runners.find((x) => x.name === decodeURIComponent(m[1]!));
       return r ? send(res, rec, 200, r) : send(res, rec, 404, { error: "not_found", message: "no such runner" });
     }
+    // As the dispatcher's routes.ts: a live runner is finished as failed with the reason given.
+    if (rec.method === "DELETE" && m) {
+      const r = runners.find((x) => x.name === decodeURIComponent(m[1]!));
+      if (!r) return send(res, rec, 404, { error: "not_found", message: "no such runner" });
+      if (r.state === "pending" || r.state === "launching" || r.state === "running") {
+        r.state = "failed";
+        r.reason = `cancelled through the API (${url.searchParams.get("reason") || "no reason given"})`;
+      }
+      return send(res, rec, 200, r);
+    }
     return send(res, rec, 404, { error: "not_found", message: `no route for ${rec.method} ${url.pathname}` });
   }
 

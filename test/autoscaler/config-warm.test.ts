@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { autoscalerConfigSchema, warmRetireBeforeMs } from "../../src/config/autoscaler-schema.js";
+import { ConfigError, parseConfig } from "../../src/config/load.js";
+
+/** warm_idle_timeout and warm_retire_before (issue 13 item 3): defaults and the check against ttl. */
+const yaml = (target: string) => `
+dispatcher: { url: "http://127.0.0.1:8080" }
+instances:
+  - name: fj
+    forgejo: { base_url: "https://forgejo.example.com", token: "pat" }
+    targets:
+      - labels: [linux]
+${target}`;
+const target = (extra: string) => parseConfig(autoscalerConfigSchema, yaml(extra), "t.yaml", {}).instances[0]!.targets[0]!;
+const MIN = 60_000;
+
+describe("warm-pool trimming settings", () => {
+  it.each([
+    { what: "no ttl", extra: "", idle: 5 * MIN, retire: 10 * MIN },
+    { what: "ttl 30m", extra: "        ttl: 30m\n", idle: 5 * MIN, retire: 10 * MIN },
+    { what: "ttl 15m: a third of it", extra: "        ttl: 15m\n", idle: 5 * MIN, retire: 5 * MIN },
+    { what: "both set", extra: "        ttl: 2h\n        warm_idle_timeout: 90s\n        warm_retire_before: 25m\n", idle: 90_000, retire: 25 * MIN },
+  ])("$what → idle timeout and retire-before", ({ extra, idle, retire }) => {
+    const t = target(extra);
+    expect(t.warm_idle_timeout).toBe(idle);
+    expect(warmRetireBeforeMs(t)).toBe(retire);
+  });
+
+  it("warm_retire_before as long as the ttl is refused with what to do", () => {
+    let problems: string[] = [];
+    try {
+      target("        ttl: 20m\n        warm_retire_before: 20m\n");
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems = err.problems;
+    }
+    expect(problems).toEqual(["instances[0].targets[0].warm_retire_before: must be shorter than ttl (20m0s): every warm runner would be retired as soon as it is up; lower it or raise ttl"]);
+  });
+});
