@@ -140,12 +140,15 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
       if (o.jobHandle) cmd.push("--handle", o.jobHandle);
       cmd.push("--wait");
     }
+    if (sub === "one-job") {
+      // The token goes through a FIFO: one-job reads it once at start and nothing stays on disk for
+      // job steps (root on the host executor) to read; the writer removes the FIFO after.
+      s.push(`rm -f ${q(tokenFile)}`, `mkfifo -m 600 ${q(tokenFile)}`, `(printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)}; rm -f ${q(tokenFile)}) &`);
+    } else {
+      // A daemon lives for many jobs and may read its token again: a private file.
+      s.push(`(umask 077 && printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)})`, `chmod 600 ${q(tokenFile)}`);
+    }
     s.push(
-      // The token goes through a FIFO: the runner reads it once at start and nothing stays on disk
-      // for job steps (root on the host executor) to read; the writer removes the FIFO after.
-      `rm -f ${q(tokenFile)}`,
-      `mkfifo -m 600 ${q(tokenFile)}`,
-      `(printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)}; rm -f ${q(tokenFile)}) &`,
       `unset ${TOKEN_ENV}`,
       `echo ${q(`forgejo-nsc: starting forgejo-runner ${sub} as ${o.runnerName}`)} >&2`,
       `exec ${shJoin(cmd)}`,

@@ -209,6 +209,9 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
     expect(daemon!.argv[0]).toBe("daemon");
     expect(daemon!.argv).not.toContain("--handle");
     expect(daemon!.argv).not.toContain("--wait");
+    // one-job reads its token once, through a FIFO; a daemon may read it again: a private file.
+    expect(oneJob!.tokenFile).toMatchObject({ content: SECRET, fifo: true });
+    expect(daemon!.tokenFile).toMatchObject({ content: SECRET, mode: "600", fifo: false });
   });
 });
 
