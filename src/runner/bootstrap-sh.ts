@@ -139,8 +139,6 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
       // pinned job would stay queued with its runner gone.
       if (o.jobHandle) cmd.push("--handle", o.jobHandle);
       cmd.push("--wait");
-    }
-    if (sub === "one-job") {
       // The token goes through a FIFO: one-job reads it once at start and nothing stays on disk for
       // job steps (root on the host executor) to read; the writer removes the FIFO after.
       s.push(`rm -f ${q(tokenFile)}`, `mkfifo -m 600 ${q(tokenFile)}`, `(printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)}; rm -f ${q(tokenFile)}) &`);

@@ -3,7 +3,7 @@
  * upstream sources are in docs/upstream-contracts.md ("forgejo-runner").
  */
 
-/** The release the default Linux image tag and the macOS/Windows binaries point to. */
+/** The release the default Linux image's tag names and macOS builds from source (runner.version). */
 export const DEFAULT_RUNNER_VERSION = "12.13.2";
 
 /**
