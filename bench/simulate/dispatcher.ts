@@ -90,7 +90,7 @@ export class DispatcherModel {
     const out: DispatcherRunner[] = [];
     for (const { rec } of this.records.values()) {
       if (!states.includes(rec.state)) continue;
-      out.push({ name: rec.name, state: rec.state, reason: rec.reason, labels: [...rec.labels], job: rec.job ?? null, created_at: rec.createdAt, updated_at: rec.updatedAt });
+      out.push({ name: rec.name, state: rec.state, reason: rec.reason, labels: [...rec.labels], job: rec.job ?? null, created_at: rec.createdAt, updated_at: rec.updatedAt, expires_at: rec.expiresAt ?? null });
     }
     return out;
   }
@@ -187,6 +187,7 @@ export class DispatcherModel {
     const pin = rec.job?.handle ? { id: rec.job.id, handle: rec.job.handle } : undefined;
     this.forge.register(rec.name, rec.labels, pin);
     const life: InstanceLife = { runner: rec.name, platform: rec.platform, pinned: pin !== undefined, launchedAt: this.q.now };
+    rec.expiresAt = new Date(this.q.now + rec.ttlMs).toISOString();
     r.instance = life;
     this.instances.push(life);
     this.q.after(draw(this.cfg.boot[rec.platform], this.rng), () => {

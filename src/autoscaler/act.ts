@@ -4,7 +4,7 @@ import type { DispatcherClient } from "./dispatcher-client.js";
 import type { DispatchBody, DispatchOutcome } from "./dispatcher-types.js";
 import { TERMINAL_RUNNER_STATES } from "./dispatcher-types.js";
 import type { KeyRecord } from "./keys.js";
-import type { Intent, JobState, Plan } from "./plan.js";
+import type { Cancel, Intent, JobState, Plan } from "./plan.js";
 
 export interface ActorOptions {
   instance: string;
@@ -44,6 +44,13 @@ export interface ActResult {
   cancelled: number;
   lastError?: string | undefined;
 }
+
+/** Per kind of cancel: the reason sent to the dispatcher, and the log message. */
+const CANCEL_WORDS: Record<Cancel["kind"], [string, string]> = {
+  retire: ["warm runner retired", "idle runner retired before its deadline"],
+  shrink: ["warm pool shrunk", "idle runner stopped: warm pool above its size"],
+  unneeded: ["job taken by another runner", "pending pinned runner stopped: its job is no longer waiting"],
+};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -114,10 +121,10 @@ export class Actor {
     // Stop idle runners first: a retired runner's replacement is among the intents below, and the
     // dispatcher's own caps count the old one until it is gone.
     for (const c of plan.cancels) {
-      const r = await this.opts.client.cancel(c.runner, `${c.kind === "retire" ? "warm runner retired" : "warm pool shrunk"}: ${c.reason}`);
+      const r = await this.opts.client.cancel(c.runner, `${CANCEL_WORDS[c.kind][0]}: ${c.reason}`);
       if (r.ok) {
         result.cancelled++;
-        log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason }, c.kind === "retire" ? "idle runner retired before its deadline" : "idle runner stopped: warm pool above its size");
+        log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason }, CANCEL_WORDS[c.kind][1]);
       } else {
         result.warmErrors.set(c.target, r.message);
         log.warn({ instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message }, "stopping an idle runner failed; will try again");

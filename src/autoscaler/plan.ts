@@ -5,7 +5,7 @@ import { REJECTED_RETRY_MS, generationDelayMs, jobBaseKey, warmKey, withGenerati
 import type { KeyRecord } from "./keys.js";
 import { labelNames } from "./labels.js";
 import { matchTarget, unmatchedReason } from "./match.js";
-import { trimWarm } from "./warm-trim.js";
+import { stalePinned, trimWarm } from "./warm-trim.js";
 import type { Cancel } from "./warm-trim.js";
 
 export type { Cancel };
@@ -42,6 +42,16 @@ export interface PlanInput {
   book: ReadonlyMap<string, KeyRecord>;
   /** Warm-pool keys: a per-process prefix, the next sequence number, and keys still unanswered. */
   warm: { boot: string; nextSeq: number; outstanding: ReadonlyMap<string, readonly string[]> };
+  /**
+   * The behaviour before issue 13, kept so the simulator can compare against it: a pinned runner
+   * for every waiting job even when a free runner will take it. The daemon never sets it.
+   */
+  pinEveryJob?: boolean | undefined;
+  /**
+   * `jobs` is Forgejo's whole list this pass (not webhook hints): a pinned runner still pending
+   * for a job that is no longer waiting may be cancelled.
+   */
+  jobsComplete?: boolean | undefined;
 }
 
 export interface JobRef {
@@ -193,8 +203,9 @@ export function plan(input: PlanInput): Plan {
       const live = cap.pinned.find((r) => r.job?.id === j.id && (!r.job.handle || r.job.handle === j.handle) && LIVE_STATES.has(r.state));
       if (live) livePinned.set(j.id, live);
     }
-    // Jobs a free runner will take: every waiting job without a live runner of its own.
-    const forFree = tJobs.filter((j) => !livePinned.has(j.id));
+    // Jobs a free runner will take: every waiting job without a live runner of its own (before
+    // issue 13, only the jobs without a handle: each of the others got a runner pinned to it).
+    const forFree = input.pinEveryJob ? unpinnedJobs : tJobs.filter((j) => !livePinned.has(j.id));
 
     // Stop idle runners near their deadline or above the wanted size (only with a runner list).
     let free = cap.free;
@@ -203,10 +214,26 @@ export function plan(input: PlanInput): Plan {
       cancels.push(...trimmed.cancels);
       free = trimmed.free;
     }
+    if (input.jobsComplete && !input.pinEveryJob) cancels.push(...stalePinned(t.name, cap, new Set(tJobs.map((j) => j.id))));
+
     // Forgejo hands the oldest waiting job to an idle runner: the free runners cover the oldest
     // jobs, and only the newer ones need runners of their own (no paying twice).
     const covered = new Set(forFree.slice(0, free).map((j) => j.id));
     const freeNote = `waiting for one of ${free} idle or starting runner(s) of target ${t.name}`;
+
+    // The warm pool's top-up, counting what stays free once the waiting jobs are served.
+    let warmNeed = Math.max(0, t.minIdle - Math.max(0, free - forFree.length));
+    let warmNote: string | undefined;
+    if (warmNeed > 0 && input.registeredFailed) {
+      warmNote = "runner list unavailable this pass; warm pool not topped up";
+      warmNeed = 0;
+    }
+    // Warm runners asked for now take the oldest jobs beyond the free ones, as well as a pinned
+    // runner would: such a job gets none of its own, so no two boots race for it. They come out
+    // of the room first (they serve the older jobs); the pool refills on a later pass.
+    const byWarm = input.pinEveryJob ? [] : forFree.slice(free).filter((j) => j.handle && input.handles).slice(0, Math.min(warmNeed, room));
+    room -= byWarm.length;
+    const warmNowNote = `waiting for one of ${byWarm.length} warm runner(s) of target ${t.name} asked for now`;
 
     // Each job with a handle that no free runner covers gets exactly one runner pinned to it.
     for (const j of pinnedJobs) {
@@ -216,8 +243,8 @@ export function plan(input: PlanInput): Plan {
         Object.assign(jp, { state: "in_flight", reason: describeRunner(live, now) });
         continue;
       }
-      if (covered.has(j.id)) {
-        Object.assign(jp, { state: "covered", reason: freeNote });
+      if (covered.has(j.id) || byWarm.includes(j)) {
+        Object.assign(jp, { state: "covered", reason: covered.has(j.id) ? freeNote : warmNowNote });
         continue;
       }
       const base = jobBaseKey(input.instance, j);
@@ -267,15 +294,9 @@ export function plan(input: PlanInput): Plan {
       Object.assign(jp, { state: "dispatch", key, reason: d.note ? `asking the dispatcher for a runner (${d.note})` : "asking the dispatcher for a runner" });
     }
 
-    // Warm pool: top up to min_idle counting what stays free once the unpinned jobs are served.
+    // Warm pool: the runners reserved for jobs above, then the rest of the top-up as room allows.
     let warmIntents = 0;
-    let warmNote: string | undefined;
-    const freeAfterJobs = Math.max(0, free - forFree.length);
-    let warmNeed = Math.max(0, t.minIdle - freeAfterJobs);
-    if (warmNeed > 0 && input.registeredFailed) {
-      warmNote = "runner list unavailable this pass; warm pool not topped up";
-      warmNeed = 0;
-    }
+    room += byWarm.length;
     if (warmNeed > room) warmNote = `${warmNeed - Math.max(0, room)} warm runner(s) short: ${atCapReason()}`;
     const outstanding = [...(input.warm.outstanding.get(t.name) ?? [])];
     for (let i = 0; i < warmNeed && room > 0; i++) {

@@ -357,6 +357,7 @@ export class InstanceReconciler {
         inFlight: obs.inFlight,
         book: this.actor.book,
         warm: this.actor.warmState(),
+        jobsComplete: obs.jobs !== undefined && !webhooksOnly(info),
       });
       const live = new Set(obs.inFlight.filter((r) => LIVE_STATES.has(r.state)).map((r) => r.name));
       const result = await this.actor.act(p, live);

@@ -6,8 +6,8 @@ import type { DispatcherRunner } from "./dispatcher-types.js";
 export interface Cancel {
   runner: string;
   target: string;
-  /** retire: too little TTL left for a job; shrink: idle above the wanted size for too long. */
-  kind: "retire" | "shrink";
+  /** retire: too little TTL left for a job; shrink: idle above the wanted size for too long; unneeded: a pending pinned runner whose job is gone. */
+  kind: "retire" | "shrink" | "unneeded";
   reason: string;
 }
 
@@ -72,4 +72,20 @@ export function trimWarm(t: TrimTarget, cap: TargetCapacity, jobsForFree: number
     }
   }
   return { cancels, free };
+}
+
+/**
+ * Pinned runners still pending (no instance asked for yet) whose job is no longer waiting: a free
+ * runner took it, or it was cancelled. Stopping them costs nothing. A launching runner is left
+ * alone: its instance may be up and running that very job.
+ */
+export function stalePinned(target: string, cap: TargetCapacity, waitingIds: ReadonlySet<number>): Cancel[] {
+  return cap.pinned
+    .filter((r) => r.state === "pending" && r.job && !waitingIds.has(r.job.id))
+    .map((r) => ({
+      runner: r.name,
+      target,
+      kind: "unneeded" as const,
+      reason: `job ${r.job?.id} is no longer waiting (another runner took it, or it was cancelled) and this runner has not started`,
+    }));
 }

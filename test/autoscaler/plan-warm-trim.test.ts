@@ -150,20 +150,57 @@ describe("no paying twice: pinned runners only for jobs no free runner covers", 
     expect(p.jobs.map((j) => [j.id, j.state])).toEqual([
       [1, "in_flight"],
       [2, "covered"],
-      [3, "dispatch"],
+      [3, "covered"],
     ]);
-    // The free runner will take job 2: the pool of one is refilled now.
-    expect(p.intents.map((i) => [i.kind, i.forJob])).toEqual([
-      ["job", 3],
-      ["warm", undefined],
-    ]);
+    // The free runner will take job 2: the pool of one is refilled now, and that runner takes job 3.
+    expect(p.intents.map((i) => [i.kind, i.forJob])).toEqual([["warm", undefined]]);
     // Next pass, with the new warm runner starting: nothing more.
     const again = plan(input({ targets: [{ ...T, minIdle: 1 }], jobs: [job(1), job(2), job(3)], ...world([{ r: pinned, status: "absent" }, { r: ours("w1", 1, 29) }, { r: ours("w2", 0, 30), status: "absent" }, { r: ours("p3", 0, 30, { state: "pending", job: { id: 3, handle: "h-3" } }), status: "absent" }]) }));
     expect(again.intents).toEqual([]);
   });
 
+  it("warm runners asked for in the same pass take the oldest jobs; pinned runners only beyond them", () => {
+    const p = plan(input({ targets: [{ ...T, minIdle: 2 }], jobs: [job(1), job(2), job(3)] }));
+    expect(p.intents.map((i) => [i.kind, i.job?.id])).toEqual([
+      ["job", 3],
+      ["warm", undefined],
+      ["warm", undefined],
+    ]);
+    expect(p.jobs.map((j) => [j.id, j.state, j.reason])).toEqual([
+      [1, "covered", "waiting for one of 2 warm runner(s) of target linux asked for now"],
+      [2, "covered", "waiting for one of 2 warm runner(s) of target linux asked for now"],
+      [3, "dispatch", "asking the dispatcher for a runner"],
+    ]);
+    // Before issue 13: a pinned runner for every job and the pool on top (two boots raced per job).
+    const before = plan(input({ targets: [{ ...T, minIdle: 2 }], jobs: [job(1), job(2), job(3)], pinEveryJob: true }));
+    expect(before.intents.map((i) => [i.kind, i.job?.id])).toEqual([
+      ["job", 1],
+      ["job", 2],
+      ["job", 3],
+      ["warm", undefined],
+      ["warm", undefined],
+    ]);
+  });
+
   it("without a free runner every job is pinned, as before", () => {
     const p = plan(input({ jobs: [job(1), job(2)] }));
     expect(p.intents.map((i) => i.job?.id)).toEqual([1, 2]);
+  });
+});
+
+describe("pending pinned runners whose job is no longer waiting", () => {
+  const pinnedTo = (id: number, state: string) => ours(`p${id}`, 0, 30, { state, job: { id, handle: `h-${id}` } });
+  const cases: { what: string; runner: DispatcherRunner; jobs: ActionRunJob[]; complete: boolean; stopped: boolean }[] = [
+    { what: "pending, its job taken by another runner", runner: pinnedTo(1, "pending"), jobs: [job(1, { status: "running" })], complete: true, stopped: true },
+    { what: "pending, its job gone from the list", runner: pinnedTo(1, "pending"), jobs: [], complete: true, stopped: true },
+    { what: "pending, its job still waiting", runner: pinnedTo(1, "pending"), jobs: [job(1)], complete: true, stopped: false },
+    { what: "launching (its instance may be running the job)", runner: pinnedTo(1, "launching"), jobs: [job(1, { status: "running" })], complete: true, stopped: false },
+    { what: "pending, but the job list is webhook hints only", runner: pinnedTo(1, "pending"), jobs: [], complete: false, stopped: false },
+  ];
+  it.each(cases)("$what → stopped: $stopped", ({ runner, jobs, complete, stopped }) => {
+    const p = plan(input({ jobs, jobsComplete: complete, inFlight: [runner], registered: [] }));
+    expect(p.cancels).toEqual(
+      stopped ? [{ runner: "p1", target: "linux", kind: "unneeded", reason: "job 1 is no longer waiting (another runner took it, or it was cancelled) and this runner has not started" }] : [],
+    );
   });
 });

@@ -169,10 +169,21 @@ describe("max_runners", () => {
   it("serves the oldest jobs first, then the warm pool, and names the cap for the rest", () => {
     const targets: PlanTarget[] = [{ name: "linux", labels: ["linux", "docker"], minIdle: 2, maxRunners: 3 }];
     const p = plan(input({ targets, jobs: [job(3), job(1), job(2)], inFlight: [disp("busy", "running", { job: { id: 99, attempt: 1, handle: "z" } })] }));
-    expect(p.intents.map((i) => i.forJob)).toEqual([1, 2]);
+    // The pool's two runners, asked for now, take the two oldest jobs (none gets a pinned runner too).
+    expect(p.intents.map((i) => i.kind)).toEqual(["warm", "warm"]);
+    expect(p.jobs.filter((j) => j.id !== 3).map((j) => [j.id, j.state, j.reason])).toEqual([
+      [1, "covered", "waiting for one of 2 warm runner(s) of target linux asked for now"],
+      [2, "covered", "waiting for one of 2 warm runner(s) of target linux asked for now"],
+    ]);
     expect(p.jobs.find((j) => j.id === 3)).toMatchObject({ state: "at_cap", reason: "at cap: target linux has 1 runner(s) in flight, max_runners 3" });
-    expect(p.targets[0]).toMatchObject({ jobIntents: 2, warmIntents: 0, maxRunners: 3 });
-    expect(p.targets[0]!.warmNote).toMatch(/2 warm runner\(s\) short: at cap/);
+    expect(p.targets[0]).toMatchObject({ jobIntents: 0, warmIntents: 2, maxRunners: 3 });
+    // Room for more: jobs first, then the pool, which says it is short.
+    const roomier = plan(input({ targets: [{ ...targets[0]!, minIdle: 1 }], jobs: [job(3), job(1), job(2)], inFlight: [disp("busy", "running", { job: { id: 99, attempt: 1, handle: "z" } })] }));
+    expect(roomier.intents.map((i) => [i.kind, i.forJob])).toEqual([
+      ["job", 2],
+      ["warm", undefined],
+    ]);
+    expect(roomier.jobs.find((j) => j.id === 3)!.state).toBe("at_cap");
   });
 
   it("counts finishing runners against the cap (their instances still exist)", () => {

@@ -12,10 +12,10 @@ export interface NamedPolicy {
 export const POLICIES: readonly NamedPolicy[] = [
   { name: "original", create: (ctx) => new OriginalPolicy(ctx) },
   { name: "garm-like", create: (ctx) => new GarmPolicy(ctx) },
-  { name: "today", create: (ctx) => new TodayPolicy(ctx) },
-  // Issue 13 item 3 replaces this with the improved planner; until then it is today's, so the
-  // table's last two rows agree and any difference later is the change alone.
-  { name: "improved", create: (ctx) => new TodayPolicy(ctx) },
+  { name: "today", create: (ctx) => new TodayPolicy(ctx, "today") },
+  // The product's planner since issue 13 item 3, on the same pass timing: any difference from the
+  // row above is the planner change alone.
+  { name: "improved", create: (ctx) => new TodayPolicy(ctx, "improved") },
 ];
 
 export function policyNamed(name: string): NamedPolicy {

@@ -8,7 +8,7 @@ import { observe } from "../../../src/autoscaler/observe.js";
 import { isWaiting, plan } from "../../../src/autoscaler/plan.js";
 import type { PlanTarget } from "../../../src/autoscaler/plan.js";
 import { effectiveMinIdle } from "../../../src/autoscaler/schedule.js";
-import { targetName } from "../../../src/config/autoscaler-schema.js";
+import { targetName, warmRetireBeforeMs } from "../../../src/config/autoscaler-schema.js";
 import { formatDuration, parseDuration } from "../../../src/config/duration.js";
 import type { ActionRunJob, ActionRunner, ForgejoApi, ServerInfo } from "../../../src/forgejo/types.js";
 import type { DispatcherModel } from "../dispatcher.js";
@@ -48,6 +48,11 @@ class SimDispatcherClient extends DispatcherClient {
   override async listRunners(opts: { states: readonly string[] }): Promise<DispatcherRunner[]> {
     return this.model.list(opts.states);
   }
+
+  override async cancel(name: string): Promise<{ ok: true }> {
+    this.model.retire(name);
+    return { ok: true };
+  }
 }
 
 /** The two Forgejo calls a pass makes; the rest of the API is never used by observe(). */
@@ -69,7 +74,15 @@ function simForgejoApi(forge: Forge): ForgejoApi {
 }
 
 /**
- * Today's autoscaler on Forgejo 15: every pass is the real observe() → plan() → Actor.act() →
+ * `today`: the planner as it was before issue 13 item 3 (a pinned runner for every waiting job, warm
+ * runners never stopped). `improved`: the product's planner as the daemon runs it (warm pools
+ * shrink after warm_idle_timeout, idle runners retire warm_retire_before their deadline, pinned
+ * runners only for jobs no free runner covers).
+ */
+export type PlannerMode = "today" | "improved";
+
+/**
+ * The autoscaler on Forgejo 15: every pass is the real observe() → plan() → Actor.act() →
  * prune, as InstanceReconciler.pass runs it; the pass timing (poll_interval, a debounced pass per
  * delivery, follow-ups) is the reconciler's, re-created on the fake clock because the reconciler
  * itself uses real timers. Forgejo never stops polling.
@@ -82,7 +95,10 @@ export class TodayPolicy implements Policy {
   private timerToken = 0;
   private followUps = 0;
 
-  constructor(private readonly ctx: SimContext) {
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly mode: PlannerMode = "today",
+  ) {
     this.client = new SimDispatcherClient(ctx.dispatcher);
     this.api = simForgejoApi(ctx.forge);
     const config = ctx.deployment.autoscaler;
@@ -123,7 +139,11 @@ export class TodayPolicy implements Policy {
   }
 
   private targets(at: number): PlanTarget[] {
-    return this.ctx.deployment.autoscaler.targets.map((t) => ({ name: targetName(t), labels: t.labels, minIdle: effectiveMinIdle(t, at).minIdle, maxRunners: t.max_runners }));
+    return this.ctx.deployment.autoscaler.targets.map((t) => {
+      const base = { name: targetName(t), labels: t.labels, minIdle: effectiveMinIdle(t, at).minIdle, maxRunners: t.max_runners };
+      // The reconciler's planTargets(): the same keys, with the same defaults.
+      return this.mode === "improved" ? { ...base, warmIdleTimeoutMs: t.warm_idle_timeout, warmRetireBeforeMs: warmRetireBeforeMs(t) } : base;
+    });
   }
 
   private async pass(): Promise<void> {
@@ -143,6 +163,8 @@ export class TodayPolicy implements Policy {
       inFlight: obs.inFlight,
       book: this.actor.book,
       warm: this.actor.warmState(),
+      pinEveryJob: this.mode === "today",
+      jobsComplete: this.mode === "improved",
     });
     const live = new Set(obs.inFlight.filter((r) => LIVE_STATES.has(r.state)).map((r) => r.name));
     const result = await this.actor.act(p, live);
