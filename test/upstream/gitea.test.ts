@@ -52,12 +52,16 @@ async function status(d: Daemons): Promise<InstanceStatus> {
   return d.autoscaler.reconcilers[0]!.status();
 }
 
-/** Waits until the runner is finished, its instance gone and none of its processes left. */
-async function expectCleanEnd(d: Daemons): Promise<void> {
-  const [runner] = await d.store.listRunners({});
-  await waitFor(async () => ["done", "failed"].includes((await d.store.getRunner(runner!.name))!.state), { what: "the runner to finish", timeoutMs: 60_000 });
-  const instances = d.nsc.instances({ includeDestroyed: true });
-  expect(instances.filter((i) => !i.destroyed_at)).toEqual([]);
+/** Waits until the runner (default: the first) is finished, its instance gone and none of its processes left. */
+async function expectCleanEnd(d: Daemons, name?: string): Promise<void> {
+  const runnerName = name ?? (await d.store.listRunners({}))[0]!.name;
+  const finished = await waitFor(async () => {
+    const r = (await d.store.getRunner(runnerName))!;
+    return ["done", "failed"].includes(r.state) ? r : undefined;
+  }, { what: `runner ${runnerName} to finish`, timeoutMs: 60_000 });
+  const instances = d.nsc.instances({ includeDestroyed: true }).filter((i) => i.labels?.["forgejo-nsc.runner"] === runnerName);
+  expect(instances.map((i) => i.id)).toEqual([finished.instanceId]);
+  await waitFor(() => instances.every((i) => i.destroyed_at), { what: `the instance of ${runnerName} to be gone` });
   for (const i of instances) expect(liveProcessesInGroup(i.container!.pid!), `processes of instance ${i.id}`).toEqual([]);
 }
 
@@ -114,6 +118,39 @@ describe("Gitea 1.25.5 (real): workflow_job webhook → autoscaler → dispatche
     const created = await gitea.api("POST", `/repos/${GITEA_ADMIN}/app/hooks`, { type: "gitea", config: { url: "http://127.0.0.1:9/other", content_type: "json" }, events: requested, active: true });
     expect(created.status, created.text).toBe(201);
     expect([...(created.json as { events: string[] }).events].sort()).toEqual(storedHookEvents("gitea", requested).sort());
+  });
+});
+
+describe("Gitea 1.25.5 (real), polling: the jobs search is read as Gitea answers it", () => {
+  it("finds the queued job by polling alone; a runner that ended without it is followed by exactly one of the next key generation", async () => {
+    tmp = tempDir("fnsc-up-gitea125p-");
+    gitea = await startGitea("1.25.5", `${tmp.dir}/gitea`);
+    await createRepo(gitea, "app");
+    daemons = await startDaemons({ dir: tmp.dir, forge: { url: gitea.url, token: gitea.token }, scope: { level: "repository", owner: GITEA_ADMIN, name: "app" }, webhooks: false });
+    const d = daemons;
+    await pushWorkflow(gitea, "app");
+    const job = await waitFor(async () => {
+      const r = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).json as { jobs: { id: number; run_attempt: number }[] };
+      return r.jobs[0];
+    }, { what: "the job in Gitea" });
+    const runner = await waitFor(async () => (await d.store.listRunners({}))[0], { what: "a dispatch from polling", timeoutMs: 30_000 });
+    const s = await status(d);
+    expect(s.mode).toBe("polling");
+    expect(s.webhook.last_delivery_at).toBeNull();
+    expect((await d.store.getDispatch(runner.dispatchId))?.idempotencyKey).toBe(`forge:job:${job.id}:${job.run_attempt}`);
+    // No forgejo-runner here, so the runner ends without taking the job; Gitea still shows it queued.
+    // The autoscaler does not leave it stranded: it asks again with the next generation of the key
+    // (keys.ts: ":r1"), once, and says why in its status.
+    await expectCleanEnd(d, runner.name);
+    const second = await waitFor(async () => (await d.store.listRunners({})).find((x) => x.name !== runner.name), { what: "the next generation", timeoutMs: 30_000 });
+    expect((await d.store.getDispatch(second.dispatchId))?.idempotencyKey).toBe(`forge:job:${job.id}:${job.run_attempt}:r1`);
+    const r = d.autoscaler.reconcilers[0]!;
+    const passes = r.passCount;
+    await waitFor(() => r.passCount >= passes + 2, { what: "two more passes", timeoutMs: 20_000 });
+    const keys = await Promise.all((await d.store.listRunners({})).map(async (x) => (await d.store.getDispatch(x.dispatchId))?.idempotencyKey));
+    // One runner per generation, never two for the same one.
+    expect(new Set(keys).size).toBe(keys.length);
+    await expectCleanEnd(d, second.name);
   });
 });
 
