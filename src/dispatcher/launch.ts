@@ -35,7 +35,8 @@ export function retryDelayMs(attempt: number): number {
  * without a record or failing a runner whose instance is up. `signal` (shutdown) ends such waits.
  */
 export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, signal?: AbortSignal): Promise<LaunchOutcome> {
-  const attempt = r.launchAttempts + 1;
+  // The scheduler counted this attempt in the same write that moved the runner to launching.
+  const attempt = Math.max(1, r.launchAttempts);
   const max = ctx.config.dispatcher.launch_attempts;
   const log = ctx.logger.child({ runner: r.name, dispatch: r.dispatchId, job: r.job?.id });
   const durably = <T>(what: string, write: () => Promise<T>) => ctx.records.durably(`runner ${r.name}: ${what}`, write, signal);
@@ -46,7 +47,6 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
   let rec: RunnerRecord = r;
   const started = ctx.now().getTime();
   try {
-    rec = (await durably("launch attempt", () => ctx.records.update(r.name, { launchAttempts: attempt }))) ?? r;
     if (!launcher) {
       await durably("no launcher", () =>
         finishRunner(ctx, rec, {
@@ -56,11 +56,14 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
       );
       return { kind: "failed" };
     }
+    // One durable write records the credentials and what comes next (each fsync is on the path to
+    // `nsc run`): the registration must be on record before an instance can exist.
+    const starting = `starting a ${r.platform} instance (attempt ${attempt}/${max})`;
     const credentials = await ctx.creds.obtain(rec, async (id) => {
       registered = id;
-      rec = (await durably("ephemeral registration", () => ctx.records.update(r.name, { forgejoRunnerId: id, registration: "ephemeral" }))) ?? rec;
+      rec = (await durably("ephemeral registration", () => ctx.records.update(r.name, { forgejoRunnerId: id, registration: "ephemeral", reason: starting }))) ?? rec;
     });
-    if (credentials.mode === "token") rec = (await durably("registration token", () => ctx.records.update(r.name, { registration: "token" }))) ?? rec;
+    if (credentials.mode === "token") rec = (await durably("registration token", () => ctx.records.update(r.name, { registration: "token", reason: starting }))) ?? rec;
     const spec: LaunchSpec = {
       runnerName: r.name,
       platform: r.platform,
@@ -73,7 +76,6 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
       jobHandle: credentials.mode === "ephemeral" ? r.job?.handle : undefined,
       instanceLabels: instanceLabels(ctx, r),
     };
-    await durably("launch reason", () => ctx.records.update(r.name, { reason: `starting a ${r.platform} instance (attempt ${attempt}/${max})` }));
     instanceMayExist = true;
     const { instanceId } = await launcher.launch(spec);
     ctx.metrics.launchDuration.observe({ platform: r.platform, outcome: "ok" }, (ctx.now().getTime() - started) / 1000);

@@ -101,7 +101,8 @@ export class Scheduler {
       if (this.stopped) return;
       this.claiming.add(r.name);
       try {
-        const launching = await ctx.records.transition(r, ["pending"], "launching", `launch slot acquired (attempt ${r.launchAttempts + 1}/${ctx.config.dispatcher.launch_attempts})`);
+        const attempt = r.launchAttempts + 1;
+        const launching = await ctx.records.transition(r, ["pending"], "launching", `launch slot acquired (attempt ${attempt}/${ctx.config.dispatcher.launch_attempts})`, { launchAttempts: attempt });
         if (launching) this.start(launching);
       } finally {
         this.claiming.delete(r.name);
