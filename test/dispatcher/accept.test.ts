@@ -255,6 +255,19 @@ describe("what accept refuses", () => {
     expect(err.details).toEqual({ labels });
   });
 
+  it.each([
+    ["namespace-profile-windows-large", "windows", {}, /no forgejo-runner for Windows/],
+    ["namespace-profile-macos-large", "macos", { macos_build_from_source: false }, /no forgejo-runner for macOS/],
+  ] as const)("answers 400 for %s when no forgejo-runner source serves %s", async (label, platform, runner, problem) => {
+    const cfg = configWith({ runner: { binaries: {}, ...runner } });
+    const err = await refusal(accept({ labels: ["self-hosted", label] }, undefined, cfg));
+    expect(err.statusCode).toBe(400);
+    expect(err.message).toMatch(new RegExp(`^labels "self-hosted", "${label}" run on ${platform}, which this dispatcher cannot serve: `));
+    expect(err.message).toMatch(problem);
+    expect(err.details).toEqual({ labels: ["self-hosted", label], platform });
+    expect(await store.countRunners(["pending"])).toBe(0);
+  });
+
   it("passes on an error of the platform choice that is not a conflict", async () => {
     const boom = new Error("boom");
     const d = { ...deps(), platformFor: () => { throw boom; } };

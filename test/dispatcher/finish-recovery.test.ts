@@ -127,7 +127,9 @@ describe("recover", () => {
   it("requeues an interrupted launch without an instance, deleting its unused registration", async () => {
     const reg = k.registration("nscloud-r");
     await k.runner("nscloud-r", "launching", { registration: "ephemeral", forgejoRunnerId: reg.id });
-    await k.runner("nscloud-tok", "launching", { registration: "token" });
+    // A token-mode runner's registration is its own (shared token): recovery leaves it to the sweep.
+    const tokenReg = k.registration("nscloud-tok");
+    await k.runner("nscloud-tok", "launching", { registration: "token", forgejoRunnerId: tokenReg.id });
     // Records in other states are none of recovery's business, registrations included.
     const other = k.registration("nscloud-running");
     await k.runner("nscloud-running", "running", { instanceId: "ir", expiresAt: far, registration: "ephemeral", forgejoRunnerId: other.id });
@@ -135,6 +137,7 @@ describe("recover", () => {
     const report = await recover(k.ctx);
     expect(report.requeued).toEqual(["nscloud-r", "nscloud-tok"]);
     expect(k.forgejo.runner(other.id)!.deleted).toBe(false);
+    expect(k.forgejo.runner(tokenReg.id)!.deleted).toBe(false);
     expect(k.logs()).not.toContain("could not delete the unused registration");
     expect(await k.store.getRunner("nscloud-r")).toMatchObject({
       state: "pending",

@@ -74,6 +74,19 @@ describe("Scheduler.pass", () => {
     expect(s.isLaunching("nscloud-a")).toBe(false);
   });
 
+  it("a pass with nothing pending reads the store once", async () => {
+    const { k, s } = await start();
+    await k.runner("nscloud-live", "running", { instanceId: "i", expiresAt: "2027-01-01T00:00:00.000Z" });
+    const list = k.store.listRunners.bind(k.store);
+    const queries: unknown[] = [];
+    k.store.listRunners = async (f) => {
+      queries.push(f);
+      return list(f);
+    };
+    await s.pass();
+    expect(queries).toEqual([{ states: ["pending"] }]);
+  });
+
   it("writes a waiting reason only when it changed", async () => {
     const { k, s } = await start({ max_runners: 1 });
     await k.runner("nscloud-live", "running", { instanceId: "i", expiresAt: "2027-01-01T00:00:00.000Z" });

@@ -365,6 +365,7 @@ describe("launches that stopped without recording their outcome", () => {
       reason: "settled a launch that stopped without recording its outcome: no instance of it exists; launching again",
     });
     expect(await state("nscloud-f")).toBe("launching");
+    expect(logLine(k, "settled launches that stopped without recording their outcome")).toMatchObject({ requeued: ["nscloud-t"], adopted: [], failed: [] });
     // Nothing stranded: later ticks list once each, as before.
     const calls = k.launchers.linux.listCalls.length;
     await k.supervisor.tick();
@@ -379,6 +380,15 @@ describe("launches that stopped without recording their outcome", () => {
       reason: "settled a launch that stopped without recording its outcome: no instance of it exists and the queue deadline has passed",
     });
     expect(logLine(k, "settled launches that stopped without recording their outcome")).toMatchObject({ failed: ["nscloud-s"] });
+  });
+
+  it("whose instance ran the job meanwhile are done, and the tick says so", async () => {
+    const reg = k.registration("nscloud-c");
+    k.forgejo.world.deleteRunner(reg);
+    await k.runner("nscloud-c", "launching", { registration: "ephemeral", forgejoRunnerId: reg.id });
+    await k.supervisor.tick();
+    expect((await k.store.getRunner("nscloud-c"))!.state).toBe("done");
+    expect(logLine(k, "settled launches that stopped without recording their outcome")).toMatchObject({ completed: ["nscloud-c"] });
   });
 
   it("stay launching while their platform cannot be listed, and a tick that settles nothing logs nothing", async () => {
