@@ -14,6 +14,8 @@ import { CLK_TCK } from "./measure.js";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface ProcessResult {
+  /** What ran: src/bin/dispatcher.ts under tsx, or a built entry point. */
+  entry: string;
   runners: number;
   /** Ticks the daemon ran in the sampled window (its own supervision histogram count). */
   ticks: number;
@@ -61,7 +63,7 @@ function procCpuMs(pid: number): number {
  * running runners, with their instances in the fake nsc, supervising on its own timer. Linux only
  * (/proc). Measures what a process monitor would see: peak RSS, CPU per tick, nsc calls per tick.
  */
-export async function dispatcherProcess(opts: { runners: number; ticks: number; intervalMs: number }): Promise<ProcessResult> {
+export async function dispatcherProcess(opts: { runners: number; ticks: number; intervalMs: number; entry?: string | undefined }): Promise<ProcessResult> {
   const tmp = tempDir("forgejo-nsc-bench-proc-");
   const forgejo = await startFakeForgejo();
   const nsc = createFakeNsc(join(tmp.dir, "nsc"));
@@ -82,7 +84,9 @@ log: { level: info }
   const logFd = openSync(join(tmp.dir, "dispatcher.log"), "w");
   const env: NodeJS.ProcessEnv = { ...process.env, ...nsc.env };
   delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/dispatcher.ts"), "--config", configPath], { cwd: ROOT, env, stdio: ["ignore", logFd, logFd] });
+  // A built entry point (tsc output) runs on plain Node, without the TypeScript compiler in memory.
+  const argv = opts.entry ? [resolve(opts.entry)] : ["--import", "tsx", join(ROOT, "src/bin/dispatcher.ts")];
+  const child = spawn(process.execPath, [...argv, "--config", configPath], { cwd: ROOT, env, stdio: ["ignore", logFd, logFd] });
   const exited = new Promise<void>((res) => child.once("exit", () => res()));
   try {
     const pid = child.pid as number;
@@ -110,6 +114,7 @@ log: { level: info }
     const mem = procStatus(pid);
     const total = Object.values(calls).reduce((a, b) => a + b, 0);
     return {
+      entry: opts.entry ?? "src/bin/dispatcher.ts (tsx)",
       runners: opts.runners,
       ticks,
       peakRssMiB: mem.hwm,

@@ -22,7 +22,7 @@ import { supervision } from "./supervision.js";
 import type { SupervisionResult, TickRow } from "./supervision.js";
 
 const USAGE =
-  "usage: tsx bench/supervise.ts [--runners N] [--ticks N] [--churn N] [--process-ticks N] [--interval DURATION] [--dispatches N] [--launch-delay DURATION] [--parallel 4,16] [--json]";
+  "usage: tsx bench/supervise.ts [--runners N] [--ticks N] [--churn N] [--process-ticks N] [--interval DURATION] [--entry dist/src/bin/dispatcher.js] [--dispatches N] [--launch-delay DURATION] [--parallel 4,16] [--json]";
 
 function positive(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -61,7 +61,7 @@ function printSupervision(s: SupervisionResult): void {
 }
 
 function printProcess(p: ProcessResult): void {
-  out(`the dispatcher as its own process (src/bin/dispatcher.ts), ${p.runners} running runners, supervise_interval ${p.intervalMs} ms, ${p.ticks} ticks sampled (counted by its own supervision histogram):`);
+  out(`the dispatcher as its own process (${p.entry}), ${p.runners} running runners, supervise_interval ${p.intervalMs} ms, ${p.ticks} ticks sampled (counted by its own supervision histogram):`);
   const calls = Object.entries(p.nscCalls).map(([k, v]) => `${fmt(v / p.ticks, 1)} ${k}`).join(", ");
   out(`  peak RSS (VmHWM) ${fmt(p.peakRssMiB)} MiB, RSS at the end ${fmt(p.rssMiB)} MiB, cpu ${fmt(p.cpuMsPerTick)} ms per tick, nsc calls per tick ${fmt(p.nscCallsPerTick, 1)} (${calls}), Forgejo requests per tick ${fmt(p.forgejoCallsPerTick, 1)}`);
 }
@@ -87,6 +87,7 @@ async function main(): Promise<number> {
       parallel: { type: "string" },
       "process-ticks": { type: "string" },
       interval: { type: "string" },
+      entry: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -116,7 +117,7 @@ async function main(): Promise<number> {
   let proc: ProcessResult | undefined;
   if (processTicks > 0 && process.platform === "linux") {
     progress(`\nprocess phase starts at ${load()}`);
-    proc = await dispatcherProcess({ runners, ticks: processTicks, intervalMs });
+    proc = await dispatcherProcess({ runners, ticks: processTicks, intervalMs, entry: values.entry });
     if (!values.json) printProcess(proc);
   }
   const launches: LaunchResult[] = [];
