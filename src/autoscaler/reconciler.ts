@@ -7,6 +7,8 @@ import type { ActionRunJob, ForgejoApi, ServerInfo } from "../forgejo/types.js";
 import { describeServer } from "../forgejo/version.js";
 import type { Metrics } from "../http/metrics.js";
 import { Actor } from "./act.js";
+import { ArrivalLog, autoMinIdle } from "./auto-idle.js";
+import { matchTarget } from "./match.js";
 import type { ActResult } from "./act.js";
 import { LIVE_STATES } from "./capacity.js";
 import type { DispatcherClient } from "./dispatcher-client.js";
@@ -94,6 +96,8 @@ export class InstanceReconciler {
   private lastPlan: Plan | undefined;
   private lastAct: ActResult | undefined;
   private lastPeriods = new Map<string, number | undefined>();
+  /** When jobs were first seen waiting, per target, for min_idle_auto. */
+  private readonly arrivals = new ArrivalLog();
   private lastNotes = new Map<string, string>();
   private lastWaiting: WaitingJobStatus[] = [];
   private webhookState: { setup: "ok" | "pending" | "error" | "not_configured"; message: string | null } = { setup: "not_configured", message: null };
@@ -274,12 +278,25 @@ export class InstanceReconciler {
     return this.opts.config.targets.map((t) => {
       const eff = effectiveMinIdle(t, at);
       const name = targetName(t);
+      const auto = t.min_idle_auto;
+      if (auto) eff.minIdle = Math.max(eff.minIdle, autoMinIdle(this.arrivals.arrivals(name), at, { max: auto.max, windowMs: auto.window, bootMs: auto.boot_time }));
       if (this.lastPeriods.get(name) !== eff.period) {
         if (this.lastPeriods.has(name)) this.log.info({ target: name, minIdle: eff.minIdle, period: eff.period ?? null }, "warm pool size changed by schedule");
         this.lastPeriods.set(name, eff.period);
       }
       return { name, labels: t.labels, minIdle: eff.minIdle, maxRunners: t.max_runners, warmIdleTimeoutMs: t.warm_idle_timeout, warmRetireBeforeMs: warmRetireBeforeMs(t) };
     });
+  }
+
+  /** Jobs seen waiting for the first time count as arrivals of their target (min_idle_auto). */
+  private noteArrivals(jobs: readonly ActionRunJob[]): void {
+    const targets = this.opts.config.targets.map((t) => ({ name: targetName(t), labels: t.labels }));
+    const keep = Math.max(3_600_000, ...this.opts.config.targets.map((t) => t.min_idle_auto?.window ?? 0));
+    const seen = jobs.filter(isWaiting).flatMap((j) => {
+      const t = matchTarget(targets, j.runs_on);
+      return t ? [{ id: j.id, target: t.name }] : [];
+    });
+    this.arrivals.note(seen, this.now(), keep);
   }
 
   /** Forgejo may be upgraded under us (14 → 15 brings handles): look at the version again now and then. */
@@ -342,6 +359,7 @@ export class InstanceReconciler {
         for (const [id, h] of this.hints) if (h.at <= obs.observedAt) this.hints.delete(id);
       }
 
+      if (obs.jobs) this.noteArrivals(obs.jobs);
       const targets = this.planTargets(this.now());
       const listRunners = canListRunners(info);
       const p = plan({
@@ -465,7 +483,8 @@ export class InstanceReconciler {
           running: tp?.running ?? 0,
           idle: tp?.idle ?? null,
           in_flight: tp?.inFlight ?? 0,
-          min_idle: eff.minIdle,
+          // With min_idle_auto, what the last pass planned with (schedule and arrival rate).
+          min_idle: t.min_idle_auto && tp ? tp.minIdle : eff.minIdle,
           min_idle_period: eff.period ?? null,
           max_runners: t.max_runners ?? null,
           note: this.lastNotes.get(name) ?? null,

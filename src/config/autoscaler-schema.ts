@@ -107,11 +107,21 @@ const targetSchema = z
     warm_idle_timeout: durationMs.prefault("5m"),
     /** An idle runner with less TTL left than this is stopped and replaced; default min(10m, ttl/3). */
     warm_retire_before: durationMs.optional(),
+    /** A warm pool sized from the recent arrival rate (jobs expected during one boot), on top of min_idle. */
+    min_idle_auto: z
+      .object({
+        max: z.number().int().positive(),
+        window: durationMs.prefault("30m"),
+        boot_time: durationMs.prefault("30s"),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine(
     (t, ctx) => {
       const sizes = [t.min_idle, ...(Array.isArray(t.min_idle_schedule) ? t.min_idle_schedule.map((p) => p?.min_idle) : [])].filter((n) => typeof n === "number");
+      if (t.min_idle_auto && typeof t.min_idle_auto === "object" && typeof t.min_idle_auto.max === "number") sizes.push(t.min_idle_auto.max);
       const peak = Math.max(0, ...sizes);
       if (typeof t.max_runners === "number" && peak > t.max_runners) {
         ctx.addIssue({ code: "custom", path: ["max_runners"], message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill` });

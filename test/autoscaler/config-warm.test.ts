@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { autoscalerConfigSchema, warmRetireBeforeMs } from "../../src/config/autoscaler-schema.js";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 
-/** warm_idle_timeout and warm_retire_before (issue 13 item 3): defaults and the check against ttl. */
+/** warm_idle_timeout, warm_retire_before and min_idle_auto (issue 13 item 3): defaults and checks. */
 const yaml = (target: string) => `
 dispatcher: { url: "http://127.0.0.1:8080" }
 instances:
@@ -13,6 +13,15 @@ instances:
 ${target}`;
 const target = (extra: string) => parseConfig(autoscalerConfigSchema, yaml(extra), "t.yaml", {}).instances[0]!.targets[0]!;
 const MIN = 60_000;
+function problems(extra: string): string[] {
+  try {
+    target(extra);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
 
 describe("warm-pool trimming settings", () => {
   it.each([
@@ -27,13 +36,16 @@ describe("warm-pool trimming settings", () => {
   });
 
   it("warm_retire_before as long as the ttl is refused with what to do", () => {
-    let problems: string[] = [];
-    try {
-      target("        ttl: 20m\n        warm_retire_before: 20m\n");
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      problems = err.problems;
-    }
-    expect(problems).toEqual(["instances[0].targets[0].warm_retire_before: must be shorter than ttl (20m0s): every warm runner would be retired as soon as it is up; lower it or raise ttl"]);
+    expect(problems("        ttl: 20m\n        warm_retire_before: 20m\n")).toEqual(["instances[0].targets[0].warm_retire_before: must be shorter than ttl (20m0s): every warm runner would be retired as soon as it is up; lower it or raise ttl"]);
+  });
+});
+
+describe("min_idle_auto", () => {
+  it("defaults window 30m and boot_time 30s", () => {
+    expect(target("        min_idle_auto: { max: 2 }\n").min_idle_auto).toEqual({ max: 2, window: 30 * MIN, boot_time: 30_000 });
+  });
+
+  it("max above max_runners is refused: the pool could never fill", () => {
+    expect(problems("        max_runners: 2\n        min_idle_auto: { max: 3 }\n")).toEqual(["instances[0].targets[0].max_runners: is 2, below the largest min_idle (3); the warm pool could never fill"]);
   });
 });

@@ -54,3 +54,28 @@ describe("a warm pool shrinking when its period ends", () => {
     expect(dispatcher.dispatches).toHaveLength(2);
   });
 });
+
+describe("min_idle_auto", () => {
+  it("a job arriving makes a pool of one: a warm runner that takes the job, then one for the pool, none pinned", async () => {
+    stack = await startStack({
+      forgejo: { version: "15.0.3" },
+      instance: { targets: [{ name: "linux", labels: ["linux:host"], min_idle_auto: { max: 2 } }] },
+      deps: { tuning: { pollIntervalMs: 100 } },
+    });
+    const { forgejo, dispatcher } = stack;
+    const r = stack.autoscaler.reconcilers[0]!;
+    await waitFor(() => r.passCount >= 2, { what: "two passes" });
+    expect(dispatcher.dispatches).toHaveLength(0);
+    forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
+    await waitFor(() => dispatcher.dispatches.length >= 1, { what: "a dispatch" });
+    const p = r.passCount;
+    await waitFor(() => r.passCount >= p + 2, { what: "two more passes" });
+    // One arrival in 30 minutes, 30 s boots: a pool of one. Its first runner is asked for as the
+    // job's (it will take it), the next pass refills the pool; no pinned runner races them.
+    expect(dispatcher.dispatches.map((d) => [d.key?.split(":")[1], d.body.job ?? null])).toEqual([
+      ["warm", null],
+      ["warm", null],
+    ]);
+    expect((await stack.status()).instances[0]!.targets[0]).toMatchObject({ min_idle: 1, in_flight: 2 });
+  });
+});

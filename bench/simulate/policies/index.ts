@@ -16,6 +16,7 @@ export const POLICIES: readonly NamedPolicy[] = [
   // The product's planner since issue 13 item 3, on the same pass timing: any difference from the
   // row above is the planner change alone.
   { name: "improved", create: (ctx) => new TodayPolicy(ctx, "improved") },
+  { name: "auto", create: (ctx) => new TodayPolicy(ctx, "auto") },
 ];
 
 export function policyNamed(name: string): NamedPolicy {

@@ -8,7 +8,10 @@ import { observe } from "../../../src/autoscaler/observe.js";
 import { isWaiting, plan } from "../../../src/autoscaler/plan.js";
 import type { PlanTarget } from "../../../src/autoscaler/plan.js";
 import { effectiveMinIdle } from "../../../src/autoscaler/schedule.js";
+import { ArrivalLog, autoMinIdle } from "../../../src/autoscaler/auto-idle.js";
+import { matchTarget } from "../../../src/autoscaler/match.js";
 import { targetName, warmRetireBeforeMs } from "../../../src/config/autoscaler-schema.js";
+import type { TargetConfig } from "../../../src/config/autoscaler-schema.js";
 import { formatDuration, parseDuration } from "../../../src/config/duration.js";
 import type { ActionRunJob, ActionRunner, ForgejoApi, ServerInfo } from "../../../src/forgejo/types.js";
 import type { DispatcherModel } from "../dispatcher.js";
@@ -79,7 +82,7 @@ function simForgejoApi(forge: Forge): ForgejoApi {
  * shrink after warm_idle_timeout, idle runners retire warm_retire_before their deadline, pinned
  * runners only for jobs no free runner covers).
  */
-export type PlannerMode = "today" | "improved";
+export type PlannerMode = "today" | "improved" | "auto";
 
 /**
  * The autoscaler on Forgejo 15: every pass is the real observe() → plan() → Actor.act() →
@@ -138,11 +141,20 @@ export class TodayPolicy implements Policy {
     });
   }
 
+  private readonly arrivals = new ArrivalLog();
+
+  /** EXPERIMENT (item 3c): a target with a scheduled pool sizes it from the arrival rate instead, at most its largest scheduled size. */
+  private minIdle(t: TargetConfig, at: number): number {
+    if (this.mode !== "auto" || t.min_idle_schedule.length === 0) return effectiveMinIdle(t, at).minIdle;
+    const max = Math.max(t.min_idle, ...t.min_idle_schedule.map((p) => p.min_idle));
+    return autoMinIdle(this.arrivals.arrivals(targetName(t)), at, { max, windowMs: 30 * 60_000, bootMs: 30_000 });
+  }
+
   private targets(at: number): PlanTarget[] {
     return this.ctx.deployment.autoscaler.targets.map((t) => {
-      const base = { name: targetName(t), labels: t.labels, minIdle: effectiveMinIdle(t, at).minIdle, maxRunners: t.max_runners };
+      const base = { name: targetName(t), labels: t.labels, minIdle: this.minIdle(t, at), maxRunners: t.max_runners };
       // The reconciler's planTargets(): the same keys, with the same defaults.
-      return this.mode === "improved" ? { ...base, warmIdleTimeoutMs: t.warm_idle_timeout, warmRetireBeforeMs: warmRetireBeforeMs(t) } : base;
+      return this.mode !== "today" ? { ...base, warmIdleTimeoutMs: t.warm_idle_timeout, warmRetireBeforeMs: warmRetireBeforeMs(t) } : base;
     });
   }
 
@@ -151,6 +163,15 @@ export class TodayPolicy implements Policy {
     const now = () => this.ctx.q.now;
     const obs = await observe({ api: this.api, info: FORGEJO_15, dispatcher: this.client, scope: config.scope, targetLabels: config.targets.map((t) => t.labels), now });
     const jobs = obs.jobs ?? [];
+    const targets = this.ctx.deployment.autoscaler.targets.map((t) => ({ name: targetName(t), labels: t.labels }));
+    this.arrivals.note(
+      jobs.filter(isWaiting).flatMap((j) => {
+        const t = matchTarget(targets, j.runs_on);
+        return t ? [{ id: j.id, target: t.name }] : [];
+      }),
+      now(),
+      3_600_000,
+    );
     const p = plan({
       instance: config.name,
       now: now(),
@@ -164,7 +185,7 @@ export class TodayPolicy implements Policy {
       book: this.actor.book,
       warm: this.actor.warmState(),
       pinEveryJob: this.mode === "today",
-      jobsComplete: this.mode === "improved",
+      jobsComplete: this.mode !== "today",
     });
     const live = new Set(obs.inFlight.filter((r) => LIVE_STATES.has(r.state)).map((r) => r.name));
     const result = await this.actor.act(p, live);
