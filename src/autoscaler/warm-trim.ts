@@ -41,7 +41,11 @@ export function trimWarm(t: TrimTarget, cap: TargetCapacity, jobsForFree: number
   const keep: DispatcherRunner[] = [];
   for (const r of cap.idleOurs) {
     const left = at(r.expires_at) - now;
-    if (t.warmRetireBeforeMs !== undefined && Number.isFinite(left) && left < t.warmRetireBeforeMs) {
+    // A TTL no longer than warm_retire_before (the dispatcher's default TTL, say) would have every
+    // replacement retired too: launching in a loop buys nothing, so such runners are left alone.
+    const life = at(r.expires_at) - at(r.created_at);
+    const replaceable = !(life <= (t.warmRetireBeforeMs ?? 0));
+    if (t.warmRetireBeforeMs !== undefined && Number.isFinite(left) && left < t.warmRetireBeforeMs && replaceable) {
       cancels.push({
         runner: r.name,
         target: t.name,

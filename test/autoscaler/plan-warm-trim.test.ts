@@ -66,6 +66,8 @@ describe("retiring idle runners before their deadline", () => {
     { what: "still launching at the dispatcher", runner: ours("w1", 25, 5, { state: "launching" }), retired: false },
     { what: "pinned to a job", runner: ours("w1", 25, 5, { job: { id: 9, handle: "h-9" } }), retired: false },
     { what: "without a deadline in the dispatcher's answer", runner: ours("w1", 25, 5, { expires_at: null }), retired: false },
+    { what: "a 30-minute TTL, created 25 minutes ago", runner: ours("w1", 24, 5, { created_at: iso(NOW - 25 * MIN) }), retired: true },
+    { what: "a TTL of 10 minutes, no longer than warm_retire_before (a replacement would be retired too)", runner: ours("w1", 4, 5, { created_at: iso(NOW - 5 * MIN) }), retired: false },
   ];
   it.each(cases)("$what → retired: $retired", ({ runner, status, busy, retired }) => {
     const p = plan(input({ targets: [{ ...T, minIdle: 1 }], ...world([{ r: runner, status, busy }]) }));
