@@ -121,10 +121,13 @@ export class Actor {
     // Stop idle runners first: a retired runner's replacement is among the intents below, and the
     // dispatcher's own caps count the old one until it is gone.
     for (const c of plan.cancels) {
-      const r = await this.opts.client.cancel(c.runner, `${CANCEL_WORDS[c.kind][0]}: ${c.reason}`);
+      // if_idle: a runner that took a job since Forgejo was asked is never stopped (the dispatcher looks again).
+      const r = await this.opts.client.cancel(c.runner, `${CANCEL_WORDS[c.kind][0]}: ${c.reason}`, { ifIdle: true });
       if (r.ok) {
         result.cancelled++;
         log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason }, CANCEL_WORDS[c.kind][1]);
+      } else if (r.busy) {
+        log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind }, r.message);
       } else {
         result.warmErrors.set(c.target, r.message);
         log.warn({ instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message }, "stopping an idle runner failed; will try again");

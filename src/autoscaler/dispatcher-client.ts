@@ -143,8 +143,10 @@ export class DispatcherClient {
    * Stops one runner (DELETE /api/v1/runners/{name}): the dispatcher destroys its instance and
    * deletes its registration. A runner the dispatcher no longer knows is gone already. Never throws.
    */
-  async cancel(name: string, reason: string): Promise<{ ok: true } | { ok: false; message: string }> {
+  async cancel(name: string, reason: string, opts: { ifIdle?: boolean } = {}): Promise<{ ok: true } | { ok: false; busy?: boolean; message: string }> {
     const q = new URLSearchParams({ reason: reason.slice(0, 200) });
+    // if_idle: the dispatcher asks Forgejo once more and leaves a runner that took a job since (409).
+    if (opts.ifIdle) q.set("if_idle", "true");
     let res;
     try {
       res = await request(`${this.base}/api/v1/runners/${encodeURIComponent(name)}?${q.toString()}`, {
@@ -165,6 +167,10 @@ export class DispatcherClient {
     if (res.statusCode === 200 || res.statusCode === 404) {
       this.count("cancelled");
       return { ok: true };
+    }
+    if (res.statusCode === 409 && opts.ifIdle) {
+      this.count("cancel_busy");
+      return { ok: false, busy: true, message: `runner ${name} took a job before it could be stopped; it stays` };
     }
     this.count(res.statusCode === 401 ? "unauthorized" : "cancel_error");
     const hint = res.statusCode === 401 ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens" : "; the runner is left running and the next pass tries again";

@@ -1,13 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { badRequest, notFound } from "../http/errors.js";
+import { HttpError, badRequest, conflict, notFound } from "../http/errors.js";
 import { parseInput } from "../http/server.js";
 import { RUNNER_STATES, TERMINAL_STATES } from "../store/types.js";
 import type { RunnerState } from "../store/types.js";
 import { acceptDispatch } from "./accept.js";
 import type { AcceptDeps } from "./accept.js";
 import type { DispatcherContext } from "./context.js";
+import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
+import { runnerTakingJob } from "./idle-check.js";
 import { IDEMPOTENCY_KEY, dispatchRequestSchema, waitQuerySchema } from "./request-schema.js";
 import type { Scheduler } from "./scheduler.js";
 import { dispatchView, runnerView } from "./views.js";
@@ -133,11 +135,24 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     return runnerView(r, { history: true });
   });
 
-  app.delete<{ Params: { name: string }; Querystring: { reason?: string } }>("/api/v1/runners/:name", { onRequest: [opts.auth] }, async (req) => {
+  app.delete<{ Params: { name: string }; Querystring: { reason?: string; if_idle?: string } }>("/api/v1/runners/:name", { onRequest: [opts.auth] }, async (req) => {
     const r = await ctx.records.store.getRunner(req.params.name);
     if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
     const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
     const reason = `cancelled through the API (${why})`;
+    if (req.query.if_idle === "true" && r.state === "running") {
+      // The autoscaler stops idle warm runners: look at Forgejo once more, right before, so a runner
+      // that took a job since the autoscaler looked is left alone (the window shrinks to this call).
+      let busy: boolean;
+      try {
+        busy = await runnerTakingJob(ctx, r);
+      } catch (err) {
+        throw new HttpError(503, "forgejo_unavailable", `cannot tell whether runner ${r.name} is idle (${errorMessage(err)}); it was not stopped, ask again later`, undefined, {
+          "retry-after": "10",
+        });
+      }
+      if (busy) throw conflict(`runner ${r.name} is running a job; it was not stopped (if_idle=true)`, { state: r.state, busy: true });
+    }
     // A launch in progress finishes in the background and destroys the instance it made (launch.ts).
     if (r.state === "pending" || r.state === "launching" || r.state === "running") {
       await finishRunner(ctx, r, { to: "failed", reason });

@@ -62,3 +62,21 @@ describe("stopping idle runners", () => {
     expect(failed.warmErrors.get("linux")).toMatch(/^stopping runner nscloud-x at the dispatcher failed with 500: .*; the runner is left running and the next pass tries again$/);
   });
 });
+
+describe("stopping only runners that are still idle", () => {
+  it("asks with if_idle; a runner that took a job meanwhile (409) stays, without an error on the target", async () => {
+    const logs = captureLogger();
+    const actor = new Actor({ instance: "fj", client, logger: logs.logger, now: Date.now, bodyFor: () => body });
+    const first = await client.dispatch(body, "warm-busy-1");
+    const name = first.kind === "created" ? first.response.runners[0]!.name : "";
+    fake.runners.find((r) => r.name === name)!.state = "running";
+    fake.busy.add(name);
+    const result = await actor.act(emptyPlan({ cancels: [{ runner: name, target: "linux", kind: "shrink", reason: "idle for 5m0s" }] }), new Set());
+    const del = fake.requests.filter((x) => x.method === "DELETE").at(-1)!;
+    expect(del.query.if_idle).toBe("true");
+    expect(result.cancelled).toBe(0);
+    expect(result.warmErrors.size).toBe(0);
+    expect(fake.runners.find((x) => x.name === name)!.state).toBe("running");
+    expect(logs.text()).toContain(`runner ${name} took a job before it could be stopped; it stays`);
+  });
+});

@@ -87,6 +87,8 @@ export interface FakeDispatcher {
   posts(): RecordedRequest[];
   /** Accepted (202) dispatches whose body names this job. */
   createdForJob(jobId: number): RecordedDispatch[];
+  /** Runners Forgejo would show taking a job: DELETE …?if_idle=true answers 409 for them while running. */
+  readonly busy: Set<string>;
   runner(name: string): FakeDispatchedRunner | undefined;
   setState(name: string, state: FakeRunnerState, reason?: string): FakeDispatchedRunner;
   /** The next `count` requests to `path` (substring) answer `status`. */
@@ -118,6 +120,7 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
   const requests: RecordedRequest[] = [];
   const dispatches: RecordedDispatch[] = [];
   const runners: FakeDispatchedRunner[] = [];
+  const busy = new Set<string>();
   const byKey = new Map<string, { canonical: string; dispatchId: string; runners: string[] }>();
   const failures: Failure[] = [];
   let onDispatch = opts.onDispatch;
@@ -272,6 +275,9 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
     if (rec.method === "DELETE" && m) {
       const r = runners.find((x) => x.name === decodeURIComponent(m[1]!));
       if (!r) return send(res, rec, 404, { error: "not_found", message: "no such runner" });
+      if (url.searchParams.get("if_idle") === "true" && r.state === "running" && busy.has(r.name)) {
+        return send(res, rec, 409, { error: "conflict", message: `runner ${r.name} is running a job; it was not stopped (if_idle=true)` });
+      }
       if (r.state === "pending" || r.state === "launching" || r.state === "running") {
         r.state = "failed";
         r.reason = `cancelled through the API (${url.searchParams.get("reason") || "no reason given"})`;
@@ -312,6 +318,7 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
     requests,
     dispatches,
     runners,
+    busy,
     posts: () => requests.filter((r) => r.method === "POST" && r.path === "/api/v1/dispatch"),
     createdForJob: (id) => dispatches.filter((d) => (d.body.job as { id?: number } | undefined)?.id === id),
     runner: (name) => runners.find((r) => r.name === name),
