@@ -54,6 +54,9 @@ export const KNOWN_TEST_SECRETS: readonly { value: string; source: string }[] = 
   { value: "s3cret-webhook-key", source: "test/forgejo/webhook-signature.test.ts" },
   // Launchers and nsc: registration tokens, runner tokens, Windows passwords, Namespace bearers.
   { value: "RegToken-0123456789abcdefABCDEF0123456789", source: "test/namespace/linux-launcher.test.ts REG_TOKEN" },
+  { value: "linux-api-runner-T0ken-5e8a91c4", source: "test/namespace/linux-launcher-compute.test.ts RUNNER_TOKEN" },
+  { value: "linux-api-reg-T0ken-0b7d22f1", source: "test/namespace/linux-launcher-compute.test.ts REG_TOKEN" },
+  { value: "cancel-test-token-0123456789abcdef", source: "test/autoscaler/act-cancel.test.ts TOKEN" },
   { value: "ephemeral-runner-token-fedcba9876543210", source: "test/namespace/linux-launcher.test.ts RUNNER_TOKEN" },
   { value: "reg-T0ken-for-macos-4b2c", source: "test/namespace/macos-launcher.test.ts REG_TOKEN" },
   { value: "runner-T0ken-for-macos-9d1e", source: "test/namespace/macos-launcher.test.ts RUNNER_TOKEN" },
