@@ -19,6 +19,7 @@ export default defineConfig({
       // autoscaler: plan, match, capacity, keys
       "test/autoscaler/plan.test.ts",
       "test/autoscaler/plan-decisions.test.ts",
+      "test/autoscaler/plan-warm-trim.test.ts",
       "test/autoscaler/keys-capacity.test.ts",
       "test/autoscaler/match.test.ts",
       // webhook signatures, env-flag splitting, labels

@@ -196,6 +196,10 @@ describe("what plan reports per job", () => {
       ["linux", 8],
       ["gpu", 9],
     ]);
+    expect(p.targets.map((t) => [t.name, t.jobIntents, t.waiting])).toEqual([
+      ["linux", 2, 2],
+      ["gpu", 1, 1],
+    ]);
   });
 
   it("per target: labels, waiting and running jobs, idle, in flight, free, min_idle, max_runners and intents", () => {
@@ -301,6 +305,14 @@ describe("warm pools", () => {
     const full = plan(input({ targets, inFlight: [disp("x", "running", { job: { id: 1 } }), disp("y", "running", { job: { id: 2 } })] }));
     expect(full.intents).toEqual([]);
     expect(full.targets[0]!.warmNote).toBe("3 warm runner(s) short: at cap: target linux has 2 runner(s) in flight, max_runners 2");
+  });
+
+  it("reserves room for jobs only where runners are pinned: without handles the job's own runner comes first", () => {
+    // A job that carries a handle, on a server the planner does not pin on (handles off).
+    const targets: PlanTarget[] = [{ name: "linux", labels: ["linux"], minIdle: 1, maxRunners: 1 }];
+    const p = plan(input({ targets, handles: false, registered: undefined, jobs: [job(1)] }));
+    expect(p.intents.map((i) => [i.kind, i.key])).toEqual([["job", "fj:job:1:h-1"]]);
+    expect(p.targets[0]!.warmNote).toBe("1 warm runner(s) short: at cap: target linux has 0 runner(s) in flight, max_runners 1");
   });
 
   it("has no note when max_runners leaves exactly enough room", () => {
