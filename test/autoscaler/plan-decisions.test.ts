@@ -3,6 +3,7 @@ import type { DispatcherRunner } from "../../src/autoscaler/dispatcher-types.js"
 import type { KeyRecord } from "../../src/autoscaler/keys.js";
 import { plan } from "../../src/autoscaler/plan.js";
 import type { PlanInput, PlanTarget } from "../../src/autoscaler/plan.js";
+import { planInput, waitingJob } from "./plan-input.js";
 import type { ActionRunJob } from "../../src/forgejo/types.js";
 
 /**
@@ -13,23 +14,9 @@ const NOW = Date.parse("2026-06-01T12:00:00Z");
 const OBSERVED = NOW - 100;
 const LINUX: PlanTarget = { name: "linux", labels: ["linux:host"], minIdle: 0 };
 
-function input(over: Partial<PlanInput> = {}): PlanInput {
-  return {
-    instance: "fj",
-    now: NOW,
-    observedAt: OBSERVED,
-    targets: [LINUX],
-    jobs: [],
-    handles: true,
-    registered: [],
-    inFlight: [],
-    book: new Map(),
-    warm: { boot: "b", nextSeq: 0, outstanding: new Map() },
-    ...over,
-  };
-}
+const input = (over: Partial<PlanInput> = {}): PlanInput => planInput(LINUX, NOW, over);
 
-const job = (id: number, extra: Partial<ActionRunJob> = {}): ActionRunJob => ({ id, runs_on: ["linux"], status: "waiting", attempt: 1, handle: `h-${id}`, ...extra });
+const job = waitingJob;
 const unpinned = (id: number, extra: Partial<ActionRunJob> = {}) => job(id, { handle: undefined, ...extra });
 const disp = (name: string, state: string, extra: Partial<DispatcherRunner> = {}): DispatcherRunner => ({ name, state, reason: "", labels: ["linux"], scope_key: "instance", job: null, ...extra });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { DispatcherRunner } from "../../src/autoscaler/dispatcher-types.js";
 import { plan } from "../../src/autoscaler/plan.js";
 import type { PlanInput, PlanTarget } from "../../src/autoscaler/plan.js";
+import { planInput, waitingJob } from "./plan-input.js";
 import type { ActionRunJob, ActionRunner } from "../../src/forgejo/types.js";
 
 /**
@@ -13,23 +14,9 @@ const MIN = 60_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 const T: PlanTarget = { name: "linux", labels: ["linux"], minIdle: 0, warmIdleTimeoutMs: 5 * MIN, warmRetireBeforeMs: 10 * MIN };
 
-function input(over: Partial<PlanInput> = {}): PlanInput {
-  return {
-    instance: "fj",
-    now: NOW,
-    observedAt: NOW - 100,
-    targets: [T],
-    jobs: [],
-    handles: true,
-    registered: [],
-    inFlight: [],
-    book: new Map(),
-    warm: { boot: "b", nextSeq: 0, outstanding: new Map() },
-    ...over,
-  };
-}
+const input = (over: Partial<PlanInput> = {}): PlanInput => planInput(T, NOW, over);
 
-const job = (id: number, extra: Partial<ActionRunJob> = {}): ActionRunJob => ({ id, runs_on: ["linux"], status: "waiting", attempt: 1, handle: `h-${id}`, ...extra });
+const job = waitingJob;
 
 /** An unpinned runner of ours, running since `idleMin` minutes ago, its deadline `leftMin` minutes away. */
 const ours = (name: string, idleMin: number, leftMin: number, extra: Partial<DispatcherRunner> = {}): DispatcherRunner => ({
