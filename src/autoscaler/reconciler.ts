@@ -167,15 +167,16 @@ export class InstanceReconciler {
       return;
     }
     const c = this.opts.config;
+    const onlyWebhooks = webhooksOnly(info);
     if (info.kind === "forgejo") {
       this.mode = "polling";
       if (c.disable_polling) {
         this.log.warn("disable_polling is ignored: Forgejo sends no workflow_job webhooks, so it is always polled (webhooks only make a reconcile happen sooner)");
       }
-    } else if (webhooksOnly(info)) {
+    } else if (onlyWebhooks) {
       this.mode = "webhooks";
-      this.modeReason = webhooksOnly(info);
-      this.log.warn({ server: describeServer(info) }, this.modeReason as string);
+      this.modeReason = onlyWebhooks;
+      this.log.warn({ server: describeServer(info) }, onlyWebhooks);
     } else if (c.disable_polling) {
       this.mode = this.resyncMs > 0 ? "resync" : "webhooks";
     }
