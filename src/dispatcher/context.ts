@@ -19,11 +19,7 @@ export interface DispatcherContext {
   now: () => Date;
 }
 
-/** Errors from our clients carry a message written for operators and free of secrets. */
-export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
+export { errorMessage } from "../shared/error-message.js";
 
 /** Capacity and transient failures (LaunchError kinds, Forgejo 5xx/timeouts) deserve another attempt. */
 export function isRetryable(err: unknown): boolean {
