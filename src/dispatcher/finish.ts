@@ -1,16 +1,25 @@
-import { LIVE_STATES } from "../store/types.js";
+import type { RunnerOutcome } from "../api/states.js";
 import type { RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
 import { errorMessage } from "./context.js";
 
-export type Outcome = "done" | "failed";
+export type Outcome = RunnerOutcome;
 
-// The finishing reason carries the final outcome, so a finish interrupted by a crash completes the same way.
-const FAILING = "failing: ";
-const FINISHING = "finishing: ";
+/** The finishing reason names where the runner is headed, for operators reading it meanwhile. */
+const INTENT: Record<Outcome, string> = { failed: "failing: ", done: "finishing: " };
 
+/**
+ * Where a finishing runner is headed: its recorded outcome, chosen as it entered finishing, so a
+ * finish interrupted by a crash completes the same way. A record without one ends done.
+ */
 export function outcomeOf(r: RunnerRecord): Outcome {
-  return r.reason.startsWith(FAILING) ? "failed" : "done";
+  return r.outcome ?? "done";
+}
+
+/** The reason a runner ends with: the finishing reason without its intent. */
+function finalReason(r: RunnerRecord, to: Outcome): string {
+  const intent = INTENT[to];
+  return r.reason.startsWith(intent) ? r.reason.slice(intent.length) : r.reason;
 }
 
 /**
@@ -22,8 +31,8 @@ export async function finishRunner(ctx: DispatcherContext, r: RunnerRecord, outc
   let rec: RunnerRecord | undefined = r;
   if (r.state !== "finishing") {
     if (!outcome) throw new Error("finishRunner needs an outcome for a runner that is not finishing");
-    const from = r.state === "pending" ? (["pending"] as const) : LIVE_STATES.filter((s) => s !== "finishing");
-    rec = await ctx.records.transition(r, from, "finishing", `${outcome.to === "failed" ? FAILING : FINISHING}${outcome.reason}`);
+    const from = r.state === "pending" ? (["pending"] as const) : (["launching", "running"] as const);
+    rec = await ctx.records.transition(r, from, "finishing", `${INTENT[outcome.to]}${outcome.reason}`, { outcome: outcome.to });
     if (!rec) return undefined; // someone else moved it; they own the next step
   }
   const log = ctx.logger.child({ runner: rec.name, instance: rec.instanceId });
@@ -49,6 +58,5 @@ export async function finishRunner(ctx: DispatcherContext, r: RunnerRecord, outc
   }
 
   const to = outcomeOf(rec);
-  const final = rec.reason.slice(rec.reason.indexOf(": ") + 2);
-  return ctx.records.transition(rec, ["finishing"], to, final, { finishedAt: ctx.now().toISOString() });
+  return ctx.records.transition(rec, ["finishing"], to, finalReason(rec, to), { finishedAt: ctx.now().toISOString() });
 }

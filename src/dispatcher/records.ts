@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Metrics } from "../http/metrics.js";
+import { isLegalTransition } from "../api/states.js";
 import { StateUnavailableError } from "../store/errors.js";
 import type { RunnerPatch, RunnerRecord, RunnerState, Store } from "../store/types.js";
 
@@ -9,6 +10,15 @@ import { pause } from "./pause.js";
 /** Pauses between attempts to write a record while the state database is unavailable. */
 const DURABLE_FIRST_PAUSE_MS = 250;
 const DURABLE_MAX_PAUSE_MS = 5_000;
+
+/** A move the state machine (RUNNER_TRANSITIONS) does not allow: a bug in the caller, never a race. */
+export class IllegalTransitionError extends Error {
+  constructor(name: string, from: readonly RunnerState[], to: RunnerState) {
+    const illegal = from.filter((s) => !isLegalTransition(s, to));
+    super(`runner ${name}: illegal transition ${illegal.join(", ")} -> ${to} (RUNNER_TRANSITIONS in src/api/states.ts)`);
+    this.name = "IllegalTransitionError";
+  }
+}
 
 /**
  * The store plus what every state change must also do: log it with the runner's name and instance,
@@ -33,6 +43,8 @@ export class Records {
     reason: string,
     patch?: RunnerPatch,
   ): Promise<RunnerRecord | undefined> {
+    // Every state in `from` must allow `to`: the compare-and-set may find the runner in any of them.
+    if (!from.every((s) => isLegalTransition(s, to))) throw new IllegalTransitionError(r.name, from, to);
     const updated = await this.store.transition(r.name, from, to, reason, patch, this.now());
     if (!updated) return undefined;
     this.metrics.runnerTransitions.inc({ to });

@@ -1,4 +1,5 @@
 import { HttpError } from "../http/errors.js";
+import { errorMessage } from "../shared/error-message.js";
 
 /** How long clients are told to wait (Retry-After) while the state database cannot be used. */
 export const STATE_RETRY_AFTER_SECONDS = 5;
@@ -21,15 +22,21 @@ export function isSqliteBusy(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }
 
+/** The `code` better-sqlite3 puts on its errors (SQLITE_BUSY, SQLITE_CONSTRAINT_UNIQUE …). */
+export function sqliteCode(err: unknown): string | undefined {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === "string" ? code : undefined;
+}
+
 /**
  * The StateUnavailableError for a SQLite failure that is about the database file or its disk
  * rather than about the statement; undefined for programming errors (constraints, SQL, misuse),
  * which stay what they are.
  */
 export function stateUnavailable(err: unknown, path: string, waitedMs: number): StateUnavailableError | undefined {
-  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
-  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return undefined;
-  const detail = err instanceof Error ? err.message : String(err);
+  const code = sqliteCode(err);
+  if (code === undefined || !code.startsWith("SQLITE_")) return undefined;
+  const detail = errorMessage(err);
   const retries = "the dispatcher keeps retrying by itself";
   if (isSqliteBusy(code)) {
     return new StateUnavailableError(

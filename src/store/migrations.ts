@@ -83,6 +83,18 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE runners SET scope_key = lower(scope_key), scope = lower(scope);
     `,
   },
+  {
+    version: 3,
+    name: "where a finishing runner is headed",
+    // Until this version the outcome travelled in the finishing reason: "failing: …" ended failed,
+    // anything else ("finishing: …") done. Runners caught in finishing by the upgrade keep their
+    // course. substr rather than LIKE: LIKE ignores case and treats _ as a wildcard.
+    sql: `
+      ALTER TABLE runners ADD COLUMN outcome TEXT CHECK (outcome IN ('done', 'failed'));
+      UPDATE runners SET outcome = CASE WHEN substr(reason, 1, 9) = 'failing: ' THEN 'failed' ELSE 'done' END
+        WHERE state = 'finishing';
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

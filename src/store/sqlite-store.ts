@@ -4,7 +4,8 @@ import Database from "better-sqlite3";
 import { scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import type { Logger } from "../http/logger.js";
-import { isSqliteBusy, stateUnavailable } from "./errors.js";
+import { errorMessage } from "../shared/error-message.js";
+import { isSqliteBusy, sqliteCode, stateUnavailable } from "./errors.js";
 import type { StateUnavailableError } from "./errors.js";
 import { SchemaTooNewError, migrate } from "./migrations.js";
 import { RUNNER_STATES, TERMINAL_STATES } from "./types.js";
@@ -13,6 +14,7 @@ import type {
   DispatchRecord,
   Platform,
   RunnerFilter,
+  RunnerOutcome,
   RunnerPatch,
   RunnerRecord,
   RunnerState,
@@ -87,6 +89,7 @@ interface RunnerRow {
   finished_at: string | null;
   expires_at: string | null;
   queue_deadline: string;
+  outcome: string | null;
 }
 
 interface TransitionRow {
@@ -108,6 +111,7 @@ const PATCH_COLUMNS = {
   finishedAt: "finished_at",
   expiresAt: "expires_at",
   reason: "reason",
+  outcome: "outcome",
 } as const satisfies Record<keyof RunnerPatch, string>;
 
 const TIMESTAMP_PATCH_KEYS = new Set<keyof RunnerPatch>(["launchedAt", "finishedAt", "expiresAt"]);
@@ -139,6 +143,7 @@ const RUNNER_COLUMNS = [
   "finished_at",
   "expires_at",
   "queue_deadline",
+  "outcome",
 ] as const;
 
 /** Canonical ISO-8601 UTC, so stored timestamps sort and compare correctly as text. */
@@ -153,11 +158,6 @@ function checkState(state: string, what: string): RunnerState {
     throw new TypeError(`${what}: "${state}" is not a runner state (expected one of ${RUNNER_STATES.join(", ")})`);
   }
   return state as RunnerState;
-}
-
-function sqliteCode(err: unknown): string | undefined {
-  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
-  return typeof code === "string" ? code : undefined;
 }
 
 function rowToDispatch(row: DispatchRow, runnerNames: string[]): DispatchRecord {
@@ -202,6 +202,7 @@ function rowToRunner(row: RunnerRow, history: Transition[]): RunnerRecord {
   if (row.launched_at !== null) r.launchedAt = row.launched_at;
   if (row.finished_at !== null) r.finishedAt = row.finished_at;
   if (row.expires_at !== null) r.expiresAt = row.expires_at;
+  if (row.outcome !== null) r.outcome = row.outcome as RunnerOutcome;
   return r;
 }
 
@@ -237,6 +238,7 @@ function runnerToRow(r: RunnerRecord, index: number): RunnerRow {
     finished_at: r.finishedAt ? isoTimestamp(r.finishedAt, `${what} finishedAt`) : terminal ? isoTimestamp(r.updatedAt, `${what} updatedAt`) : null,
     expires_at: r.expiresAt ? isoTimestamp(r.expiresAt, `${what} expiresAt`) : null,
     queue_deadline: isoTimestamp(r.queueDeadline, `${what} queueDeadline`),
+    outcome: r.outcome ?? null,
   };
 }
 
@@ -329,7 +331,7 @@ export class SqliteStore implements Store {
       );
       return undefined;
     } catch (err) {
-      return err instanceof Error ? err.message : String(err);
+      return errorMessage(err);
     }
   }
 
@@ -568,7 +570,7 @@ export class SqliteStore implements Store {
       this.db.pragma("optimize");
     } catch (err) {
       // Only statistics for the query planner; a locked or full disk must not fail the shutdown.
-      this.opts.logger?.debug({ path: this.path, err: err instanceof Error ? err.message : String(err) }, "state database: PRAGMA optimize skipped at close");
+      this.opts.logger?.debug({ path: this.path, err: errorMessage(err) }, "state database: PRAGMA optimize skipped at close");
     } finally {
       this.db.close();
     }
@@ -577,7 +579,7 @@ export class SqliteStore implements Store {
 
 function describeOpenError(path: string, err: unknown): StateDatabaseError {
   const code = sqliteCode(err) ?? "error";
-  const detail = err instanceof Error ? err.message : String(err);
+  const detail = errorMessage(err);
   if (code === "SQLITE_NOTADB") {
     return new StateDatabaseError(`${path} is not a SQLite database; point dispatcher.state_path at the dispatcher's database or at a new file`, {
       cause: err,

@@ -1,14 +1,11 @@
 import type { Scope } from "../forgejo/scope.js";
 
-/**
- * A runner's life: pending → launching → running → finishing → done | failed.
- * pending: accepted, waiting for a launch slot or a cap. launching: credentials and instance being
- * created. running: instance alive. finishing: instance being destroyed, registration removed.
- */
-export const RUNNER_STATES = ["pending", "launching", "running", "finishing", "done", "failed"] as const;
-export type RunnerState = (typeof RUNNER_STATES)[number];
-export const TERMINAL_STATES: readonly RunnerState[] = ["done", "failed"];
-export const LIVE_STATES: readonly RunnerState[] = ["launching", "running", "finishing"];
+import type { RunnerOutcome, RunnerState } from "../api/states.js";
+
+export { RUNNER_STATES, TERMINAL_STATES } from "../api/states.js";
+export type { RunnerOutcome, RunnerState } from "../api/states.js";
+/** @deprecated the same set as INSTANCE_HOLDING_STATES (src/api/states.ts): import that name. */
+export { INSTANCE_HOLDING_STATES as LIVE_STATES } from "../api/states.js";
 
 export type Platform = "linux" | "macos" | "windows";
 
@@ -56,6 +53,11 @@ export interface RunnerRecord {
   expiresAt?: string | undefined;
   /** Pending runners not launched by then fail. */
   queueDeadline: string;
+  /**
+   * Where the runner is headed, set as it enters `finishing` (a finish interrupted by a crash ends
+   * the same way) and kept once it has ended. Unset before.
+   */
+  outcome?: RunnerOutcome | undefined;
   history: Transition[];
 }
 
@@ -83,7 +85,7 @@ export interface RunnerFilter {
 export type RunnerPatch = Partial<
   Pick<
     RunnerRecord,
-    "instanceId" | "forgejoRunnerId" | "registration" | "launchAttempts" | "launchedAt" | "finishedAt" | "expiresAt" | "reason"
+    "instanceId" | "forgejoRunnerId" | "registration" | "launchAttempts" | "launchedAt" | "finishedAt" | "expiresAt" | "reason" | "outcome"
   >
 >;
 

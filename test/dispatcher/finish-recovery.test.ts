@@ -65,6 +65,7 @@ describe("finishRunner", () => {
     };
     const stuck = (await finishRunner(k.ctx, r, { to: "failed", reason: "TTL reached" }))!;
     expect(stuck).toMatchObject({ state: "finishing", reason: "failing: TTL reached" });
+    expect(stuck.outcome).toBe("failed");
     // The registration is kept until the instance is gone: the runner could still be using it.
     expect(k.forgejo.runner(reg.id)!.deleted).toBe(false);
     expect(logLine("destroying the instance failed; will retry on the next supervision tick")).toMatchObject({ runner: "nscloud-d", instance: "id1", err: "invocation error: unavailable" });
@@ -96,11 +97,20 @@ describe("finishRunner", () => {
     expect(k.logs()).toContain("no launcher for platform macos");
   });
 
-  it("outcomeOf reads the outcome from the finishing reason", () => {
-    const r = (reason: string) => ({ reason }) as RunnerRecord;
-    expect(outcomeOf(r("failing: x"))).toBe("failed");
-    expect(outcomeOf(r("finishing: failing: x"))).toBe("done");
-    expect(outcomeOf(r("x failing: "))).toBe("done");
+  it("outcomeOf reads the outcome recorded as the runner entered finishing, never its reason", () => {
+    const r = (reason: string, outcome?: "done" | "failed") => ({ reason, outcome }) as RunnerRecord;
+    expect(outcomeOf(r("finishing: x", "failed"))).toBe("failed");
+    expect(outcomeOf(r("failing: x", "done"))).toBe("done");
+    // A record without one (nothing the dispatcher writes) ends done.
+    expect(outcomeOf(r("failing: x"))).toBe("done");
+  });
+
+  it("ends a finishing runner with its recorded outcome and the reason without the intent", async () => {
+    const r = await k.runner("nscloud-o", "finishing", { instanceId: "io", reason: "failing: TTL reached", outcome: "failed" });
+    expect(await finishRunner(k.ctx, r)).toMatchObject({ state: "failed", reason: "TTL reached", outcome: "failed" });
+    // Only the recorded intent's words are taken off.
+    const odd = await k.runner("nscloud-p", "finishing", { instanceId: "ip", reason: "failing: x", outcome: "done" });
+    expect(await finishRunner(k.ctx, odd)).toMatchObject({ state: "done", reason: "failing: x" });
   });
 });
 

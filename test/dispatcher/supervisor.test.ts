@@ -244,8 +244,8 @@ describe("running runners", () => {
   });
 
   it("finishing ones are finished again; one whose destroy fails again is not reported finished", async () => {
-    await k.runner("nscloud-f", "finishing", { instanceId: "if", reason: "failing: cancelled through the API" });
-    await k.runner("nscloud-g", "finishing", { instanceId: "ig", reason: "finishing: job done" });
+    await k.runner("nscloud-f", "finishing", { instanceId: "if", reason: "failing: cancelled through the API", outcome: "failed" });
+    await k.runner("nscloud-g", "finishing", { instanceId: "ig", reason: "finishing: job done", outcome: "done" });
     const launcher = k.launchers.linux;
     const destroy = launcher.destroy.bind(launcher);
     launcher.destroy = async (id: string) => {

@@ -4,9 +4,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LATEST_SCHEMA_VERSION, SchemaTooNewError } from "../../src/store/migrations.js";
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, SchemaTooNewError } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open-store.js";
 import { StateDatabaseError, openSqliteStore } from "../../src/store/sqlite-store.js";
+import type { SqliteStore } from "../../src/store/sqlite-store.js";
 import { captureLogger } from "../helpers/log-capture.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -197,33 +198,69 @@ describe("openStore", () => {
 
 describe("migration 2: scopes in lower case", () => {
   it("lowers scope keys and scopes written by version 1, so caps and listings see them", async () => {
-    const tmp = tempDir("fnsc-mig2-");
-    try {
-      const path = join(tmp.dir, "v1.db");
-      // A version-1 database with a runner recorded under a mixed-case scope.
-      const raw = new Database(path);
-      raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT");
-      const { MIGRATIONS } = await import("../../src/store/migrations.js");
-      raw.exec(MIGRATIONS[0]!.sql);
-      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, ?, ?)").run(MIGRATIONS[0]!.name, new Date().toISOString());
-      raw.prepare("INSERT INTO dispatches (id, request_hash, request, created_at) VALUES ('d1', 'h', '{}', '2026-11-01T00:00:00.000Z')").run();
-      raw
-        .prepare(
-          `INSERT INTO runners (name, dispatch_id, dispatch_index, state, reason, platform, labels, scope, scope_key, machine_type, image, ttl_ms, env, created_at, updated_at, queue_deadline)
-           VALUES ('r1', 'd1', 0, 'running', 'x', 'linux', '["l"]', ?, 'repo:Example/App', '4x8', 'img', 60000, '{}', '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '2026-11-01T01:00:00.000Z')`,
-        )
-        .run(JSON.stringify({ level: "repository", owner: "Example", name: "App" }));
-      raw.close();
-
-      const store = openSqliteStore(path);
-      try {
-        expect(await store.listRunners({ scopeKey: "repo:example/app" })).toHaveLength(1);
-        expect((await store.getRunner("r1"))!.scope).toEqual({ level: "repository", owner: "example", name: "app" });
-      } finally {
-        await store.close();
-      }
-    } finally {
-      tmp.cleanup();
-    }
+    // A version-1 database with a runner recorded under a mixed-case scope.
+    const scope = JSON.stringify({ level: "repository", owner: "Example", name: "App" });
+    await openedAfter(1, { state: "running", reason: "x", scope, scope_key: "repo:Example/App" }, async (store) => {
+      expect(await store.listRunners({ scopeKey: "repo:example/app" })).toHaveLength(1);
+      expect((await store.getRunner("r1"))!.scope).toEqual({ level: "repository", owner: "example", name: "app" });
+    });
   });
 });
+
+describe("migration 3: where a finishing runner is headed", () => {
+  it.each([
+    ["finishing", "failing: cancelled through the API", "failed"],
+    ["finishing", "finishing: job done", "done"],
+    // Only a leading "failing: " meant failed; anything else ended done.
+    ["finishing", "finishing: failing: x", "done"],
+    ["finishing", "x failing: ", "done"],
+    ["finishing", "Failing: x", "done"],
+    ["finishing", "failing:x", "done"],
+    // Runners not finishing are headed nowhere yet, or ended already.
+    ["running", "failing: x", undefined],
+    ["failed", "failing: x", undefined],
+  ] as const)("a %s runner with reason %j gets outcome %s", async (state, reason, outcome) => {
+    await openedAfter(2, { state, reason, scope: '{"level":"instance"}', scope_key: "instance" }, async (store) => {
+      const r = (await store.getRunner("r1"))!;
+      expect(r).toMatchObject({ state, reason });
+      expect(r.outcome).toBe(outcome);
+    });
+  });
+});
+
+/**
+ * A database file an older release left at schema `version`, holding runner r1 of dispatch d1 with
+ * the given columns, opened (so migrated) by this release for `check`.
+ */
+async function openedAfter(
+  version: number,
+  runner: { state: string; reason: string; scope: string; scope_key: string },
+  check: (store: SqliteStore) => Promise<void>,
+): Promise<void> {
+  const tmp = tempDir(`fnsc-v${version}-`);
+  try {
+    const path = join(tmp.dir, `v${version}.db`);
+    const raw = new Database(path);
+    raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT");
+    for (const m of MIGRATIONS.filter((m) => m.version <= version)) {
+      raw.exec(m.sql);
+      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, new Date().toISOString());
+    }
+    raw.prepare("INSERT INTO dispatches (id, request_hash, request, created_at) VALUES ('d1', 'h', '{}', '2026-11-01T00:00:00.000Z')").run();
+    raw
+      .prepare(
+        `INSERT INTO runners (name, dispatch_id, dispatch_index, state, reason, platform, labels, scope, scope_key, machine_type, image, ttl_ms, env, created_at, updated_at, queue_deadline)
+         VALUES ('r1', 'd1', 0, @state, @reason, 'linux', '["l"]', @scope, @scope_key, '4x8', 'img', 60000, '{}', '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '2026-11-01T01:00:00.000Z')`,
+      )
+      .run(runner);
+    raw.close();
+    const store = openSqliteStore(path);
+    try {
+      await check(store);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    tmp.cleanup();
+  }
+}

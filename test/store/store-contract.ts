@@ -158,6 +158,31 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect(failed?.reason).toBe("queue timeout");
       });
 
+      it("records the outcome given on entering finishing, keeps it to the end and across a reopen", async () => {
+        const r = await seed();
+        expect(r.outcome).toBeUndefined();
+        await store.transition(r.name, ["pending"], "launching", "slot", {}, at(1000));
+        expect((await store.getRunner(r.name))?.outcome).toBeUndefined();
+        const finishing = await store.transition(r.name, ["launching"], "finishing", "failing: cancelled", { outcome: "failed" }, at(2000));
+        expect(finishing).toMatchObject({ state: "finishing", reason: "failing: cancelled", outcome: "failed" });
+        expect(await store.listRunners({ states: ["finishing"] })).toEqual([finishing]);
+        const failed = await store.transition(r.name, ["finishing"], "failed", "cancelled", {}, at(3000));
+        expect(failed).toMatchObject({ state: "failed", outcome: "failed" });
+        const again = await open();
+        expect((await again.getRunner(r.name))?.outcome).toBe("failed");
+      });
+
+      it("takes an outcome through update, and from a record as created", async () => {
+        const { dispatch, runners } = dispatchWith({ id: "d2", runners: 2 });
+        runners[1]!.outcome = "done";
+        await store.createDispatch(dispatch, runners);
+        expect((await store.getRunner("d2-r1"))?.outcome).toBe("done");
+        expect(await store.update("d2-r0", { outcome: "done" })).toMatchObject({ state: "pending", outcome: "done" });
+        expect((await store.update("d2-r0", { outcome: "failed" }))?.outcome).toBe("failed");
+        // An update that does not name it leaves it.
+        expect((await store.update("d2-r0", { launchAttempts: 1 }))?.outcome).toBe("failed");
+      });
+
       it("returns undefined for an unknown runner", async () => {
         expect(await store.transition("ghost", ["pending"], "launching", "x")).toBeUndefined();
       });
