@@ -1,11 +1,11 @@
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ForgejoClient } from "../../src/forgejo/client.js";
 import { ForgejoApiError, formatDuration, isTransientForgejoError } from "../../src/forgejo/errors.js";
 import { Metrics } from "../../src/http/metrics.js";
-import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
-import type { FakeForgejo, FakeForgejoOptions } from "../fakes/forgejo/index.js";
+import { FAKE_ADMIN_TOKEN } from "../fakes/forgejo/index.js";
+import { ACME, fakeForgejoPerTest } from "../helpers/fake-forgejo-per-test.js";
 import { captureLogger } from "../helpers/log-capture.js";
 import { INSTANCE, ORG, REPO, USER, clientFor, rejection } from "./helpers.js";
 
@@ -13,30 +13,19 @@ const READ_ORG_PAT = "readorg0000000000000000000000000000000001";
 const PLAIN_USER_PAT = "plainuser000000000000000000000000000000002";
 const NO_USER_SCOPE_PAT = "repoonly00000000000000000000000000000003";
 
-let fake: FakeForgejo | undefined;
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
+const { start } = fakeForgejoPerTest({
+  ...ACME,
+  users: [
+    { login: "admin", isAdmin: true },
+    { login: "dev", isAdmin: false },
+  ],
+  tokens: {
+    [FAKE_ADMIN_TOKEN]: { user: "admin", scopes: ["all"] },
+    [READ_ORG_PAT]: { user: "admin", scopes: ["read:organization"] },
+    [PLAIN_USER_PAT]: { user: "dev", scopes: ["all"] },
+    [NO_USER_SCOPE_PAT]: { user: "admin", scopes: ["write:repository"] },
+  },
 });
-
-async function start(opts: FakeForgejoOptions = {}): Promise<FakeForgejo> {
-  fake = await startFakeForgejo({
-    users: [
-      { login: "admin", isAdmin: true },
-      { login: "dev", isAdmin: false },
-    ],
-    orgs: [{ name: "acme", owners: ["admin"] }],
-    repos: [{ owner: "acme", name: "app" }],
-    tokens: {
-      [FAKE_ADMIN_TOKEN]: { user: "admin", scopes: ["all"] },
-      [READ_ORG_PAT]: { user: "admin", scopes: ["read:organization"] },
-      [PLAIN_USER_PAT]: { user: "dev", scopes: ["all"] },
-      [NO_USER_SCOPE_PAT]: { user: "admin", scopes: ["write:repository"] },
-    },
-    ...opts,
-  });
-  return fake;
-}
 
 /** Everything an error could leak through: message, stack, cause chain, own fields. */
 function everything(err: unknown): string {

@@ -1,19 +1,10 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ForgejoApiError } from "../../src/forgejo/errors.js";
-import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
-import type { FakeForgejo, FakeForgejoOptions } from "../fakes/forgejo/index.js";
+import { FAKE_ADMIN_TOKEN } from "../fakes/forgejo/index.js";
+import { fakeForgejoPerTest } from "../helpers/fake-forgejo-per-test.js";
 import { INSTANCE, ORG, REPO, USER, clientFor, rejection } from "./helpers.js";
 
-let fake: FakeForgejo | undefined;
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
-});
-
-async function start(opts: FakeForgejoOptions = {}): Promise<FakeForgejo> {
-  fake = await startFakeForgejo({ orgs: [{ name: "acme", owners: ["admin"] }], repos: [{ owner: "acme", name: "app" }], ...opts });
-  return fake;
-}
+const { start } = fakeForgejoPerTest();
 
 describe("searchJobs on Forgejo", () => {
   it("reads the JSON null Forgejo sends for no jobs as an empty list", async () => {

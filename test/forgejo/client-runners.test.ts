@@ -1,20 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ForgejoApiError } from "../../src/forgejo/errors.js";
 import type { Scope } from "../../src/forgejo/scope.js";
-import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
-import type { FakeForgejo, FakeForgejoOptions, FakeScope } from "../fakes/forgejo/index.js";
+import { FAKE_ADMIN_TOKEN } from "../fakes/forgejo/index.js";
+import type { FakeScope } from "../fakes/forgejo/index.js";
+import { fakeForgejoPerTest } from "../helpers/fake-forgejo-per-test.js";
 import { ALL_SCOPES, INSTANCE, ORG, REPO, clientFor, rejection } from "./helpers.js";
 
-let fake: FakeForgejo | undefined;
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
-});
-
-async function start(opts: FakeForgejoOptions = {}): Promise<FakeForgejo> {
-  fake = await startFakeForgejo({ orgs: [{ name: "acme", owners: ["admin"] }], repos: [{ owner: "acme", name: "app" }], ...opts });
-  return fake;
-}
+const { start } = fakeForgejoPerTest();
 
 /** The fake's name for a client scope (the user scope is the token's user). */
 function fakeScope(s: Scope): FakeScope {

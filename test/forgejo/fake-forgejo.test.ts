@@ -1,32 +1,20 @@
 import { createHmac } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
-import { FAKE_ADMIN_PASSWORD, FAKE_ADMIN_TOKEN, buildDelivery, startFakeForgejo } from "../fakes/forgejo/index.js";
-import type { FakeForgejo, FakeForgejoOptions } from "../fakes/forgejo/index.js";
+import { describe, expect, it } from "vitest";
+import { FAKE_ADMIN_PASSWORD, FAKE_ADMIN_TOKEN, buildDelivery } from "../fakes/forgejo/index.js";
+import type { FakeForgejo } from "../fakes/forgejo/index.js";
+import { ACME, fakeForgejoPerTest } from "../helpers/fake-forgejo-per-test.js";
 import { waitFor } from "../helpers/wait.js";
 import { startReceiver } from "./receiver.js";
 
 /** Tests of the fake's own contract behaviour (contracts/forgejo-api.md), over raw HTTP. */
 
-let fake: FakeForgejo | undefined;
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
-  for (const c of cleanups.splice(0)) await c();
+const { start, own } = fakeForgejoPerTest({
+  ...ACME,
+  users: [
+    { login: "admin", password: FAKE_ADMIN_PASSWORD, isAdmin: true },
+    { login: "dev", password: "dev-pw" },
+  ],
 });
-
-async function start(opts: FakeForgejoOptions = {}): Promise<FakeForgejo> {
-  fake = await startFakeForgejo({
-    users: [
-      { login: "admin", password: FAKE_ADMIN_PASSWORD, isAdmin: true },
-      { login: "dev", password: "dev-pw" },
-    ],
-    orgs: [{ name: "acme", owners: ["admin"] }],
-    repos: [{ owner: "acme", name: "app" }],
-    ...opts,
-  });
-  return fake;
-}
 
 async function api(f: FakeForgejo, method: string, path: string, opts: { auth?: string | null; body?: unknown } = {}) {
   const headers: Record<string, string> = {};
@@ -278,8 +266,7 @@ describe("webhook delivery (§7.2)", () => {
 
   it("delivers action_run_failure and action_run_recover on their own, with the hook's authorization header", async () => {
     const f = await start({ version: "15.0.3" });
-    const rx = await startReceiver();
-    cleanups.push(rx.close);
+    const rx = own(await startReceiver());
     await api(f, "POST", "/repos/acme/app/hooks", {
       body: {
         type: "forgejo",
@@ -310,8 +297,7 @@ describe("webhook delivery (§7.2)", () => {
 
   it("Gitea delivers workflow_job queued, in_progress and completed; inactive hooks stay silent", async () => {
     const f = await start({ kind: "gitea" });
-    const rx = await startReceiver();
-    cleanups.push(rx.close);
+    const rx = own(await startReceiver());
     const hook = { type: "gitea", config: { url: `${rx.url}/g`, content_type: "json", secret: "s" }, events: ["workflow_job"] };
     await api(f, "POST", "/repos/acme/app/hooks", { body: { ...hook, active: true } });
     await api(f, "POST", "/orgs/acme/hooks", { body: hook });
@@ -329,8 +315,7 @@ describe("webhook delivery (§7.2)", () => {
 
   it("deliver() sends an arbitrary payload as a stored hook would", async () => {
     const f = await start();
-    const rx = await startReceiver(500);
-    cleanups.push(rx.close);
+    const rx = own(await startReceiver(500));
     const h = (await api(f, "POST", "/user/hooks", { body: { type: "forgejo", config: { url: `${rx.url}/u`, content_type: "json", secret: "s" }, active: true } })).json as { id: number };
     const d = await f.deliver(h.id, "push", { ref: "refs/heads/main" });
     expect(d.status).toBe(500);

@@ -1,25 +1,14 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ensureWebhook, markedUrl, markerOf, secretFingerprint } from "../../src/forgejo/hooks.js";
 import type { HookSpec } from "../../src/forgejo/types.js";
 import { verifyWebhookSignature } from "../../src/forgejo/webhook-signature.js";
-import { startFakeForgejo } from "../fakes/forgejo/index.js";
-import type { FakeForgejo, FakeForgejoOptions, FakeHook } from "../fakes/forgejo/index.js";
+import type { FakeForgejo, FakeHook } from "../fakes/forgejo/index.js";
+import { fakeForgejoPerTest } from "../helpers/fake-forgejo-per-test.js";
 import { waitFor } from "../helpers/wait.js";
 import { ALL_SCOPES, INSTANCE, ORG, REPO, clientFor } from "./helpers.js";
 import { startReceiver } from "./receiver.js";
 
-let fake: FakeForgejo | undefined;
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
-  for (const c of cleanups.splice(0)) await c();
-});
-
-async function start(opts: FakeForgejoOptions = {}): Promise<FakeForgejo> {
-  fake = await startFakeForgejo({ orgs: [{ name: "acme", owners: ["admin"] }], repos: [{ owner: "acme", name: "app" }], ...opts });
-  return fake;
-}
+const { start, own } = fakeForgejoPerTest();
 
 const SECRET = "webhook-secret-0123456789abcdef";
 const spec = (over: Partial<HookSpec> = {}): HookSpec => ({
@@ -206,8 +195,7 @@ describe("ensureWebhook", () => {
 describe("end to end: an ensured hook delivers verifiable events to a receiver", () => {
   it("Forgejo: action_run_success reaches the URL without the fragment and verifies with the secret", async () => {
     const f = await start({ version: "15.0.3" });
-    const rx = await startReceiver();
-    cleanups.push(rx.close);
+    const rx = own(await startReceiver());
     const { client, log } = clientFor(f);
     await ensureWebhook(client, REPO, spec({ url: `${rx.url}/webhook/main` }), { logger: log.logger });
     const job = f.addJob({ repo: "acme/app", runs_on: ["linux"] });
@@ -224,8 +212,7 @@ describe("end to end: an ensured hook delivers verifiable events to a receiver",
 
   it("Gitea: workflow_job queued verifies through X-Gitea-Signature", async () => {
     const f = await start({ kind: "gitea" });
-    const rx = await startReceiver();
-    cleanups.push(rx.close);
+    const rx = own(await startReceiver());
     const { client, log } = clientFor(f);
     await ensureWebhook(client, ORG, spec({ url: `${rx.url}/webhook/gitea`, events: ["workflow_job"] }), { logger: log.logger });
     const job = f.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
