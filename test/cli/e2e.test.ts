@@ -1,7 +1,5 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,20 +9,13 @@ import { FAKE_ADMIN_PASSWORD, startFakeForgejo } from "../fakes/forgejo/index.js
 import type { FakeForgejo } from "../fakes/forgejo/index.js";
 import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc } from "../fakes/nsc/index.js";
+import { freePort } from "../helpers/free-port.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
 import { memoryIo } from "./memory-io.js";
 import { scanSink } from "../helpers/log-capture.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /**
  * The operator's path end to end: provision against the fake Forgejo and fake nsc, start the real

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
+import type { Exit } from "../helpers/process-exit.js";
 import { PARTIAL_HEADERS, openRaw, partialBodyRequest } from "../helpers/raw-connection.js";
 import type { RawConnection } from "../helpers/raw-connection.js";
 import { waitFor } from "../helpers/wait.js";
 import { DEADLINE_MS, ProcessWorld } from "./process-harness.js";
-import type { Exit } from "./process-harness.js";
 
 /**
  * Issue 10, item 2: ~1,100 sockets holding a partial body under a 1,024 file limit made the next

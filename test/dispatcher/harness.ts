@@ -14,6 +14,8 @@ import type { FakeForgejo, FakeForgejoOptions } from "../fakes/forgejo/index.js"
 import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc, FakeNscKnobs } from "../fakes/nsc/index.js";
 import { startRunnerSimulator } from "../fakes/runner-sim.js";
+import { fetchJson } from "../helpers/fetch-json.js";
+import type { JsonReply } from "../helpers/fetch-json.js";
 import { captureLogger } from "../helpers/log-capture.js";
 import { recordSecrets } from "../helpers/secrets.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -33,7 +35,7 @@ export interface Harness {
   sim: ReturnType<typeof startRunnerSimulator> | undefined;
   /** Shifts the dispatcher's clock and the fake nsc's clock together. */
   advance(ms: number): void;
-  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<JsonReply>;
   close(): Promise<void>;
 }
 
@@ -114,21 +116,7 @@ ${computeYaml}${opts.yaml ?? ""}`;
       offset += ms;
       nsc.advanceTime(ms);
     },
-    async request(method, path, body, headers = {}) {
-      const res = await fetch(`${address}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${API_TOKEN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
-        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON
-      }
-      return { status: res.status, body: parsed, headers: res.headers };
-    },
+    request: (method, path, body, headers = {}) => fetchJson(`${address}${path}`, { method, body, headers: { authorization: `Bearer ${API_TOKEN}`, ...headers } }),
     async close() {
       sim?.stop();
       await dispatcher.stop();

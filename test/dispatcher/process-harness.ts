@@ -11,7 +11,10 @@ import type { FakeForgejo, FakeForgejoOptions, FakeJob } from "../fakes/forgejo/
 import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc, FakeNscCall, FakeNscInstance, FakeNscKnobs } from "../fakes/nsc/index.js";
 import { startRunnerSimulator } from "../fakes/runner-sim.js";
+import { fetchJson } from "../helpers/fetch-json.js";
+import type { JsonReply } from "../helpers/fetch-json.js";
 import { scanSink } from "../helpers/log-capture.js";
+import type { Exit } from "../helpers/process-exit.js";
 import { processTreeGroups } from "../helpers/process-group.js";
 import { recordSecrets } from "../helpers/secrets.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -27,11 +30,6 @@ export const REPO_SCOPE = { level: "repository", owner: "example", name: "app" }
 
 /** Generous: this machine has 2 cores and other suites run beside these. */
 export const DEADLINE_MS = 45_000;
-
-export interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 export interface DispatcherProcess {
   readonly pid: number;
@@ -50,13 +48,6 @@ export interface ProcessWorldOptions {
   forgejo?: FakeForgejoOptions;
   knobs?: FakeNscKnobs;
   config?: ConfigPatch;
-}
-
-export interface ApiResponse {
-  status: number;
-  // Test code reads arbitrary JSON bodies.
-  body: any;
-  headers: Headers;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -215,20 +206,8 @@ export class ProcessWorld {
     this.sim = undefined;
   }
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
-    const res = await fetch(`${this.current.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${PROCESS_API_TOKEN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
+  request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<JsonReply> {
+    return fetchJson(`${this.current.url}${path}`, { method, body, headers: { authorization: `Bearer ${PROCESS_API_TOKEN}`, ...headers } });
   }
 
   /** Dispatches one runner pinned to a new job in example/app; returns the runner name and the job. */
@@ -240,14 +219,14 @@ export class ProcessWorld {
   }
 
   /** The record as the running process's API shows it. */
-  async runner(name: string): Promise<ApiResponse["body"]> {
+  async runner(name: string): Promise<JsonReply["body"]> {
     const r = await this.request("GET", `/api/v1/runners/${name}`);
     if (r.status !== 200) throw new Error(`GET /api/v1/runners/${name} answered ${r.status}: ${JSON.stringify(r.body)}`);
     return r.body;
   }
 
   /** Waits until the API shows the runner in `state`. */
-  async waitState(name: string, state: string, what = `${name} ${state}`): Promise<ApiResponse["body"]> {
+  async waitState(name: string, state: string, what = `${name} ${state}`): Promise<JsonReply["body"]> {
     return waitFor(
       async () => {
         const r = await this.runner(name);

@@ -3,8 +3,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { jsonOr } from "../helpers/fetch-json.js";
+import { freePort } from "../helpers/free-port.js";
 import { waitFor } from "../helpers/wait.js";
-import { freePort, startProcess } from "./processes.js";
+import { startProcess } from "./processes.js";
 import type { TestProcess } from "./processes.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -144,13 +146,7 @@ export function send(
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const text = Buffer.concat(chunks).toString("utf8");
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolveReply({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+          resolveReply({ status: res.statusCode ?? 0, headers: res.headers, text, json: jsonOr(text, undefined) });
         });
         res.on("error", reject);
       },

@@ -1,14 +1,8 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import { scanSink } from "../helpers/log-capture.js";
+import type { Exit } from "../helpers/process-exit.js";
 import { waitFor } from "../helpers/wait.js";
-
-export interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 /** A process a test started, its output kept in memory and appended to the whole-suite secret scan. */
 export interface TestProcess {
@@ -95,13 +89,4 @@ export async function listeningUrl(p: TestProcess, timeoutMs: number): Promise<s
     },
     { timeoutMs, intervalMs: 50, what: `${p.name} to listen` },
   );
-}
-
-/** A port nobody listens on right now (the kernel's pick), for Caddy's site addresses. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }

@@ -9,7 +9,7 @@ import type { Dispatcher } from "../../src/dispatcher/app.js";
 import { buildDispatcherDeps } from "../../src/dispatcher/wiring.js";
 import { Metrics } from "../../src/http/metrics.js";
 import type { Store } from "../../src/store/types.js";
-import { freePort } from "../e2e/processes.js";
+import { freePort } from "../helpers/free-port.js";
 import { createFakeNsc } from "../fakes/nsc/index.js";
 import type { FakeNsc } from "../fakes/nsc/index.js";
 import { captureLogger } from "../helpers/log-capture.js";

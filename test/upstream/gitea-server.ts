@@ -2,8 +2,10 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { upstreamProgram } from "../../scripts/upstream/manifest.js";
-import { freePort, startProcess } from "../e2e/processes.js";
+import { startProcess } from "../e2e/processes.js";
 import type { TestProcess } from "../e2e/processes.js";
+import { jsonOr } from "../helpers/fetch-json.js";
+import { freePort } from "../helpers/free-port.js";
 import { recordSecrets } from "../helpers/secrets.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -102,13 +104,7 @@ export async function startGitea(version: string, dir: string): Promise<GiteaSer
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
+    return { status: res.status, json: jsonOr(text, undefined), text };
   };
   const reported = (await api("GET", "/version")).json as { version: string };
   return { url, version: reported.version, token, process: proc, api, stop: async () => void (await proc.stop(10_000)) };
