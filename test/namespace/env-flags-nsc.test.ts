@@ -1,23 +1,14 @@
-import { join } from "node:path";
 import { execa } from "execa";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { splitEnv } from "../../src/namespace/env-flags.js";
-import { createFakeNsc } from "../fakes/nsc/index.js";
-import type { FakeNsc } from "../fakes/nsc/index.js";
-import { tempDir } from "../helpers/tmp.js";
+import { fakeNscSandbox } from "../helpers/fake-nsc-sandbox.js";
 
 // Kept apart from env-flags.test.ts: this one runs the fake nsc executable, which the mutation
 // runs (vitest.mutation.config.ts) leave out.
 describe("flag-safe values survive nsc's real parsing rules", () => {
-  let tmp: { dir: string; cleanup: () => void };
-  let fake: FakeNsc;
-  beforeEach(() => {
-    tmp = tempDir("fnsc-env-");
-    fake = createFakeNsc(join(tmp.dir, "nsc"));
-  });
-  afterEach(() => tmp.cleanup());
+  const sandbox = fakeNscSandbox("fnsc-env-");
 
-  it("delivers every value splitEnv sends as -e unchanged (fake nsc emulates pflag)", async () => {
+  it("delivers every value splitEnv sends as -e unchanged (sandbox.nsc nsc emulates pflag)", async () => {
     // Deterministic pseudo-random values over the characters that matter to pflag and CSV.
     let seed = 42;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
@@ -32,9 +23,9 @@ describe("flag-safe values survive nsc's real parsing rules", () => {
     const { flags, viaScript } = splitEnv(env);
     expect(Object.keys(viaScript).length).toBeGreaterThan(20);
     expect(flags.length / 2).toBeGreaterThan(100);
-    const r = await execa(fake.bin, ["run", "-o", "json", "--image", "i", ...flags, "--", "true"], { env: fake.env, reject: false });
+    const r = await execa(sandbox.nsc.bin, ["run", "-o", "json", "--image", "i", ...flags, "--", "true"], { env: sandbox.nsc.env, reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     const sent = Object.fromEntries(Object.entries(env).filter(([k]) => !(k in viaScript)));
-    expect(fake.instances()[0]!.env).toEqual(sent);
+    expect(sandbox.nsc.instances()[0]!.env).toEqual(sent);
   });
 });

@@ -1,35 +1,25 @@
 import { utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { execa } from "execa";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createFakeNsc } from "../fakes/nsc/index.js";
-import type { FakeNsc } from "../fakes/nsc/index.js";
-import { tempDir } from "../helpers/tmp.js";
+import { describe, expect, it } from "vitest";
+import { fakeNscSandbox } from "../helpers/fake-nsc-sandbox.js";
 
 // A process SIGKILLed between creating the fake's lock file and writing its pid into it leaves an
 // empty lock behind. Every later call (and the test helper) must take it over, not wait forever.
 
-let tmp: { dir: string; cleanup: () => void };
-let fake: FakeNsc;
-
-beforeEach(() => {
-  tmp = tempDir("fnsc-fake-lock-");
-  fake = createFakeNsc(join(tmp.dir, "nsc"));
-});
-afterEach(() => tmp.cleanup());
+const sandbox = fakeNscSandbox("fnsc-fake-lock-");
 
 function leaveEmptyLock(ageMs: number): void {
-  const lock = `${fake.statePath}.lock`;
+  const lock = `${sandbox.nsc.statePath}.lock`;
   writeFileSync(lock, "");
   const then = new Date(Date.now() - ageMs);
   utimesSync(lock, then, then);
 }
 
-describe("the fake nsc's state lock", () => {
+describe("the sandbox.nsc nsc's state lock", () => {
   it("takes over a zero-byte lock file once it is a few seconds old", async () => {
     leaveEmptyLock(10_000);
     // Without the takeover the call waits 15 s for the lock and then fails; 8 s is the deadline.
-    const r = await execa(fake.bin, ["list", "--all", "-o", "json"], { env: fake.env, reject: false, timeout: 8_000 });
+    const r = await execa(sandbox.nsc.bin, ["list", "--all", "-o", "json"], { env: sandbox.nsc.env, reject: false, timeout: 8_000 });
     expect(r.timedOut).toBe(false);
     expect(r.stderr).toBe("");
     expect(r.exitCode).toBe(0);
@@ -39,7 +29,7 @@ describe("the fake nsc's state lock", () => {
   it("lets the test helper take over a zero-byte lock file too", () => {
     leaveEmptyLock(10_000);
     // Without the takeover this throws "held for more than 15s".
-    fake.setKnobs({ runCapacity: 1 });
-    expect(fake.state().knobs.runCapacity).toBe(1);
+    sandbox.nsc.setKnobs({ runCapacity: 1 });
+    expect(sandbox.nsc.state().knobs.runCapacity).toBe(1);
   });
 });

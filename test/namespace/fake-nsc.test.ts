@@ -4,25 +4,16 @@ import type { AddressInfo, Socket } from "node:net";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { execa } from "execa";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createFakeNsc } from "../fakes/nsc/index.js";
-import type { FakeNsc } from "../fakes/nsc/index.js";
+import { describe, expect, it } from "vitest";
 import { waitFor } from "../helpers/wait.js";
-import { tempDir } from "../helpers/tmp.js";
+import { fakeNscSandbox } from "../helpers/fake-nsc-sandbox.js";
 
 // The fake itself is a contract (contracts/nsc.md §13); other engineers' tests rely on it.
 
-let tmp: { dir: string; cleanup: () => void };
-let fake: FakeNsc;
-
-beforeEach(() => {
-  tmp = tempDir("fnsc-fake-");
-  fake = createFakeNsc(join(tmp.dir, "nsc"));
-});
-afterEach(() => tmp.cleanup());
+const sandbox = fakeNscSandbox("fnsc-fake-");
 
 function nsc(args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
-  return execa(fake.bin, args, { env: { ...fake.env, ...opts.env }, reject: false, stripFinalNewline: false, ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }), cwd: tmp.dir });
+  return execa(sandbox.nsc.bin, args, { env: { ...sandbox.nsc.env, ...opts.env }, reject: false, stripFinalNewline: false, ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }), cwd: sandbox.dir });
 }
 
 async function runOne(extra: string[] = [], region = "ord4"): Promise<string> {
@@ -39,9 +30,9 @@ describe("process and flag handling (§13.1)", () => {
     expect(a.exitCode, a.stderr).toBe(0);
     const b = await nsc(["run", "--image", "img", "--region", "ord4", "-o", "json"]);
     expect(b.exitCode, b.stderr).toBe(0);
-    const [i1] = fake.instances({ region: "ord4" });
+    const [i1] = sandbox.nsc.instances({ region: "ord4" });
     expect(Date.parse(i1!.deadline!) - Date.parse(i1!.created_at)).toBe(2 * 86_400_000);
-    expect(fake.calls("run").map((c) => c.region)).toEqual(["ord4", "ord4"]);
+    expect(sandbox.nsc.calls("run").map((c) => c.region)).toEqual(["ord4", "ord4"]);
   });
 
   it("reports unknown flags, commands and wrong arg counts on stderr in the §1.6 shape, exit 1", async () => {
@@ -62,7 +53,7 @@ describe("process and flag handling (§13.1)", () => {
 
   it("applies pflag's map rules to -e and --label", async () => {
     const id = await runOne(["-e", 'Q="quoted"', "-e", "PAIR=A=1,B=2", "-e", "PLAIN=x y", "--label", "k=v"]);
-    const inst = fake.instances().find((i) => i.id === id)!;
+    const inst = sandbox.nsc.instances().find((i) => i.id === id)!;
     // One "=": quotes trimmed from both ends of the whole argument (so only a trailing one here).
     // Two or more: a CSV record of pairs.
     expect(inst.env).toEqual({ Q: '"quoted', PAIR: "A=1", B: "2", PLAIN: "x y" });
@@ -79,7 +70,7 @@ describe("process and flag handling (§13.1)", () => {
 
   it("splits slice flags on commas and validates volumes", async () => {
     const id = await runOne(["--volume", "cache:a:/a:1gb,persistent:b:/b", "--volume", "CACHE:c:/c:512mb"]);
-    const inst = fake.instances().find((i) => i.id === id)!;
+    const inst = sandbox.nsc.instances().find((i) => i.id === id)!;
     expect(inst.volumes).toEqual([
       { kind: "cache", tag: "a", mount_point: "/a", size_mb: 1024 },
       { kind: "persistent", tag: "b", mount_point: "/b" },
@@ -99,15 +90,15 @@ describe("process and flag handling (§13.1)", () => {
 
   it("records argv, selected env and cwd of every invocation", async () => {
     await nsc(["list", "-o", "json"], { env: { NSC_TOKEN_FILE: writeToken(), NS_DO_NOT_UPDATE: "1" } });
-    const [call] = fake.calls("list");
-    expect(call).toMatchObject({ argv: ["list", "-o", "json"], cwd: tmp.dir, exitCode: 0, stdout: "null\n", region: "eu" });
+    const [call] = sandbox.nsc.calls("list");
+    expect(call).toMatchObject({ argv: ["list", "-o", "json"], cwd: sandbox.dir, exitCode: 0, stdout: "null\n", region: "eu" });
     expect(call!.env.NS_DO_NOT_UPDATE).toBe("1");
     expect(call!.env.NSC_TOKEN_FILE).toContain("token.json");
   });
 });
 
 function writeToken(content = '{"bearer_token":"nsrt_x"}'): string {
-  const p = join(tmp.dir, "token.json");
+  const p = join(sandbox.dir, "token.json");
   writeFileSync(p, content);
   return p;
 }
@@ -124,7 +115,7 @@ describe("run (§13.2)", () => {
     expect(plain.stdout.split("\n")).toHaveLength(6);
     expect(plain.stdout).toMatch(/^\n {2}Created new ephemeral environment! ID: [0-9a-v]{13}\n\n {2}More at: https:\/\/cloud\.namespace\.so\/.+\n\n$/);
 
-    fake.setKnobs({ omitInstanceId: true });
+    sandbox.nsc.setKnobs({ omitInstanceId: true });
     const old = JSON.parse((await nsc(["run", "-o", "json", "--image", "i"])).stdout) as Record<string, unknown>;
     expect(old.instance_id).toBeUndefined();
     expect(old.cluster_id).toBeTruthy();
@@ -135,35 +126,35 @@ describe("run (§13.2)", () => {
     expect(results.map((r) => r.exitCode)).toEqual(Array(10).fill(0));
     const ids = results.map((r) => (JSON.parse(r.stdout) as { instance_id: string }).instance_id);
     expect(new Set(ids).size).toBe(10);
-    expect(fake.instances().map((i) => i.id).sort()).toEqual([...ids].sort());
+    expect(sandbox.nsc.instances().map((i) => i.id).sort()).toEqual([...ids].sort());
   });
 
   it("fails with capacity for the next N runs only, creating nothing", async () => {
-    fake.setKnobs({ runCapacity: 1 });
+    sandbox.nsc.setKnobs({ runCapacity: 1 });
     const r = await nsc(["run", "--image", "i"]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain("Failed: ran out of capacity:");
     expect(r.stderr).not.toContain("========");
-    expect(fake.instances()).toEqual([]);
+    expect(sandbox.nsc.instances()).toEqual([]);
     await runOne();
-    expect(fake.state().knobs.runCapacity).toBe(0);
+    expect(sandbox.nsc.state().knobs.runCapacity).toBe(0);
   });
 
   it("leaves a never-ready instance behind, naming it (or not, in the deadline wording)", async () => {
-    fake.setKnobs({ runNeverReady: 2, neverReadyDelayMs: 0 });
+    sandbox.nsc.setKnobs({ runNeverReady: 2, neverReadyDelayMs: 0 });
     const r = await nsc(["--region", "ord4", "run", "--image", "i", "--wait_timeout", "5m"]);
     expect(r.exitCode).toBe(1);
-    const [inst] = fake.instances();
+    const [inst] = sandbox.nsc.instances();
     expect(r.stderr.replace(/\s+/g, " ")).toContain(`cluster id: ${inst!.id}`);
-    fake.setKnobs({ neverReadyWording: "deadline" });
+    sandbox.nsc.setKnobs({ neverReadyWording: "deadline" });
     const d = await nsc(["--region", "ord4", "run", "--image", "i"]);
     expect(d.stderr).toContain("context deadline exceeded");
     expect(d.stderr).not.toContain("cluster id");
-    expect(fake.instances()).toHaveLength(2);
+    expect(sandbox.nsc.instances()).toHaveLength(2);
   });
 
   it("waits the full --wait_timeout by default before failing a never-ready run", async () => {
-    fake.setKnobs({ runNeverReady: true });
+    sandbox.nsc.setKnobs({ runNeverReady: true });
     const started = Date.now();
     const r = await nsc(["run", "--image", "i", "--wait_timeout", "300ms"]);
     expect(r.exitCode).toBe(1);
@@ -171,23 +162,23 @@ describe("run (§13.2)", () => {
   });
 
   it("reports a container that exits at once as a destroyed cluster", async () => {
-    fake.setKnobs({ runExitImmediately: 1 });
+    sandbox.nsc.setKnobs({ runExitImmediately: 1 });
     const r = await nsc(["run", "--image", "i"]);
     expect(r.exitCode).toBe(1);
-    const [inst] = fake.instances({ includeDestroyed: true });
+    const [inst] = sandbox.nsc.instances({ includeDestroyed: true });
     expect(r.stderr).toContain(`cluster is destroyed (cluster id: ${inst!.id})`);
     expect(inst!.destroyed_at).toBeTruthy();
   });
 
   it("leaves the instance behind when killed during creation", async () => {
-    fake.setKnobs({ createDelayMs: 30_000 });
-    const child = execa(fake.bin, ["run", "--image", "i", "--label", "r=1"], { env: fake.env, reject: false });
-    await waitFor(() => fake.instances().length === 1, { what: "instance recorded before the delay" });
+    sandbox.nsc.setKnobs({ createDelayMs: 30_000 });
+    const child = execa(sandbox.nsc.bin, ["run", "--image", "i", "--label", "r=1"], { env: sandbox.nsc.env, reject: false });
+    await waitFor(() => sandbox.nsc.instances().length === 1, { what: "instance recorded before the delay" });
     child.kill("SIGTERM");
     const r = await child;
     expect(r.signal).toBe("SIGTERM");
-    expect(fake.instances()[0]!.labels).toEqual({ r: "1" });
-    expect(fake.calls("run")[0]!.exitCode).toBeNull();
+    expect(sandbox.nsc.instances()[0]!.labels).toEqual({ r: "1" });
+    expect(sandbox.nsc.calls("run")[0]!.exitCode).toBeNull();
   });
 });
 
@@ -195,11 +186,11 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
   it("destroys the instance when its container exits, and at the deadline", async () => {
     const a = await runOne();
     const b = await runOne(["--duration", "10m"]);
-    fake.exitContainer(a, 0);
-    expect(fake.instances().map((i) => i.id)).toEqual([b]);
-    fake.advanceTime(10 * 60_000);
-    expect(fake.instances()).toEqual([]);
-    const gone = fake.instances({ includeDestroyed: true });
+    sandbox.nsc.exitContainer(a, 0);
+    expect(sandbox.nsc.instances().map((i) => i.id)).toEqual([b]);
+    sandbox.nsc.advanceTime(10 * 60_000);
+    expect(sandbox.nsc.instances()).toEqual([]);
+    const gone = sandbox.nsc.instances({ includeDestroyed: true });
     expect(gone.map((i) => i.destroy_reason).sort()).toEqual(["container exited", "deadline"]);
   });
 
@@ -214,13 +205,13 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
     const otherRegion = await nsc(["--region", "eu", "describe", id]);
     expect(otherRegion.stderr).toContain(`Failed: "${id}" does not exist.`);
 
-    fake.exitContainer(id);
+    sandbox.nsc.exitContainer(id);
     const gone = await nsc(["--region", "ord4", "describe", id]);
     expect(gone.exitCode).toBe(1);
     expect(gone.stdout).toBe("");
     expect(gone.stderr).toContain(`Failed: "${id}" is no longer running.`);
 
-    fake.setKnobs({ describeWording: "raw" });
+    sandbox.nsc.setKnobs({ describeWording: "raw" });
     const raw = await nsc(["--region", "ord4", "describe", id]);
     expect(raw.stderr.replace(/\s+/g, " ")).toContain(`instance "${id}" was destroyed (FailedPrecondition).`);
     const rawUnknown = await nsc(["--region", "ord4", "describe", "zzzzzzzzzzzzz"]);
@@ -229,7 +220,7 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
 
   it("fails describe, list and destroy transiently for the next N calls", async () => {
     const id = await runOne();
-    fake.setKnobs({ transient: { describe: 1, list: 1, destroy: 1 } });
+    sandbox.nsc.setKnobs({ transient: { describe: 1, list: 1, destroy: 1 } });
     for (const args of [["describe", id], ["list", "--all"], ["destroy", "--force", id]]) {
       const r = await nsc(["--region", "ord4", ...args]);
       expect(r.exitCode).toBe(1);
@@ -246,13 +237,13 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
     const b = await runOne();
     const noForce = await nsc(["--region", "ord4", "destroy", a]);
     expect(noForce.exitCode).toBe(0);
-    expect(fake.instances()).toHaveLength(2);
-    expect(fake.calls("destroy")[0]!.note).toContain("without --force");
+    expect(sandbox.nsc.instances()).toHaveLength(2);
+    expect(sandbox.nsc.calls("destroy")[0]!.note).toContain("without --force");
 
     const r = await nsc(["--region", "ord4", "destroy", "--force", a, "nope0000nope0", b]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('"nope0000nope0" does not exist.');
-    expect(fake.instances().map((i) => i.id)).toEqual([b]);
+    expect(sandbox.nsc.instances().map((i) => i.id)).toEqual([b]);
     const again = await nsc(["--region", "ord4", "destroy", "--force", a]);
     expect(again.stderr).toContain(`"${a}" does not exist.`);
   });
@@ -267,14 +258,14 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
     expect(list.map((e) => e.cluster_id)).toEqual([a]);
     expect(Object.keys(list[0]!)).toEqual([...Object.keys(list[0]!)].sort());
     expect(list[0]!.labels).toEqual({ runner: "a", owner: "x" });
-    fake.setKnobs({ runNonManual: false });
+    sandbox.nsc.setKnobs({ runNonManual: false });
     await runOne();
     expect(JSON.parse((await nsc(["--region", "ord4", "list", "-o", "json"])).stdout)).toHaveLength(1);
   });
 
   it("includes destroyed instances in instance history", async () => {
     const a = await runOne();
-    fake.exitContainer(a);
+    sandbox.nsc.exitContainer(a);
     const r = await nsc(["--region", "ord4", "instance", "history", "--all", "-o", "json"]);
     const rows = JSON.parse(r.stdout) as { cluster_id: string; destroyed_at?: string }[];
     expect(rows[0]).toMatchObject({ cluster_id: a });
@@ -284,8 +275,8 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
 
 describe("create (§13.5)", () => {
   it("writes the cidfile without a newline and the instance record with service credentials", async () => {
-    const cid = join(tmp.dir, "cid");
-    const out = join(tmp.dir, "out.json");
+    const cid = join(sandbox.dir, "cid");
+    const out = join(sandbox.dir, "out.json");
     const r = await nsc(["--region", "ord4", "create", "--machine_type", "windows/amd64:8x16", "--duration", "1h", "--cidfile", cid, "--output_json_to", out, "-o", "json", "--wait_timeout", "6m"]);
     expect(r.exitCode, r.stderr).toBe(0);
     const id = readFileSync(cid, "utf8");
@@ -298,7 +289,7 @@ describe("create (§13.5)", () => {
     expect(rec.service_state.map((s) => s.name).sort()).toEqual(["rdp", "ssh", "winrm"]);
     expect(rec.service_state.find((s) => s.name === "winrm")!.credentials).toMatchObject({ username: "runneradmin" });
 
-    fake.setKnobs({ windowsWinrm: false });
+    sandbox.nsc.setKnobs({ windowsWinrm: false });
     await nsc(["--region", "ord4", "create", "--machine_type", "windows/amd64:8x16", "--output_json_to", out]);
     const rec2 = JSON.parse(readFileSync(out, "utf8")) as { service_state: { name: string }[] };
     expect(rec2.service_state.map((s) => s.name).sort()).toEqual(["rdp", "ssh"]);
@@ -306,25 +297,25 @@ describe("create (§13.5)", () => {
 
   it("validates selectors, --output_json_to with no wait, and warns about --output_to", async () => {
     expect((await nsc(["create", "--selectors", "macos.version=26.x,bad"])).stderr).toContain('invalid selector "bad": expected key=value');
-    expect((await nsc(["create", "--output_json_to", join(tmp.dir, "o"), "--wait_timeout", "0"])).stderr).toContain("no instance information available with no wait timeout");
-    const r = await nsc(["create", "--machine_type", "macos/arm64:6x14", "--bare", "--selectors", "macos.version=26.x,image.with=xcode-26", "--output_to", join(tmp.dir, "c")]);
+    expect((await nsc(["create", "--output_json_to", join(sandbox.dir, "o"), "--wait_timeout", "0"])).stderr).toContain("no instance information available with no wait timeout");
+    const r = await nsc(["create", "--machine_type", "macos/arm64:6x14", "--bare", "--selectors", "macos.version=26.x,image.with=xcode-26", "--output_to", join(sandbox.dir, "c")]);
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain("Flag --output_to has been deprecated, use cidfile instead");
-    const inst = fake.instances()[0]!;
+    const inst = sandbox.nsc.instances()[0]!;
     expect(inst.selectors).toEqual(["macos.version=26.x", "image.with=xcode-26"]);
     expect(inst.features).toContain("EXP_DISABLE_KUBERNETES");
   });
 
   it("blocks on capacity until killed, creating nothing and writing no cidfile", async () => {
-    fake.setKnobs({ createCapacity: true, createRetryLogMs: 20 });
-    const cid = join(tmp.dir, "cid");
-    const child = execa(fake.bin, ["create", "--log_actions", "--cidfile", cid], { env: fake.env, reject: false });
+    sandbox.nsc.setKnobs({ createCapacity: true, createRetryLogMs: 20 });
+    const cid = join(sandbox.dir, "cid");
+    const child = execa(sandbox.nsc.bin, ["create", "--log_actions", "--cidfile", cid], { env: sandbox.nsc.env, reject: false });
     let err = "";
     child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     await waitFor(() => err.includes("ran out of capacity"), { what: "capacity retries" });
     child.kill("SIGKILL");
     await child;
-    expect(fake.instances()).toEqual([]);
+    expect(sandbox.nsc.instances()).toEqual([]);
     expect(() => statSync(cid)).toThrow();
   });
 });
@@ -337,22 +328,22 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
 
   it("records the command and stdin, echoes canned output, and maps a remote failure to exit 1", async () => {
     const id = await createdInstance("linux/amd64:2x4");
-    fake.setKnobs({ ssh: { stdout: "remote out\n", exitCode: 0 } });
+    sandbox.nsc.setKnobs({ ssh: { stdout: "remote out\n", exitCode: 0 } });
     const ok = await nsc(["--region", "ord4", "ssh", id, "-T", "--", "/bin/bash", "-l"], { input: "echo from stdin\n" });
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout).toBe("remote out\n");
-    expect(fake.instances()[0]!.ssh_sessions).toMatchObject([{ command: "/bin/bash -l", stdin: "echo from stdin\n" }]);
+    expect(sandbox.nsc.instances()[0]!.ssh_sessions).toMatchObject([{ command: "/bin/bash -l", stdin: "echo from stdin\n" }]);
 
-    fake.setKnobs({ ssh: { exitCode: 3 } });
+    sandbox.nsc.setKnobs({ ssh: { exitCode: 3 } });
     const bad = await nsc(["--region", "ord4", "ssh", id, "--", "false"]);
     expect(bad.exitCode).toBe(1);
     expect(bad.stderr).toContain("Failed: Process exited with status 3");
 
-    fake.setKnobs({ ssh: { mode: "exec" } });
+    sandbox.nsc.setKnobs({ ssh: { mode: "exec" } });
     const exec = await nsc(["--region", "ord4", "ssh", id, "--", "cat"], { input: "piped through" });
     expect(exec.stdout).toBe("piped through");
 
-    fake.setKnobs({ sshService: false, ssh: null });
+    sandbox.nsc.setKnobs({ sshService: false, ssh: null });
     const noSsh = await nsc(["--region", "ord4", "ssh", id, "--", "true"]);
     expect(noSsh.stderr).toContain("instance does not have ssh");
   });
@@ -362,9 +353,9 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
     await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
     const echoPort = (echo.address() as AddressInfo).port;
     const id = await createdInstance();
-    fake.setKnobs({ forward: { "5985": `127.0.0.1:${echoPort}` } });
+    sandbox.nsc.setKnobs({ forward: { "5985": `127.0.0.1:${echoPort}` } });
     expect((await nsc(["--region", "ord4", "instance", "port-forward", id])).stderr).toContain("--target_port is required");
-    const child = execa(fake.bin, ["--region", "ord4", "instance", "port-forward", id, "--target_port", "5985"], { env: fake.env, reject: false });
+    const child = execa(sandbox.nsc.bin, ["--region", "ord4", "instance", "port-forward", id, "--target_port", "5985"], { env: sandbox.nsc.env, reject: false });
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     try {
@@ -375,7 +366,7 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
       sock.write("ping");
       await waitFor(() => got === "ping", { what: "echo through the tunnel" });
       sock.destroy();
-      expect(fake.instances()[0]!.port_forwards[0]).toMatchObject({ target_port: 5985, local_port: Number(m[1]) });
+      expect(sandbox.nsc.instances()[0]!.port_forwards[0]).toMatchObject({ target_port: 5985, local_port: Number(m[1]) });
     } finally {
       child.kill("SIGTERM");
       await child;
@@ -385,9 +376,9 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
 
   it("proxy prints the endpoint and credentials as one JSON line, and fails for a missing service", async () => {
     const id = await createdInstance();
-    fake.setKnobs({ windowsCredentials: { username: "u", password: "p@ss" } });
+    sandbox.nsc.setKnobs({ windowsCredentials: { username: "u", password: "p@ss" } });
     const other = await createdInstance();
-    const child = execa(fake.bin, ["--region", "ord4", "instance", "proxy", other, "-s", "rdp", "-o", "json", "--once"], { env: fake.env, reject: false });
+    const child = execa(sandbox.nsc.bin, ["--region", "ord4", "instance", "proxy", other, "-s", "rdp", "-o", "json", "--once"], { env: sandbox.nsc.env, reject: false });
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     const line = await waitFor(() => out.split("\n").find((l) => l.startsWith("{")), { what: "proxy JSON" });
@@ -398,7 +389,7 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
     await new Promise((r) => s.on("close", r));
     expect((await child).exitCode).toBe(0);
 
-    fake.setKnobs({ windowsWinrm: false });
+    sandbox.nsc.setKnobs({ windowsWinrm: false });
     const missing = await nsc(["--region", "ord4", "instance", "proxy", id, "-s", "winrm", "-o", "json"]);
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toContain('Failed: instance does not have service "winrm"');
@@ -410,27 +401,27 @@ describe("auth and tokens (§13.1, §13.9)", () => {
     const raw = await nsc(["list"], { env: { NSC_TOKEN_FILE: writeToken("nsrt_rawtoken") } });
     expect(raw.exitCode).toBe(1);
     expect(raw.stderr).toContain("not logged in");
-    fake.setKnobs({ auth: "unauthenticated" });
+    sandbox.nsc.setKnobs({ auth: "unauthenticated" });
     expect((await nsc(["list"])).stderr).toContain("Failed: no credentials found. We got:");
-    fake.setKnobs({ auth: "expired" });
+    sandbox.nsc.setKnobs({ auth: "expired" });
     expect((await nsc(["list"])).stderr).toContain("login token expired");
     expect((await nsc(["auth", "check-login"])).exitCode).toBe(1);
-    fake.setKnobs({ auth: null, tokenValidForMs: 60_000 });
+    sandbox.nsc.setKnobs({ auth: null, tokenValidForMs: 60_000 });
     expect((await nsc(["auth", "check-login", "--duration", "30s"])).exitCode).toBe(0);
     expect((await nsc(["auth", "check-login", "--duration", "5m"])).exitCode).toBe(1);
   });
 
   it("token create writes {bearer_token} with mode 0600; generate-dev-token writes the raw token", async () => {
-    mkdirSync(join(tmp.dir, "out"));
-    const file = join(tmp.dir, "out", "nsc-token.json");
+    mkdirSync(join(sandbox.dir, "out"));
+    const file = join(sandbox.dir, "out", "nsc-token.json");
     const r = await nsc(["token", "create", "--name", "forgejo-nsc", "--grant", '{"resource_type":"instance","resource_id":"*","actions":["create"]}', "--expires_in", "365d", "--token_file", file]);
     expect(r.exitCode, r.stderr).toBe(0);
     const tok = JSON.parse(readFileSync(file, "utf8")) as { bearer_token: string };
     expect(tok.bearer_token).toMatch(/^nsrt_fake/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(fake.state().tokens[0]).toMatchObject({ name: "forgejo-nsc", token: tok.bearer_token });
+    expect(sandbox.nsc.state().tokens[0]).toMatchObject({ name: "forgejo-nsc", token: tok.bearer_token });
 
-    const dev = join(tmp.dir, "out", "dev");
+    const dev = join(sandbox.dir, "out", "dev");
     expect((await nsc(["auth", "generate-dev-token", "--output_to", dev])).exitCode).toBe(0);
     expect(readFileSync(dev, "utf8")).toMatch(/^nsct_fake_[0-9a-f]+$/);
   });

@@ -1,37 +1,32 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { buildShBootstrap } from "../../src/runner/bootstrap-sh.js";
 import type { ShBootstrapOptions } from "../../src/runner/bootstrap-sh.js";
-import { createFakeRunner, FAKE_RUNNER_DIR } from "../fakes/forgejo-runner/index.js";
-import type { FakeRunner } from "../fakes/forgejo-runner/index.js";
-import { tempDir } from "../helpers/tmp.js";
+import { FAKE_RUNNER_DIR } from "../fakes/forgejo-runner/index.js";
+import { runnerSandbox } from "../helpers/runner-sandbox.js";
 
 /**
  * The upstream runner image is Alpine with git and bash only (runner Dockerfile: `apk add git bash`),
  * so JavaScript actions on the host executor need node installed by the bootstrap. These tests run
  * the script with a PATH that holds only the tools it uses, a fake `apk`, and optionally `node`.
  */
-let tmp: { dir: string; cleanup: () => void };
-let runner: FakeRunner;
+const sandbox = runnerSandbox("fnsc-node-");
 let bin: string;
 let apkLog: string;
 
 beforeEach(() => {
-  tmp = tempDir("fnsc-node-");
-  runner = createFakeRunner(join(tmp.dir, "fake"));
-  bin = join(tmp.dir, "bin");
+  bin = join(sandbox.dir, "bin");
   mkdirSync(bin);
   for (const tool of ["mkdir", "rm", "mkfifo", "chmod"]) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
   // The fake runner is a node script: call node by its absolute path so `command -v node` stays false.
   writeFileSync(join(bin, "forgejo-runner"), `#!/bin/sh\nexec ${process.execPath} ${join(FAKE_RUNNER_DIR, "forgejo-runner")} "$@"\n`);
   chmodSync(join(bin, "forgejo-runner"), 0o755);
-  apkLog = join(tmp.dir, "apk.log");
+  apkLog = join(sandbox.dir, "apk.log");
   writeFileSync(join(bin, "apk"), `#!/bin/sh\necho "$*" >> ${apkLog}\n`);
   chmodSync(join(bin, "apk"), 0o755);
 });
-afterEach(() => tmp.cleanup());
 
 const base: ShBootstrapOptions = {
   runnerName: "r",
@@ -45,8 +40,8 @@ const base: ShBootstrapOptions = {
 
 async function run(o: Partial<ShBootstrapOptions>, withNode = false) {
   if (withNode) symlinkSync(process.execPath, join(bin, "node"));
-  const script = buildShBootstrap({ ...base, workdir: join(tmp.dir, "w"), ...o });
-  const r = await execa("/bin/sh", ["-c", script], { env: { ...runner.env, PATH: bin, FORGEJO_RUNNER_TOKEN: "tok" }, extendEnv: false, reject: false, cwd: tmp.dir });
+  const script = buildShBootstrap({ ...base, workdir: join(sandbox.dir, "w"), ...o });
+  const r = await execa("/bin/sh", ["-c", script], { env: { ...sandbox.runner.env, PATH: bin, FORGEJO_RUNNER_TOKEN: "tok" }, extendEnv: false, reject: false, cwd: sandbox.dir });
   expect(r.exitCode, r.stderr).toBe(0);
   return { apk: existsSync(apkLog) ? readFileSync(apkLog, "utf8").trim().split("\n") : [], stderr: r.stderr };
 }
@@ -56,11 +51,11 @@ describe("installing node for JavaScript actions", () => {
     const r = await run({});
     expect(r.apk).toEqual(["add --no-cache nodejs npm"]);
     expect(r.stderr).toContain("installing nodejs for JavaScript actions");
-    expect(runner.calls().map((c) => c.command)).toEqual(["register", "one-job"]);
+    expect(sandbox.runner.calls().map((c) => c.command)).toEqual(["register", "one-job"]);
   });
 
   it("keeps apk's downloads on the cache volume when there is one", async () => {
-    const cache = join(tmp.dir, "cache");
+    const cache = join(sandbox.dir, "cache");
     const r = await run({ cachePath: cache });
     expect(r.apk).toEqual([`add --cache-dir ${cache}/apk nodejs npm`]);
     expect(existsSync(join(cache, "apk"))).toBe(true);

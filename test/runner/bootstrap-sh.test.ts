@@ -1,58 +1,47 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { buildShBootstrap, publicCredentials } from "../../src/runner/bootstrap-sh.js";
 import type { ShBootstrapOptions } from "../../src/runner/bootstrap-sh.js";
-import { createFakeRunner } from "../fakes/forgejo-runner/index.js";
-import type { FakeRunner } from "../fakes/forgejo-runner/index.js";
-import { tempDir } from "../helpers/tmp.js";
+import { runnerSandbox } from "../helpers/runner-sandbox.js";
 import { waitFor } from "../helpers/wait.js";
 
 const SECRET = "s3cr3t-Runner-T0ken-9f8e7d";
 
-let tmp: { dir: string; cleanup: () => void };
-let runner: FakeRunner;
-let marker: string;
-
-beforeEach(() => {
-  tmp = tempDir("fnsc-boot-");
-  runner = createFakeRunner(join(tmp.dir, "fake"));
-  marker = join(tmp.dir, "pwned");
-});
-afterEach(() => tmp.cleanup());
+const sandbox = runnerSandbox("fnsc-boot-");
 
 /** Runs the script the way the container does: /bin/sh -c <script>, the secret in the environment. */
 function run(script: string, env: Record<string, string> = { FORGEJO_RUNNER_TOKEN: SECRET }) {
-  return execa("/bin/sh", ["-c", script], { env: { ...runner.env, FAKE_RUNNER_RECORD_ENV: "WEIRD,DQ", ...env }, extendEnv: false, reject: false, cwd: tmp.dir });
+  return execa("/bin/sh", ["-c", script], { env: { ...sandbox.runner.env, FAKE_RUNNER_RECORD_ENV: "WEIRD,DQ", ...env }, extendEnv: false, reject: false, cwd: sandbox.dir });
 }
 
 function hostile(): Pick<ShBootstrapOptions, "runnerName" | "labels" | "scriptEnv" | "jobHandle"> {
   return {
-    runnerName: `evil'; touch ${marker}; echo '`,
-    labels: [`lab$(touch ${marker})`, "back`touch " + marker + "`tick", `quote'n"d:host`, "new\nline", "ubuntu:docker://node:20"],
+    runnerName: `evil'; touch ${sandbox.marker}; echo '`,
+    labels: [`lab$(touch ${sandbox.marker})`, "back`touch " + sandbox.marker + "`tick", `quote'n"d:host`, "new\nline", "ubuntu:docker://node:20"],
     scriptEnv: {
-      WEIRD: `a=b,c"d'e$(touch ${marker})\`touch ${marker}\`\nline2 $HOME \\n`,
+      WEIRD: `a=b,c"d'e$(touch ${sandbox.marker})\`touch ${sandbox.marker}\`\nline2 $HOME \\n`,
       DQ: '"quoted"',
     },
-    jobHandle: `h'; touch ${marker}; '`,
+    jobHandle: `h'; touch ${sandbox.marker}; '`,
   };
 }
 
 const RESOLVED = [`lab$(touch MARK):host`, "back`touch MARK`tick:host", `quote'n"d:host`, "new\nline:host", "ubuntu:docker://node:20"];
-const resolved = () => RESOLVED.map((l) => l.replaceAll("MARK", marker));
+const resolved = () => RESOLVED.map((l) => l.replaceAll("MARK", sandbox.marker));
 
 describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
   it("registers with the token from the environment, then runs one job, with hostile values inert", async () => {
-    const workdir = join(tmp.dir, "work dir");
+    const workdir = join(sandbox.dir, "work dir");
     const h = hostile();
     const script = buildShBootstrap({
       ...h,
       executor: "host",
       mode: "one-job",
       workdir,
-      credentials: publicCredentials({ mode: "token", instanceUrl: `https://forgejo.example/$(touch ${marker})`, registrationToken: SECRET }),
+      credentials: publicCredentials({ mode: "token", instanceUrl: `https://forgejo.example/$(touch ${sandbox.marker})`, registrationToken: SECRET }),
     });
     expect(script).not.toContain(SECRET);
     expect(script.startsWith("set -eu\n")).toBe(true);
@@ -60,9 +49,9 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
     const r = await run(script);
     expect(r.stderr).not.toContain(SECRET);
     expect(r.exitCode).toBe(0);
-    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(sandbox.marker)).toBe(false);
 
-    const calls = runner.calls();
+    const calls = sandbox.runner.calls();
     expect(calls.map((c) => c.command)).toEqual(["register", "one-job"]);
     const [reg, job] = calls as [(typeof calls)[0], (typeof calls)[0]];
     expect(reg.problems).toEqual([]);
@@ -70,7 +59,7 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
       "register",
       "--no-interactive",
       "--instance",
-      `https://forgejo.example/$(touch ${marker})`,
+      `https://forgejo.example/$(touch ${sandbox.marker})`,
       "--token",
       SECRET,
       "--name",
@@ -98,8 +87,8 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
   });
 
   it("runs the daemon instead of one job in daemon mode, and uses the cache path", async () => {
-    const workdir = join(tmp.dir, "w");
-    const cachePath = join(tmp.dir, "cache");
+    const workdir = join(sandbox.dir, "w");
+    const cachePath = join(sandbox.dir, "cache");
     const script = buildShBootstrap({
       runnerName: "nscloud-abc",
       labels: ["linux"],
@@ -112,7 +101,7 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
     });
     const r = await run(script);
     expect(r.exitCode).toBe(0);
-    const [, daemon] = runner.calls();
+    const [, daemon] = sandbox.runner.calls();
     expect(daemon!.argv).toEqual(["daemon", "--config", "runner.yaml"]);
     const yaml = parseYaml(daemon!.config!.content!) as { cache: Record<string, unknown> };
     expect(yaml.cache).toEqual({ enabled: true, dir: `${cachePath}/actcache` });
@@ -120,25 +109,25 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
   });
 
   it("passes forgejo-runner's exit status on", async () => {
-    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(tmp.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
+    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(sandbox.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
     const r = await run(script, { FORGEJO_RUNNER_TOKEN: SECRET, FAKE_RUNNER_EXIT_CODE: "3" });
     expect(r.exitCode).toBe(3);
   });
 
   it("stops with a clear message when the token variable is missing", async () => {
-    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(tmp.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
+    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(sandbox.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
     const r = await run(script, {});
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain("FORGEJO_RUNNER_TOKEN is not set");
-    expect(runner.calls()).toEqual([]);
+    expect(sandbox.runner.calls()).toEqual([]);
   });
 });
 
 describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
   it("writes the runner token to a 0600 file, unsets the variable and runs one-job pinned to the handle", async () => {
-    const workdir = join(tmp.dir, "eph work");
+    const workdir = join(sandbox.dir, "eph work");
     const h = hostile();
-    const uuid = `6b1f0c4e-uuid'$(touch ${marker})`;
+    const uuid = `6b1f0c4e-uuid'$(touch ${sandbox.marker})`;
     const script = buildShBootstrap({
       ...h,
       executor: "host",
@@ -151,9 +140,9 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
     const r = await run(script);
     expect(r.exitCode).toBe(0);
     expect(r.stderr).not.toContain(SECRET);
-    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(sandbox.marker)).toBe(false);
 
-    const calls = runner.calls();
+    const calls = sandbox.runner.calls();
     expect(calls).toHaveLength(1);
     const job = calls[0]!;
     expect(job.problems).toEqual([]);
@@ -189,7 +178,7 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
       labels: ["x"],
       executor: "host",
       mode: "one-job",
-      workdir: join(tmp.dir, "w"),
+      workdir: join(sandbox.dir, "w"),
       credentials: { mode: "ephemeral", instanceUrl: "https://f", uuid: "u-1" },
       jobHandle: "handle-1",
       scriptEnv: {},
@@ -197,14 +186,14 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
     const r = await run(script, { FORGEJO_RUNNER_TOKEN: SECRET, FAKE_RUNNER_FIRST_FETCH_EMPTY: "1" });
     expect(r.stderr).not.toContain("exit 2");
     expect(r.exitCode).toBe(0);
-    expect(runner.calls()[0]!.argv).toEqual(expect.arrayContaining(["--handle", "handle-1", "--wait"]));
+    expect(sandbox.runner.calls()[0]!.argv).toEqual(expect.arrayContaining(["--handle", "handle-1", "--wait"]));
   });
 
   it("waits for a job when there is no handle, and runs the daemon without one", async () => {
-    const base = { runnerName: "r", labels: ["x"], executor: "docker://node:22", workdir: join(tmp.dir, "w"), credentials: { mode: "ephemeral" as const, instanceUrl: "https://f", uuid: "u-1" }, scriptEnv: {} };
+    const base = { runnerName: "r", labels: ["x"], executor: "docker://node:22", workdir: join(sandbox.dir, "w"), credentials: { mode: "ephemeral" as const, instanceUrl: "https://f", uuid: "u-1" }, scriptEnv: {} };
     expect((await run(buildShBootstrap({ ...base, mode: "one-job" }))).exitCode).toBe(0);
     expect((await run(buildShBootstrap({ ...base, mode: "daemon", jobHandle: "ignored" }))).exitCode).toBe(0);
-    const [oneJob, daemon] = runner.calls();
+    const [oneJob, daemon] = sandbox.runner.calls();
     expect(oneJob!.argv.slice(-3)).toEqual(["--label", "x:docker://node:22", "--wait"]);
     expect(daemon!.argv[0]).toBe("daemon");
     expect(daemon!.argv).not.toContain("--handle");
