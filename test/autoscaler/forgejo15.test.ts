@@ -1,17 +1,15 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { dispatchesPerJob, simulateRunners, startStack } from "./harness.js";
 import type { Stack } from "./harness.js";
 
 let stack: Stack | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-});
+const own = closedAfterEach();
 
 describe("Forgejo 15: one pinned runner per waiting job", () => {
   it("asks the dispatcher once per job, with the job's handle, and the runners take exactly their jobs", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" } }));
     const { forgejo, dispatcher } = stack;
     simulateRunners(forgejo, dispatcher);
     const a = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
@@ -65,10 +63,10 @@ describe("Forgejo 15: one pinned runner per waiting job", () => {
   });
 
   it("a push webhook makes the next look happen at once instead of after poll_interval", async () => {
-    stack = await startStack({
+    stack = own(await startStack({
       forgejo: { version: "15.0.3" },
       instance: { poll_interval: "1h" },
-    });
+    }));
     const { forgejo, dispatcher } = stack;
     await waitFor(() => stack!.autoscaler.reconcilers[0]!.passCount >= 1, { what: "first pass" });
     const job = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });

@@ -1,17 +1,15 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { dispatchesPerJob, simulateRunners, startStack } from "./harness.js";
 import type { Stack } from "./harness.js";
 
 let stack: Stack | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-});
+const own = closedAfterEach();
 
 describe("dispatcher outages", () => {
   it("a job seen while the dispatcher is down gets exactly one runner once it is back", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" }, deps: { tuning: { pollIntervalMs: 100 } } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" }, deps: { tuning: { pollIntervalMs: 100 } } }));
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     await waitFor(() => r.passCount >= 1, { what: "first pass" });
@@ -38,7 +36,7 @@ describe("dispatcher outages", () => {
   });
 
   it("5xx answers are retried with the same key; an answer lost on the way does not launch twice", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" } }));
     const { forgejo, dispatcher } = stack;
     // Attempts within one pass: a 503, then an answer cut off after the runner was created, then
     // the same key again — which the dispatcher recognises.
@@ -53,7 +51,7 @@ describe("dispatcher outages", () => {
   });
 
   it("a launch that failed at the dispatcher is asked for again under the next generation of the key", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" }, deps: { tuning: { pollIntervalMs: 100 } } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" }, deps: { tuning: { pollIntervalMs: 100 } } }));
     const { forgejo, dispatcher } = stack;
     const job = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
     await waitFor(() => dispatcher.dispatches.length === 1, { what: "first runner" });
@@ -71,7 +69,7 @@ describe("dispatcher outages", () => {
   });
 
   it("a refusal (403) is reported per job and not repeated every pass", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" }, dispatcher: { allowLabels: ["namespace-profile-linux-medium"] }, deps: { tuning: { pollIntervalMs: 100 } } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" }, dispatcher: { allowLabels: ["namespace-profile-linux-medium"] }, deps: { tuning: { pollIntervalMs: 100 } } }));
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     const job = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
@@ -88,7 +86,7 @@ describe("dispatcher outages", () => {
 
 describe("Forgejo outages", () => {
   it("unreachable at start: detection retries in the background; ready only after a good pass", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" }, start: false });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" }, start: false }));
     const { forgejo, dispatcher } = stack;
     forgejo.failNext("/api/v1/version", 502, 4);
     stack.autoscaler.start();
@@ -103,7 +101,7 @@ describe("Forgejo outages", () => {
   });
 
   it("a failing jobs search is reported and retried; nothing is asked for on partial truth", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" }, deps: { tuning: { pollIntervalMs: 100 } } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" }, deps: { tuning: { pollIntervalMs: 100 } } }));
     const { forgejo, dispatcher } = stack;
     simulateRunners(forgejo, dispatcher);
     const r = stack.autoscaler.reconcilers[0]!;

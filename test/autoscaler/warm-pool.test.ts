@@ -1,13 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { startStack } from "./harness.js";
 import type { Stack } from "./harness.js";
 
 let stack: Stack | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-});
+const own = closedAfterEach();
 
 /** A clock the test moves; the daemon plans with it (timers still run in real time). */
 function fakeClock(iso: string) {
@@ -27,7 +25,7 @@ describe("scheduled warm pools with a fake clock", () => {
   it("fills at 08:00 Berlin time on both sides of the spring DST change, and not a minute earlier", async () => {
     // Friday 27 March 2026, 07:59 CET (UTC+1).
     const clock = fakeClock("2026-03-27T06:59:00Z");
-    stack = await startStack({ forgejo: { version: "15.0.3" }, instance: { targets: [office] }, deps: { now: clock.now, tuning: { pollIntervalMs: 100 } } });
+    stack = own(await startStack({ forgejo: { version: "15.0.3" }, instance: { targets: [office] }, deps: { now: clock.now, tuning: { pollIntervalMs: 100 } } }));
     const { dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     const passesAt = async (iso: string) => {
@@ -64,11 +62,11 @@ describe("scheduled warm pools with a fake clock", () => {
   it("refills after the autumn change at the new offset, and never beyond max_runners", async () => {
     // Monday 26 October 2026, 07:30 CET (UTC+1).
     const clock = fakeClock("2026-10-26T06:30:00Z");
-    stack = await startStack({
+    stack = own(await startStack({
       forgejo: { version: "15.0.3" },
       instance: { targets: [{ ...office, max_runners: 4 }] },
       deps: { now: clock.now, tuning: { pollIntervalMs: 100 } },
-    });
+    }));
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     await waitFor(() => r.passCount >= 2, { what: "passes before opening" });
@@ -88,11 +86,11 @@ describe("scheduled warm pools with a fake clock", () => {
 
 describe("max_runners with jobs", () => {
   it("serves the oldest jobs up to the cap, says why the others wait, and continues as runners end", async () => {
-    stack = await startStack({
+    stack = own(await startStack({
       forgejo: { version: "15.0.3" },
       instance: { targets: [{ name: "linux", labels: ["linux"], max_runners: 2 }] },
       deps: { tuning: { pollIntervalMs: 100 } },
-    });
+    }));
     const { forgejo, dispatcher } = stack;
     const jobs = [1, 2, 3].map(() => forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] }));
     await waitFor(() => dispatcher.dispatches.length === 2, { what: "two runners" });

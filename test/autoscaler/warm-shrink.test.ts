@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { simulateRunners, startStack } from "./harness.js";
 import type { Stack } from "./harness.js";
@@ -8,10 +9,7 @@ import type { Stack } from "./harness.js";
  * the warm runners Forgejo lists idle are stopped once they have idled warm_idle_timeout.
  */
 let stack: Stack | undefined;
-afterEach(async () => {
-  await stack?.close();
-  stack = undefined;
-});
+const own = closedAfterEach();
 
 describe("a warm pool shrinking when its period ends", () => {
   it("keeps the runners while the period lasts, stops them warm_idle_timeout after it, saying why", async () => {
@@ -24,12 +22,12 @@ describe("a warm pool shrinking when its period ends", () => {
       min_idle_schedule: [{ cron: "0 8 * * 1-5", until: "0 18 * * 1-5", min_idle: 2 }],
       warm_idle_timeout: "5m",
     };
-    stack = await startStack({
+    stack = own(await startStack({
       forgejo: { version: "15.0.3" },
       dispatcher: { now: () => new Date(t) },
       instance: { targets: [target] },
       deps: { now: () => t, tuning: { pollIntervalMs: 100 } },
-    });
+    }));
     const { dispatcher } = stack;
     simulateRunners(stack.forgejo, dispatcher);
     const r = stack.autoscaler.reconcilers[0]!;
@@ -57,11 +55,11 @@ describe("a warm pool shrinking when its period ends", () => {
 
 describe("min_idle_auto", () => {
   it("a job arriving makes a pool of one: a warm runner that takes the job, then one for the pool, none pinned", async () => {
-    stack = await startStack({
+    stack = own(await startStack({
       forgejo: { version: "15.0.3" },
       instance: { targets: [{ name: "linux", labels: ["linux:host"], min_idle_auto: { max: 2 } }] },
       deps: { tuning: { pollIntervalMs: 100 } },
-    });
+    }));
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     await waitFor(() => r.passCount >= 2, { what: "two passes" });

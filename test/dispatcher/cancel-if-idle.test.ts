@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { startHarness } from "./harness.js";
 import type { Harness } from "./harness.js";
@@ -8,10 +9,7 @@ import type { Harness } from "./harness.js";
  * dispatcher asks Forgejo once more, right before, and leaves a runner that took a job meanwhile.
  */
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 const SCOPE = { level: "repository", owner: "example", name: "app" } as const;
 
@@ -26,7 +24,7 @@ async function runningRunner(harness: Harness, job?: { id: number; handle: strin
 describe("cancel if idle", () => {
   it("leaves a runner that is running a job (409); an operator's cancel without if_idle still stops it", async () => {
     // The job runs long enough to be busy while the cancel arrives.
-    h = await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true, jobMs: 60_000 });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true, jobMs: 60_000 }));
     const job = h.forgejo.addJob({ repo: "example/app", runs_on: ["namespace-profile-linux-medium"] });
     const busy = await runningRunner(h, { id: job.id, handle: job.handle });
     await waitFor(() => h!.forgejo.job(job.id)?.status === "running", { what: "the job to be taken" });
@@ -44,7 +42,7 @@ describe("cancel if idle", () => {
   });
 
   it("stops a registered runner that is idle", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true }));
     const idle = await runningRunner(h);
     // The simulated runner registers and polls, taking nothing.
     await waitFor(() => h!.forgejo.state.runners.some((r) => r.name === idle && r.online && !r.busy), { what: "the runner idle in Forgejo" });
@@ -54,7 +52,7 @@ describe("cancel if idle", () => {
   });
 
   it("answers 503 and stops nothing when Forgejo cannot be asked", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true }));
     const name = await runningRunner(h);
     h.forgejo.failNext(/\/actions\/runners/, 500, 5, { method: "GET" });
     const res = await h.request("DELETE", `/api/v1/runners/${name}?if_idle=true`);

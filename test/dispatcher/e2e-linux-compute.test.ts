@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { startHarness } from "./harness.js";
 import type { Harness } from "./harness.js";
@@ -11,10 +12,7 @@ import type { Harness } from "./harness.js";
  */
 
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 const REPO = { owner: "example", name: "app" } as const;
 const LABEL = "namespace-profile-linux-medium";
@@ -41,7 +39,7 @@ function runnerToken(h: Harness, name: string): string {
 
 describe("Linux runner token exposure on the dispatcher host", () => {
   it("compute_api: the token goes in the CreateInstance body only; the runner runs its job and its instance is destroyed", async () => {
-    h = await startHarness({ forgejo: { repos: [{ ...REPO }] }, computeApi: true });
+    h = own(await startHarness({ forgejo: { repos: [{ ...REPO }] }, computeApi: true }));
     const { name, jobId } = await dispatchOne(h);
     await waitFor(async () => (await h!.request("GET", `/api/v1/runners/${name}`)).body.state === "running", { what: "runner running" });
     const token = runnerToken(h, name);
@@ -76,7 +74,7 @@ describe("Linux runner token exposure on the dispatcher host", () => {
   });
 
   it("nsc (the default): the token is an `nsc run -e FORGEJO_RUNNER_TOKEN=…` argument while nsc run runs, as the docs say", async () => {
-    h = await startHarness({ forgejo: { repos: [{ ...REPO }] } });
+    h = own(await startHarness({ forgejo: { repos: [{ ...REPO }] } }));
     expect(h.config.namespace.linux_launch).toBe("nsc");
     const { name } = await dispatchOne(h);
     await waitFor(async () => (await h!.request("GET", `/api/v1/runners/${name}`)).body.state === "running", { what: "runner running" });

@@ -1,13 +1,11 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { startHarness } from "./harness.js";
 import type { Harness } from "./harness.js";
 
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 async function tickUntil(h: Harness, cond: () => Promise<boolean> | boolean, what: string) {
   await waitFor(async () => {
@@ -18,7 +16,7 @@ async function tickUntil(h: Harness, cond: () => Promise<boolean> | boolean, wha
 
 describe("dispatcher end to end against fake Forgejo 15 and fake nsc", () => {
   it("runs the README curl: one job-pinned ephemeral runner, launched, job done, instance destroyed", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] } });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] } }));
     const job = h.forgejo.addJob({ repo: "example/app", runs_on: ["namespace-profile-linux-medium"] });
     const res = await h.request("POST", "/api/v1/dispatch", {
       count: 1,

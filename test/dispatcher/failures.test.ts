@@ -1,14 +1,12 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FAKE_ADMIN_TOKEN } from "../fakes/forgejo/index.js";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { API_TOKEN, startHarness } from "./harness.js";
 import type { Harness } from "./harness.js";
 
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 const repoScope = { level: "repository", owner: "acme", name: "app" };
 
@@ -33,7 +31,7 @@ describe("Forgejo failures become failed runners that say why", () => {
     [404, /does not exist|Actions/i],
     [500, /500/],
   ])("HTTP %i", async (status, pattern) => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, yaml: "dispatcher:\n  launch_attempts: 1\n" });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, yaml: "dispatcher:\n  launch_attempts: 1\n" }));
     h.forgejo.failNext("/actions/runners", status, 5, { method: "POST" });
     const [name] = await dispatch(h);
     const r = await settle(h, name!, ["failed"], false);
@@ -45,7 +43,7 @@ describe("Forgejo failures become failed runners that say why", () => {
   });
 
   it("a Forgejo timeout is retried, then fails naming the timeout", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, yaml: "forgejo:\n  timeout: 300ms\ndispatcher:\n  launch_attempts: 1\n" });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, yaml: "forgejo:\n  timeout: 300ms\ndispatcher:\n  launch_attempts: 1\n" }));
     h.forgejo.delay(2_000, "/actions/runners");
     const [name] = await dispatch(h);
     const r = await settle(h, name!, ["failed"], false);
@@ -55,7 +53,7 @@ describe("Forgejo failures become failed runners that say why", () => {
 
 describe("nsc failures", () => {
   it("a capacity error is retried with backoff and then fails; no instance is left", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, knobs: { runCapacity: true }, yaml: "dispatcher:\n  launch_attempts: 2\n" });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, knobs: { runCapacity: true }, yaml: "dispatcher:\n  launch_attempts: 2\n" }));
     const [name] = await dispatch(h);
     const retrying = await waitFor(async () => {
       const r = await h!.store.getRunner(name!);
@@ -72,7 +70,7 @@ describe("nsc failures", () => {
   });
 
   it("a wait timeout leaves an instance behind, which is destroyed", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, knobs: { runNeverReady: true, neverReadyDelayMs: 50 }, yaml: "dispatcher:\n  launch_attempts: 1\n" });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, knobs: { runNeverReady: true, neverReadyDelayMs: 50 }, yaml: "dispatcher:\n  launch_attempts: 1\n" }));
     const [name] = await dispatch(h);
     await settle(h, name!, ["failed"], false);
     const all = h.nsc.instances({ includeDestroyed: true });
@@ -82,7 +80,7 @@ describe("nsc failures", () => {
   });
 
   it("a transient list failure while the job runs does not kill the runner", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false }));
     const [name] = await dispatch(h);
     const running = await settle(h, name!, ["running"], false);
     h.nsc.setKnobs({ transient: { list: 3 } });
@@ -97,7 +95,7 @@ describe("nsc failures", () => {
   });
 
   it("an instance missing from one list is not judged until a second look agrees", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false }));
     const [name] = await dispatch(h);
     const running = await settle(h, name!, ["running"], false);
     h.nsc.exitContainer(running.instanceId!, 0);
@@ -111,7 +109,7 @@ describe("nsc failures", () => {
   });
 
   it("TTL expiry destroys the instance (fake clocks, no sleeping)", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false }));
     const [name] = await dispatch(h, { ttl: "20m" });
     const running = await settle(h, name!, ["running"], false);
     h.advance(19 * 60_000);
@@ -133,10 +131,10 @@ describe("registration tokens on Forgejo 11 and every scope", () => {
     [{ level: "repository", owner: "acme", name: "app" }, "/api/v1/repos/acme/app/actions/runners/registration-token"],
     [{ level: "user" }, "/api/v1/user/actions/runners/registration-token"],
   ])("%o", async (scope, path) => {
-    h = await startHarness({
+    h = own(await startHarness({
       forgejo: { version: "11.0.0", orgs: [{ name: "acme", owners: ["admin"] }], repos: [{ owner: "acme", name: "app" }, { owner: "admin", name: "own" }] },
       jobMs: 50,
-    });
+    }));
     // A user-level runner serves the token owner's own repositories only.
     const job = h.forgejo.addJob({ repo: scope.level === "user" ? "admin/own" : "acme/app", runs_on: ["linux-x"] });
     const [name] = await dispatch(h, { scope });
@@ -154,7 +152,7 @@ describe("registration tokens on Forgejo 11 and every scope", () => {
 
 describe("request values reach the instance", () => {
   it("uses defaults, or the request's overrides, and keeps env values with = , and quotes intact", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, yaml: "namespace:\n  environment: {GLOBAL: one}\n" });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, yaml: "namespace:\n  environment: {GLOBAL: one}\n" }));
     const env = { URL_WITH_QUERY: "https://h/?a=b,c=d", QUOTED: 'say "hi"', PLAIN: "simple" };
     const [dflt] = await dispatch(h);
     const [custom] = await dispatch(h, { machine_type: "linux/arm64:8x16", image: "example.com/runner:1", ttl: "45m", env });
@@ -177,7 +175,7 @@ describe("request values reach the instance", () => {
 
 describe("the HTTP request never owns the runner", () => {
   it("?wait=launched holds the response until the runner runs; failures are listed", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, timers: true });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, timers: true }));
     const ok = await h.request("POST", "/api/v1/dispatch?wait=launched&timeout=20s", { labels: ["linux-x"], scope: repoScope, count: 2 });
     expect(ok.status).toBe(202);
     expect(ok.body.wait).toEqual({ for: "launched", complete: true });
@@ -188,7 +186,7 @@ describe("the HTTP request never owns the runner", () => {
   });
 
   it("a client that disconnects mid-request cancels nothing", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, timers: true, knobs: { createDelayMs: 500 } });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, timers: true, knobs: { createDelayMs: 500 } }));
     const job = h.forgejo.addJob({ repo: "acme/app", runs_on: ["linux-x"] });
     const abort = new AbortController();
     const pending = fetch(`${h.url}/api/v1/dispatch?wait=finished&timeout=60s`, {
@@ -208,7 +206,7 @@ describe("the HTTP request never owns the runner", () => {
 
 describe("secrets", () => {
   it("never appear in logs or responses", async () => {
-    h = await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] } });
+    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] } }));
     const job = h.forgejo.addJob({ repo: "acme/app", runs_on: ["linux-x"] });
     const [name] = await dispatch(h, { job: { id: job.id, handle: job.handle }, env: { MY_SECRET: "s3cr3t-value-xyz" } });
     await waitFor(() => h!.forgejo.job(job.id)?.status === "success", { what: "job" });

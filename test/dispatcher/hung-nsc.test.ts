@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LinuxLauncher } from "../../src/namespace/linux-launcher.js";
 import { NscCli } from "../../src/namespace/nsc-cli.js";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { waitFor } from "../helpers/wait.js";
 import { startHarness } from "./harness.js";
 import type { Harness } from "./harness.js";
@@ -10,14 +11,11 @@ import type { Harness } from "./harness.js";
 // leaves one more instance running until its TTL.
 
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 describe("a hung nsc", () => {
   it("is stopped, and the runner is launched again only after the instance it left is destroyed", async () => {
-    h = await startHarness({
+    h = own(await startHarness({
       forgejo: { repos: [{ owner: "acme", name: "app" }] },
       // Instances stay up without running a job: the leftover must be removed, not end by itself.
       simulate: false,
@@ -33,7 +31,7 @@ describe("a hung nsc", () => {
         });
         return { ...deps, launchers: { ...deps.launchers, linux: new LinuxLauncher({ config: deps.config, nsc, logger: deps.logger }) } };
       },
-    });
+    }));
     const job = h.forgejo.addJob({ repo: "acme/app", runs_on: ["linux-x"] });
     const res = await h.request("POST", "/api/v1/dispatch", { labels: ["linux-x"], scope: { level: "repository", owner: "acme", name: "app" }, job: { id: job.id, handle: job.handle } });
     expect(res.status).toBe(202);

@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runnerSourceFor } from "../../src/runner/runner-source.js";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { startHarness } from "./harness.js";
 import type { Harness } from "./harness.js";
 
@@ -10,16 +11,13 @@ import type { Harness } from "./harness.js";
  * instead of paying for an instance whose bootstrap can only fail.
  */
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 const BIN = { url: "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner.exe", sha256: "AB".repeat(32) };
 
 describe("runner sources for macOS and Windows", () => {
   it("refuses a Windows dispatch with 400 naming runner.binaries.windows_amd64 when none is configured", async () => {
-    h = await startHarness({ simulate: false });
+    h = own(await startHarness({ simulate: false }));
     const r = await h.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-windows-large"] });
     expect(r.status).toBe(400);
     expect(r.body.message).toMatch(/run on windows, which this dispatcher cannot serve: no forgejo-runner for Windows: upstream publishes forgejo-runner for Linux only; build it and set runner\.binaries\.windows_amd64 \(url and sha256\)/);
@@ -28,7 +26,7 @@ describe("runner sources for macOS and Windows", () => {
   });
 
   it("refuses macOS only when building from source is switched off and no binary is configured", async () => {
-    h = await startHarness({ simulate: false, yaml: "runner:\n  macos_build_from_source: false\n" });
+    h = own(await startHarness({ simulate: false, yaml: "runner:\n  macos_build_from_source: false\n" }));
     const r = await h.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-macos-6x14"] });
     expect(r.status).toBe(400);
     expect(r.body.message).toContain("no forgejo-runner for macOS");
@@ -36,7 +34,7 @@ describe("runner sources for macOS and Windows", () => {
   });
 
   it("accepts Windows once a binary is configured", async () => {
-    h = await startHarness({ simulate: false, yaml: `runner:\n  binaries:\n    windows_amd64:\n      url: ${BIN.url}\n      sha256: "${BIN.sha256}"\ndispatcher:\n  shutdown_timeout: 1s\n` });
+    h = own(await startHarness({ simulate: false, yaml: `runner:\n  binaries:\n    windows_amd64:\n      url: ${BIN.url}\n      sha256: "${BIN.sha256}"\ndispatcher:\n  shutdown_timeout: 1s\n` }));
     const r = await h.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-windows-large"] });
     expect(r.status, JSON.stringify(r.body)).toBe(202);
   });

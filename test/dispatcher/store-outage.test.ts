@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { closedAfterEach } from "../helpers/closed-after-each.js";
 import { FailingStore } from "../helpers/failing-store.js";
 import { holdWriteLock } from "../helpers/sqlite-lock.js";
 import { waitFor } from "../helpers/wait.js";
@@ -12,10 +13,7 @@ import type { Harness } from "./harness.js";
 // and none left afterwards. Meanwhile the API says 503 with Retry-After, and /readyz says why.
 
 let h: Harness | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+const own = closedAfterEach();
 
 const scope = { level: "repository", owner: "acme", name: "app" };
 
@@ -43,12 +41,12 @@ async function allDone(h: Harness, names: string[], jobs: number[]): Promise<voi
 describe("a state database that refuses writes during launches", () => {
   it("strands nothing: each runner reaches running, runs its job and is done; one instance each, none left", async () => {
     let failing!: FailingStore;
-    h = await startHarness({
+    h = own(await startHarness({
       forgejo: { repos: [{ owner: "acme", name: "app" }] },
       timers: true,
       knobs: { createDelayMs: 1_500 },
       customize: (deps) => ({ ...deps, store: (failing = new FailingStore(deps.store)) }),
-    });
+    }));
     const { names, jobs } = await dispatchJobs(h, 3);
     await waitFor(() => h!.nsc.calls("run").length === 3, { what: "three nsc run calls in progress" });
     failing.failWrites();
@@ -87,13 +85,13 @@ describe("a state database that refuses writes during launches", () => {
 
 describe("a write lock held by another process", () => {
   it("keeps the event loop and /healthz responsive; the runner completes once the lock is released", async () => {
-    h = await startHarness({
+    h = own(await startHarness({
       forgejo: { repos: [{ owner: "acme", name: "app" }] },
       timers: true,
       knobs: { createDelayMs: 1_000 },
       // A short lock wait, so that the launch's write gives up inside the store and is retried by the dispatcher.
       customize: (deps) => ({ ...deps, store: openSqliteStore(deps.config.dispatcher.state_path, { busyTimeoutMs: 500, logger: deps.logger }) }),
-    });
+    }));
     const { names, jobs } = await dispatchJobs(h, 1);
     await waitFor(() => h!.nsc.calls("run").length === 1, { what: "nsc run in progress" });
     const lock = await holdWriteLock(h.config.dispatcher.state_path);
@@ -125,10 +123,10 @@ describe("a write lock held by another process", () => {
 
 describe("the periodic pruning of finished records", () => {
   it("fails without taking the dispatcher down while the database refuses writes", async () => {
-    h = await startHarness({
+    h = own(await startHarness({
       timers: true,
       customize: (deps) => ({ ...deps, store: new FailingStore(deps.store, (c) => c.method === "pruneFinished") }),
-    });
+    }));
     // The first tick prunes; its failure is logged (an unhandled rejection would end the process).
     await waitFor(() => h!.logs().includes("pruning finished runner records failed"), { what: "the failed pruning to be logged" });
     const line = h.logs().split("\n").find((l) => l.includes("pruning finished runner records failed; it is tried again later"));
