@@ -6,6 +6,10 @@ import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import { isLoopbackHost, splitListen } from "../config/common.js";
 import { tokenFileProblem } from "../config/token-file.js";
 import type { ForgejoApi } from "../forgejo/types.js";
+import { gateForgejo, gateLaunchers } from "../ha/gate.js";
+import type { Lease } from "../ha/lease.js";
+import { SoleLease } from "../ha/lease.js";
+import { registerLeaseMetrics } from "../ha/lease-metrics.js";
 import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
 import { Metrics } from "../http/metrics.js";
@@ -15,10 +19,9 @@ import type { Launcher } from "../namespace/launcher.js";
 import { platformForLabels } from "../namespace/platform.js";
 import type { Platform, Store } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage } from "./context.js";
 import { CredentialSource } from "./credentials.js";
 import { Records } from "./records.js";
-import { recover } from "./recovery.js";
+import { ActingLoops } from "./loops.js";
 import { RegistrationSweep } from "./registration-sweep.js";
 import { dispatcherRoutes } from "./routes.js";
 import { Scheduler } from "./scheduler.js";
@@ -34,6 +37,11 @@ export interface DispatcherDeps {
   now?: () => Date;
   /** Tests drive ticks by hand; the daemon runs them on timers. */
   timers?: boolean;
+  /**
+   * Who may act among replicas sharing a PostgreSQL store (src/ha/lease.ts). Absent: this process
+   * is the only one (SQLite) and always acts. The dispatcher starts it and stops (releases) it.
+   */
+  lease?: Lease;
 }
 
 /** Finds an executable by path or on PATH, for /readyz. */
@@ -69,7 +77,8 @@ export interface Dispatcher {
   scheduler: Scheduler;
   supervisor: Supervisor;
   registrationSweep: RegistrationSweep;
-  /** Recovers interrupted work, then starts scheduling and supervision. */
+  lease: Lease;
+  /** Recovers interrupted work, then starts scheduling and supervision (once it holds the lease, with replicas). */
   start(): Promise<void>;
   /** Stops accepting and waits (bounded) for launches in progress; running runners stay alive. */
   stop(): Promise<void>;
@@ -80,16 +89,23 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
   const metrics = deps.metrics ?? new Metrics({ daemon: "dispatcher" });
   const now = deps.now ?? (() => new Date());
   const records = new Records(deps.store, logger, metrics, now);
+  const lease = deps.lease ?? new SoleLease("dispatcher");
+  const replicated = !(lease instanceof SoleLease);
+  const acting = () => lease.held();
+  // With replicas, every effect on Namespace and Forgejo is checked against the lease right before it happens.
+  const forgejo = replicated ? gateForgejo(deps.forgejo, acting) : deps.forgejo;
   const ctx: DispatcherContext = {
     config,
     records,
-    forgejo: deps.forgejo,
-    creds: new CredentialSource(deps.forgejo, config, now, (message) => logger.warn(message)),
-    launchers: deps.launchers,
+    forgejo,
+    creds: new CredentialSource(forgejo, config, now, (message) => logger.warn(message)),
+    launchers: replicated ? gateLaunchers(deps.launchers, acting) : deps.launchers,
     logger,
     metrics,
     now,
+    ...(replicated ? { acting } : {}),
   };
+  if (replicated) registerLeaseMetrics(metrics.registry, lease);
   const scheduler = new Scheduler(ctx);
   const supervisor = new Supervisor(ctx, scheduler);
   const sweep = new RegistrationSweep(ctx);
@@ -112,6 +128,8 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
       { name: "state", check: () => deps.store.writeProblem() },
       { name: "accepting", check: () => (accepting ? undefined : "shutting down") },
     ],
+    // A standby is ready (it accepts and answers); the body says which replica acts.
+    details: () => ({ lease: lease.status() }),
   });
   await app.register(dispatcherRoutes, {
     ctx,
@@ -121,43 +139,22 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
     accept: { config, records, platformFor: platformForLabels },
   });
 
-  const intervals: NodeJS.Timeout[] = [];
-  let ticks = 0;
+  const loops = new ActingLoops({ ctx, store: deps.store, scheduler, supervisor, sweep, lease, timers: deps.timers !== false });
   return {
     app,
     ctx,
     scheduler,
     supervisor,
     registrationSweep: sweep,
-    async start() {
-      const report = await recover(ctx);
-      if (report.adopted.length + report.completed.length + report.requeued.length + report.failed.length > 0) {
-        logger.info(report, "recovered interrupted launches");
-      }
-      // A platform whose instances could not be listed now is recovered on a later tick.
-      if (report.unobservable.length > 0) supervisor.recoverOnNextTick();
-      scheduler.kick();
-      if (deps.timers === false) return;
-      const tick = () => {
-        ticks += 1;
-        void supervisor.tick().catch((err) => logger.error({ err: errorMessage(err) }, "supervision tick failed"));
-        scheduler.kick();
-        if (ticks % 6 === 1) void sweep.run().catch((err) => logger.warn({ err: errorMessage(err) }, "registration sweep failed"));
-        if (ticks % 360 === 1) {
-          void deps.store
-            .pruneFinished(new Date(now().getTime() - config.dispatcher.retention))
-            .then((n) => n > 0 && logger.info({ pruned: n }, "pruned finished runner records"))
-            .catch((err) => logger.warn({ err: errorMessage(err) }, "pruning finished runner records failed; it is tried again later"));
-        }
-      };
-      intervals.push(setInterval(tick, config.dispatcher.supervise_interval));
-      tick();
-    },
+    lease,
+    start: () => loops.start(),
     async stop() {
       accepting = false;
-      for (const i of intervals) clearInterval(i);
+      loops.stopTicking();
       const drained = await scheduler.drain(config.dispatcher.shutdown_timeout);
       if (!drained) logger.warn("launches still in progress at shutdown; they are recorded as launching and will be settled on the next start");
+      // Only after acting stopped: another replica may take over from here.
+      await loops.releaseLease();
       await app.close();
     },
   };

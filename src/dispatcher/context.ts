@@ -17,6 +17,16 @@ export interface DispatcherContext {
   logger: Logger;
   metrics: Metrics;
   now: () => Date;
+  /**
+   * Whether this replica may act (launch, supervise, recover, sweep): it holds the lease. Absent
+   * means always (one replica). Checked right before acting, never cached.
+   */
+  acting?: () => boolean;
+}
+
+/** Whether this replica holds the lease now (always, without replicas). */
+export function isActing(ctx: Pick<DispatcherContext, "acting">): boolean {
+  return ctx.acting?.() ?? true;
 }
 
 export { errorMessage } from "../shared/error-message.js";

@@ -1,10 +1,11 @@
 import { formatDuration } from "../config/duration.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
 import type { LaunchSpec, Launcher } from "../namespace/launcher.js";
+import { isNotLeader } from "../ha/gate.js";
 import { StateUnavailableError } from "../store/errors.js";
 import type { RunnerRecord } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage, isRetryable } from "./context.js";
+import { errorMessage, isActing, isRetryable } from "./context.js";
 import { finishRunner } from "./finish.js";
 import { pause } from "./pause.js";
 
@@ -19,7 +20,8 @@ export function instanceLabels(ctx: DispatcherContext, r: RunnerRecord): Record<
 
 /**
  * How a launch ended. "interrupted": the dispatcher stopped while it waited for the state database
- * or for a look at Namespace; the runner stays `launching` and is settled from what Namespace shows.
+ * or for a look at Namespace, or this replica lost its lease; the runner stays `launching` and is
+ * settled from what Namespace shows (by the next start, or by the replica that took the lease over).
  */
 export type LaunchOutcome = { kind: "running" } | { kind: "retry"; delayMs: number } | { kind: "failed" } | { kind: "cancelled" } | { kind: "interrupted" };
 
@@ -76,11 +78,15 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
       jobHandle: credentials.mode === "ephemeral" ? r.job?.handle : undefined,
       instanceLabels: instanceLabels(ctx, r),
     };
+    if (!isActing(ctx)) return lostLease(log, "before starting the instance");
     instanceMayExist = true;
     const { instanceId } = await launcher.launch(spec);
     ctx.metrics.launchDuration.observe({ platform: r.platform, outcome: "ok" }, (ctx.now().getTime() - started) / 1000);
+    // The replica that took the lease over adopts the instance (recovery lists it by the runner's name).
+    if (!isActing(ctx)) return lostLease(log, `after instance ${instanceId} started`);
     return await recordRunning(ctx, r, launcher, instanceId, durably);
   } catch (err) {
+    if (isNotLeader(err) || !isActing(ctx)) return lostLease(log, `(${errorMessage(err)})`);
     if (stoppedWaiting(err, signal)) {
       log.warn({ err: errorMessage(err) }, "stopping while the state database is unavailable; the launch is settled on the next start");
       return { kind: "interrupted" };
@@ -93,6 +99,12 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
       throw e;
     }
   }
+}
+
+/** This replica lost its lease mid-launch: it stops here, writing nothing more; the new holder settles the runner. */
+function lostLease(log: { warn: (msg: string) => void }, when: string): LaunchOutcome {
+  log.warn(`lost the lease ${when}; leaving the launch to the replica that holds it now (it adopts or relaunches the runner as after a crash)`);
+  return { kind: "interrupted" };
 }
 
 /** A durable write that gave up because the dispatcher is stopping. */
@@ -115,6 +127,10 @@ async function recordRunning(ctx: DispatcherContext, r: RunnerRecord, launcher: 
     ),
   );
   if (!running) {
+    // Moved on without us: cancelled (destroy what we made), or adopted already by a replica that
+    // took the lease over while this one was paused (its instance now: leave it alone).
+    const latest = await durably("re-read", () => ctx.records.store.getRunner(r.name));
+    if (latest?.instanceId === instanceId && latest.state === "running") return { kind: "running" };
     await durably(`instance ${instanceId} of a cancelled launch`, () => ctx.records.update(r.name, { instanceId }));
     ctx.logger.info({ runner: r.name, instance: instanceId }, "runner was cancelled during launch; destroying the new instance");
     await launcher.destroy(instanceId).catch((err) => ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "destroy after cancel failed; the orphan sweep will retry"));

@@ -22,6 +22,13 @@ const WORDS = {
     requeued: "recovered after a restart: the launch was interrupted before an instance existed; launching again",
     failed: "recovered after a restart: the launch was interrupted and the queue deadline has passed",
   },
+  takeover: {
+    adopted: (id: string) => `recovered when this replica took the lease over: adopted instance ${id} whose launch was interrupted`,
+    completed:
+      "recovered when this replica took the lease over: the interrupted launch's instance already ran its job and ended (Forgejo had removed its ephemeral registration); not launching again",
+    requeued: "recovered when this replica took the lease over: the launch was interrupted before an instance existed; launching again",
+    failed: "recovered when this replica took the lease over: the launch was interrupted and the queue deadline has passed",
+  },
   tick: {
     adopted: (id: string) => `settled a launch that stopped without recording its outcome: adopted instance ${id}`,
     completed:
@@ -33,14 +40,15 @@ const WORDS = {
 
 /**
  * Settles every runner whose launch was interrupted: on start, before the scheduler and supervisor
- * run ("start"), and on any tick that finds a `launching` record no launch owns ("tick": the state
+ * run ("start"), when this replica takes the lease over from another ("takeover": the other's
+ * launches in flight are settled exactly as after a crash), and on any tick that finds a `launching` record no launch owns ("tick": the state
  * database refused the launch's outcome, the launch crashed). An instance that carries its name is
  * adopted; otherwise the runner goes back to pending (its unused registration deleted) if it is
  * still within its queue deadline. Running and finishing runners need nothing here: the
  * supervisor's next tick judges them from the instance list, and destroys instances no record
  * explains after two sightings.
  */
-export async function recover(ctx: DispatcherContext, inFlight: (name: string) => boolean = () => false, when: "start" | "tick" = "start"): Promise<RecoveryReport> {
+export async function recover(ctx: DispatcherContext, inFlight: (name: string) => boolean = () => false, when: keyof typeof WORDS = "start"): Promise<RecoveryReport> {
   const words = WORDS[when];
   const report: RecoveryReport = { adopted: [], completed: [], requeued: [], failed: [], unobservable: [] };
   // Launches this process has in flight are not interrupted: leave them to their launch.

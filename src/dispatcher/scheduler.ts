@@ -4,7 +4,7 @@ import { LIVE_STATES } from "../store/types.js";
 import type { RunnerRecord } from "../store/types.js";
 import { admit } from "./caps.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage } from "./context.js";
+import { errorMessage, isActing } from "./context.js";
 import { launchRunner } from "./launch.js";
 
 /**
@@ -45,7 +45,8 @@ export class Scheduler {
 
   /** Requests a pass; passes never overlap and a request during one causes exactly one more. */
   kick(): void {
-    if (this.stopped) return;
+    // Only the replica holding the lease launches; the others accept and record (DESIGN principle 8).
+    if (this.stopped || !isActing(this.ctx)) return;
     if (this.passing) {
       this.again = true;
       return;
@@ -98,7 +99,7 @@ export class Scheduler {
       if (reason && reason !== r.reason) await ctx.records.update(r.name, { reason });
     }
     for (const r of admitted.slice(0, slots)) {
-      if (this.stopped) return;
+      if (this.stopped || !isActing(ctx)) return;
       this.claiming.add(r.name);
       try {
         const attempt = r.launchAttempts + 1;

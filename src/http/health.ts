@@ -12,7 +12,13 @@ export interface ReadinessCheck {
  */
 export function registerHealth(
   app: FastifyInstance,
-  opts: { checks: ReadinessCheck[]; metrics: Metrics; metricsAuth?: ((req: never, reply: never) => Promise<void>) | undefined },
+  opts: {
+    checks: ReadinessCheck[];
+    metrics: Metrics;
+    metricsAuth?: ((req: never, reply: never) => Promise<void>) | undefined;
+    /** More of what this process is doing, in the /readyz body (which replica acts). */
+    details?: () => Record<string, unknown>;
+  },
 ): void {
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_req, reply) => {
@@ -26,7 +32,7 @@ export function registerHealth(
       }
     }
     const ready = Object.keys(problems).length === 0;
-    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", problems });
+    return reply.status(ready ? 200 : 503).send({ status: ready ? "ready" : "not_ready", problems, ...opts.details?.() });
   });
   app.get("/metrics", { onRequest: opts.metricsAuth ? [opts.metricsAuth as never] : [] }, async (_req, reply) => {
     reply.header("content-type", opts.metrics.registry.contentType);
