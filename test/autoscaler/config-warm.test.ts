@@ -1,27 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { autoscalerConfigSchema, warmRetireBeforeMs } from "../../src/config/autoscaler-schema.js";
-import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { parseConfig } from "../../src/config/load.js";
+import { MINIMAL_AUTOSCALER_YAML } from "../helpers/autoscaler-yaml.js";
+import { configProblems } from "../helpers/config-problems.js";
 
 /** warm_idle_timeout, warm_retire_before and min_idle_auto (issue 13 item 3): defaults and checks. */
-const yaml = (target: string) => `
-dispatcher: { url: "http://127.0.0.1:8080" }
-instances:
-  - name: fj
-    forgejo: { base_url: "https://forgejo.example.com", token: "pat" }
-    targets:
-      - labels: [linux]
-${target}`;
+const yaml = (target: string) => `${MINIMAL_AUTOSCALER_YAML}${target}`;
 const target = (extra: string) => parseConfig(autoscalerConfigSchema, yaml(extra), "t.yaml", {}).instances[0]!.targets[0]!;
 const MIN = 60_000;
-function problems(extra: string): string[] {
-  try {
-    target(extra);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = (extra: string): string[] => configProblems(() => target(extra));
 
 describe("warm-pool trimming settings", () => {
   it.each([

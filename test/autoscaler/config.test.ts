@@ -3,7 +3,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { autoscalerConfigSchema, configWarnings, dispatcherFor, targetName } from "../../src/config/autoscaler-schema.js";
-import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { parseConfig } from "../../src/config/load.js";
+import { MINIMAL_AUTOSCALER_YAML } from "../helpers/autoscaler-yaml.js";
+import { configProblems } from "../helpers/config-problems.js";
 import { tempDir } from "../helpers/tmp.js";
 import { scanSink } from "../helpers/log-capture.js";
 
@@ -11,15 +13,7 @@ const ROOT = join(import.meta.dirname, "../..");
 const tmp = tempDir("fnsc-as-config-");
 afterAll(() => tmp.cleanup());
 
-function problemsOf(yaml: string, env: Record<string, string> = {}): string[] {
-  try {
-    parseConfig(autoscalerConfigSchema, yaml, "test.yaml", env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problemsOf = (yaml: string, env: Record<string, string> = {}): string[] => configProblems(() => parseConfig(autoscalerConfigSchema, yaml, "test.yaml", env));
 
 /** The example with its /run/secrets files staged in a temp dir. */
 function stagedExample(): { text: string; env: Record<string, string> } {
@@ -31,14 +25,7 @@ function stagedExample(): { text: string; env: Record<string, string> } {
   return { text, env: { GITEA_TOKEN: "gitea-pat-0123456789", GITEA_WEBHOOK_SECRET: "gitea-hook-secret-0123456789" } };
 }
 
-const minimal = `
-dispatcher: { url: "http://127.0.0.1:8080" }
-instances:
-  - name: fj
-    forgejo: { base_url: "https://forgejo.example.com", token: "pat" }
-    targets:
-      - labels: [linux]
-`;
+const minimal = MINIMAL_AUTOSCALER_YAML;
 
 describe("autoscaler config", () => {
   it("the shipped example is valid and means what its comments say", () => {

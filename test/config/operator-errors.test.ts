@@ -5,7 +5,8 @@ import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { autoscalerConfigSchema } from "../../src/config/autoscaler-schema.js";
 import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
-import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { parseConfig } from "../../src/config/load.js";
+import { configProblems } from "../helpers/config-problems.js";
 import { tempDir } from "../helpers/tmp.js";
 
 /**
@@ -18,15 +19,7 @@ afterAll(() => tmp.cleanup());
 
 type Schema = typeof dispatcherConfigSchema | typeof autoscalerConfigSchema;
 
-function problemsOf(schema: Schema, yaml: string, env: Record<string, string> = {}): string[] {
-  try {
-    parseConfig(schema, yaml, "t.yaml", env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problemsOf = (schema: Schema, yaml: string, env: Record<string, string> = {}): string[] => configProblems(() => parseConfig(schema, yaml, "t.yaml", env));
 
 const dispatcherBase = "forgejo: {base_url: 'https://f.example', token: t}\n";
 const autoscaler = (forgejo: string, extra = "") => `

@@ -1,21 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
-import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { parseConfig } from "../../src/config/load.js";
 import { CredentialSource } from "../../src/dispatcher/credentials.js";
 import type { ForgejoApi, ServerInfo } from "../../src/forgejo/types.js";
 import { DEFAULT_RUNNER_VERSION, ephemeralRunnerProblem, imageRunnerVersion } from "../../src/runner/runner-version.js";
+import { configProblems } from "../helpers/config-problems.js";
 
 const BASE = "forgejo:\n  base_url: https://forge.example\n  token: t\n";
 
-function problems(yaml: string): string[] {
-  try {
-    parseConfig(dispatcherConfigSchema, BASE + yaml, "c.yaml", {});
-    return [];
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-}
+const problems = (yaml: string): string[] => configProblems(() => parseConfig(dispatcherConfigSchema, BASE + yaml, "c.yaml", {}));
 
 describe("runner version and image", () => {
   it("defaults the Linux image to the pinned runner release", () => {
