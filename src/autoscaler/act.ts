@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import type { Clock } from "../shared/clock.js";
 import type { DispatcherClient } from "./dispatcher-client.js";
 import type { DispatchBody, DispatchOutcome } from "./dispatcher-types.js";
 import { TERMINAL_RUNNER_STATES } from "./dispatcher-types.js";
@@ -10,7 +11,7 @@ export interface ActorOptions {
   instance: string;
   client: DispatcherClient;
   logger: Logger;
-  now: () => number;
+  now: Clock;
   /** The request body for a target, without `job` (the actor adds it for pinned intents). */
   bodyFor: (target: string) => Omit<DispatchBody, "job">;
   /** Attempts per request within one pass (network errors, 5xx); the next pass tries again. */
@@ -143,7 +144,7 @@ export class Actor {
       if (intent.job) body.job = { id: intent.job.id, attempt: intent.job.attempt, handle: intent.job.handle };
       result.attempted++;
       const outcome = await this.post(intent.key, body);
-      const at = this.opts.now();
+      const at = this.opts.now().getTime();
 
       if (outcome.kind === "created" || outcome.kind === "duplicate") {
         const names = outcome.response.runners.map((r) => r.name);
@@ -208,7 +209,7 @@ export class Actor {
     if (intent.baseKey !== undefined) {
       const prev = this.book.get(intent.baseKey);
       // Keep a known runner list: an error on the retry of a live key says nothing new about it.
-      this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status: "error", at: this.opts.now(), runners: prev && prev.gen === intent.gen ? prev.runners : [], message: reason });
+      this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status: "error", at: this.opts.now().getTime(), runners: prev && prev.gen === intent.gen ? prev.runners : [], message: reason });
       if (intent.forJob !== undefined) result.jobs.set(intent.forJob, { state: "dispatch", reason });
     } else {
       keepWarm.set(intent.target, [...(keepWarm.get(intent.target) ?? []), intent.key]);

@@ -8,6 +8,7 @@ import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
 import { Metrics } from "../http/metrics.js";
 import { createServer } from "../http/server.js";
+import type { Clock } from "../shared/clock.js";
 import { DispatcherClient } from "./dispatcher-client.js";
 import { InstanceReconciler } from "./reconciler.js";
 import type { ReconcilerOptions } from "./reconciler.js";
@@ -21,7 +22,7 @@ export interface AutoscalerDeps {
   config: AutoscalerConfig;
   logger: Logger;
   metrics?: Metrics;
-  now?: () => number;
+  now?: Clock;
   /** Builds the Forgejo client of an instance (tests may wrap it). */
   apiFor?: (inst: InstanceConfig) => ForgejoApi;
   ensureWebhook?: EnsureWebhook;

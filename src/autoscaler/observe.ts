@@ -2,6 +2,8 @@ import type { Scope } from "../forgejo/scope.js";
 import { scopeKey } from "../forgejo/scope.js";
 import type { ActionRunJob, ActionRunner, ForgejoApi, ServerInfo } from "../forgejo/types.js";
 import { describeServer } from "../forgejo/version.js";
+import type { Clock } from "../shared/clock.js";
+import { errorMessage } from "../shared/error-message.js";
 import type { DispatcherClient } from "./dispatcher-client.js";
 import { IN_FLIGHT_STATES } from "./dispatcher-types.js";
 import type { DispatcherRunner } from "./dispatcher-types.js";
@@ -51,8 +53,6 @@ export interface Observation {
   registeredError?: string | undefined;
 }
 
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 /**
  * Waiting and running jobs of a scope. Forgejo 14+ and Gitea answer every job in one call; Forgejo
  * 11–13 return nothing without `labels`, so each target's label names are asked for and the answers
@@ -79,10 +79,10 @@ export async function observe(opts: {
   dispatcher: DispatcherClient;
   scope: Scope;
   targetLabels: readonly (readonly string[])[];
-  now: () => number;
+  now: Clock;
 }): Promise<Observation> {
   const { api, info, scope } = opts;
-  const observedAt = opts.now();
+  const observedAt = opts.now().getTime();
   const key = scopeKey(scope);
   const inFlight = (await opts.dispatcher.listRunners({ states: IN_FLIGHT_STATES, scopeKey: key })).filter((r) => !r.scope_key || r.scope_key === key);
 
@@ -93,8 +93,8 @@ export async function observe(opts: {
   ]);
   const obs: Observation = { observedAt, inFlight };
   if (jobs.status === "fulfilled") obs.jobs = jobs.value ?? undefined;
-  else obs.jobsError = message(jobs.reason);
+  else obs.jobsError = errorMessage(jobs.reason);
   if (registered.status === "fulfilled") obs.registered = registered.value ?? undefined;
-  else obs.registeredError = message(registered.reason);
+  else obs.registeredError = errorMessage(registered.reason);
   return obs;
 }

@@ -1,4 +1,4 @@
-import type { WorkflowJobEvent } from "./reconciler.js";
+import type { WorkflowJobEvent } from "./reconciler-hints.js";
 
 type Headers = Readonly<Record<string, string | readonly string[] | undefined>>;
 

@@ -4,6 +4,7 @@ import type { Scope } from "../forgejo/scope.js";
 import { scopeKey } from "../forgejo/scope.js";
 import { ensureWebhook } from "../forgejo/hooks.js";
 import type { ForgejoApi, HookSpec, ServerInfo } from "../forgejo/types.js";
+import { errorMessage } from "../shared/error-message.js";
 
 /**
  * Deliveries that make the autoscaler look again. Forgejo has no job-level event
@@ -93,7 +94,7 @@ export function startWebhookSetup(opts: WebhookSetupOptions): { stop: () => void
         opts.onState("ok", `${outcome}: ${desired.url} for ${desired.events.join(", ")}`);
         return;
       } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
+        const message = errorMessage(err);
         opts.onState("error", `${message} (retrying in ${Math.round(delay / 1000)}s)`);
         log.warn({ err: message, retryInMs: delay }, "could not set up the webhook; retrying in the background");
       }

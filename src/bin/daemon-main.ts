@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import type { z } from "zod";
 import { ConfigError, loadConfigFile } from "../config/load.js";
+import { errorMessage } from "../shared/error-message.js";
 
 export interface DaemonSpec<S extends z.ZodType> {
   /** Program name, for usage and error lines. */
@@ -59,7 +60,7 @@ export async function daemonMain<S extends z.ZodType>(spec: DaemonSpec<S>): Prom
     void stop(signal).then(
       () => process.exit(0),
       (err: unknown) => {
-        process.stderr.write(`${spec.name}: error while stopping: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(`${spec.name}: error while stopping: ${errorMessage(err)}\n`);
         process.exit(1);
       },
     );
@@ -76,7 +77,7 @@ export function runDaemon(name: string, main: () => Promise<number>): void {
       if (code >= 0) process.exit(code);
     },
     (err: unknown) => {
-      process.stderr.write(`${name} failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`${name} failed to start: ${errorMessage(err)}\n`);
       process.exit(1);
     },
   );

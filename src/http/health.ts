@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { errorMessage } from "../shared/error-message.js";
 import type { Metrics } from "./metrics.js";
 
 export interface ReadinessCheck {
@@ -28,7 +29,7 @@ export function registerHealth(
         const p = await c.check();
         if (p) problems[c.name] = p;
       } catch (err) {
-        problems[c.name] = err instanceof Error ? err.message : String(err);
+        problems[c.name] = errorMessage(err);
       }
     }
     const ready = Object.keys(problems).length === 0;

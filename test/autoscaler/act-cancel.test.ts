@@ -26,7 +26,7 @@ const emptyPlan = (over: Partial<Plan>): Plan => ({ intents: [], cancels: [], jo
 describe("stopping idle runners", () => {
   it("DELETEs each runner with the reason, then asks for the replacement", async () => {
     const logs = captureLogger();
-    const actor = new Actor({ instance: "fj", client, logger: logs.logger, now: Date.now, bodyFor: () => body });
+    const actor = new Actor({ instance: "fj", client, logger: logs.logger, now: () => new Date(), bodyFor: () => body });
     const first = await client.dispatch(body, "warm-1");
     const name = first.kind === "created" ? first.response.runners[0]!.name : "";
     fake.runners.find((r) => r.name === name)!.state = "running";
@@ -51,7 +51,7 @@ describe("stopping idle runners", () => {
   });
 
   it("a runner the dispatcher no longer knows is gone already; a failure is reported on the target", async () => {
-    const actor = new Actor({ instance: "fj", client, logger: captureLogger().logger, now: Date.now, bodyFor: () => body });
+    const actor = new Actor({ instance: "fj", client, logger: captureLogger().logger, now: () => new Date(), bodyFor: () => body });
     const gone = await actor.act(emptyPlan({ cancels: [{ runner: "nscloud-gone", target: "linux", kind: "shrink", reason: "idle" }] }), new Set());
     expect(gone.cancelled).toBe(1);
     expect(gone.warmErrors.size).toBe(0);
@@ -66,7 +66,7 @@ describe("stopping idle runners", () => {
 describe("stopping only runners that are still idle", () => {
   it("asks with if_idle; a runner that took a job meanwhile (409) stays, without an error on the target", async () => {
     const logs = captureLogger();
-    const actor = new Actor({ instance: "fj", client, logger: logs.logger, now: Date.now, bodyFor: () => body });
+    const actor = new Actor({ instance: "fj", client, logger: logs.logger, now: () => new Date(), bodyFor: () => body });
     const first = await client.dispatch(body, "warm-busy-1");
     const name = first.kind === "created" ? first.response.runners[0]!.name : "";
     fake.runners.find((r) => r.name === name)!.state = "running";

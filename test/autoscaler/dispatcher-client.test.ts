@@ -89,7 +89,7 @@ describe("DispatcherClient against the dispatcher contract", () => {
 describe("Actor", () => {
   it("one request at a time per key: concurrent asks share it", async () => {
     const logs = captureLogger();
-    const actor = new Actor({ instance: "x", client, logger: logs.logger, now: Date.now, bodyFor: () => body });
+    const actor = new Actor({ instance: "x", client, logger: logs.logger, now: () => new Date(), bodyFor: () => body });
     fake.setOnDispatch(undefined);
     const before = fake.posts().length;
     const [a, b] = await Promise.all([actor.post("shared-key", body), actor.post("shared-key", body)]);

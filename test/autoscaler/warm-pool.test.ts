@@ -10,7 +10,7 @@ const own = closedAfterEach();
 /** A clock the test moves; the daemon plans with it (timers still run in real time). */
 function fakeClock(iso: string) {
   let t = Date.parse(iso);
-  return { now: () => t, set: (s: string) => (t = Date.parse(s)) };
+  return { now: () => new Date(t), set: (s: string) => (t = Date.parse(s)) };
 }
 
 const office = {

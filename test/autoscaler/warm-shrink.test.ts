@@ -26,7 +26,7 @@ describe("a warm pool shrinking when its period ends", () => {
       forgejo: { version: "15.0.3" },
       dispatcher: { now: () => new Date(t) },
       instance: { targets: [target] },
-      deps: { now: () => t, tuning: { pollIntervalMs: 100 } },
+      deps: { now: () => new Date(t), tuning: { pollIntervalMs: 100 } },
     }));
     const { dispatcher } = stack;
     simulateRunners(stack.forgejo, dispatcher);

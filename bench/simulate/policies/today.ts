@@ -109,7 +109,7 @@ export class TodayPolicy implements Policy {
       instance: config.name,
       client: this.client,
       logger: pino({ level: "silent" }),
-      now: () => ctx.q.now,
+      now: () => new Date(ctx.q.now),
       bodyFor: (target) => {
         const t = config.targets.find((x) => targetName(x) === target);
         if (!t) throw new Error(`plan() produced an intent for target ${target}, which the simulated config does not have`);
@@ -161,7 +161,7 @@ export class TodayPolicy implements Policy {
   private async pass(): Promise<void> {
     const config = this.ctx.deployment.autoscaler;
     const now = () => this.ctx.q.now;
-    const obs = await observe({ api: this.api, info: FORGEJO_15, dispatcher: this.client, scope: config.scope, targetLabels: config.targets.map((t) => t.labels), now });
+    const obs = await observe({ api: this.api, info: FORGEJO_15, dispatcher: this.client, scope: config.scope, targetLabels: config.targets.map((t) => t.labels), now: () => new Date(now()) });
     const jobs = obs.jobs ?? [];
     const targets = this.ctx.deployment.autoscaler.targets.map((t) => ({ name: targetName(t), labels: t.labels }));
     this.arrivals.note(
