@@ -79,7 +79,7 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
     hooks.set(inst.name, { reconciler: r, secret: inst.webhook_secret });
   }
 
-  const app = createServer({ logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
+  const app = createServer({ daemon: "autoscaler", logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
   const auth = bearerAuth(config.auth.tokens);
   registerHealth(app, {
     metrics,

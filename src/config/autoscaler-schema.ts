@@ -1,7 +1,8 @@
 import { Cron } from "croner";
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
-import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, isLoopbackHost, listenAddress, logSchema, splitListen } from "./common.js";
+import { unsafeListenProblem } from "../http/listen-safety.js";
+import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, listenAddress, logSchema } from "./common.js";
 import { formatDuration } from "./duration.js";
 
 /** Instance names appear in URLs (/webhook/<name>) and idempotency keys. */
@@ -222,14 +223,8 @@ export const autoscalerConfigSchema = z
         }
       });
       if (typeof c.listen !== "string" || !c.auth || !Array.isArray(c.auth.tokens)) return;
-      const { host } = splitListen(c.listen);
-      if (!isLoopbackHost(host) && c.auth.tokens.length === 0 && !c.auth.allow_unauthenticated) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["auth", "tokens"],
-          message: `listen ${c.listen} is not a loopback address: set auth.tokens (or auth.tokens_file) for the status API, or auth.allow_unauthenticated: true on a trusted network`,
-        });
-      }
+      const unsafe = unsafeListenProblem("autoscaler", c.listen, c.auth);
+      if (unsafe) ctx.addIssue({ code: "custom", path: ["auth", "tokens"], message: unsafe });
     },
     { when: () => true },
   );

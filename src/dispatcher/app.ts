@@ -3,7 +3,6 @@ import { delimiter, join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
-import { isLoopbackHost, splitListen } from "../config/common.js";
 import { tokenFileProblem } from "../config/token-file.js";
 import type { ForgejoApi } from "../forgejo/types.js";
 import { gateForgejo, gateLaunchers } from "../ha/gate.js";
@@ -14,6 +13,7 @@ import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
 import { Metrics } from "../http/metrics.js";
 import { rateLimit } from "../http/rate-limit.js";
+import { unsafeListenProblem } from "../http/listen-safety.js";
 import { createServer } from "../http/server.js";
 import type { Launcher } from "../namespace/launcher.js";
 import { platformForLabels } from "../namespace/platform.js";
@@ -60,15 +60,10 @@ export function findExecutable(bin: string): string | undefined {
 
 const prefixed = (key: string, problem: string | undefined) => (problem ? `${key}: ${problem}` : undefined);
 
-/** Refuses to expose a money-spending API without credentials unless the operator said so. */
+/** Refuses to expose a money-spending API without credentials unless the operator said so (unsafeListenProblem). */
 export function assertSafeListen(listen: string, tokens: readonly string[], allowUnauthenticated: boolean): void {
-  const { host } = splitListen(listen);
-  if (tokens.length === 0 && !isLoopbackHost(host) && !allowUnauthenticated) {
-    throw new Error(
-      `refusing to listen on ${listen} without API tokens: anyone who can reach it could start paid instances. ` +
-        "Set auth.tokens (or auth.tokens_file), listen on 127.0.0.1, or set auth.allow_unauthenticated: true on a trusted network.",
-    );
-  }
+  const problem = unsafeListenProblem("dispatcher", listen, { tokens, allow_unauthenticated: allowUnauthenticated });
+  if (problem) throw new Error(problem);
 }
 
 export interface Dispatcher {
@@ -110,7 +105,7 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
   const supervisor = new Supervisor(ctx, scheduler);
   const sweep = new RegistrationSweep(ctx);
 
-  const app = createServer({ logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
+  const app = createServer({ daemon: "dispatcher", logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
   const auth = bearerAuth(config.auth.tokens);
   let accepting = true;
   app.addHook("onRequest", async (req, reply) => {

@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Metric } from "prom-client";
+import type { DaemonName } from "./daemon.js";
 
 /** Which daemon's families a registry serves; without one (unit tests of shared clients) it serves all. */
-export type MetricsDaemon = "dispatcher" | "autoscaler";
+export type MetricsDaemon = DaemonName;
 
 /**
  * Every Prometheus metric of both daemons, in one place so names and label sets stay consistent

@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Logger } from "pino";
 import type { z } from "zod";
 import { formatIssues } from "../config/load.js";
+import type { DaemonName } from "./daemon.js";
 import { HttpError, badRequest } from "./errors.js";
 import { RequestLog } from "./request-log.js";
 
@@ -17,6 +18,8 @@ export interface ConnectionLimits {
 }
 
 export interface ServerOptions {
+  /** Named in the 500 answer: the log that has the details. */
+  daemon: DaemonName;
   logger: Logger;
   bodyLimit: number;
   trustProxy: boolean | number | string | string[];
@@ -80,7 +83,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
       return reply.status(status).send({ error: "invalid_request", message: err.message });
     }
     req.log.error({ err }, "request failed");
-    return reply.status(500).send({ error: "internal", message: "internal error; the dispatcher log has the details under this request id", request_id: req.id });
+    return reply.status(500).send({ error: "internal", message: internalErrorMessage(opts.daemon), request_id: req.id });
   });
 
   const notFound = (req: FastifyRequest, reply: FastifyReply) =>
@@ -91,6 +94,11 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   });
   app.setNotFoundHandler(notFound);
   return app;
+}
+
+/** The 500 answer's message: where the details are. */
+export function internalErrorMessage(daemon: DaemonName): string {
+  return `internal error; the ${daemon} log has the details under this request id`;
 }
 
 /** Validates input at the edge; a failure is a 400 listing every bad field. */
