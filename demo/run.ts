@@ -7,6 +7,7 @@
 import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { createAutoscaler } from "../src/autoscaler/app.js";
+import { buildAutoscalerDeps } from "../src/autoscaler/wiring.js";
 import { autoscalerConfigSchema } from "../src/config/autoscaler-schema.js";
 import { dispatcherConfigSchema } from "../src/config/dispatcher-schema.js";
 import { parseConfig } from "../src/config/load.js";
@@ -68,7 +69,7 @@ instances:
     "demo autoscaler config",
     {},
   );
-  const autoscaler = await createAutoscaler({ config: autoscalerConfig, logger: logger.child({ daemon: "autoscaler" }) });
+  const autoscaler = await createAutoscaler(buildAutoscalerDeps(autoscalerConfig, logger.child({ daemon: "autoscaler" })));
   const autoscalerUrl = await autoscaler.app.listen({ host: "127.0.0.1", port: 0 });
   autoscaler.start();
 

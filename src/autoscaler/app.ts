@@ -1,15 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import type { AutoscalerConfig, InstanceConfig } from "../config/autoscaler-schema.js";
-import { configWarnings, dispatcherFor } from "../config/autoscaler-schema.js";
-import { ForgejoClient } from "../forgejo/client.js";
+import type { AutoscalerConfig } from "../config/autoscaler-schema.js";
+import { configWarnings } from "../config/autoscaler-schema.js";
 import type { ForgejoApi } from "../forgejo/types.js";
 import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
-import { Metrics } from "../http/metrics.js";
+import type { Metrics } from "../http/metrics.js";
 import { createServer } from "../http/server.js";
 import type { Clock } from "../shared/clock.js";
-import { DispatcherClient } from "./dispatcher-client.js";
+import type { DispatcherClient } from "./dispatcher-client.js";
 import { InstanceReconciler } from "./reconciler.js";
 import type { ReconcilerOptions } from "./reconciler.js";
 import { statusRoutes } from "./status-routes.js";
@@ -18,13 +17,19 @@ import type { EnsureWebhook } from "./webhook-setup.js";
 import { webhookRoutes } from "./webhook-routes.js";
 import type { WebhookInstance } from "./webhook-routes.js";
 
+/** What an instance talks to: its Forgejo and its dispatcher. */
+export interface InstanceClients {
+  api: ForgejoApi;
+  dispatcher: DispatcherClient;
+}
+
 export interface AutoscalerDeps {
   config: AutoscalerConfig;
   logger: Logger;
-  metrics?: Metrics;
+  metrics: Metrics;
+  /** Per instance name; built by buildAutoscalerDeps (wiring.ts), tests may wrap them. */
+  clients: ReadonlyMap<string, InstanceClients>;
   now?: Clock;
-  /** Builds the Forgejo client of an instance (tests may wrap it). */
-  apiFor?: (inst: InstanceConfig) => ForgejoApi;
   ensureWebhook?: EnsureWebhook;
   /** Per-reconciler overrides (tests: shorter retry pauses). */
   tuning?: Pick<ReconcilerOptions, "detectRetryMs" | "dispatchRetryBaseMs" | "pollIntervalMs" | "resyncIntervalMs">;
@@ -42,33 +47,19 @@ export interface Autoscaler {
 }
 
 export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler> {
-  const { config, logger } = deps;
-  const metrics = deps.metrics ?? new Metrics({ daemon: "autoscaler" });
+  const { config, logger, metrics } = deps;
   const ensure = deps.ensureWebhook ?? ensureConfiguredWebhook;
   for (const w of configWarnings(config)) logger.warn(w);
 
   const reconcilers: InstanceReconciler[] = [];
   const hooks = new Map<string, WebhookInstance>();
-  const apis = new Map<string, ForgejoApi>();
   for (const inst of config.instances) {
-    const api =
-      deps.apiFor?.(inst) ??
-      new ForgejoClient({
-        baseUrl: inst.forgejo.base_url,
-        token: inst.forgejo.token ?? "",
-        timeoutMs: inst.forgejo.timeout,
-        extraHeaders: inst.forgejo.extra_headers,
-        logger: logger.child({ instance: inst.name }),
-        metrics,
-        kind: inst.forgejo.kind === "auto" ? undefined : inst.forgejo.kind,
-      });
-    apis.set(inst.name, api);
-    const endpoint = dispatcherFor(config, inst);
-    const dispatcher = new DispatcherClient({ url: endpoint.url, timeoutMs: endpoint.timeoutMs, token: endpoint.token, metrics });
+    const clients = deps.clients.get(inst.name);
+    if (!clients) throw new Error(`no clients were built for instance ${inst.name}`);
     const r = new InstanceReconciler({
       config: inst,
-      api,
-      dispatcher,
+      api: clients.api,
+      dispatcher: clients.dispatcher,
       logger,
       metrics,
       now: deps.now,
@@ -102,7 +93,7 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
         setups.push(
           startWebhookSetup({
             instance: inst.name,
-            api: apis.get(inst.name) as ForgejoApi,
+            api: (deps.clients.get(inst.name) as InstanceClients).api,
             scope: inst.scope,
             config: inst.webhook,
             secret: inst.webhook_secret,

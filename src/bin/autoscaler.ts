@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { createAutoscaler } from "../autoscaler/app.js";
+import { buildAutoscalerDeps } from "../autoscaler/wiring.js";
 import { autoscalerConfigSchema, configWarnings, targetName } from "../config/autoscaler-schema.js";
 import { splitListen } from "../config/common.js";
 import { formatDuration } from "../config/duration.js";
@@ -21,7 +22,7 @@ runDaemon("forgejo-nsc-autoscaler", () =>
       ),
     async run(config) {
       const logger = createLogger(config.log.level, "forgejo-nsc-autoscaler");
-      const autoscaler = await createAutoscaler({ config, logger });
+      const autoscaler = await createAutoscaler(buildAutoscalerDeps(config, logger));
       const { host, port } = splitListen(config.listen);
       await autoscaler.app.listen({ host, port });
       autoscaler.start();

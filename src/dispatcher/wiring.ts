@@ -11,10 +11,23 @@ import { NscCli } from "../namespace/nsc-cli.js";
 import { WindowsLauncher } from "../namespace/windows-launcher.js";
 import { openStore } from "../store/open-store.js";
 import type { Platform } from "../store/types.js";
+import type { Clock } from "../shared/clock.js";
 import type { DispatcherDeps } from "./app.js";
 
+/** Knobs of the real dependencies that only tests turn (the daemon uses the defaults). */
+export interface DispatcherWiringOptions {
+  /** The clock of the dispatcher and of the macOS launcher's deadlines. */
+  now?: Clock;
+  /** Extra environment for every nsc call (a fake nsc's state directory). */
+  nscEnv?: Record<string, string>;
+  /** Pause between DescribeInstance polls while a macOS instance boots (3 s). */
+  macosPollIntervalMs?: number;
+  /** Pause between attempts to open the WinRM shell of a booting Windows machine. */
+  winrmRetryIntervalMs?: number;
+}
+
 /** Builds the real clients, launchers and store from a validated config. */
-export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logger): Promise<DispatcherDeps> {
+export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logger, opts: DispatcherWiringOptions = {}): Promise<DispatcherDeps> {
   const metrics = new Metrics({ daemon: "dispatcher" });
   const forgejo = new ForgejoClient({
     baseUrl: config.forgejo.base_url,
@@ -30,6 +43,7 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
     tokenFile: config.namespace.token_file,
     logger: logger.child({ component: "nsc" }),
     metrics,
+    env: opts.nscEnv,
   });
   const api = config.namespace.token_file
     ? new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile: config.namespace.token_file, logger, metrics })
@@ -37,13 +51,20 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
   const linuxApi = config.namespace.linux_launch === "compute_api" ? api : undefined;
   const launchers: Partial<Record<Platform, Launcher>> = {
     linux: new LinuxLauncher({ config, nsc, api: linuxApi, logger: logger.child({ component: "linux" }) }),
-    windows: new WindowsLauncher({ config, nsc, metrics, logger: logger.child({ component: "windows" }) }),
+    windows: new WindowsLauncher({ config, nsc, metrics, logger: logger.child({ component: "windows" }), winrmRetryIntervalMs: opts.winrmRetryIntervalMs }),
   };
   if (linuxApi) {
     logger.info("Linux runners are created through the Compute API (namespace.linux_launch: compute_api): containers run as the image's user; namespace.user is not applied");
   }
   if (api) {
-    launchers.macos = new MacosLauncher({ config, api, nsc: config.namespace.macos_fallback_nsc ? nsc : undefined, logger: logger.child({ component: "macos" }) });
+    launchers.macos = new MacosLauncher({
+      config,
+      api,
+      nsc: config.namespace.macos_fallback_nsc ? nsc : undefined,
+      logger: logger.child({ component: "macos" }),
+      now: opts.now,
+      pollIntervalMs: opts.macosPollIntervalMs,
+    });
   } else {
     logger.info("namespace.token_file is not set: macOS runners (Compute API) are disabled");
   }
@@ -52,5 +73,5 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
     if (problem) logger.info(`${platform} runners are refused: ${problem}`);
   }
   const store = await openStore(config.dispatcher.state_path, { logger });
-  return { config, logger, store, forgejo, launchers, metrics };
+  return { config, logger, store, forgejo, launchers, metrics, now: opts.now };
 }

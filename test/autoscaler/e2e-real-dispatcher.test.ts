@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createAutoscaler } from "../../src/autoscaler/app.js";
+import { buildAutoscalerDeps } from "../../src/autoscaler/wiring.js";
 import type { Autoscaler } from "../../src/autoscaler/app.js";
 import { autoscalerConfigSchema } from "../../src/config/autoscaler-schema.js";
 import { Metrics } from "../../src/http/metrics.js";
@@ -41,7 +42,7 @@ describe("autoscaler + real dispatcher against the fakes", () => {
       ],
       auth: { tokens: ["status-token-0123456789abcdef"] },
     });
-    autoscaler = await createAutoscaler({ config, logger: logs.logger, metrics: new Metrics({ defaultMetrics: false }), tuning: { pollIntervalMs: 200 } });
+    autoscaler = await createAutoscaler({ ...buildAutoscalerDeps(config, logs.logger, { metrics: new Metrics({ defaultMetrics: false }) }), tuning: { pollIntervalMs: 200 } });
     await autoscaler.app.listen({ host: "127.0.0.1", port: 0 });
     autoscaler.start();
 

@@ -2,6 +2,7 @@ import { request } from "undici";
 import { createAutoscaler } from "../../src/autoscaler/app.js";
 import type { Autoscaler, AutoscalerDeps } from "../../src/autoscaler/app.js";
 import { labelNames } from "../../src/autoscaler/labels.js";
+import { buildAutoscalerDeps } from "../../src/autoscaler/wiring.js";
 import type { AutoscalerStatus } from "../../src/autoscaler/status.js";
 import { autoscalerConfigSchema } from "../../src/config/autoscaler-schema.js";
 import type { Scope } from "../../src/forgejo/scope.js";
@@ -70,6 +71,7 @@ export interface StackOptions {
   instances?: (url: string) => InstanceSpec[];
   instance?: Partial<InstanceSpec>;
   top?: Record<string, unknown>;
+  /** Replaces parts of what buildAutoscalerDeps built (a fake clock, shorter pauses, wrapped clients). */
   deps?: Partial<AutoscalerDeps>;
   start?: boolean;
   /** Listen on this port (when a webhook URL must be known before the start). */
@@ -90,7 +92,6 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const forgejo = opts.forgejoServer ?? (await startFakeForgejo(opts.forgejo ?? {}));
   const dispatcher = await startFakeDispatcher({ token: DISPATCHER_TOKEN, ...opts.dispatcher });
   const logs = captureLogger("debug");
-  const metrics = new Metrics({ defaultMetrics: false });
   const config = autoscalerConfigSchema.parse({
     listen: "127.0.0.1:0",
     dispatcher: { url: dispatcher.url, token: DISPATCHER_TOKEN, timeout: "2s" },
@@ -99,13 +100,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     auth: { tokens: [STATUS_TOKEN] },
     ...opts.top,
   });
+  // deps.metrics given (even undefined: the daemon's own registry) goes to the wiring, not over it.
+  const { metrics: givenMetrics, ...over } = opts.deps ?? {};
+  const metrics = opts.deps && "metrics" in opts.deps ? givenMetrics : new Metrics({ defaultMetrics: false });
+  const built = buildAutoscalerDeps(config, logs.logger, { metrics });
   const autoscaler = await createAutoscaler({
-    config,
-    logger: logs.logger,
-    metrics,
+    ...built,
     tuning: { detectRetryMs: { first: 50, max: 200 }, dispatchRetryBaseMs: 20, ...opts.deps?.tuning },
     webhookRetry: { first: 50, max: 200 },
-    ...opts.deps,
+    ...over,
   });
   await autoscaler.app.listen({ host: "127.0.0.1", port: opts.port ?? 0 });
   const addr = autoscaler.app.server.address();
@@ -116,7 +119,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     dispatcher,
     autoscaler,
     url,
-    metrics,
+    metrics: built.metrics,
     logs,
     async status() {
       const res = await request(`${url}/api/v1/status`, { headers: { authorization: `Bearer ${STATUS_TOKEN}` } });

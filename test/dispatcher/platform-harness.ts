@@ -5,16 +5,9 @@ import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import type { DispatcherConfig } from "../../src/config/dispatcher-schema.js";
 import { createDispatcher } from "../../src/dispatcher/app.js";
 import type { Dispatcher } from "../../src/dispatcher/app.js";
-import { ForgejoClient } from "../../src/forgejo/client.js";
-import { Metrics } from "../../src/http/metrics.js";
-import { ComputeApi, computeBaseUrl } from "../../src/namespace/compute-api.js";
+import { buildDispatcherDeps } from "../../src/dispatcher/wiring.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../../src/namespace/launcher.js";
-import type { Launcher } from "../../src/namespace/launcher.js";
-import { LinuxLauncher } from "../../src/namespace/linux-launcher.js";
-import { MacosLauncher } from "../../src/namespace/macos-launcher.js";
 import { NscCli } from "../../src/namespace/nsc-cli.js";
-import { WindowsLauncher } from "../../src/namespace/windows-launcher.js";
-import { openStore } from "../../src/store/open-store.js";
 import type { Platform, Store } from "../../src/store/types.js";
 import { createFakeComputeApi } from "../fakes/compute-api/index.js";
 import type { FakeComputeApi, FakeInstance } from "../fakes/compute-api/index.js";
@@ -31,12 +24,8 @@ import { tempDir } from "../helpers/tmp.js";
 /**
  * One world for the platform lifecycle suite: the fake Forgejo 15, the fake nsc, the fake Compute
  * API and the fake WinRM endpoint (reached through the fake nsc's port-forward), and a real
- * dispatcher wired like src/dispatcher/wiring.ts — real ForgejoClient, NscCli, ComputeApi, all
+ * dispatcher wired by src/dispatcher/wiring.ts — real ForgejoClient, NscCli, ComputeApi, all
  * three real launchers, a real SQLite store in a temp dir — with supervision driven by hand.
- *
- * The launchers are built here rather than by buildDispatcherDeps for two test-only reasons: the
- * macOS launcher's DescribeInstance poll interval (3 s by default) and the fake nsc's environment,
- * which goes to this world's NscCli instead of the worker's process.env.
  */
 
 export const PLATFORMS = ["linux", "macos", "windows"] as const satisfies readonly Platform[];
@@ -150,25 +139,12 @@ export async function startPlatformWorld(platform: Platform): Promise<PlatformWo
   const driver = driverFor(platform, { nsc, compute, winrm, tokenFile, logger: cap.logger });
 
   async function startDispatcher(between?: (store: Store) => Promise<void>): Promise<RunningDispatcher> {
-    const { logger } = cap;
-    const metrics = new Metrics();
-    const store = await openStore(config.dispatcher.state_path, { logger });
+    // The real wiring, with the knobs only tests turn: the macOS DescribeInstance poll, the WinRM
+    // retry pause, the fake nsc's environment and this world's dispatcher clock.
+    const deps = await buildDispatcherDeps(config, cap.logger, { now, nscEnv: nsc.env, macosPollIntervalMs: 20, winrmRetryIntervalMs: 20 });
+    const { store } = deps;
     if (between) await between(store);
-    const forgejoApi = new ForgejoClient({ baseUrl: forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: config.forgejo.timeout, logger, metrics });
-    const nscCli = new NscCli({ binary: nsc.bin, region: config.namespace.region, tokenFile, logger, metrics, env: nsc.env });
-    const launchers: Record<Platform, Launcher> = {
-      linux: new LinuxLauncher({ config, nsc: nscCli, logger: logger.child({ component: "linux" }) }),
-      windows: new WindowsLauncher({ config, nsc: nscCli, metrics, logger: logger.child({ component: "windows" }), winrmRetryIntervalMs: 20 }),
-      macos: new MacosLauncher({
-        config,
-        api: new ComputeApi({ baseUrl: computeBaseUrl(config.namespace), tokenFile, logger, metrics }),
-        nsc: nscCli,
-        logger: logger.child({ component: "macos" }),
-        now,
-        pollIntervalMs: 20,
-      }),
-    };
-    const d = await createDispatcher({ config, logger, store, forgejo: forgejoApi, launchers, metrics, now, timers: false });
+    const d = await createDispatcher({ ...deps, timers: false });
     await d.start();
     return {
       d,

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterAll, describe, expect, it } from "vitest";
 import { createAutoscaler } from "../../src/autoscaler/app.js";
+import { buildAutoscalerDeps } from "../../src/autoscaler/wiring.js";
 import { autoscalerConfigSchema } from "../../src/config/autoscaler-schema.js";
 import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import { createDispatcher } from "../../src/dispatcher/app.js";
@@ -83,7 +84,7 @@ describe("the 500 answer names the daemon whose log has the details", () => {
 
   it("the autoscaler's app says autoscaler", async () => {
     const config = autoscalerConfigSchema.parse({ listen: "127.0.0.1:0", dispatcher: { url: "http://127.0.0.1:9" }, instances: [{ name: "fj", forgejo: { base_url: "http://127.0.0.1:9", token: "pat" }, targets: [{ labels: ["linux"] }] }] });
-    const a = await createAutoscaler({ config, logger: captureLogger().logger, metrics: new Metrics({ defaultMetrics: false }) });
+    const a = await createAutoscaler(buildAutoscalerDeps(config, captureLogger().logger, { metrics: new Metrics({ defaultMetrics: false }) }));
     closers.push(() => a.stop());
     const { status, body } = await answerOfAFailure(a.app);
     expect(status).toBe(500);

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { createAutoscaler } from "../../src/autoscaler/app.js";
+import { buildAutoscalerDeps } from "../../src/autoscaler/wiring.js";
 import type { Autoscaler } from "../../src/autoscaler/app.js";
 import { autoscalerConfigSchema } from "../../src/config/autoscaler-schema.js";
 import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
@@ -89,7 +90,7 @@ auth:
       },
     ],
   });
-  const autoscaler = await createAutoscaler({ config, logger: autoscalerLogs.logger, metrics: new Metrics({ daemon: "autoscaler", defaultMetrics: false }) });
+  const autoscaler = await createAutoscaler(buildAutoscalerDeps(config, autoscalerLogs.logger, { metrics: new Metrics({ daemon: "autoscaler", defaultMetrics: false }) }));
   await autoscaler.app.listen({ host: "127.0.0.1", port });
   autoscaler.start();
   return {
