@@ -1,4 +1,6 @@
 import type { LogFn, Logger } from "pino";
+import type { Clock } from "../shared/clock.js";
+import { systemClock } from "../shared/clock.js";
 
 const WARN = 40;
 const FATAL = 60;
@@ -19,7 +21,7 @@ function fieldsKey(fields: unknown): string {
  * number of lines that were demoted (`repeated: n`). The state stays visible where it belongs: in
  * the metrics and the status APIs. Fatal lines are never demoted.
  */
-export function repeatLimit(windowMs = 10 * 60_000, now: () => number = Date.now, maxSites = 1000) {
+export function repeatLimit(windowMs = 10 * 60_000, now: Clock = systemClock, maxSites = 1000) {
   const sites = new Map<string, { fields: string; at: number; demoted: number }>();
   return function logMethod(this: Logger, args: Parameters<LogFn>, method: LogFn, level: number): void {
     const [first, ...rest] = args as unknown[];
@@ -32,7 +34,7 @@ export function repeatLimit(windowMs = 10 * 60_000, now: () => number = Date.now
     const site = `${level} ${fieldsKey(this.bindings())} ${msg}`;
     const fields = withFields ? fieldsKey(first) : "";
     const seen = sites.get(site);
-    const t = now();
+    const t = now().getTime();
     const obj = withFields ? (first as Record<string, unknown>) : {};
     const tail = withFields ? rest.slice(1) : rest;
     if (seen && seen.fields === fields && t - seen.at < windowMs) {

@@ -142,7 +142,7 @@ describe("repeatLimit", () => {
     let t = 0;
     const lines: Line[] = [];
     const logger = pino(
-      { level: "debug", hooks: { logMethod: repeatLimit(60_000, () => t) } },
+      { level: "debug", hooks: { logMethod: repeatLimit(60_000, () => new Date(t)) } },
       new Writable({
         write(chunk, _enc, cb) {
           lines.push(JSON.parse(String(chunk)) as Line);
