@@ -15,15 +15,13 @@ import { openStore } from "../../src/store/open-store.js";
 import { captureLogger } from "../helpers/log-capture.js";
 import { tempDir } from "../helpers/tmp.js";
 
-const TOKEN = "a-token-of-sixteen+";
-
 describe("the listen-safety rule of both daemons", () => {
   const cases: { listen: string; tokens: string[]; allow: boolean; refused: boolean }[] = [
     { listen: "0.0.0.0:8080", tokens: [], allow: false, refused: true },
     { listen: ":8080", tokens: [], allow: false, refused: true },
     { listen: "192.168.1.5:8080", tokens: [], allow: false, refused: true },
     { listen: "0.0.0.0:8080", tokens: [], allow: true, refused: false },
-    { listen: "0.0.0.0:8080", tokens: [TOKEN], allow: false, refused: false },
+    { listen: "0.0.0.0:8080", tokens: ["a-token-of-sixteen+"], allow: false, refused: false },
     { listen: "127.0.0.1:8080", tokens: [], allow: false, refused: false },
     { listen: "127.3.4.5:8080", tokens: [], allow: false, refused: false },
     { listen: "localhost:8080", tokens: [], allow: false, refused: false },
