@@ -2,6 +2,8 @@ import type { Logger } from "pino";
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { ForgejoApi } from "../forgejo/types.js";
 import type { Metrics } from "../http/metrics.js";
+import { isTransientForgejoError } from "../forgejo/errors.js";
+import { LaunchError } from "../namespace/launcher.js";
 import type { Launcher } from "../namespace/launcher.js";
 import type { Platform } from "../store/types.js";
 import type { CredentialSource } from "./credentials.js";
@@ -31,10 +33,12 @@ export function isActing(ctx: Pick<DispatcherContext, "acting">): boolean {
 
 export { errorMessage } from "../shared/error-message.js";
 
-/** Capacity and transient failures (LaunchError kinds, Forgejo 5xx/timeouts) deserve another attempt. */
+/**
+ * Whether a failed launch attempt deserves another: a LaunchError that says so (capacity,
+ * transient), or a transient Forgejo error (5xx, 429, timeouts, no connection) from getting the
+ * runner's credentials. Anything else (a bug, a refused request) fails the runner.
+ */
 export function isRetryable(err: unknown): boolean {
-  if (!err || typeof err !== "object") return false;
-  const e = err as { kind?: unknown; isTransient?: unknown };
-  if (e.kind === "capacity" || e.kind === "transient" || e.kind === "timeout") return true;
-  return e.isTransient === true;
+  if (err instanceof LaunchError) return err.retryable;
+  return isTransientForgejoError(err);
 }

@@ -1,30 +1,11 @@
 import type { Logger } from "../http/logger.js";
+import { errorMessage } from "../shared/error-message.js";
 import { ComputeApiError } from "./compute-api.js";
 import type { ComputeApi } from "./compute-api.js";
 import type { DescribeInstanceResponse } from "./compute-types.js";
+import { computeLaunchErrorKind } from "./launch-errors.js";
 import { LaunchError } from "./launcher.js";
-
-/**
- * What a failed Compute API call means for a launch, switched on the Connect code
- * (docs/upstream-contracts.md#compute-api-transport-and-errors): shared by every launcher that creates instances through the API.
- */
-export function launchErrorKind(err: ComputeApiError): LaunchError["kind"] {
-  switch (err.code) {
-    case "unauthenticated":
-    case "permission_denied":
-    case "token":
-      return "auth";
-    case "invalid_argument":
-    case "failed_precondition":
-    case "out_of_range":
-    case "unimplemented":
-      return "invalid";
-    case "resource_exhausted":
-      return "capacity";
-    default:
-      return "transient";
-  }
-}
+import { destroyOrWarn } from "./left-behind.js";
 
 const READY = "RUNNING";
 const ENDED = new Set(["DESTROYED", "DESTROYING", "ERROR"]);
@@ -58,12 +39,10 @@ export async function awaitRunning(instanceId: string, created: DescribeInstance
   try {
     await pollUntilRunning(instanceId, created, o);
   } catch (err) {
-    await o.destroy(instanceId).catch((e: unknown) =>
-      o.log.warn({ instance: instanceId, err: (e as Error).message }, `could not destroy a ${o.noun} that failed to start; the orphan sweep retries`),
-    );
+    await destroyOrWarn(o.destroy, instanceId, o.log, `a ${o.noun} that failed to start`);
     if (err instanceof LaunchError) throw err;
-    const kind = err instanceof ComputeApiError ? launchErrorKind(err) : "transient";
-    throw new LaunchError(`${o.noun} ${instanceId} for runner ${o.runnerName} did not start: ${(err as Error).message}`, kind, instanceId);
+    const kind = err instanceof ComputeApiError ? computeLaunchErrorKind(err) : "transient";
+    throw new LaunchError(`${o.noun} ${instanceId} for runner ${o.runnerName} did not start: ${errorMessage(err)}`, kind, instanceId);
   }
 }
 
@@ -87,7 +66,7 @@ async function pollUntilRunning(instanceId: string, first: DescribeInstanceRespo
       if (err instanceof ComputeApiError && err.code === "not_found") {
         throw new LaunchError(`${o.noun} ${instanceId} disappeared before it ran`, "transient", instanceId);
       }
-      if (err instanceof ComputeApiError && launchErrorKind(err) !== "transient") throw err;
+      if (err instanceof ComputeApiError && computeLaunchErrorKind(err) !== "transient") throw err;
       // A transient describe failure is not the instance's failure: look again.
     }
   }

@@ -6,26 +6,16 @@
  * silently corrupted.
  */
 
-export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+import { EnvError, assertEnvKey } from "../runner/env-key.js";
 
-export class EnvError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "EnvError";
-  }
-}
+/** EnvError is also thrown here (values nsc cannot carry); callers catch it from this module. */
+export { EnvError } from "../runner/env-key.js";
 
 /** Whether `-e K=V` (or `--label K=V`) reaches nsc as exactly K and V. */
 export function isFlagSafe(value: string): boolean {
   if (value.startsWith('"') || value.endsWith('"')) return false;
   if (value.includes("=") && /[,"\r\n]/.test(value)) return false;
   return true;
-}
-
-export function assertEnvKey(key: string): void {
-  if (!ENV_KEY.test(key)) {
-    throw new EnvError(`environment variable name ${JSON.stringify(key)} is invalid: use letters, digits and underscores, not starting with a digit`);
-  }
 }
 
 export interface EnvSplit {

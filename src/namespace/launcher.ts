@@ -1,9 +1,7 @@
+import type { RunnerCredentials } from "../runner/credentials.js";
 import type { Platform } from "../store/types.js";
 
-/** Credentials a runner uses to reach Forgejo. Secret fields never leave the launch path. */
-export type RunnerCredentials =
-  | { mode: "token"; instanceUrl: string; registrationToken: string }
-  | { mode: "ephemeral"; instanceUrl: string; uuid: string; token: string };
+export type { RunnerCredentials } from "../runner/credentials.js";
 
 export interface LaunchSpec {
   runnerName: string;
@@ -56,14 +54,26 @@ export const LABEL_OWNER = "forgejo-nsc.owner";
 export const LABEL_RUNNER = "forgejo-nsc.runner";
 export const LABEL_PLATFORM = "forgejo-nsc.platform";
 
+/**
+ * capacity: Namespace had no machine. transient: anything that may pass on another attempt (a
+ * timeout, an instance that did not start). invalid: the request or configuration is wrong. auth:
+ * the Namespace credentials were refused. Neither invalid nor auth left an instance behind.
+ */
+export type LaunchErrorKind = "capacity" | "transient" | "invalid" | "auth";
+
+/** Every failed launch. `retryable` is what the dispatcher decides another attempt on. */
 export class LaunchError extends Error {
   constructor(
     message: string,
-    /** capacity and transient failures are worth another attempt; invalid ones are not. */
-    readonly kind: "capacity" | "transient" | "invalid" | "auth",
+    readonly kind: LaunchErrorKind,
     readonly instanceId?: string,
   ) {
     super(message);
     this.name = "LaunchError";
+  }
+
+  /** Capacity and transient failures are worth another attempt; invalid and auth ones are not. */
+  get retryable(): boolean {
+    return this.kind === "capacity" || this.kind === "transient";
   }
 }

@@ -1,19 +1,25 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { TOKEN_ENV, buildShBootstrap, publicCredentials } from "../runner/bootstrap-sh.js";
-import { cacheTag } from "../runner/labels.js";
+import { EnvError, assertEnvKey } from "../runner/env-key.js";
+import { cacheVolume } from "./cache-volume.js";
+import type { CacheVolume } from "./cache-volume.js";
 import { ComputeApiError } from "./compute-api.js";
 import type { ComputeApi } from "./compute-api.js";
-import { awaitRunning, launchErrorKind } from "./compute-launch.js";
+import { awaitRunning } from "./compute-launch.js";
 import type { ContainerRequest, CreateInstanceRequest, DescribeInstanceResponse } from "./compute-types.js";
-import { credentialSecret, runnerEnvironment } from "./runner-env.js";
-import { EnvError, assertEnvKey, splitEnv } from "./env-flags.js";
-import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER, LaunchError } from "./launcher.js";
+import { splitEnv } from "./env-flags.js";
+import { computeLaunchErrorKind, nscLaunchErrorKind } from "./launch-errors.js";
+import { startLaunch } from "./launch-start.js";
+import type { LaunchStart } from "./launch-start.js";
+import { LABEL_PLATFORM, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
+import { destroyLeftBehind, withNotes } from "./left-behind.js";
 import { LinuxConfigError, containerNetwork, linuxShape } from "./linux-compute.js";
 import { parseSizeMb } from "./macos-shape.js";
 import type { NscCli } from "./nsc-cli.js";
 import { NscError, redact } from "./nsc-errors.js";
+import { runnerEnvironment } from "./runner-env.js";
 
 export interface LinuxLauncherOptions {
   config: Pick<DispatcherConfig, "namespace" | "runner">;
@@ -63,9 +69,9 @@ export class LinuxLauncher implements Launcher {
   }
 
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
-    const log = this.logger.child({ runner: spec.runnerName });
-    if (spec.platform !== "linux") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not linux`, "invalid");
-    return this.api ? this.launchWithApi(this.api, spec, log, signal) : this.launchWithNsc(spec, log, signal);
+    const api = this.api;
+    if (api) return this.launchWithApi(api, spec, startLaunch(spec, "linux", this.logger, () => this.createRequest(spec)), signal);
+    return this.launchWithNsc(spec, startLaunch(spec, "linux", this.logger, () => this.prepareNsc(spec)), signal);
   }
 
   list(labels: Record<string, string>): Promise<InstanceInfo[]> {
@@ -76,19 +82,8 @@ export class LinuxLauncher implements Launcher {
     return this.nsc.destroy(instanceId);
   }
 
-  private async launchWithNsc(spec: LaunchSpec, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
-    const secret = credentialSecret(spec.credentials);
-    let args: ReturnType<LinuxLauncher["prepareNsc"]>;
-    try {
-      args = this.prepareNsc(spec);
-    } catch (err) {
-      // LabelError, EnvError, NscError (unsafe label values) and config problems: none will pass on retry.
-      if (err instanceof Error) {
-        throw new LaunchError(`cannot launch runner ${spec.runnerName}: ${err.message}`, "invalid");
-      }
-      throw err;
-    }
-
+  private async launchWithNsc(spec: LaunchSpec, start: LaunchStart<NscArgs>, signal?: AbortSignal): Promise<LaunchResult> {
+    const { log, secret, prepared: args } = start;
     log.info(
       { image: spec.image, machineType: spec.machineType, ttlMs: spec.ttlMs, volumes: args.volumes, envViaFlags: args.flagKeys, envViaScript: args.scriptKeys },
       "starting linux instance with nsc run",
@@ -122,17 +117,10 @@ export class LinuxLauncher implements Launcher {
    * in the request body, then DescribeInstance until it runs. The container runs as the image's
    * user: the public ContainerRequest has no user override.
    */
-  private async launchWithApi(api: ComputeApi, spec: LaunchSpec, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
-    let req: CreateInstanceRequest;
-    let container: ContainerRequest;
-    try {
-      ({ req, container } = this.createRequest(spec));
-    } catch (err) {
-      if (err instanceof Error) throw new LaunchError(`cannot launch runner ${spec.runnerName}: ${err.message}`, "invalid");
-      throw err;
-    }
+  private async launchWithApi(api: ComputeApi, spec: LaunchSpec, start: LaunchStart<ApiRequest>, signal?: AbortSignal): Promise<LaunchResult> {
+    const { log, secret, prepared: { req, container } } = start;
     // What a server echoing the request could leak: the token and the operator's and requester's values.
-    const secrets = [credentialSecret(spec.credentials), ...Object.values(this.ns.environment), ...Object.values(spec.env)];
+    const secrets = [secret, ...Object.values(this.ns.environment), ...Object.values(spec.env)];
     log.info(
       { image: spec.image, machineType: spec.machineType, ttlMs: spec.ttlMs, volumes: container.volumes?.map((v) => v.tag) ?? [], envKeys: Object.keys(container.environment).sort() },
       "creating linux instance via the Compute API",
@@ -142,10 +130,10 @@ export class LinuxLauncher implements Launcher {
       created = await api.createInstance(req, signal);
     } catch (err) {
       if (!(err instanceof ComputeApiError)) throw err;
-      const kind = launchErrorKind(err);
+      const kind = computeLaunchErrorKind(err);
       // Only a call that may have reached the server (a timeout, an unavailable answer) can have made one.
-      const { notes } = kind === "transient" ? await this.destroyLeftovers(spec, [], log, true) : { notes: [] };
-      const message = `creating linux instance for runner ${spec.runnerName} failed: ${redact(err.message, secrets)}${notes.length ? ` (${notes.join("; ")})` : ""}`;
+      const { notes } = await this.destroyLeftovers(spec, [], log, kind === "transient");
+      const message = `creating linux instance for runner ${spec.runnerName} failed: ${redact(err.message, secrets)}${withNotes(notes)}`;
       log.warn({ kind, code: err.code }, message);
       throw new LaunchError(message, kind);
     }
@@ -172,8 +160,9 @@ export class LinuxLauncher implements Launcher {
     return { instanceId };
   }
 
-  private createRequest(spec: LaunchSpec): { req: CreateInstanceRequest; container: ContainerRequest } {
-    const cachePath = this.ns.linux_cache_tag ? this.ns.linux_cache_path : undefined;
+  private createRequest(spec: LaunchSpec): ApiRequest {
+    const cache = this.cacheVolume(spec);
+    const cachePath = cache?.path;
     const environment = runnerEnvironment(spec, { base: this.ns.environment, executor: this.runner.executor, cachePath });
     for (const [key, value] of Object.entries(environment)) {
       assertEnvKey(key);
@@ -184,9 +173,8 @@ export class LinuxLauncher implements Launcher {
     const container: ContainerRequest = { name: spec.runnerName, imageRef: spec.image, args: ["/bin/sh", "-c", script], environment, workloadType: "JOB" };
     const network = containerNetwork(this.ns.network);
     if (network) container.network = network;
-    const tag = this.cacheTag(spec);
-    if (tag && cachePath) {
-      container.volumes = [{ tag, mountPoint: cachePath, persistencyKind: "CACHE" }];
+    if (cache?.path) {
+      container.volumes = [{ tag: cache.tag, mountPoint: cache.path, persistencyKind: "CACHE" }];
       if (this.ns.linux_cache_size) container.volumes[0]!.sizeMb = String(parseSizeMb(this.ns.linux_cache_size));
     }
     const labels = { ...spec.instanceLabels, [LABEL_PLATFORM]: "linux" };
@@ -200,8 +188,9 @@ export class LinuxLauncher implements Launcher {
     return { req, container };
   }
 
-  private prepareNsc(spec: LaunchSpec) {
-    const cachePath = this.ns.linux_cache_tag ? this.ns.linux_cache_path : undefined;
+  private prepareNsc(spec: LaunchSpec): NscArgs {
+    const cache = this.cacheVolume(spec);
+    const cachePath = cache?.path;
     const env = runnerEnvironment(spec, { base: this.ns.environment, executor: this.runner.executor, cachePath });
 
     const split = splitEnv(env, { flagOnly: [TOKEN_ENV] });
@@ -213,14 +202,13 @@ export class LinuxLauncher implements Launcher {
     }
     const script = this.script(spec, split.viaScript, cachePath);
     const volumes: string[] = [];
-    const tag = this.cacheTag(spec);
-    if (tag && cachePath) {
+    if (cache && cachePath) {
       if (cachePath.includes(":") || /[,"]/.test(cachePath)) throw new Error(`namespace.linux_cache_path ${JSON.stringify(cachePath)} must not contain ":", "," or '"'`);
       const size = this.ns.linux_cache_size;
       if (size !== undefined && !/^\d+(\.\d+)? ?[kKmMgGtTpP]?[iI]?[bB]?$/.test(size)) {
         throw new Error(`namespace.linux_cache_size ${JSON.stringify(size)} is not a size such as 50gb or 512mb`);
       }
-      volumes.push(`cache:${tag}:${cachePath}${size ? `:${size}` : ""}`);
+      volumes.push(`cache:${cache.tag}:${cachePath}${size ? `:${size}` : ""}`);
     }
     return { script, volumes, flagEnv, flagKeys: Object.keys(flagEnv).sort(), scriptKeys: Object.keys(split.viaScript).sort() };
   }
@@ -240,55 +228,36 @@ export class LinuxLauncher implements Launcher {
     });
   }
 
-  /** The cache volume's tag for this runner's labels, if a cache is configured. */
-  private cacheTag(spec: LaunchSpec): string | undefined {
-    if (!this.ns.linux_cache_tag) return undefined;
-    const tag = cacheTag(this.ns.linux_cache_tag, spec.labels);
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(tag)) {
-      throw new Error(`namespace.linux_cache_tag expands to ${JSON.stringify(tag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
-    }
-    return tag;
+  /** The cache volume for this runner's labels, if a cache is configured. */
+  private cacheVolume(spec: LaunchSpec): CacheVolume | undefined {
+    return cacheVolume("linux_cache_tag", this.ns.linux_cache_tag, this.ns.linux_cache_path, spec.labels);
   }
 
   /** Destroys whatever a failed `nsc run` left behind, then says what happened and what to do. */
   private async failed(spec: LaunchSpec, err: NscError, log: Logger): Promise<LaunchError> {
+    const kind = nscLaunchErrorKind(err);
     // A capacity, auth or flag error means no instance was created; anything else may have one.
-    const mayHaveInstance = err.kind !== "capacity" && err.kind !== "auth" && err.kind !== "invalid";
-    const { notes, first } = await this.destroyLeftovers(spec, err.instanceId ? [err.instanceId] : [], log, mayHaveInstance);
-    const kind: LaunchError["kind"] = err.kind === "capacity" || err.kind === "auth" || err.kind === "invalid" ? err.kind : "transient";
-    const message = `starting runner ${spec.runnerName} failed: ${err.message}${notes.length ? ` (${notes.join("; ")})` : ""}`;
+    const { notes, first } = await this.destroyLeftovers(spec, err.instanceId ? [err.instanceId] : [], log, kind === "transient");
+    const message = `starting runner ${spec.runnerName} failed: ${err.message}${withNotes(notes)}`;
     log.warn({ kind, instance: err.instanceId }, message);
     return new LaunchError(message, kind, err.instanceId ?? first);
   }
 
-  /**
-   * Destroys the instances a failed launch may have left: the ones it knows of, and (when `look`)
-   * every instance `nsc list` shows with this runner's name and owner. Returns notes for the error.
-   */
-  private async destroyLeftovers(spec: LaunchSpec, known: readonly string[], log: Logger, look: boolean): Promise<{ notes: string[]; first?: string | undefined }> {
-    const leftovers = new Set<string>(known);
-    const notes: string[] = [];
-    if (look) {
-      const filter: Record<string, string> = { [LABEL_RUNNER]: spec.instanceLabels[LABEL_RUNNER] ?? spec.runnerName };
-      const owner = spec.instanceLabels[LABEL_OWNER];
-      if (owner) filter[LABEL_OWNER] = owner;
-      try {
-        for (const i of await this.nsc.list(filter)) leftovers.add(i.instanceId);
-      } catch (listErr) {
-        notes.push("could not list instances to look for one left behind; the orphan sweep will find it");
-        log.warn({ err: listErr instanceof Error ? listErr.message : String(listErr) }, "looking for a left-behind instance failed");
-      }
-    }
-    for (const id of leftovers) {
-      try {
-        await this.nsc.destroy(id);
-        notes.push(`destroyed instance ${id} it left behind`);
-        log.info({ instance: id }, "destroyed an instance left behind by a failed launch");
-      } catch (destroyErr) {
-        notes.push(`could not destroy instance ${id} it left behind; the orphan sweep retries`);
-        log.warn({ instance: id, err: destroyErr instanceof Error ? destroyErr.message : String(destroyErr) }, "destroying a left-behind instance failed");
-      }
-    }
-    return { notes, first: [...leftovers][0] };
+  /** The known instances and (when `look`) any `nsc list` shows with this runner's labels, destroyed. */
+  private destroyLeftovers(spec: LaunchSpec, known: readonly string[], log: Logger, look: boolean): Promise<{ notes: string[]; first?: string | undefined }> {
+    return destroyLeftBehind(spec, { list: (labels) => this.nsc.list(labels), destroy: (id) => this.nsc.destroy(id), known, look, log });
   }
+}
+
+interface NscArgs {
+  script: string;
+  volumes: string[];
+  flagEnv: Record<string, string>;
+  flagKeys: string[];
+  scriptKeys: string[];
+}
+
+interface ApiRequest {
+  req: CreateInstanceRequest;
+  container: ContainerRequest;
 }

@@ -1,20 +1,25 @@
 import type { DispatcherConfig } from "../config/dispatcher-schema.js";
 import type { Logger } from "../http/logger.js";
 import { buildBashBootstrap, buildDetachedBashLauncher, publicCredentials } from "../runner/bootstrap-bash.js";
+import { assertEnvKey } from "../runner/env-key.js";
 import { runnerSourceFor } from "../runner/runner-source.js";
-import { cacheTag as expandCacheTag } from "../runner/labels.js";
-import { assertEnvKey } from "./env-flags.js";
+import { errorMessage } from "../shared/error-message.js";
+import { cacheVolume } from "./cache-volume.js";
+import type { CacheVolume } from "./cache-volume.js";
 import { ComputeApiError } from "./compute-api.js";
 import type { ComputeApi } from "./compute-api.js";
-import { awaitRunning, launchErrorKind } from "./compute-launch.js";
+import { awaitRunning } from "./compute-launch.js";
 import type { CreateInstanceRequest, DescribeInstanceResponse, InstanceMetadata, VolumeRequest } from "./compute-types.js";
-import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER, LaunchError } from "./launcher.js";
+import { computeLaunchErrorKind, nscCreateFailure } from "./launch-errors.js";
+import { startLaunch } from "./launch-start.js";
+import { LABEL_PLATFORM, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
+import { destroyLeftBehind, destroyOrWarn } from "./left-behind.js";
 import { MacosConfigError, macosImage, parseMacosShape, parseSizeMb, selectorsFlag, shapeRequest } from "./macos-shape.js";
 import type { MacosImage, MacosShape } from "./macos-shape.js";
 import type { NscCli } from "./nsc-cli.js";
 import { NscError } from "./nsc-errors.js";
-import { credentialSecret, runnerEnvironment } from "./runner-env.js";
+import { runnerEnvironment } from "./runner-env.js";
 
 /** The parts of NscCli the macOS fallback uses. */
 export type MacosFallbackNsc = Pick<NscCli, "create" | "ssh" | "list" | "destroy">;
@@ -76,15 +81,7 @@ export class MacosLauncher implements Launcher {
   }
 
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
-    const log = this.opts.logger.child({ runner: spec.runnerName, platform: "macos" });
-    if (spec.platform !== "macos") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not macOS`, "invalid");
-    const secret = credentialSecret(spec.credentials);
-    let prepared: ReturnType<MacosLauncher["prepare"]>;
-    try {
-      prepared = this.prepare(spec);
-    } catch (err) {
-      throw new LaunchError(`cannot launch macOS runner ${spec.runnerName}: ${(err as Error).message}`, "invalid");
-    }
+    const { log, secret, prepared } = startLaunch(spec, "macos", this.opts.logger, () => this.prepare(spec));
     if (prepared.shape.rounded) {
       log.info({ requested: spec.machineType, shape: prepared.shape.machineType }, "machine type rounded up to the next macOS shape");
     }
@@ -96,7 +93,7 @@ export class MacosLauncher implements Launcher {
       created = await this.opts.api.createInstance(req, signal);
     } catch (err) {
       if (!(err instanceof ComputeApiError)) throw err;
-      const kind = launchErrorKind(err);
+      const kind = computeLaunchErrorKind(err);
       if ((kind === "capacity" || kind === "transient") && this.ns.macos_fallback_nsc && this.opts.nsc && !signal?.aborted) {
         log.warn({ code: err.code }, `Compute API CreateInstance failed (${err.code}); falling back to nsc create`);
         await this.cleanUpAfterFailedCreate(spec, log);
@@ -140,13 +137,10 @@ export class MacosLauncher implements Launcher {
     if (alreadyGone && this.regionsMayDiffer && this.opts.nsc) await this.opts.nsc.destroy(instanceId);
   }
 
-  private prepare(spec: LaunchSpec): { shape: MacosShape; env: Record<string, string>; script: string; cachePath?: string; cacheTag?: string } {
+  private prepare(spec: LaunchSpec): { shape: MacosShape; env: Record<string, string>; script: string; cache?: CacheVolume | undefined } {
     const shape = parseMacosShape(spec.machineType || this.ns.macos_machine_type, this.ns.macos_machine_arch);
-    const cachePath = this.ns.macos_cache_tag ? this.ns.macos_cache_path : undefined;
-    const cacheTag = this.ns.macos_cache_tag ? expandCacheTag(this.ns.macos_cache_tag, spec.labels) : undefined;
-    if (cacheTag !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cacheTag)) {
-      throw new MacosConfigError(`namespace.macos_cache_tag expands to ${JSON.stringify(cacheTag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
-    }
+    const cache = cacheVolume("macos_cache_tag", this.ns.macos_cache_tag, this.ns.macos_cache_path, spec.labels);
+    const cachePath = cache?.path;
     const env = runnerEnvironment(spec, { base: this.ns.environment, executor: MACOS_EXECUTOR, cachePath });
     for (const k of Object.keys(env)) assertEnvKey(k);
     const script = buildBashBootstrap({
@@ -160,7 +154,7 @@ export class MacosLauncher implements Launcher {
       source: runnerSourceFor("macos", this.runner),
       cachePath,
     });
-    return { shape, env, script, cachePath, cacheTag };
+    return { shape, env, script, cache };
   }
 
   private createRequest(spec: LaunchSpec, p: ReturnType<MacosLauncher["prepare"]>): CreateInstanceRequest {
@@ -172,8 +166,8 @@ export class MacosLauncher implements Launcher {
       deadline: new Date(this.now().getTime() + spec.ttlMs).toISOString(),
       applications: [{ name: "forgejo-runner", command: "/bin/bash", args: ["-lc", p.script], environment: p.env, workloadType: "JOB" }],
     };
-    if (p.cacheTag && p.cachePath) {
-      const volume: VolumeRequest = { tag: p.cacheTag, mountPoint: p.cachePath, persistencyKind: "CACHE" };
+    if (p.cache?.path) {
+      const volume: VolumeRequest = { tag: p.cache.tag, mountPoint: p.cache.path, persistencyKind: "CACHE" };
       if (this.cacheSizeMb !== undefined) volume.sizeMb = String(this.cacheSizeMb);
       req.volumes = [volume];
     }
@@ -183,17 +177,12 @@ export class MacosLauncher implements Launcher {
 
   /** A create that timed out may still have made an instance: find it by our labels and remove it. */
   private async cleanUpAfterFailedCreate(spec: LaunchSpec, log: Logger): Promise<void> {
-    const filter: Record<string, string> = { [LABEL_RUNNER]: spec.instanceLabels[LABEL_RUNNER] ?? spec.runnerName };
-    const owner = spec.instanceLabels[LABEL_OWNER];
-    if (owner) filter[LABEL_OWNER] = owner;
-    try {
-      for (const i of await this.opts.api.listInstances(filter)) {
-        await this.opts.api.destroyInstance(i.instanceId, "forgejo-nsc: left behind by a failed create");
-        log.info({ instance: i.instanceId }, "destroyed a macOS instance left behind by a failed CreateInstance");
-      }
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, "could not look for a macOS instance left behind; the orphan sweep will find it");
-    }
+    await destroyLeftBehind(spec, {
+      list: async (labels) => (await this.opts.api.listInstances(labels)).map(toInfo),
+      destroy: async (id) => void (await this.opts.api.destroyInstance(id, "forgejo-nsc: left behind by a failed create")),
+      look: true,
+      log,
+    });
   }
 
   /**
@@ -204,7 +193,7 @@ export class MacosLauncher implements Launcher {
   private async launchWithNsc(spec: LaunchSpec, p: ReturnType<MacosLauncher["prepare"]>, secret: string, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
     const nsc = this.opts.nsc!;
     const labels = { ...spec.instanceLabels, [LABEL_PLATFORM]: "macos" };
-    const volumes = p.cacheTag && p.cachePath ? [`cache:${p.cacheTag}:${p.cachePath}${this.cacheSizeMb ? `:${this.cacheSizeMb}mb` : ""}`] : [];
+    const volumes = p.cache?.path ? [`cache:${p.cache.tag}:${p.cache.path}${this.cacheSizeMb ? `:${this.cacheSizeMb}mb` : ""}`] : [];
     let instanceId: string;
     try {
       ({ instanceId } = await nsc.create({
@@ -220,18 +209,15 @@ export class MacosLauncher implements Launcher {
       }));
     } catch (err) {
       if (!(err instanceof NscError)) throw err;
-      if (err.instanceId) await nsc.destroy(err.instanceId).catch(() => undefined);
-      const kind: LaunchError["kind"] = err.kind === "capacity" || err.kind === "timeout" ? "capacity" : err.kind === "auth" || err.kind === "invalid" ? err.kind : "transient";
-      throw new LaunchError(`macOS fallback (nsc create) for runner ${spec.runnerName} failed: ${err.message}`, kind, err.instanceId);
+      throw await nscCreateFailure(err, `macOS fallback (nsc create) for runner ${spec.runnerName}`, (id) => nsc.destroy(id), log);
     }
     log.info({ instance: instanceId }, "macOS instance created with nsc; starting the runner over nsc ssh");
     try {
       const payload = buildDetachedBashLauncher({ script: p.script, env: p.env, selfDestroy: { instanceId, region: this.ns.region } });
       await nsc.ssh(instanceId, ["/bin/bash"], { input: payload, secrets: [secret], timeoutMs: 120_000, signal });
     } catch (err) {
-      await nsc.destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: (e as Error).message }, "could not destroy the fallback instance; the orphan sweep retries"));
-      const msg = err instanceof Error ? err.message : String(err);
-      throw new LaunchError(`starting the runner on macOS instance ${instanceId} over nsc ssh failed: ${msg}`, "transient", instanceId);
+      await destroyOrWarn((id) => nsc.destroy(id), instanceId, log, "the fallback instance");
+      throw new LaunchError(`starting the runner on macOS instance ${instanceId} over nsc ssh failed: ${errorMessage(err)}`, "transient", instanceId);
     }
     log.info({ instance: instanceId }, "macOS runner started in the background (nsc fallback)");
     return { instanceId };

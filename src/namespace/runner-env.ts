@@ -1,6 +1,7 @@
 import { TOKEN_ENV } from "../runner/bootstrap-sh.js";
 import { resolveLabels } from "../runner/labels.js";
-import type { LaunchSpec, RunnerCredentials } from "./launcher.js";
+import type { RunnerCredentials } from "../runner/credentials.js";
+import type { LaunchSpec } from "./launcher.js";
 
 /** The secret of a credential set, passed to the instance as FORGEJO_RUNNER_TOKEN only. */
 export function credentialSecret(c: RunnerCredentials): string {

@@ -3,11 +3,15 @@ import type { Logger } from "../http/logger.js";
 import type { Metrics } from "../http/metrics.js";
 import { publicCredentials } from "../runner/bootstrap-sh.js";
 import { buildPs1Bootstrap, buildPs1Launcher, buildPs1Prelude, chunkCommands, payloadFileName } from "../runner/bootstrap-ps1.js";
+import { assertEnvKey } from "../runner/env-key.js";
 import { runnerSourceFor } from "../runner/runner-source.js";
-import { assertEnvKey } from "./env-flags.js";
+import { errorMessage } from "../shared/error-message.js";
+import { nscCreateFailure } from "./launch-errors.js";
+import { startLaunch } from "./launch-start.js";
 import { LABEL_PLATFORM, LaunchError } from "./launcher.js";
 import type { InstanceInfo, LaunchResult, LaunchSpec, Launcher } from "./launcher.js";
-import { credentialSecret, runnerEnvironment } from "./runner-env.js";
+import { destroyOrWarn } from "./left-behind.js";
+import { runnerEnvironment } from "./runner-env.js";
 import type { NscCli, NscInstanceRecord, NscTunnel } from "./nsc-cli.js";
 import { NscError, redact } from "./nsc-errors.js";
 import { windowsShapeForLabels } from "./platform.js";
@@ -75,15 +79,7 @@ export class WindowsLauncher implements Launcher {
   }
 
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
-    const log = this.opts.logger.child({ runner: spec.runnerName, platform: "windows" });
-    if (spec.platform !== "windows") throw new LaunchError(`runner ${spec.runnerName} is for ${spec.platform}, not Windows`, "invalid");
-    const secret = credentialSecret(spec.credentials);
-    let p: ReturnType<WindowsLauncher["prepare"]>;
-    try {
-      p = this.prepare(spec);
-    } catch (err) {
-      throw new LaunchError(`cannot launch Windows runner ${spec.runnerName}: ${(err as Error).message}`, "invalid");
-    }
+    const { log, secret, prepared: p } = startLaunch(spec, "windows", this.opts.logger, () => this.prepare(spec));
 
     log.info({ machineType: p.machineType, ttlMs: spec.ttlMs }, "creating Windows instance with nsc create");
     let instanceId: string;
@@ -99,9 +95,7 @@ export class WindowsLauncher implements Launcher {
       }));
     } catch (err) {
       if (!(err instanceof NscError)) throw err;
-      if (err.instanceId) await this.opts.nsc.destroy(err.instanceId).catch(() => undefined);
-      const kind: LaunchError["kind"] = err.kind === "capacity" || err.kind === "timeout" ? "capacity" : err.kind === "auth" || err.kind === "invalid" ? err.kind : "transient";
-      throw new LaunchError(`creating Windows instance for runner ${spec.runnerName} failed: ${err.message}`, kind, err.instanceId);
+      throw await nscCreateFailure(err, `creating Windows instance for runner ${spec.runnerName}`, (id) => this.destroy(id), log);
     }
     log.info({ instance: instanceId }, "Windows instance is ready; starting the runner over WinRM");
 
@@ -116,10 +110,11 @@ export class WindowsLauncher implements Launcher {
       }
       await this.startOverWinRm(instanceId, creds, p, [secret, creds.password], log, signal);
     } catch (err) {
-      await this.opts.nsc.destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: (e as Error).message }, "could not destroy the Windows instance; the orphan sweep retries"));
+      await destroyOrWarn((id) => this.destroy(id), instanceId, log, "the Windows instance");
       if (err instanceof LaunchError) throw err;
-      const kind: LaunchError["kind"] = err instanceof WinRmError && err.kind === "auth" ? "transient" : err instanceof NscError && err.kind === "auth" ? "auth" : "transient";
-      throw new LaunchError(`starting the runner on Windows instance ${instanceId} failed: ${(err as Error).message}; the instance was destroyed`, kind, instanceId);
+      // nsc's auth failing is ours to fix; WinRM refusing the instance's own account right after boot is not.
+      const kind = err instanceof NscError && err.kind === "auth" ? "auth" : "transient";
+      throw new LaunchError(`starting the runner on Windows instance ${instanceId} failed: ${errorMessage(err)}; the instance was destroyed`, kind, instanceId);
     }
     log.info({ instance: instanceId }, "Windows runner task started; WinRM and the tunnel are closed");
     return { instanceId };
@@ -183,7 +178,7 @@ export class WindowsLauncher implements Launcher {
     try {
       tunnel = await this.opts.nsc.portForward(instanceId, WINRM_PORT);
     } catch (err) {
-      throw new LaunchError(`opening the WinRM tunnel (nsc instance port-forward ${instanceId} --target_port ${WINRM_PORT}) failed: ${(err as Error).message}`, "transient", instanceId);
+      throw new LaunchError(`opening the WinRM tunnel (nsc instance port-forward ${instanceId} --target_port ${WINRM_PORT}) failed: ${errorMessage(err)}`, "transient", instanceId);
     }
     const client = new WinRmClient({ endpoint: `${tunnel.host}:${tunnel.port}`, username: creds.username, password: creds.password, logger: log, metrics: this.opts.metrics });
     try {

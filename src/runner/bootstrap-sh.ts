@@ -1,6 +1,6 @@
 import { pathToFileURL } from "node:url";
-import type { RunnerCredentials } from "../namespace/launcher.js";
-import { assertEnvKey } from "../namespace/env-flags.js";
+import type { RunnerCredentials } from "./credentials.js";
+import { assertEnvKey } from "./env-key.js";
 import { resolveLabels } from "./labels.js";
 import { shJoin, shQuote } from "./shell-quote.js";
 

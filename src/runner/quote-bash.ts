@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { assertEnvKey } from "../namespace/env-flags.js";
+import { assertEnvKey } from "./env-key.js";
 import { shQuote } from "./shell-quote.js";
 
 /** `export K='v'` lines; names are checked, values single-quoted (nothing in them expands). */

@@ -19,6 +19,7 @@ import {
   signalBody,
 } from "./soap.js";
 import type { ParsedEnvelope } from "./soap.js";
+import { errorMessage } from "../../shared/error-message.js";
 
 export interface WinRmOptions {
   /** host:port of the WinRM HTTP listener (here: the local end of `nsc instance port-forward`). */
@@ -197,7 +198,7 @@ export class WinRmClient {
       try {
         return { status: res.status, body: unwrapMessage(session, res.body) };
       } catch (err) {
-        throw new WinRmError("protocol", `WinRM sent an encrypted answer we could not open: ${(err as Error).message}`, res.status);
+        throw new WinRmError("protocol", `WinRM sent an encrypted answer we could not open: ${errorMessage(err)}`, res.status);
       }
     }
     return { status: res.status, body: res.body.toString("utf8") };
@@ -234,7 +235,7 @@ export class WinRmClient {
     try {
       auth = authenticateMessage({ challenge: parseChallenge(Buffer.from(challenge.token, "base64")), ...this.identity });
     } catch (err) {
-      throw new WinRmError("protocol", (err as Error).message, 401);
+      throw new WinRmError("protocol", errorMessage(err), 401);
     }
     const r3 = await this.send(empty, CONTENT_TYPE, `${this.scheme} ${auth.message.toString("base64")}`);
     if (r3.status === 401) {
@@ -285,7 +286,7 @@ export async function openShellWithRetry(
     try {
       return await client.openShell(env);
     } catch (err) {
-      const e = err instanceof WinRmError ? err : new WinRmError("protocol", (err as Error).message);
+      const e = err instanceof WinRmError ? err : new WinRmError("protocol", errorMessage(err));
       const retryable = e.kind === "unreachable" || e.kind === "timeout" || e.kind === "auth" || (e.httpStatus !== undefined && e.httpStatus >= 500);
       if (!retryable || now() + interval > o.deadlineMs || o.signal?.aborted) {
         throw new WinRmError(e.kind, `${e.message} (after ${attempt} attempt${attempt === 1 ? "" : "s"})`, e.httpStatus, e.wsmanCode);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { XMLParser } from "fast-xml-parser";
+import { errorMessage } from "../../shared/error-message.js";
 
 /**
  * WS-Management SOAP messages of the Windows Remote Shell protocol (MS-WSMV): create a shell, run a
@@ -157,7 +158,7 @@ export function parseEnvelope(xml: string): ParsedEnvelope {
   try {
     doc = parser.parse(xml);
   } catch (err) {
-    throw new Error(`not a SOAP envelope: ${(err as Error).message}`);
+    throw new Error(`not a SOAP envelope: ${errorMessage(err)}`);
   }
   const env = child(doc, "Envelope");
   if (!env) throw new Error("not a SOAP envelope");
