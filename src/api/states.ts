@@ -41,6 +41,11 @@ export function isLegalTransition(from: RunnerState, to: RunnerState): boolean {
   return RUNNER_TRANSITIONS[from].includes(to);
 }
 
+/** Whether `state` (read from a client or a dispatcher of another version: any text) is one of `states`. */
+export function isOneOf(states: readonly RunnerState[], state: string): boolean {
+  return (states as readonly string[]).includes(state);
+}
+
 /** Ended: nothing more happens to the runner; its record is kept for a while, then pruned. */
 export const TERMINAL_STATES: readonly RunnerState[] = ["done", "failed"];
 
@@ -55,3 +60,6 @@ export const INSTANCE_HOLDING_STATES: readonly RunnerState[] = ["launching", "ru
  * autoscaler. "finishing" is on its way out.
  */
 export const COUNTS_TOWARD_DEMAND_STATES: readonly RunnerState[] = ["pending", "launching", "running"];
+
+/** Accepted and not ended: what the autoscaler watches and the CLI lists by default. */
+export const IN_FLIGHT_STATES: readonly RunnerState[] = ["pending", "launching", "running", "finishing"];

@@ -1,11 +1,12 @@
+import { COUNTS_TOWARD_DEMAND_STATES, isOneOf } from "../api/states.js";
 import type { ActionRunJob, ActionRunner } from "../forgejo/types.js";
 import type { DispatcherRunner } from "./dispatcher-types.js";
 import { coversAll, sameNames } from "./labels.js";
 import { matchTarget } from "./match.js";
 import type { LabelledTarget } from "./match.js";
 
-/** Dispatcher states in which a runner may still take a job. "finishing" is on its way out. */
-export const LIVE_STATES: ReadonlySet<string> = new Set(["pending", "launching", "running"]);
+/** @deprecated COUNTS_TOWARD_DEMAND_STATES (src/api/states.ts) as a set of text, for states read from the dispatcher. */
+export const LIVE_STATES: ReadonlySet<string> = new Set(COUNTS_TOWARD_DEMAND_STATES);
 
 export const isWaiting = (j: ActionRunJob) => j.status === "waiting" || j.status === "queued";
 export const isRunning = (j: ActionRunJob) => j.status === "running" || j.status === "in_progress";
@@ -72,7 +73,7 @@ export function capacityByTarget<T extends LabelledTarget>(
       cap.pinned.push(r);
       continue;
     }
-    if (!LIVE_STATES.has(r.state)) continue;
+    if (!isOneOf(COUNTS_TOWARD_DEMAND_STATES, r.state)) continue;
     if (!registered) {
       cap.free++;
       continue;

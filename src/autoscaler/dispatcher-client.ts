@@ -1,4 +1,5 @@
 import { request } from "undici";
+import { RUNNER_LIST_MAX_LIMIT } from "../api/runner-view.js";
 import type { Metrics } from "../http/metrics.js";
 import { dispatchResponseSchema, runnerListSchema } from "./dispatcher-types.js";
 import type { DispatchBody, DispatchOutcome, DispatcherRunner } from "./dispatcher-types.js";
@@ -9,8 +10,6 @@ export interface DispatcherClientOptions {
   token?: string | undefined;
   metrics?: Metrics | undefined;
 }
-
-const LIST_LIMIT = 5000;
 
 /** The dispatcher could not be asked (network, timeout, 5xx, unreadable answer). Never holds the token. */
 export class DispatcherUnavailableError extends Error {
@@ -81,7 +80,7 @@ export class DispatcherClient {
       this.count(status === 202 ? "created" : "duplicate");
       return { kind: status === 202 ? "created" : "duplicate", response: parsed.data };
     }
-    const message = errorMessage(text);
+    const message = answerMessage(text);
     if (status === 429 || status >= 500) {
       this.count(status === 429 ? "queue_full" : "server_error");
       const retryAfter = Number(res.headers["retry-after"]);
@@ -107,7 +106,7 @@ export class DispatcherClient {
   /** Runners the dispatcher has in the given states for one scope. Throws DispatcherUnavailableError. */
   async listRunners(opts: { states: readonly string[]; scopeKey?: string | undefined }): Promise<DispatcherRunner[]> {
     // The dispatcher answers 500 runners unless told otherwise; a cut list would look like free room.
-    const q = new URLSearchParams({ state: opts.states.join(","), limit: String(LIST_LIMIT) });
+    const q = new URLSearchParams({ state: opts.states.join(","), limit: String(RUNNER_LIST_MAX_LIMIT) });
     if (opts.scopeKey) q.set("scope", opts.scopeKey);
     let res;
     try {
@@ -129,7 +128,7 @@ export class DispatcherClient {
     if (res.statusCode !== 200) {
       this.count(res.statusCode === 401 ? "unauthorized" : "list_error");
       const hint = res.statusCode === 401 ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens" : "";
-      throw new DispatcherUnavailableError(`listing runners at the dispatcher failed with ${res.statusCode}: ${errorMessage(text)}${hint}`, res.statusCode);
+      throw new DispatcherUnavailableError(`listing runners at the dispatcher failed with ${res.statusCode}: ${answerMessage(text)}${hint}`, res.statusCode);
     }
     const parsed = runnerListSchema.safeParse(safeJson(text));
     if (!parsed.success) {
@@ -174,7 +173,7 @@ export class DispatcherClient {
     }
     this.count(res.statusCode === 401 ? "unauthorized" : "cancel_error");
     const hint = res.statusCode === 401 ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens" : "; the runner is left running and the next pass tries again";
-    return { ok: false, message: `stopping runner ${name} at the dispatcher failed with ${res.statusCode}: ${errorMessage(text)}${hint}` };
+    return { ok: false, message: `stopping runner ${name} at the dispatcher failed with ${res.statusCode}: ${answerMessage(text)}${hint}` };
   }
 
   private count(outcome: string): void {
@@ -191,7 +190,7 @@ function safeJson(text: string): unknown {
 }
 
 /** The dispatcher's own `message` (it never contains our token), cut short. */
-function errorMessage(text: string): string {
+function answerMessage(text: string): string {
   const body = safeJson(text) as { message?: unknown; error?: unknown } | undefined;
   const msg = typeof body?.message === "string" ? body.message : typeof body?.error === "string" ? body.error : text;
   return msg.replace(/\s+/g, " ").slice(0, 300) || "(empty answer)";

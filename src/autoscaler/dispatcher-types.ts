@@ -1,54 +1,51 @@
 import { z } from "zod";
-import { scopeSchema } from "../forgejo/scope.js";
-import type { Scope } from "../forgejo/scope.js";
+import type { DispatchRequestBody } from "../api/dispatch-request.js";
+import { dispatchViewSchema, jobViewSchema, runnerViewSchema } from "../api/runner-view.js";
+import { TERMINAL_STATES } from "../api/states.js";
 
-/** States a runner passes through at the dispatcher. */
-export const IN_FLIGHT_STATES = ["pending", "launching", "running", "finishing"] as const;
-export type InFlightState = (typeof IN_FLIGHT_STATES)[number];
-export const TERMINAL_RUNNER_STATES: readonly string[] = ["done", "failed"];
+/*
+ * The dispatcher's API as the autoscaler uses it, from the shared definitions in src/api/. What it
+ * reads is lenient where a dispatcher of another version may differ: unknown fields are dropped,
+ * any state text passes (a newer dispatcher may add states), and most fields may be missing.
+ */
 
-/** The body of POST /api/v1/dispatch, as the autoscaler sends it. */
-export interface DispatchBody {
-  count: number;
-  labels: string[];
-  scope: Scope;
-  ttl?: string | undefined;
-  machine_type?: string | undefined;
-  image?: string | undefined;
-  env?: Record<string, string> | undefined;
-  job?: { id: number; attempt?: number | undefined; handle?: string | undefined } | undefined;
-}
+export { IN_FLIGHT_STATES } from "../api/states.js";
+/** @deprecated TERMINAL_STATES (src/api/states.ts) as text, for states read from the dispatcher. */
+export const TERMINAL_RUNNER_STATES: readonly string[] = TERMINAL_STATES;
 
-const nullableString = z.string().nullable().optional();
+/** The body of POST /api/v1/dispatch as the autoscaler sends it: always a count, labels and scope. */
+export type DispatchBody = DispatchRequestBody & Required<Pick<DispatchRequestBody, "count" | "labels" | "scope">>;
 
-/** One runner of GET /api/v1/runners; only the fields planning reads are required. */
+const view = runnerViewSchema.shape;
+
+/** One runner of GET /api/v1/runners; only the fields planning reads, and only the name and state required. */
 export const dispatcherRunnerSchema = z.object({
-  name: z.string(),
-  dispatch_id: z.string().optional(),
+  name: view.name,
+  dispatch_id: view.dispatch_id.optional(),
   state: z.string(),
-  reason: z.string().default(""),
-  labels: z.array(z.string()).default([]),
+  reason: view.reason.default(""),
+  labels: view.labels.default([]),
   // Planning reads scope_key only. A record the dispatcher accepted before names were validated
   // (owner "..", say) must not make the whole list unreadable: such a scope is dropped, not fatal.
-  scope: scopeSchema.optional().catch(undefined),
-  scope_key: z.string().optional(),
-  job: z
-    .object({ id: z.number(), attempt: z.number().nullable().optional(), handle: z.string().nullable().optional() })
-    .nullable()
-    .optional(),
-  instance_id: nullableString,
-  created_at: z.string().optional(),
-  updated_at: z.string().optional(),
-  expires_at: nullableString,
+  scope: view.scope.optional().catch(undefined),
+  scope_key: view.scope_key.optional(),
+  job: z.object(jobViewSchema.shape).partial({ attempt: true, handle: true }).nullable().optional(),
+  instance_id: view.instance_id.optional(),
+  created_at: view.created_at.optional(),
+  updated_at: view.updated_at.optional(),
+  expires_at: view.expires_at.optional(),
 });
 export type DispatcherRunner = z.infer<typeof dispatcherRunnerSchema>;
 
 export const runnerListSchema = z.object({ runners: z.array(dispatcherRunnerSchema) });
 
+const answer = dispatchViewSchema.shape;
+
+/** The answer to POST /api/v1/dispatch; the autoscaler reads the dispatch id and the runners' names and states. */
 export const dispatchResponseSchema = z.object({
-  dispatch_id: z.string(),
+  dispatch_id: answer.dispatch_id,
   runners: z.array(z.object({ name: z.string(), state: z.string(), reason: z.string().nullable().optional() })),
-  status_url: z.string().optional(),
+  status_url: answer.status_url.optional(),
 });
 export type DispatchResponse = z.infer<typeof dispatchResponseSchema>;
 

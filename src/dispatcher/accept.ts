@@ -7,7 +7,7 @@ import type { Scope } from "../forgejo/scope.js";
 import { badRequest, conflict, forbidden, tooMany } from "../http/errors.js";
 import type { DispatchRecord, Platform, RunnerRecord } from "../store/types.js";
 import { disallowedLabels, scopeAllowed } from "./allow.js";
-import type { DispatchRequest } from "./request-schema.js";
+import type { DispatchRequest } from "../api/dispatch-request.js";
 import type { Records } from "./records.js";
 
 export interface AcceptDeps {

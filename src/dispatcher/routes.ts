@@ -1,16 +1,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { z } from "zod";
 import { HttpError, badRequest, conflict, notFound } from "../http/errors.js";
 import { parseInput } from "../http/server.js";
-import { RUNNER_STATES, TERMINAL_STATES } from "../store/types.js";
-import type { RunnerState } from "../store/types.js";
+import { commaList, runnerListQuerySchema } from "../api/runner-view.js";
+import { TERMINAL_STATES } from "../api/states.js";
+import type { RunnerState } from "../api/states.js";
 import { acceptDispatch } from "./accept.js";
 import type { AcceptDeps } from "./accept.js";
 import type { DispatcherContext } from "./context.js";
 import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
 import { runnerTakingJob } from "./idle-check.js";
-import { IDEMPOTENCY_KEY, dispatchRequestSchema, waitQuerySchema } from "./request-schema.js";
+import { IDEMPOTENCY_KEY, dispatchRequestSchema, waitQuerySchema } from "../api/dispatch-request.js";
 import type { Scheduler } from "./scheduler.js";
 import { dispatchView, runnerView } from "./views.js";
 import { waitForRunners } from "./wait.js";
@@ -24,22 +24,6 @@ export interface DispatcherRoutesOptions {
   auth: Guard;
   spendLimit: Guard;
 }
-
-const csv = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined);
-
-const listQuerySchema = z
-  .object({
-    state: z
-      .string()
-      .optional()
-      .refine((v) => !v || csv(v)!.every((s) => (RUNNER_STATES as readonly string[]).includes(s)), `each state must be one of ${RUNNER_STATES.join(", ")}`),
-    labels: z.string().optional(),
-    scope: z.string().optional(),
-    job: z.coerce.number().int().positive().optional(),
-    dispatch: z.string().optional(),
-    limit: z.coerce.number().int().min(1).max(5000).default(500),
-  })
-  .strict();
 
 /** The dispatch outcome of an answer the handler did not count (auth, rate limit, parsing, shutdown, a bad query). */
 function unhandledOutcome(status: number): string {
@@ -116,10 +100,10 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
   });
 
   app.get("/api/v1/runners", { onRequest: [opts.auth] }, async (req) => {
-    const q = parseInput(listQuerySchema, req.query, "query");
+    const q = parseInput(runnerListQuerySchema, req.query, "query");
     const runners = await ctx.records.store.listRunners({
-      states: csv(q.state) as RunnerState[] | undefined,
-      labels: csv(q.labels),
+      states: commaList(q.state) as RunnerState[] | undefined,
+      labels: commaList(q.labels),
       // Scope keys are stored in lower case (Forgejo names are case-insensitive).
       scopeKey: q.scope?.toLowerCase(),
       jobId: q.job,

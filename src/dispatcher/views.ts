@@ -1,9 +1,10 @@
+import type { DispatchView, RunnerView } from "../api/runner-view.js";
 import { scopeKey } from "../forgejo/scope.js";
 import type { DispatchRecord, RunnerRecord } from "../store/types.js";
 import { formatDuration } from "../config/duration.js";
 
-/** The public JSON of a runner: never env values, tokens or anything secret. */
-export function runnerView(r: RunnerRecord, opts: { history?: boolean } = {}) {
+/** The public JSON of a runner (src/api/runner-view.ts): never env values, tokens or anything secret. */
+export function runnerView(r: RunnerRecord, opts: { history?: boolean } = {}): RunnerView {
   return {
     name: r.name,
     dispatch_id: r.dispatchId,
@@ -31,7 +32,7 @@ export function runnerView(r: RunnerRecord, opts: { history?: boolean } = {}) {
   };
 }
 
-export function dispatchView(d: DispatchRecord, runners: RunnerRecord[]) {
+export function dispatchView(d: DispatchRecord, runners: RunnerRecord[]): DispatchView {
   return {
     dispatch_id: d.id,
     idempotency_key: d.idempotencyKey ?? null,

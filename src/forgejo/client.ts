@@ -2,6 +2,7 @@ import { request } from "undici";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import type { Metrics } from "../http/metrics.js";
+import { errorMessage } from "../shared/error-message.js";
 import { ForgejoApiError } from "./errors.js";
 import type { ForgejoErrorInit, ForgejoOperation } from "./errors.js";
 import { InvalidScopeError, scopeApiPrefix } from "./scope.js";
@@ -378,7 +379,7 @@ export class ForgejoClient implements ForgejoApi {
         throw new ForgejoApiError({ ...base, kind: "timeout", timeoutMs: this.opts.timeoutMs });
       }
       const code = typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
-      const message = this.scrub(err instanceof Error ? err.message : String(err));
+      const message = this.scrub(errorMessage(err));
       const cause = Object.assign(new Error(message), code ? { code } : {});
       this.log(spec, apiPath, 0, started, code ?? "network");
       throw new ForgejoApiError({

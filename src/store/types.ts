@@ -1,19 +1,14 @@
-import type { Scope } from "../forgejo/scope.js";
-
+import type { JobRef } from "../api/dispatch-request.js";
+import type { Platform } from "../api/runner-view.js";
 import type { RunnerOutcome, RunnerState } from "../api/states.js";
+import type { Scope } from "../forgejo/scope.js";
 
 export { RUNNER_STATES, TERMINAL_STATES } from "../api/states.js";
 export type { RunnerOutcome, RunnerState } from "../api/states.js";
+export type { JobRef } from "../api/dispatch-request.js";
+export type { Platform } from "../api/runner-view.js";
 /** @deprecated the same set as INSTANCE_HOLDING_STATES (src/api/states.ts): import that name. */
 export { INSTANCE_HOLDING_STATES as LIVE_STATES } from "../api/states.js";
-
-export type Platform = "linux" | "macos" | "windows";
-
-export interface JobRef {
-  id: number;
-  attempt?: number | undefined;
-  handle?: string | undefined;
-}
 
 export interface Transition {
   at: string;

@@ -4,7 +4,7 @@ import type { DispatcherConfig } from "../../src/config/dispatcher-schema.js";
 import { acceptDispatch, runnerName } from "../../src/dispatcher/accept.js";
 import type { Accepted } from "../../src/dispatcher/accept.js";
 import { Records } from "../../src/dispatcher/records.js";
-import { dispatchRequestSchema } from "../../src/dispatcher/request-schema.js";
+import { dispatchRequestSchema } from "../../src/api/dispatch-request.js";
 import { HttpError } from "../../src/http/errors.js";
 import { Metrics } from "../../src/http/metrics.js";
 import { platformForLabels } from "../../src/namespace/platform.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { disallowedLabels, globMatch, scopeAllowed } from "../../src/dispatcher/allow.js";
-import { dispatchRequestSchema } from "../../src/dispatcher/request-schema.js";
+import { dispatchRequestSchema } from "../../src/api/dispatch-request.js";
 
 describe("allow lists", () => {
   it("matches globs anchored at both ends", () => {

@@ -2,6 +2,7 @@ import { requiredTokenScope, scopeApiPrefix, scopeKey } from "../../forgejo/scop
 import type { Scope } from "../../forgejo/scope.js";
 import type { ServerInfo } from "../../forgejo/types.js";
 import { parseServerVersion } from "../../forgejo/version.js";
+import { errorMessage } from "../../shared/error-message.js";
 import { CliError, redact } from "../errors.js";
 import { HttpFailure, callJson, messageOf } from "../http.js";
 
@@ -44,7 +45,7 @@ export async function forgejoVersion(baseUrl: string, timeoutMs: number): Promis
     try {
       return parseServerVersion(v);
     } catch (e) {
-      throw new CliError(`${e instanceof Error ? e.message : String(e)} (check --forgejo-url)`);
+      throw new CliError(`${errorMessage(e)} (check --forgejo-url)`);
     }
   } catch (err) {
     if (err instanceof HttpFailure) {

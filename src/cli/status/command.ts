@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseDuration } from "../../config/duration.js";
-import { RUNNER_STATES } from "../../store/types.js";
+import { commaList } from "../../api/runner-view.js";
+import { IN_FLIGHT_STATES, RUNNER_STATES, isOneOf } from "../../api/states.js";
 import { resolveApiToken } from "../api-token.js";
 import { noPositionals, parseFlags } from "../args.js";
 import { CliError, UsageError } from "../errors.js";
@@ -35,8 +36,6 @@ Environment:
 Exit status: 0 when every daemon asked answered, 1 when one could not be read, 2 on bad flags.
 `;
 
-const DEFAULT_STATES = ["pending", "launching", "running", "finishing"] as const;
-
 const OPTIONS = {
   dispatcher: { type: "string", default: "http://127.0.0.1:8080" },
   autoscaler: { type: "string", default: "http://127.0.0.1:8081" },
@@ -51,10 +50,10 @@ const OPTIONS = {
 } as const;
 
 function parseStates(text: string | undefined): string[] {
-  if (text === undefined) return [...DEFAULT_STATES];
+  if (text === undefined) return [...IN_FLIGHT_STATES];
   if (text.trim() === "all") return [...RUNNER_STATES];
-  const states = text.split(",").map((s) => s.trim()).filter(Boolean);
-  const bad = states.filter((s) => !(RUNNER_STATES as readonly string[]).includes(s));
+  const states = commaList(text) ?? [];
+  const bad = states.filter((s) => !isOneOf(RUNNER_STATES, s));
   if (bad.length > 0 || states.length === 0) {
     throw new UsageError(`--state: unknown state ${bad.map((b) => JSON.stringify(b)).join(", ") || "(empty)"}; use ${RUNNER_STATES.join(", ")} or all`, STATUS_USAGE);
   }

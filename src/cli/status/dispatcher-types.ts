@@ -2,9 +2,10 @@ import { z } from "zod";
 import { list, nullish } from "./lenient.js";
 
 /*
- * The dispatcher's runner views as the CLI reads them. Lenient on purpose: the CLI may talk to a
- * newer or older dispatcher, so unknown fields pass and most fields are optional; only what the
- * table cannot do without is required.
+ * The dispatcher's runner views (src/api/runner-view.ts) as the CLI reads them. Lenient on purpose:
+ * the CLI may talk to a newer or older dispatcher, so unknown fields and states pass and most
+ * fields are optional; only what the table cannot do without is required.
+ * test/cli/contract-types.test.ts checks at compile time that the shared RunnerView is accepted.
  */
 
 export const transitionSchema = z.looseObject({

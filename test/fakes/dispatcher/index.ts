@@ -2,7 +2,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { formatIssues } from "../../../src/config/load.js";
-import { IDEMPOTENCY_KEY, dispatchRequestSchema } from "../../../src/dispatcher/request-schema.js";
+import { IDEMPOTENCY_KEY, dispatchRequestSchema } from "../../../src/api/dispatch-request.js";
 import { scopeKey } from "../../../src/forgejo/scope.js";
 import type { Scope } from "../../../src/forgejo/scope.js";
 

@@ -33,6 +33,19 @@ const label = z
   .refine((v) => !CONTROL.test(v), "must not contain control characters (such as NUL or newline)")
   .regex(/^[^,\s]+$/, "must not contain commas or whitespace");
 
+/**
+ * The Forgejo job a runner is dispatched for: its id, and the attempt and handle when the caller
+ * knows them (the runner then takes only that job).
+ */
+export const jobRefSchema = z
+  .object({
+    id: z.number().int().positive(),
+    attempt: z.number().int().nonnegative().optional(),
+    handle: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/).optional(),
+  })
+  .strict();
+export type JobRef = z.output<typeof jobRefSchema>;
+
 /** The body of POST /api/v1/dispatch. Unknown fields are rejected so typos do not pass silently. */
 export const dispatchRequestSchema = z
   .object({
@@ -54,14 +67,7 @@ export const dispatchRequestSchema = z
       )
       .refine((e) => Object.keys(e).length <= 64, "at most 64 variables")
       .optional(),
-    job: z
-      .object({
-        id: z.number().int().positive(),
-        attempt: z.number().int().nonnegative().optional(),
-        handle: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/).optional(),
-      })
-      .strict()
-      .optional(),
+    job: jobRefSchema.optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -70,8 +76,12 @@ export const dispatchRequestSchema = z
     }
   });
 
+/** The request as the dispatcher works with it: validated, defaults filled, ttl in milliseconds. */
 export type DispatchRequest = z.output<typeof dispatchRequestSchema>;
+/** The request as a client writes it (JSON, before defaults: count may be left out, ttl is text). */
+export type DispatchRequestBody = z.input<typeof dispatchRequestSchema>;
 
+/** The query of GET /api/v1/dispatches/{id} and POST /api/v1/dispatch: wait for the runners, and how long. */
 export const waitQuerySchema = z
   .object({
     wait: z.enum(["launched", "finished"]).optional(),
@@ -89,4 +99,5 @@ export const waitQuerySchema = z
   })
   .strict();
 
+/** The Idempotency-Key header: printable ASCII without spaces. */
 export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
