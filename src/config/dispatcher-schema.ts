@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
 import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, listenAddress, logSchema } from "./common.js";
+import { DEFAULT_POOL_SIZE, SCHEMA_NAME, isPostgresUrl } from "../store/postgres/postgres-config.js";
 import { DEFAULT_RUNNER_VERSION, defaultRunnerImage, ephemeralRunnerProblem, imageRunnerVersion } from "../runner/runner-version.js";
 
 const labelList = z.array(z.string().min(1)).min(1);
@@ -133,11 +134,42 @@ const runnerSchema = z
   .strict()
   .prefault({});
 
+/** Where the dispatcher keeps its records when neither state_path nor store is set. */
+export const DEFAULT_STATE_PATH = "./forgejo-nsc-dispatcher.db";
+
+/** Settings of the PostgreSQL store; unused while dispatcher.store is not set. */
+const postgresSchema = z
+  .object({
+    /** Connections this dispatcher keeps at most; every replica has its own pool. */
+    pool_size: z.number().int().positive().max(1000).default(DEFAULT_POOL_SIZE),
+    /** A statement running longer is cancelled and the call answers 503 (the dispatcher retries its own writes). */
+    statement_timeout: durationMs.prefault("10s"),
+    /** Connecting (TCP, TLS, login) or waiting for a free pooled connection longer fails the same way. */
+    connect_timeout: durationMs.prefault("5s"),
+    /** The schema holding the tables; created when missing. Two dispatcher fleets may share a database with two schemas. */
+    schema: z.string().regex(SCHEMA_NAME, "lower-case letters, digits and underscores, starting with a letter or underscore").default("public"),
+    tls: z
+      .object({
+        /** PEM file of the CA that signed the server's certificate; turns TLS on (verify-full unless the URL's sslmode says otherwise). */
+        ca_file: z.string().min(1).optional(),
+        /** false accepts any certificate (encryption without authentication); only with a reason. */
+        reject_unauthorized: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .prefault({});
+
 const dispatcherSchema = z
   .object({
     /** Written on every instance as forgejo-nsc.owner; two dispatchers sharing a workspace need different ids. */
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("default"),
-    state_path: z.string().default("./forgejo-nsc-dispatcher.db"),
+    /** The SQLite file, unless `store` names a server database (see docs/postgresql.md). */
+    state_path: z.string().optional(),
+    /** A postgres:// URL (it holds the password: store_file reads it from a file); selects the PostgreSQL store. */
+    store: z.string().optional(),
+    postgres: postgresSchema,
     supervise_interval: durationMs.prefault("10s"),
     /** Pending runners beyond this answer 429. */
     max_queue: z.number().int().positive().default(1000),
@@ -150,6 +182,16 @@ const dispatcherSchema = z
     shutdown_timeout: durationMs.prefault("30s"),
   })
   .strict()
+  .superRefine((d, ctx) => {
+    if (d.state_path !== undefined && isPostgresUrl(d.state_path)) {
+      ctx.addIssue({ code: "custom", path: ["state_path"], message: "is a PostgreSQL URL; state_path names the SQLite file: put the URL in dispatcher.store (or store_file) instead" });
+    }
+    if (d.store === undefined) return;
+    // The URL holds the password: messages describe it, never echo it.
+    if (!isPostgresUrl(d.store)) ctx.addIssue({ code: "custom", path: ["store"], message: "must be a postgres:// or postgresql:// URL; for SQLite set dispatcher.state_path and leave store out" });
+    if (d.state_path !== undefined) ctx.addIssue({ code: "custom", path: ["state_path"], message: "set either dispatcher.state_path (SQLite) or dispatcher.store (PostgreSQL), not both" });
+  })
+  .transform((d) => ({ ...d, state_path: d.state_path ?? DEFAULT_STATE_PATH }))
   .prefault({});
 
 export const dispatcherConfigSchema = z

@@ -15,7 +15,7 @@ export class ConfigError extends Error {
 }
 
 /** Keys whose value is a secret; `<key>_file` reads it from a file instead (agenix, systemd credentials). */
-const SECRET_KEYS = new Set(["token", "tokens", "webhook_secret", "secret", "password", "bearer_token"]);
+const SECRET_KEYS = new Set(["token", "tokens", "webhook_secret", "secret", "password", "bearer_token", "store"]);
 
 /**
  * `_file` keys whose value is a path the daemon hands on, not a secret to read in:

@@ -5,6 +5,7 @@ import { runnerSourceProblem } from "../runner/runner-source.js";
 import { canonicalScope, scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import { badRequest, conflict, forbidden, tooMany } from "../http/errors.js";
+import { QueueFullError } from "../store/errors.js";
 import type { DispatchRecord, Platform, RunnerRecord } from "../store/types.js";
 import { disallowedLabels, scopeAllowed } from "./allow.js";
 import type { DispatchRequest } from "../api/dispatch-request.js";
@@ -95,14 +96,6 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
     if (existing) return replay(deps, existing, requestHash, key);
   }
 
-  const pending = await store.countRunners(["pending"]);
-  if (pending + req.count > config.dispatcher.max_queue) {
-    throw tooMany(
-      `the launch queue is full (${pending} runners pending, dispatcher.max_queue=${config.dispatcher.max_queue}); retry later`,
-      Math.max(5, Math.round(config.dispatcher.supervise_interval / 1000)),
-    );
-  }
-
   const now = records.now();
   const at = now.toISOString();
   const dispatch: DispatchRecord = {
@@ -137,7 +130,14 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
     });
   }
   dispatch.runnerNames = runners.map((r) => r.name);
-  const result = await store.createDispatch(dispatch, runners);
+  // The queue is counted in the insert's own transaction: concurrent requests (or replicas) cannot overshoot it.
+  const result = await store.createDispatch(dispatch, runners, { maxPending: config.dispatcher.max_queue }).catch((err: unknown) => {
+    if (!(err instanceof QueueFullError)) throw err;
+    throw tooMany(
+      `the launch queue is full (${err.pending} runners pending, dispatcher.max_queue=${config.dispatcher.max_queue}); retry later`,
+      Math.max(5, Math.round(config.dispatcher.supervise_interval / 1000)),
+    );
+  });
   if (!result.created) return replay(deps, result.dispatch, requestHash, key as string);
   return { status: 202, dispatch: result.dispatch, runners: result.runners };
 }

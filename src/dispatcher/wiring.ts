@@ -72,6 +72,6 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
     const problem = runnerSourceProblem(platform, config.runner);
     if (problem) logger.info(`${platform} runners are refused: ${problem}`);
   }
-  const store = await openStore(config.dispatcher.state_path, { logger });
+  const store = await openStore(config.dispatcher, { logger });
   return { config, logger, store, forgejo, launchers, metrics, now: opts.now };
 }

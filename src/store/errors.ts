@@ -17,6 +17,26 @@ export class StateUnavailableError extends HttpError {
   }
 }
 
+/** The state database cannot be opened or used as it is; the message says what to change. */
+export class StateDatabaseError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StateDatabaseError";
+  }
+}
+
+/** createDispatch refused a dispatch: its pending runners would overfill the queue (CreateDispatchOptions.maxPending). */
+export class QueueFullError extends Error {
+  constructor(
+    /** Runners pending when the dispatch was refused. */
+    readonly pending: number,
+    readonly limit: number,
+  ) {
+    super(`the launch queue is full (${pending} runners pending, at most ${limit})`);
+    this.name = "QueueFullError";
+  }
+}
+
 /** SQLite's "someone else holds the lock" codes: worth waiting for (asynchronously). */
 export function isSqliteBusy(code: string | undefined): boolean {
   return code !== undefined && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));

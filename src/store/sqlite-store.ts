@@ -1,26 +1,15 @@
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { scopeKey } from "../forgejo/scope.js";
-import type { Scope } from "../forgejo/scope.js";
 import type { Logger } from "../http/logger.js";
 import { errorMessage } from "../shared/error-message.js";
-import { isSqliteBusy, sqliteCode, stateUnavailable } from "./errors.js";
-import type { StateUnavailableError } from "./errors.js";
+import { StateDatabaseError, isSqliteBusy, sqliteCode, stateUnavailable } from "./errors.js";
 import { SchemaTooNewError, migrate } from "./migrations.js";
-import { RUNNER_STATES, TERMINAL_STATES } from "./types.js";
-import type {
-  CreateDispatchResult,
-  DispatchRecord,
-  Platform,
-  RunnerFilter,
-  RunnerOutcome,
-  RunnerPatch,
-  RunnerRecord,
-  RunnerState,
-  Store,
-  Transition,
-} from "./types.js";
+import { WriteHealth } from "./write-health.js";
+import { RUNNER_COLUMNS, checkState, historiesByRunner, isoTimestamp, patchColumns, rowToDispatch, rowToRunner, rowToRunnerFields, runnerListClauses, runnerRowsOf, checkQueue } from "./rows.js";
+import type { DispatchRow, RunnerRow, SqlDialect, TransitionRow } from "./rows.js";
+import { TERMINAL_STATES } from "./types.js";
+import type { CreateDispatchOptions, CreateDispatchResult, DispatchRecord, RunnerFields, RunnerFilter, RunnerPatch, RunnerRecord, RunnerState, Store } from "./types.js";
 
 export interface SqliteStoreOptions {
   logger?: Logger | undefined;
@@ -37,223 +26,20 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number | undefined;
 }
 
+const SQLITE_DIALECT: SqlDialect = {
+  placeholder: () => "?",
+  inJsonList: (column, ph) => `${column} IN (SELECT value FROM json_each(${ph}))`,
+  hasAllLabels: (ph) => `NOT EXISTS (SELECT 1 FROM json_each(${ph}) AS want WHERE want.value NOT IN (SELECT value FROM json_each(runners.labels)))`,
+};
+
 /** SQLite's own busy_timeout once open: the longest the event loop may block on a lock at once. */
 const LOCK_SLICE_MS = 10;
-/** While writes succeed, /readyz trusts the last one this long before it probes again. */
-const TRUST_LAST_WRITE_MS = 30_000;
 /** A readiness probe gives up on a lock sooner than a real write does: /readyz must answer quickly. */
 const PROBE_LOCK_WAIT_MS = 250;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** The state database cannot be opened or used as it is; the message says what to change. */
-export class StateDatabaseError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "StateDatabaseError";
-  }
-}
-
-interface DispatchRow {
-  id: string;
-  idempotency_key: string | null;
-  request_hash: string;
-  request: string;
-  created_at: string;
-}
-
-interface RunnerRow {
-  name: string;
-  dispatch_id: string;
-  dispatch_index: number;
-  state: string;
-  reason: string;
-  platform: string;
-  labels: string;
-  scope: string;
-  scope_key: string;
-  machine_type: string;
-  image: string;
-  ttl_ms: number;
-  env: string;
-  job_id: number | null;
-  job_attempt: number | null;
-  job_handle: string | null;
-  instance_id: string | null;
-  forgejo_runner_id: number | null;
-  registration: string | null;
-  launch_attempts: number;
-  created_at: string;
-  updated_at: string;
-  launched_at: string | null;
-  finished_at: string | null;
-  expires_at: string | null;
-  queue_deadline: string;
-  outcome: string | null;
-}
-
-interface TransitionRow {
-  runner: string;
-  at: string;
-  from_state: string | null;
-  to_state: string;
-  reason: string;
-}
-
-type SqlValue = string | number | null;
-
-const PATCH_COLUMNS = {
-  instanceId: "instance_id",
-  forgejoRunnerId: "forgejo_runner_id",
-  registration: "registration",
-  launchAttempts: "launch_attempts",
-  launchedAt: "launched_at",
-  finishedAt: "finished_at",
-  expiresAt: "expires_at",
-  reason: "reason",
-  outcome: "outcome",
-} as const satisfies Record<keyof RunnerPatch, string>;
-
-const TIMESTAMP_PATCH_KEYS = new Set<keyof RunnerPatch>(["launchedAt", "finishedAt", "expiresAt"]);
-
-const RUNNER_COLUMNS = [
-  "name",
-  "dispatch_id",
-  "dispatch_index",
-  "state",
-  "reason",
-  "platform",
-  "labels",
-  "scope",
-  "scope_key",
-  "machine_type",
-  "image",
-  "ttl_ms",
-  "env",
-  "job_id",
-  "job_attempt",
-  "job_handle",
-  "instance_id",
-  "forgejo_runner_id",
-  "registration",
-  "launch_attempts",
-  "created_at",
-  "updated_at",
-  "launched_at",
-  "finished_at",
-  "expires_at",
-  "queue_deadline",
-  "outcome",
-] as const;
-
-/** Canonical ISO-8601 UTC, so stored timestamps sort and compare correctly as text. */
-function isoTimestamp(value: string | Date, what: string): string {
-  const d = value instanceof Date ? value : new Date(value);
-  if (Number.isNaN(d.getTime())) throw new TypeError(`${what}: ${JSON.stringify(String(value))} is not a valid timestamp`);
-  return d.toISOString();
-}
-
-function checkState(state: string, what: string): RunnerState {
-  if (!(RUNNER_STATES as readonly string[]).includes(state)) {
-    throw new TypeError(`${what}: "${state}" is not a runner state (expected one of ${RUNNER_STATES.join(", ")})`);
-  }
-  return state as RunnerState;
-}
-
-function rowToDispatch(row: DispatchRow, runnerNames: string[]): DispatchRecord {
-  const d: DispatchRecord = {
-    id: row.id,
-    requestHash: row.request_hash,
-    request: JSON.parse(row.request) as unknown,
-    runnerNames,
-    createdAt: row.created_at,
-  };
-  if (row.idempotency_key !== null) d.idempotencyKey = row.idempotency_key;
-  return d;
-}
-
-function rowToRunner(row: RunnerRow, history: Transition[]): RunnerRecord {
-  const r: RunnerRecord = {
-    name: row.name,
-    dispatchId: row.dispatch_id,
-    state: row.state as RunnerState,
-    reason: row.reason,
-    platform: row.platform as Platform,
-    labels: JSON.parse(row.labels) as string[],
-    scope: JSON.parse(row.scope) as Scope,
-    machineType: row.machine_type,
-    image: row.image,
-    ttlMs: row.ttl_ms,
-    env: JSON.parse(row.env) as Record<string, string>,
-    launchAttempts: row.launch_attempts,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    queueDeadline: row.queue_deadline,
-    history,
-  };
-  if (row.job_id !== null) {
-    r.job = { id: row.job_id };
-    if (row.job_attempt !== null) r.job.attempt = row.job_attempt;
-    if (row.job_handle !== null) r.job.handle = row.job_handle;
-  }
-  if (row.instance_id !== null) r.instanceId = row.instance_id;
-  if (row.forgejo_runner_id !== null) r.forgejoRunnerId = row.forgejo_runner_id;
-  if (row.registration !== null) r.registration = row.registration as "ephemeral" | "token";
-  if (row.launched_at !== null) r.launchedAt = row.launched_at;
-  if (row.finished_at !== null) r.finishedAt = row.finished_at;
-  if (row.expires_at !== null) r.expiresAt = row.expires_at;
-  if (row.outcome !== null) r.outcome = row.outcome as RunnerOutcome;
-  return r;
-}
-
-function runnerToRow(r: RunnerRecord, index: number): RunnerRow {
-  const what = `runner ${r.name}`;
-  const state = checkState(r.state, `${what} state`);
-  const terminal = TERMINAL_STATES.includes(state);
-  return {
-    name: r.name,
-    dispatch_id: r.dispatchId,
-    dispatch_index: index,
-    state,
-    reason: r.reason,
-    platform: r.platform,
-    labels: JSON.stringify(r.labels),
-    scope: JSON.stringify(r.scope),
-    scope_key: scopeKey(r.scope),
-    machine_type: r.machineType,
-    image: r.image,
-    ttl_ms: r.ttlMs,
-    env: JSON.stringify(r.env),
-    job_id: r.job?.id ?? null,
-    job_attempt: r.job?.attempt ?? null,
-    job_handle: r.job?.handle ?? null,
-    instance_id: r.instanceId ?? null,
-    forgejo_runner_id: r.forgejoRunnerId ?? null,
-    registration: r.registration ?? null,
-    launch_attempts: r.launchAttempts,
-    created_at: isoTimestamp(r.createdAt, `${what} createdAt`),
-    updated_at: isoTimestamp(r.updatedAt, `${what} updatedAt`),
-    launched_at: r.launchedAt ? isoTimestamp(r.launchedAt, `${what} launchedAt`) : null,
-    // A terminal runner always has a finish time, so pruneFinished can age it out.
-    finished_at: r.finishedAt ? isoTimestamp(r.finishedAt, `${what} finishedAt`) : terminal ? isoTimestamp(r.updatedAt, `${what} updatedAt`) : null,
-    expires_at: r.expiresAt ? isoTimestamp(r.expiresAt, `${what} expiresAt`) : null,
-    queue_deadline: isoTimestamp(r.queueDeadline, `${what} queueDeadline`),
-    outcome: r.outcome ?? null,
-  };
-}
-
-/** Column assignments for a patch; undefined values leave the column as it is. */
-function patchAssignments(patch: RunnerPatch, skipReason: boolean): { sets: string[]; values: SqlValue[] } {
-  const sets: string[] = [];
-  const values: SqlValue[] = [];
-  for (const key of Object.keys(PATCH_COLUMNS) as (keyof RunnerPatch)[]) {
-    const value = patch[key];
-    if (value === undefined || (skipReason && key === "reason")) continue;
-    sets.push(`${PATCH_COLUMNS[key]} = ?`);
-    values.push(TIMESTAMP_PATCH_KEYS.has(key) ? isoTimestamp(value as string, `patch ${key}`) : (value as string | number));
-  }
-  return { sets, values };
-}
+export { StateDatabaseError } from "./errors.js";
 
 /**
  * The Store on a SQLite file through better-sqlite3. Every method runs synchronously inside one
@@ -267,15 +53,15 @@ function patchAssignments(patch: RunnerPatch, skipReason: boolean): { sets: stri
 export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
-  private writeFailure: StateUnavailableError | undefined;
-  private failingSince: number | undefined;
-  private lastWriteOk = 0;
+  private readonly health: WriteHealth;
 
   constructor(
     private readonly db: Database.Database,
     readonly path: string,
     private readonly opts: { lockWaitMs: number; logger?: Logger | undefined } = { lockWaitMs: 5_000 },
-  ) {}
+  ) {
+    this.health = new WriteHealth({ path }, opts.logger);
+  }
 
   /**
    * Runs one synchronous database step. While another process holds the lock it is retried with
@@ -288,7 +74,7 @@ export class SqliteStore implements Store {
       if (this.closed) throw new StateDatabaseError(`state database ${this.path} is closed`);
       try {
         const result = step();
-        if (kind === "write") this.writeSucceeded();
+        if (kind === "write") this.health.succeeded();
         return result;
       } catch (err) {
         const waited = Date.now() - started;
@@ -298,30 +84,14 @@ export class SqliteStore implements Store {
         }
         const unavailable = stateUnavailable(err, this.path, waited);
         if (!unavailable) throw err;
-        if (kind === "write") this.writeFailed(unavailable);
+        if (kind === "write") this.health.failed(unavailable);
         throw unavailable;
       }
     }
   }
 
-  private writeSucceeded(): void {
-    this.lastWriteOk = Date.now();
-    if (!this.writeFailure) return;
-    this.opts.logger?.info({ path: this.path, failedForMs: Date.now() - (this.failingSince ?? Date.now()) }, "state database accepts writes again");
-    this.writeFailure = undefined;
-    this.failingSince = undefined;
-  }
-
-  private writeFailed(err: StateUnavailableError): void {
-    if (!this.writeFailure) {
-      this.failingSince = Date.now();
-      this.opts.logger?.error({ path: this.path, err: err.message }, "state database cannot be written; API requests get 503 and the dispatcher retries its records");
-    }
-    this.writeFailure = err;
-  }
-
   async writeProblem(): Promise<string | undefined> {
-    if (!this.writeFailure && Date.now() - this.lastWriteOk < TRUST_LAST_WRITE_MS) return undefined;
+    if (this.health.trusted()) return undefined;
     try {
       // A real write that changes nothing: user_version is rewritten with its own value.
       await this.attempt(
@@ -365,12 +135,7 @@ export class SqliteStore implements Store {
     const transitions = this.stmt(
       "SELECT runner, at, from_state, to_state, reason FROM runner_transitions WHERE runner IN (SELECT value FROM json_each(?)) ORDER BY runner, seq",
     ).all(JSON.stringify(rows.map((r) => r.name))) as TransitionRow[];
-    const byRunner = new Map<string, Transition[]>();
-    for (const t of transitions) {
-      let list = byRunner.get(t.runner);
-      if (!list) byRunner.set(t.runner, (list = []));
-      list.push({ at: t.at, from: t.from_state as RunnerState | null, to: t.to_state as RunnerState, reason: t.reason });
-    }
+    const byRunner = historiesByRunner(transitions);
     return rows.map((row) => rowToRunner(row, byRunner.get(row.name) ?? []));
   }
 
@@ -395,14 +160,9 @@ export class SqliteStore implements Store {
     return dispatch ? { created: false, dispatch, runners: this.readDispatchRunners(dispatch.id) } : undefined;
   }
 
-  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[]): Promise<CreateDispatchResult> {
+  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[], options: CreateDispatchOptions = {}): Promise<CreateDispatchResult> {
     const createdAt = isoTimestamp(dispatch.createdAt, `dispatch ${dispatch.id} createdAt`);
-    const rows = runners.map((r, i) => {
-      if (r.dispatchId !== dispatch.id) {
-        throw new TypeError(`runner ${r.name} names dispatch ${r.dispatchId} but is recorded with dispatch ${dispatch.id}`);
-      }
-      return runnerToRow(r, i);
-    });
+    const rows = runnerRowsOf(dispatch, runners);
     const key = dispatch.idempotencyKey;
     const insertRunner = this.stmt(
       `INSERT INTO runners (${RUNNER_COLUMNS.join(", ")}) VALUES (${RUNNER_COLUMNS.map((c) => `@${c}`).join(", ")})`,
@@ -413,6 +173,7 @@ export class SqliteStore implements Store {
         const found = this.existing(key);
         if (found) return found;
       }
+      checkQueue((this.stmt("SELECT COUNT(*) AS n FROM runners WHERE state = 'pending'").get() as { n: number }).n, rows, options.maxPending);
       this.stmt("INSERT INTO dispatches (id, idempotency_key, request_hash, request, created_at) VALUES (?, ?, ?, ?, ?)").run(
         dispatch.id,
         key ?? null,
@@ -463,38 +224,17 @@ export class SqliteStore implements Store {
     return this.attempt("read", () => this.db.transaction(() => this.readRunner(name))());
   }
 
+  private selectRunners(filter: RunnerFilter): RunnerRow[] {
+    const { clauses, params } = runnerListClauses(filter, SQLITE_DIALECT);
+    return this.stmt(`SELECT * FROM runners${clauses}`).all(...params) as RunnerRow[];
+  }
+
   async listRunners(filter: RunnerFilter = {}): Promise<RunnerRecord[]> {
-    const where: string[] = [];
-    const params: SqlValue[] = [];
-    if (filter.states !== undefined) {
-      for (const s of filter.states) checkState(s, "listRunners states");
-      where.push("state IN (SELECT value FROM json_each(?))");
-      params.push(JSON.stringify(filter.states));
-    }
-    if (filter.labels !== undefined && filter.labels.length > 0) {
-      where.push("NOT EXISTS (SELECT 1 FROM json_each(?) AS want WHERE want.value NOT IN (SELECT value FROM json_each(runners.labels)))");
-      params.push(JSON.stringify(filter.labels));
-    }
-    if (filter.scopeKey !== undefined) {
-      where.push("scope_key = ?");
-      params.push(filter.scopeKey);
-    }
-    if (filter.jobId !== undefined) {
-      where.push("job_id = ?");
-      params.push(filter.jobId);
-    }
-    if (filter.dispatchId !== undefined) {
-      where.push("dispatch_id = ?");
-      params.push(filter.dispatchId);
-    }
-    let limit = "";
-    if (filter.limit !== undefined) {
-      if (!Number.isInteger(filter.limit) || filter.limit < 0) throw new TypeError(`listRunners limit: ${filter.limit} is not a non-negative integer`);
-      limit = " LIMIT ?";
-      params.push(filter.limit);
-    }
-    const sql = `SELECT * FROM runners${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at, name${limit}`;
-    return this.attempt("read", () => this.db.transaction(() => this.withHistory(this.stmt(sql).all(...params) as RunnerRow[]))());
+    return this.attempt("read", () => this.db.transaction(() => this.withHistory(this.selectRunners(filter)))());
+  }
+
+  async listRunnersWithoutHistory(filter: RunnerFilter = {}): Promise<RunnerFields[]> {
+    return this.attempt("read", () => this.selectRunners(filter).map(rowToRunnerFields));
   }
 
   async countRunners(states: readonly RunnerState[]): Promise<number> {
@@ -514,7 +254,8 @@ export class SqliteStore implements Store {
     for (const s of from) checkState(s, "transition from");
     checkState(to, "transition to");
     const when = isoTimestamp(at, "transition at");
-    const { sets, values } = patchAssignments(patch, true);
+    const { columns, values } = patchColumns(patch, true);
+    const sets = columns.map((c) => `${c} = ?`);
     if (TERMINAL_STATES.includes(to) && patch.finishedAt === undefined) {
       // A terminal runner always has a finish time, so pruneFinished can age it out.
       sets.push("finished_at = COALESCE(finished_at, ?)");
@@ -534,7 +275,8 @@ export class SqliteStore implements Store {
   }
 
   async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
-    const { sets, values } = patchAssignments(patch, false);
+    const { columns, values } = patchColumns(patch, false);
+    const sets = columns.map((c) => `${c} = ?`);
     const when = isoTimestamp(at, "update at");
     const sql = `UPDATE runners SET ${[...sets, "updated_at = ?"].join(", ")} WHERE name = ?`;
     const tx = this.db.transaction((): RunnerRecord | undefined => {

@@ -56,6 +56,9 @@ export interface RunnerRecord {
   history: Transition[];
 }
 
+/** A runner without its transition history: what listings that do not show it need (less memory). */
+export type RunnerFields = Omit<RunnerRecord, "history">;
+
 export interface DispatchRecord {
   id: string;
   idempotencyKey?: string | undefined;
@@ -84,6 +87,16 @@ export type RunnerPatch = Partial<
   >
 >;
 
+export interface CreateDispatchOptions {
+  /**
+   * Refuse the dispatch (QueueFullError, ./errors.ts) when the runners pending now plus its pending
+   * runners would exceed this. Checked in the same transaction as the insert, so concurrent
+   * dispatches, from this process or another replica, never overshoot it. A key seen before still
+   * answers with its dispatch however full the queue is.
+   */
+  maxPending?: number | undefined;
+}
+
 export type CreateDispatchResult =
   | { created: true; dispatch: DispatchRecord; runners: RunnerRecord[] }
   | { created: false; dispatch: DispatchRecord; runners: RunnerRecord[] };
@@ -99,11 +112,13 @@ export interface Store {
    * Records a dispatch and its runners in one transaction. When the idempotency key already exists,
    * records nothing and returns the existing dispatch (the caller compares requestHash).
    */
-  createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[]): Promise<CreateDispatchResult>;
+  createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[], options?: CreateDispatchOptions): Promise<CreateDispatchResult>;
   getDispatch(id: string): Promise<DispatchRecord | undefined>;
   getDispatchByKey(key: string): Promise<DispatchRecord | undefined>;
   getRunner(name: string): Promise<RunnerRecord | undefined>;
   listRunners(filter?: RunnerFilter): Promise<RunnerRecord[]>;
+  /** As listRunners, without reading the histories: for listings that do not show them. */
+  listRunnersWithoutHistory(filter?: RunnerFilter): Promise<RunnerFields[]>;
   countRunners(states: readonly RunnerState[]): Promise<number>;
   /**
    * Compare-and-set state change: applies only when the runner is in one of `from`; appends to the

@@ -1,5 +1,5 @@
 import { StateUnavailableError } from "../../src/store/errors.js";
-import type { CreateDispatchResult, DispatchRecord, RunnerFilter, RunnerPatch, RunnerRecord, RunnerState, Store } from "../../src/store/types.js";
+import type { CreateDispatchOptions, CreateDispatchResult, DispatchRecord, RunnerFields, RunnerFilter, RunnerPatch, RunnerRecord, RunnerState, Store } from "../../src/store/types.js";
 
 /** A write the wrapped store was asked for. */
 export interface WriteCall {
@@ -43,9 +43,9 @@ export class FailingStore implements Store {
     }
   }
 
-  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[]): Promise<CreateDispatchResult> {
+  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[], options?: CreateDispatchOptions): Promise<CreateDispatchResult> {
     this.guard({ method: "createDispatch" });
-    return this.inner.createDispatch(dispatch, runners);
+    return this.inner.createDispatch(dispatch, runners, options);
   }
 
   async transition(name: string, from: readonly RunnerState[], to: RunnerState, reason: string, patch?: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined> {
@@ -81,6 +81,10 @@ export class FailingStore implements Store {
 
   listRunners(filter?: RunnerFilter): Promise<RunnerRecord[]> {
     return this.inner.listRunners(filter);
+  }
+
+  listRunnersWithoutHistory(filter?: RunnerFilter): Promise<RunnerFields[]> {
+    return this.inner.listRunnersWithoutHistory(filter);
   }
 
   countRunners(states: readonly RunnerState[]): Promise<number> {

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { QueueFullError } from "../../src/store/errors.js";
 import type { RunnerRecord, Store } from "../../src/store/types.js";
 import { at, dispatchWith, iso } from "./records.js";
 
@@ -108,6 +109,39 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         await expect(store.createDispatch(b.dispatch, b.runners)).rejects.toThrow(/unique/i);
         expect(await store.getDispatch("d2")).toBeUndefined();
         expect(await store.getRunner("fresh")).toBeUndefined();
+      });
+    });
+
+    describe("createDispatch with maxPending", () => {
+      it("refuses a dispatch whose pending runners would overfill the queue, and still answers a key seen before", async () => {
+        const a = dispatchWith({ id: "a", key: "ka", runners: 2 });
+        expect((await store.createDispatch(a.dispatch, a.runners, { maxPending: 3 })).created).toBe(true);
+        const exact = dispatchWith({ id: "b", runners: 1 });
+        expect((await store.createDispatch(exact.dispatch, exact.runners, { maxPending: 3 })).created).toBe(true);
+        const over = dispatchWith({ id: "c", runners: 1 });
+        const err = await store.createDispatch(over.dispatch, over.runners, { maxPending: 3 }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(QueueFullError);
+        expect(err).toMatchObject({ pending: 3, limit: 3 });
+        expect(await store.getDispatch("c")).toBeUndefined();
+        const replay = dispatchWith({ id: "a2", key: "ka", runners: 2 });
+        expect((await store.createDispatch(replay.dispatch, replay.runners, { maxPending: 3 })).dispatch.id).toBe("a");
+        // Without the option nothing is counted.
+        expect((await store.createDispatch(over.dispatch, over.runners)).created).toBe(true);
+      });
+
+      it("never overshoots the queue when dispatches arrive at once through several stores", async () => {
+        const stores = [store, await open(), await open()];
+        const results = await Promise.allSettled(
+          Array.from({ length: 30 }, (_, i) => {
+            const { dispatch, runners } = dispatchWith({ id: `d${i}`, runners: 2 });
+            return stores[i % stores.length]!.createDispatch(dispatch, runners, { maxPending: 11 });
+          }),
+        );
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(5);
+        const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+        expect(refused).toHaveLength(25);
+        for (const r of refused) expect(r.reason).toBeInstanceOf(QueueFullError);
+        expect(await store.countRunners(["pending"])).toBe(10);
       });
     });
 
@@ -250,6 +284,15 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
           [null, "pending"],
           ["pending", "failed"],
         ]);
+      });
+
+      it("lists the same runners without their histories", async () => {
+        for (const filter of [{}, { states: ["pending"] as const }, { labels: ["linux"], limit: 2 }, { dispatchId: "c" }]) {
+          const full = await store.listRunners(filter);
+          const bare = await store.listRunnersWithoutHistory(filter);
+          expect(bare).toEqual(full.map(({ history: _history, ...fields }) => fields));
+          for (const r of bare) expect(r).not.toHaveProperty("history");
+        }
       });
 
       it("counts runners in the given states", async () => {

@@ -1,0 +1,56 @@
+import type { SqlDialect } from "../rows.js";
+import { RUNNER_COLUMNS } from "../rows.js";
+import { TERMINAL_STATES } from "../types.js";
+
+/**
+ * The PostgreSQL store's SQL. Reads select exactly the SQLite row shape (src/store/rows.ts):
+ * labels as JSON text, BIGINTs as numbers, so both stores share the row conversions.
+ */
+
+export const PG_DIALECT: SqlDialect = {
+  placeholder: (n) => `$${n}`,
+  inJsonList: (column, ph) => `${column} IN (SELECT jsonb_array_elements_text(${ph}::jsonb))`,
+  hasAllLabels: (ph) => `labels @> ${ph}::jsonb`,
+};
+
+const NUMERIC = new Set(["ttl_ms", "job_id", "job_attempt", "forgejo_runner_id"]);
+
+/** Every runner column, as the SQLite store reads it. */
+const RUNNER_FIELDS = RUNNER_COLUMNS.map((c) => (c === "labels" ? "labels::text AS labels" : NUMERIC.has(c) ? `${c}::float8 AS ${c}` : c)).join(", ");
+
+const HISTORY = `COALESCE((
+    SELECT json_agg(json_build_object('at', t.at, 'from', t.from_state, 'to', t.to_state, 'reason', t.reason) ORDER BY t.seq)
+    FROM runner_transitions t WHERE t.runner = runners.name), '[]'::json) AS history`;
+
+/** Runners with their histories, in one statement (one snapshot); append a WHERE/ORDER clause. */
+export const SELECT_RUNNERS = `SELECT ${RUNNER_FIELDS}, ${HISTORY} FROM runners`;
+export const SELECT_RUNNER_FIELDS = `SELECT ${RUNNER_FIELDS} FROM runners`;
+
+/** Dispatches with their runner names in order; append a WHERE clause. */
+export const SELECT_DISPATCHES = `SELECT d.id, d.idempotency_key, d.request_hash, d.request, d.created_at,
+    ARRAY(SELECT r.name FROM runners r WHERE r.dispatch_id = d.id ORDER BY r.dispatch_index, r.name) AS runner_names
+  FROM dispatches d`;
+
+export const INSERT_DISPATCH = "INSERT INTO dispatches (id, idempotency_key, request_hash, request, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+export const INSERT_RUNNER = `INSERT INTO runners (${RUNNER_COLUMNS.join(", ")})
+  VALUES (${RUNNER_COLUMNS.map((c, i) => (c === "labels" ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(", ")})`;
+
+export const APPEND_TRANSITION = `INSERT INTO runner_transitions (runner, seq, at, from_state, to_state, reason)
+  VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM runner_transitions WHERE runner = $1), $2, $3, $4, $5)`;
+
+const DOOMED = `SELECT name FROM runners WHERE state IN (${TERMINAL_STATES.map((s) => `'${s}'`).join(", ")}) AND finished_at IS NOT NULL AND finished_at < $1`;
+export const PRUNE = [
+  // Explicit, though ON DELETE CASCADE would do it, to match the SQLite store step for step.
+  `DELETE FROM runner_transitions WHERE runner IN (${DOOMED})`,
+  `DELETE FROM runners WHERE name IN (${DOOMED})`,
+  // Only dispatches older than the cutoff: one created with no runners at all still ages out.
+  "DELETE FROM dispatches WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM runners WHERE runners.dispatch_id = dispatches.id)",
+] as const;
+
+/** The advisory lock every createDispatch of one schema takes: the key check, the queue check and the insert see no other dispatch half-done. */
+export const DISPATCH_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))";
+export const dispatchLockKey = (schema: string) => `forgejo-nsc:dispatch:${schema}`;
+
+/** A write that changes nothing, for writeProblem: fails like a real one on a read-only or unreachable server. */
+export const PROBE_WRITE = "UPDATE schema_migrations SET name = name WHERE version = (SELECT MAX(version) FROM schema_migrations)";

@@ -1,0 +1,315 @@
+import { errorMessage } from "../../shared/error-message.js";
+import pg from "pg";
+import type { Pool, PoolClient } from "pg";
+import type { Logger } from "../../http/logger.js";
+import { StateDatabaseError, StateUnavailableError } from "../errors.js";
+import { SchemaTooNewError } from "../migrations.js";
+import { checkQueue, checkState, isoTimestamp, patchColumns, rowToDispatch, rowToRunner, rowToRunnerFields, runnerListClauses, runnerRowsOf } from "../rows.js";
+import type { DispatchRow, RunnerRow } from "../rows.js";
+import { RUNNER_COLUMNS } from "../rows.js";
+import { TERMINAL_STATES } from "../types.js";
+import type {
+  CreateDispatchOptions,
+  CreateDispatchResult,
+  DispatchRecord,
+  RunnerFields,
+  RunnerFilter,
+  RunnerPatch,
+  RunnerRecord,
+  RunnerState,
+  Store,
+  Transition,
+} from "../types.js";
+import { WriteHealth } from "../write-health.js";
+import { postgresTarget } from "./postgres-config.js";
+import type { PostgresOptions, PostgresTarget } from "./postgres-config.js";
+import { isRetryableConflict, postgresUnavailable, sqlState } from "./postgres-errors.js";
+import { migratePostgres } from "./postgres-migrations.js";
+import {
+  APPEND_TRANSITION,
+  DISPATCH_LOCK,
+  INSERT_DISPATCH,
+  INSERT_RUNNER,
+  PG_DIALECT,
+  PROBE_WRITE,
+  PRUNE,
+  SELECT_DISPATCHES,
+  SELECT_RUNNERS,
+  SELECT_RUNNER_FIELDS,
+  dispatchLockKey,
+} from "./postgres-sql.js";
+
+type Queryable = Pick<PoolClient, "query">;
+type DispatchRowWithNames = DispatchRow & { runner_names: string[] };
+type RunnerRowWithHistory = RunnerRow & { history: Transition[] };
+
+/** A transaction that lost a serialization race or a deadlock is run again, this many times at most. */
+const CONFLICT_ATTEMPTS = 5;
+
+export interface PostgresStoreOptions extends PostgresOptions {
+  logger?: Logger | undefined;
+}
+
+async function readDispatch(db: Queryable, where: string, value: string): Promise<DispatchRecord | undefined> {
+  const { rows } = await db.query<DispatchRowWithNames>(`${SELECT_DISPATCHES} WHERE ${where} = $1`, [value]);
+  const row = rows[0];
+  return row ? rowToDispatch(row, row.runner_names) : undefined;
+}
+
+async function readRunners(db: Queryable, clauses: string, params: unknown[]): Promise<RunnerRecord[]> {
+  const { rows } = await db.query<RunnerRowWithHistory>(`${SELECT_RUNNERS}${clauses}`, params);
+  return rows.map((row) => rowToRunner(row, row.history));
+}
+
+async function readRunner(db: Queryable, name: string): Promise<RunnerRecord | undefined> {
+  return (await readRunners(db, " WHERE name = $1", [name]))[0];
+}
+
+async function existing(db: Queryable, key: string): Promise<CreateDispatchResult | undefined> {
+  const dispatch = await readDispatch(db, "d.idempotency_key", key);
+  if (!dispatch) return undefined;
+  return { created: false, dispatch, runners: await readRunners(db, " WHERE dispatch_id = $1 ORDER BY dispatch_index, name", [dispatch.id]) };
+}
+
+/**
+ * The Store on PostgreSQL through a node-postgres pool, for several dispatcher replicas on one
+ * database. Every write is one transaction; compare-and-set takes the runner's row lock
+ * (SELECT … FOR UPDATE), and createDispatch takes one advisory lock per schema so the idempotency
+ * check, the queue check and the insert see no other dispatch half-recorded. Reads are single
+ * statements (one snapshot each). Failures of the server or the connection become
+ * StateUnavailableError (503 for API clients, retried by Records.durably), as a locked or full
+ * disk does for SQLite; messages name the database without its password.
+ */
+export class PostgresStore implements Store {
+  private closed = false;
+  private readonly health: WriteHealth;
+
+  constructor(
+    private readonly pool: Pool,
+    readonly target: PostgresTarget,
+    private readonly logger?: Logger | undefined,
+  ) {
+    this.health = new WriteHealth({ database: target.display }, logger);
+  }
+
+  private unavailable(err: unknown): unknown {
+    return postgresUnavailable(err, this.target.display) ?? err;
+  }
+
+  /** One statement on any pooled connection. */
+  private async read<T>(step: (db: Queryable) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StateDatabaseError(`state database ${this.target.display} is closed`);
+    try {
+      return await step(this.pool);
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  /** A write transaction, run again when it lost a serialization race or a deadlock. */
+  private async write<T>(step: (db: PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StateDatabaseError(`state database ${this.target.display} is closed`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.transaction(step);
+        this.health.succeeded();
+        return result;
+      } catch (err) {
+        if (isRetryableConflict(err) && attempt < CONFLICT_ATTEMPTS) continue;
+        const unavailable = postgresUnavailable(err, this.target.display);
+        if (!unavailable) throw err;
+        this.health.failed(unavailable);
+        throw unavailable;
+      }
+    }
+  }
+
+  private async transaction<T>(step: (db: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const result = await step(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      // A connection that failed mid-transaction is dropped rather than handed out again.
+      if (postgresUnavailable(err, this.target.display)) broken = err as Error;
+      else await client.query("ROLLBACK").catch((e: unknown) => (broken = e as Error));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async writeProblem(): Promise<string | undefined> {
+    if (this.health.trusted()) return undefined;
+    try {
+      await this.write((db) => db.query(PROBE_WRITE));
+      return undefined;
+    } catch (err) {
+      return errorMessage(err);
+    }
+  }
+
+  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[], options: CreateDispatchOptions = {}): Promise<CreateDispatchResult> {
+    const createdAt = isoTimestamp(dispatch.createdAt, `dispatch ${dispatch.id} createdAt`);
+    const rows = runnerRowsOf(dispatch, runners);
+    const key = dispatch.idempotencyKey;
+    try {
+      return await this.write(async (db): Promise<CreateDispatchResult> => {
+        await db.query(DISPATCH_LOCK, [dispatchLockKey(this.target.schema)]);
+        const found = key === undefined ? undefined : await existing(db, key);
+        if (found) return found;
+        const pending = await db.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM runners WHERE state = 'pending'");
+        checkQueue(pending.rows[0]?.n ?? 0, rows, options.maxPending);
+        await db.query(INSERT_DISPATCH, [dispatch.id, key ?? null, dispatch.requestHash, JSON.stringify(dispatch.request ?? null), createdAt]);
+        for (const row of rows) {
+          await db.query(INSERT_RUNNER, RUNNER_COLUMNS.map((c) => row[c]));
+          await db.query(APPEND_TRANSITION, [row.name, row.created_at, null, row.state, row.reason]);
+        }
+        const stored = await readDispatch(db, "d.id", dispatch.id);
+        if (!stored) throw new StateDatabaseError(`dispatch ${dispatch.id} vanished inside its own transaction`);
+        return { created: true, dispatch: stored, runners: await readRunners(db, " WHERE dispatch_id = $1 ORDER BY dispatch_index, name", [dispatch.id]) };
+      });
+    } catch (err) {
+      if (sqlState(err) !== "23505") throw err;
+      // A writer that did not take the lock (a manual insert) won the race on the key: answer with its dispatch.
+      const found = key === undefined ? undefined : await this.read((db) => existing(db, key));
+      if (found) return found;
+      // The server names the constraint in the message and the values only in the detail, which is left out.
+      throw new StateDatabaseError(`cannot record dispatch ${dispatch.id}: ${(err as Error).message}; dispatch ids and runner names must be unique`, { cause: err });
+    }
+  }
+
+  async getDispatch(id: string): Promise<DispatchRecord | undefined> {
+    return this.read((db) => readDispatch(db, "d.id", id));
+  }
+
+  async getDispatchByKey(key: string): Promise<DispatchRecord | undefined> {
+    return this.read((db) => readDispatch(db, "d.idempotency_key", key));
+  }
+
+  async getRunner(name: string): Promise<RunnerRecord | undefined> {
+    return this.read((db) => readRunner(db, name));
+  }
+
+  async listRunners(filter: RunnerFilter = {}): Promise<RunnerRecord[]> {
+    const { clauses, params } = runnerListClauses(filter, PG_DIALECT);
+    return this.read((db) => readRunners(db, clauses, params));
+  }
+
+  async listRunnersWithoutHistory(filter: RunnerFilter = {}): Promise<RunnerFields[]> {
+    const { clauses, params } = runnerListClauses(filter, PG_DIALECT, "listRunnersWithoutHistory");
+    const { rows } = await this.read((db) => db.query<RunnerRow>(`${SELECT_RUNNER_FIELDS}${clauses}`, params));
+    return rows.map(rowToRunnerFields);
+  }
+
+  async countRunners(states: readonly RunnerState[]): Promise<number> {
+    for (const s of states) checkState(s, "countRunners states");
+    const { rows } = await this.read((db) =>
+      db.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM runners WHERE ${PG_DIALECT.inJsonList("state", "$1")}`, [JSON.stringify(states)]),
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  async transition(
+    name: string,
+    from: readonly RunnerState[],
+    to: RunnerState,
+    reason: string,
+    patch: RunnerPatch = {},
+    at: Date = new Date(),
+  ): Promise<RunnerRecord | undefined> {
+    for (const s of from) checkState(s, "transition from");
+    checkState(to, "transition to");
+    const when = isoTimestamp(at, "transition at");
+    const { columns, values } = patchColumns(patch, true);
+    const sets = columns.map((c, i) => `${c} = $${i + 1}`);
+    if (TERMINAL_STATES.includes(to) && patch.finishedAt === undefined) {
+      // A terminal runner always has a finish time, so pruneFinished can age it out.
+      sets.push(`finished_at = COALESCE(finished_at, $${values.push(when)})`);
+    }
+    const n = values.length;
+    const sql = `UPDATE runners SET ${[...sets, `state = $${n + 1}`, `reason = $${n + 2}`, `updated_at = $${n + 3}`].join(", ")} WHERE name = $${n + 4}`;
+    return this.write(async (db) => {
+      // The row lock makes the check and the change one step: a concurrent transition waits, then sees the new state.
+      const current = await db.query<{ state: RunnerState }>("SELECT state FROM runners WHERE name = $1 FOR UPDATE", [name]);
+      const state = current.rows[0]?.state;
+      if (state === undefined || !from.includes(state)) return undefined;
+      await db.query(sql, [...values, to, reason, when, name]);
+      await db.query(APPEND_TRANSITION, [name, when, state, to, reason]);
+      return readRunner(db, name);
+    });
+  }
+
+  async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
+    const { columns, values } = patchColumns(patch, false);
+    const when = isoTimestamp(at, "update at");
+    const sets = [...columns, "updated_at"].map((c, i) => `${c} = $${i + 1}`);
+    const sql = `UPDATE runners SET ${sets.join(", ")} WHERE name = $${sets.length + 1}`;
+    return this.write(async (db) => {
+      if ((await db.query(sql, [...values, when, name])).rowCount !== 1) return undefined;
+      return readRunner(db, name);
+    });
+  }
+
+  async pruneFinished(before: Date): Promise<number> {
+    const cutoff = isoTimestamp(before, "pruneFinished before");
+    return this.write(async (db) => {
+      await db.query(PRUNE[0], [cutoff]);
+      const removed = (await db.query(PRUNE[1], [cutoff])).rowCount ?? 0;
+      await db.query(PRUNE[2], [cutoff]);
+      return removed;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+/** A pool whose idle connections may die (server restart) without taking the process down. */
+function createPool(target: PostgresTarget, statementTimeoutMs: number, logger: Logger | undefined): Pool {
+  const pool = new pg.Pool({
+    ...target.pool,
+    keepAlive: true,
+    // The server cancels a slow statement; this catches a connection that stopped answering at all.
+    query_timeout: statementTimeoutMs + (target.pool.connectionTimeoutMillis ?? 0) + 1_000,
+    // A transaction left open by a stuck process must not hold row locks for ever.
+    idle_in_transaction_session_timeout: Math.max(60_000, statementTimeoutMs * 2),
+  });
+  pool.on("error", (err) => {
+    logger?.warn({ database: target.display, err: postgresUnavailable(err, target.display)?.message ?? err.message }, "state database: an idle connection failed; it is replaced on next use");
+  });
+  return pool;
+}
+
+/**
+ * Connects to the PostgreSQL state database `url` (dispatcher.store) and migrates it to the schema
+ * this release knows. Throws SchemaTooNewError, StateUnavailableError (server down or unreachable)
+ * or StateDatabaseError (configuration) with a message that names what is wrong, never the password.
+ */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const target = postgresTarget(url, options);
+  const pool = createPool(target, Number(target.pool.statement_timeout), options.logger);
+  try {
+    const client = await pool.connect();
+    try {
+      const { from, to } = await migratePostgres(client, target.schema, target.display);
+      if (from !== to) options.logger?.info({ database: target.display, from, to }, "state database schema migrated");
+      options.logger?.debug({ database: target.display, schemaVersion: to }, "state database open");
+    } finally {
+      client.release();
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    if (err instanceof SchemaTooNewError || err instanceof StateUnavailableError) throw err;
+    const unavailable = postgresUnavailable(err, target.display);
+    if (unavailable) throw unavailable;
+    throw new StateDatabaseError(`cannot prepare state database ${target.display} (${sqlState(err) ?? "error"}: ${errorMessage(err)}); check dispatcher.store`, { cause: err });
+  }
+  return new PostgresStore(pool, target, options.logger);
+}

@@ -1,0 +1,42 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { openPostgresStore } from "../../src/store/postgres/postgres-store.js";
+import type { PostgresStore, PostgresStoreOptions } from "../../src/store/postgres/postgres-store.js";
+import type { StoreHarness } from "./store-contract.js";
+
+/** The PostgreSQL the tests use: .ci/run starts it; trust authentication, database `test`. */
+export const TEST_PG_URL = process.env.FNSC_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/** A connection of its own to the test database, outside any store. */
+export async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    return await client.query(sql, params);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A schema no other test file uses, dropped (with everything in it) by cleanup. */
+export interface PgSchema {
+  name: string;
+  open(options?: PostgresStoreOptions): Promise<PostgresStore>;
+  cleanup(): Promise<void>;
+}
+
+export function freshSchema(): PgSchema {
+  const name = `fnsc_test_${randomBytes(6).toString("hex")}`;
+  return {
+    name,
+    open: (options = {}) => openPostgresStore(TEST_PG_URL, { poolSize: 4, ...options, schema: name }),
+    cleanup: async () => {
+      await adminQuery(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+    },
+  };
+}
+
+export async function postgresHarness(): Promise<StoreHarness> {
+  const schema = freshSchema();
+  return { open: () => schema.open(), cleanup: () => schema.cleanup() };
+}
