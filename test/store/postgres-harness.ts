@@ -21,6 +21,7 @@ export async function adminQuery(sql: string, params: unknown[] = []): Promise<p
 /** A schema no other test file uses, dropped (with everything in it) by cleanup. */
 export interface PgSchema {
   name: string;
+  /** A store on the schema; waits for a pooled connection longer than the default, for loaded CI machines. */
   open(options?: PostgresStoreOptions): Promise<PostgresStore>;
   cleanup(): Promise<void>;
 }
@@ -29,7 +30,7 @@ export function freshSchema(): PgSchema {
   const name = `fnsc_test_${randomBytes(6).toString("hex")}`;
   return {
     name,
-    open: (options = {}) => openPostgresStore(TEST_PG_URL, { poolSize: 4, ...options, schema: name }),
+    open: (options = {}) => openPostgresStore(TEST_PG_URL, { poolSize: 8, connectTimeoutMs: 20_000, ...options, schema: name }),
     cleanup: async () => {
       await adminQuery(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
     },

@@ -31,13 +31,36 @@ export const SELECT_DISPATCHES = `SELECT d.id, d.idempotency_key, d.request_hash
     ARRAY(SELECT r.name FROM runners r WHERE r.dispatch_id = d.id ORDER BY r.dispatch_index, r.name) AS runner_names
   FROM dispatches d`;
 
-export const INSERT_DISPATCH = "INSERT INTO dispatches (id, idempotency_key, request_hash, request, created_at) VALUES ($1, $2, $3, $4, $5)";
+/** As SELECT_DISPATCHES, with the runners themselves (rows as JSON, histories included) in one snapshot. */
+export const SELECT_DISPATCHES_WITH_RUNNERS = `SELECT d.id, d.idempotency_key, d.request_hash, d.request, d.created_at,
+    COALESCE((SELECT json_agg(r ORDER BY r.dispatch_index, r.name) FROM (${SELECT_RUNNERS} WHERE dispatch_id = d.id) r), '[]'::json) AS runners
+  FROM dispatches d`;
 
-export const INSERT_RUNNER = `INSERT INTO runners (${RUNNER_COLUMNS.join(", ")})
-  VALUES (${RUNNER_COLUMNS.map((c, i) => (c === "labels" ? `$${i + 1}::jsonb` : `$${i + 1}`)).join(", ")})`;
+/**
+ * Records the dispatch unless its key is taken; no row back means taken. A second insert of the
+ * same key waits for the first one's transaction and then does nothing: concurrent retries queue
+ * behind one transaction, not behind each other.
+ */
+export const INSERT_DISPATCH = `INSERT INTO dispatches (id, idempotency_key, request_hash, request, created_at) VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`;
+
+/** One INSERT for `count` runners (a dispatch has at most a few dozen; far below the 65535 parameters). */
+export function insertRunners(count: number): string {
+  const width = RUNNER_COLUMNS.length;
+  const row = (r: number) => `(${RUNNER_COLUMNS.map((c, i) => `$${r * width + i + 1}${c === "labels" ? "::jsonb" : ""}`).join(", ")})`;
+  return `INSERT INTO runners (${RUNNER_COLUMNS.join(", ")}) VALUES ${Array.from({ length: count }, (_, r) => row(r)).join(", ")}`;
+}
+
+/** The first transitions of `count` new runners: (runner, at, to_state, reason) each. */
+export function insertFirstTransitions(count: number): string {
+  const row = (r: number) => `($${r * 4 + 1}, 1, $${r * 4 + 2}, NULL, $${r * 4 + 3}, $${r * 4 + 4})`;
+  return `INSERT INTO runner_transitions (runner, seq, at, from_state, to_state, reason) VALUES ${Array.from({ length: count }, (_, r) => row(r)).join(", ")}`;
+}
 
 export const APPEND_TRANSITION = `INSERT INTO runner_transitions (runner, seq, at, from_state, to_state, reason)
   VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM runner_transitions WHERE runner = $1), $2, $3, $4, $5)`;
+
+export const COUNT_PENDING = "SELECT COUNT(*)::int AS n FROM runners WHERE state = 'pending'";
 
 const DOOMED = `SELECT name FROM runners WHERE state IN (${TERMINAL_STATES.map((s) => `'${s}'`).join(", ")}) AND finished_at IS NOT NULL AND finished_at < $1`;
 export const PRUNE = [
@@ -48,7 +71,10 @@ export const PRUNE = [
   "DELETE FROM dispatches WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM runners WHERE runners.dispatch_id = dispatches.id)",
 ] as const;
 
-/** The advisory lock every createDispatch of one schema takes: the key check, the queue check and the insert see no other dispatch half-done. */
+/**
+ * The advisory lock every createDispatch that records runners takes (one per schema), from
+ * counting the queue to COMMIT: no two dispatches count the same free places.
+ */
 export const DISPATCH_LOCK = "SELECT pg_advisory_xact_lock(hashtext($1))";
 export const dispatchLockKey = (schema: string) => `forgejo-nsc:dispatch:${schema}`;
 

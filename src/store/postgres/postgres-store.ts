@@ -29,14 +29,17 @@ import {
   APPEND_TRANSITION,
   DISPATCH_LOCK,
   INSERT_DISPATCH,
-  INSERT_RUNNER,
+  COUNT_PENDING,
   PG_DIALECT,
   PROBE_WRITE,
   PRUNE,
   SELECT_DISPATCHES,
+  SELECT_DISPATCHES_WITH_RUNNERS,
   SELECT_RUNNERS,
   SELECT_RUNNER_FIELDS,
   dispatchLockKey,
+  insertFirstTransitions,
+  insertRunners,
 } from "./postgres-sql.js";
 
 type Queryable = Pick<PoolClient, "query">;
@@ -65,17 +68,26 @@ async function readRunner(db: Queryable, name: string): Promise<RunnerRecord | u
   return (await readRunners(db, " WHERE name = $1", [name]))[0];
 }
 
-async function existing(db: Queryable, key: string): Promise<CreateDispatchResult | undefined> {
-  const dispatch = await readDispatch(db, "d.idempotency_key", key);
-  if (!dispatch) return undefined;
-  return { created: false, dispatch, runners: await readRunners(db, " WHERE dispatch_id = $1 ORDER BY dispatch_index, name", [dispatch.id]) };
+/** A dispatch and its runners (created: false), read in one statement. */
+async function readDispatchWithRunners(db: Queryable, where: string, value: string): Promise<CreateDispatchResult | undefined> {
+  const { rows } = await db.query<DispatchRow & { runners: (RunnerRowWithHistory & { dispatch_index: number })[] }>(
+    `${SELECT_DISPATCHES_WITH_RUNNERS} WHERE ${where} = $1`,
+    [value],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const dispatch = rowToDispatch(row, row.runners.map((r) => r.name));
+  return { created: false, dispatch, runners: row.runners.map((r) => rowToRunner(r, r.history)) };
 }
+
+const existing = (db: Queryable, key: string) => readDispatchWithRunners(db, "d.idempotency_key", key);
 
 /**
  * The Store on PostgreSQL through a node-postgres pool, for several dispatcher replicas on one
  * database. Every write is one transaction; compare-and-set takes the runner's row lock
- * (SELECT … FOR UPDATE), and createDispatch takes one advisory lock per schema so the idempotency
- * check, the queue check and the insert see no other dispatch half-recorded. Reads are single
+ * (SELECT … FOR UPDATE); the idempotency key is settled by the unique index (ON CONFLICT), and
+ * counting the queue and inserting runners happen under one advisory lock per schema, so replicas
+ * never overfill the queue together. Reads are single
  * statements (one snapshot each). Failures of the server or the connection become
  * StateUnavailableError (503 for API clients, retried by Records.durably), as a locked or full
  * disk does for SQLite; messages name the database without its password.
@@ -156,30 +168,34 @@ export class PostgresStore implements Store {
     const createdAt = isoTimestamp(dispatch.createdAt, `dispatch ${dispatch.id} createdAt`);
     const rows = runnerRowsOf(dispatch, runners);
     const key = dispatch.idempotencyKey;
+    // A retry of a recorded dispatch is answered by one read; a miss is settled by the insert.
+    const seen = key === undefined ? undefined : await this.read((db) => existing(db, key));
+    if (seen) return seen;
+    let recorded: boolean;
     try {
-      return await this.write(async (db): Promise<CreateDispatchResult> => {
+      recorded = await this.write(async (db) => {
+        const inserted = await db.query(INSERT_DISPATCH, [dispatch.id, key ?? null, dispatch.requestHash, JSON.stringify(dispatch.request ?? null), createdAt]);
+        if (inserted.rowCount === 0) return false;
+        if (rows.length === 0) return true;
+        // Taken after the key is settled, so a retry waiting on the key never waits here too.
         await db.query(DISPATCH_LOCK, [dispatchLockKey(this.target.schema)]);
-        const found = key === undefined ? undefined : await existing(db, key);
-        if (found) return found;
-        const pending = await db.query<{ n: number }>("SELECT COUNT(*)::int AS n FROM runners WHERE state = 'pending'");
-        checkQueue(pending.rows[0]?.n ?? 0, rows, options.maxPending);
-        await db.query(INSERT_DISPATCH, [dispatch.id, key ?? null, dispatch.requestHash, JSON.stringify(dispatch.request ?? null), createdAt]);
-        for (const row of rows) {
-          await db.query(INSERT_RUNNER, RUNNER_COLUMNS.map((c) => row[c]));
-          await db.query(APPEND_TRANSITION, [row.name, row.created_at, null, row.state, row.reason]);
-        }
-        const stored = await readDispatch(db, "d.id", dispatch.id);
-        if (!stored) throw new StateDatabaseError(`dispatch ${dispatch.id} vanished inside its own transaction`);
-        return { created: true, dispatch: stored, runners: await readRunners(db, " WHERE dispatch_id = $1 ORDER BY dispatch_index, name", [dispatch.id]) };
+        // Refusing rolls back the dispatch row with everything else.
+        checkQueue((await db.query<{ n: number }>(COUNT_PENDING)).rows[0]?.n ?? 0, rows, options.maxPending);
+        await db.query(insertRunners(rows.length), rows.flatMap((row) => RUNNER_COLUMNS.map((c) => row[c])));
+        await db.query(insertFirstTransitions(rows.length), rows.flatMap((row) => [row.name, row.created_at, row.state, row.reason]));
+        return true;
       });
     } catch (err) {
+      // The key cannot conflict (ON CONFLICT); a dispatch id or a runner name can. The server names
+      // the constraint in the message and the values only in the detail, which is left out.
       if (sqlState(err) !== "23505") throw err;
-      // A writer that did not take the lock (a manual insert) won the race on the key: answer with its dispatch.
-      const found = key === undefined ? undefined : await this.read((db) => existing(db, key));
-      if (found) return found;
-      // The server names the constraint in the message and the values only in the detail, which is left out.
-      throw new StateDatabaseError(`cannot record dispatch ${dispatch.id}: ${(err as Error).message}; dispatch ids and runner names must be unique`, { cause: err });
+      throw new StateDatabaseError(`cannot record dispatch ${dispatch.id}: ${errorMessage(err)}; dispatch ids and runner names must be unique`, { cause: err });
     }
+    // What was recorded is read after COMMIT, outside the lock.
+    const stored = await this.read((db) => (recorded ? readDispatchWithRunners(db, "d.id", dispatch.id) : existing(db, key as string)));
+    // Only pruning could remove it this fast, and pruning never takes a dispatch younger than the retention.
+    if (!stored) throw new StateDatabaseError(`dispatch ${recorded ? dispatch.id : `with key ${key}`} vanished right after it was recorded`);
+    return { ...stored, created: recorded };
   }
 
   async getDispatch(id: string): Promise<DispatchRecord | undefined> {
