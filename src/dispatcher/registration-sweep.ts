@@ -1,9 +1,9 @@
 import type { Scope } from "../forgejo/scope.js";
 import { scopeKey } from "../forgejo/scope.js";
 import { LIVE_STATES } from "../store/types.js";
+import { errorMessage } from "../shared/error-message.js";
+import { Sightings } from "../shared/sightings.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage } from "./context.js";
-import { CONFIRMATIONS } from "./supervisor.js";
 
 /**
  * Removes offline Forgejo runner registrations that carry our name prefix and belong to no live
@@ -11,7 +11,7 @@ import { CONFIRMATIONS } from "./supervisor.js";
  * Only where the server has the runners API (Forgejo >= 15); two sightings before deleting.
  */
 export class RegistrationSweep {
-  private readonly sightings = new Map<string, number>();
+  private readonly sightings = new Sightings();
   /**
    * Scopes that had live runners, kept until they hold no registration of ours: a token-mode
    * runner's own registration outlives its record, and once the record is terminal its scope
@@ -58,9 +58,7 @@ export class RegistrationSweep {
         if (!fr.name.startsWith(prefix) || fr.status !== "offline" || liveNames.has(fr.name)) continue;
         const id = `${key}#${fr.id}`;
         seen.add(id);
-        const n = (this.sightings.get(id) ?? 0) + 1;
-        this.sightings.set(id, n);
-        if (n < CONFIRMATIONS) continue;
+        if (!this.sightings.see(id)) continue;
         try {
           await ctx.forgejo.deleteRunner(scope, fr.id);
           deleted += 1;
@@ -68,10 +66,10 @@ export class RegistrationSweep {
         } catch (err) {
           ctx.logger.warn({ scope: key, forgejo_runner: fr.id, err: errorMessage(err) }, "could not delete a stale runner registration");
         }
-        this.sightings.delete(id);
+        this.sightings.forget(id);
       }
     }
-    for (const id of [...this.sightings.keys()]) if (!seen.has(id)) this.sightings.delete(id);
+    this.sightings.keepOnly(seen);
     return deleted;
   }
 }

@@ -1,11 +1,9 @@
 import { scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import type { RunnerRecord } from "../store/types.js";
+import { errorMessage } from "../shared/error-message.js";
+import { Sightings } from "../shared/sightings.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage } from "./context.js";
-
-/** How many successive listings must agree that a registration is gone. */
-const CONFIRMATIONS = 2;
 
 /**
  * Platforms whose instances do not end with their job: Windows (`nsc create` + a scheduled task)
@@ -23,7 +21,8 @@ const WATCHED_PLATFORMS = new Set<RunnerRecord["platform"]>(["windows", "macos"]
  * and go).
  */
 export class RegistrationWatch {
-  private readonly misses = new Map<string, number>();
+  /** Runners whose registration successive listings missed (two before a direct GET is asked). */
+  private readonly misses = new Sightings();
 
   constructor(private readonly ctx: DispatcherContext) {}
 
@@ -32,8 +31,7 @@ export class RegistrationWatch {
     const watched = live.filter(
       (r) => WATCHED_PLATFORMS.has(r.platform) && r.state === "running" && r.registration === "ephemeral" && r.forgejoRunnerId !== undefined,
     );
-    const names = new Set(watched.map((r) => r.name));
-    for (const name of [...this.misses.keys()]) if (!names.has(name)) this.misses.delete(name);
+    this.misses.keepOnly(watched.map((r) => r.name));
     if (watched.length === 0) return result;
     try {
       if (!(await this.ctx.creds.serverInfo()).runnersApi) return result;
@@ -57,19 +55,14 @@ export class RegistrationWatch {
       }
       for (const r of runners) {
         if (ids.has(r.forgejoRunnerId as number)) {
-          this.misses.delete(r.name);
+          this.misses.forget(r.name);
           continue;
         }
-        const n = (this.misses.get(r.name) ?? 0) + 1;
-        this.misses.set(r.name, n);
-        if (n < CONFIRMATIONS) continue;
+        if (!this.misses.see(r.name)) continue;
         try {
-          if ((await this.ctx.forgejo.getRunner(scope, r.forgejoRunnerId as number)) === undefined) {
-            this.misses.delete(r.name);
-            result.add(r.name);
-          } else {
-            this.misses.delete(r.name);
-          }
+          const gone = (await this.ctx.forgejo.getRunner(scope, r.forgejoRunnerId as number)) === undefined;
+          this.misses.forget(r.name);
+          if (gone) result.add(r.name);
         } catch (err) {
           this.ctx.logger.debug({ runner: r.name, err: errorMessage(err) }, "could not confirm the registration is gone; not judged this tick");
         }

@@ -3,8 +3,10 @@ import { StateUnavailableError } from "../store/errors.js";
 import { LIVE_STATES } from "../store/types.js";
 import type { RunnerRecord } from "../store/types.js";
 import { admit } from "./caps.js";
+import { errorMessage } from "../shared/error-message.js";
+import { SingleFlight } from "../shared/single-flight.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage, isActing } from "./context.js";
+import { isActing } from "./context.js";
 import { launchRunner } from "./launch.js";
 
 /**
@@ -19,12 +21,18 @@ export class Scheduler {
   private readonly notBefore = new Map<string, number>();
   /** Ends launches' waits (for the state database, for a look at Namespace) at shutdown. */
   private readonly stopping = new AbortController();
-  private passing = false;
-  private again = false;
+  /** Passes never overlap; a request during one causes exactly one more. */
+  private readonly passes: SingleFlight;
   private stopped = false;
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly ctx: DispatcherContext) {
+    this.passes = new SingleFlight(
+      () => this.pass(),
+      (err) =>
+        // The store already reported an outage once; the next pass retries.
+        ctx.logger[err instanceof StateUnavailableError ? "debug" : "error"]({ err: errorMessage(err) }, "scheduling pass failed; retrying on the next tick"),
+    );
     // A runner that ends frees capacity: admit the next one now rather than on the next tick.
     ctx.records.onChange((r) => {
       if (r.state === "done" || r.state === "failed") this.kick();
@@ -39,6 +47,11 @@ export class Scheduler {
     return this.inFlight.has(name) || this.claiming.has(name);
   }
 
+  /** Whether an admission pass is running. */
+  get passing(): boolean {
+    return this.passes.busy;
+  }
+
   get launchesInFlight(): number {
     return this.inFlight.size;
   }
@@ -46,24 +59,8 @@ export class Scheduler {
   /** Requests a pass; passes never overlap and a request during one causes exactly one more. */
   kick(): void {
     // Only the replica holding the lease launches; the others accept and record (DESIGN principle 8).
-    if (this.stopped || !isActing(this.ctx)) return;
-    if (this.passing) {
-      this.again = true;
-      return;
-    }
-    this.passing = true;
-    void this.pass()
-      .catch((err) =>
-        // The store already reported an outage once; the next pass retries.
-        this.ctx.logger[err instanceof StateUnavailableError ? "debug" : "error"]({ err: errorMessage(err) }, "scheduling pass failed; retrying on the next tick"),
-      )
-      .finally(() => {
-        this.passing = false;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    if (!isActing(this.ctx)) return;
+    this.passes.kick();
   }
 
   /** One admission pass; exported for tests that drive the scheduler step by step. */
@@ -141,6 +138,7 @@ export class Scheduler {
   /** Stops admitting; waits up to `timeoutMs` for launches in progress. True if all finished. */
   async drain(timeoutMs: number): Promise<boolean> {
     this.stopped = true;
+    this.passes.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.inFlight.size === 0) return true;

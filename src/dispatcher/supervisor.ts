@@ -1,18 +1,17 @@
-import { formatDuration } from "../config/duration.js";
 import type { InstanceInfo, Launcher } from "../namespace/launcher.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
 import { LIVE_STATES } from "../store/types.js";
 import type { Platform, RunnerRecord } from "../store/types.js";
+import { errorMessage } from "../shared/error-message.js";
+import { Sightings } from "../shared/sightings.js";
 import type { DispatcherContext } from "./context.js";
-import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
+import { asksForgejo, endedOutcome, judgeRunners, unexplainedInstances } from "./judge.js";
+import type { EndingOutcome } from "./judge.js";
 import { runLimited } from "./concurrency.js";
 import { recover } from "./recovery.js";
 import { RegistrationWatch } from "./registration-watch.js";
 import type { Scheduler } from "./scheduler.js";
-
-/** How many successive looks must agree before we act on an absence (DESIGN: two, not one). */
-export const CONFIRMATIONS = 2;
 
 export interface TickReport {
   observed: Partial<Record<Platform, number | "error">>;
@@ -26,9 +25,12 @@ export interface TickReport {
  * plain data. Nothing is destroyed on a single failed or empty look.
  */
 export class Supervisor {
-  private readonly misses = new Map<string, number>();
-  /** Per platform: each platform's pass forgets only the sightings its own list no longer shows. */
-  private readonly orphanSightings = new Map<Platform, Map<string, number>>();
+  /**
+   * Per platform, as each platform's look forgets only what its own list no longer shows: runners
+   * whose instance was missing, and instances no live record explains.
+   */
+  private readonly misses = new Map<Platform, Sightings>();
+  private readonly orphanSightings = new Map<Platform, Sightings>();
   private ticking: Promise<TickReport> | undefined;
   private readonly registrations: RegistrationWatch;
   private recoveryPending = false;
@@ -90,7 +92,7 @@ export class Supervisor {
           // An instance of ours without a platform label counts as Linux, so a stray is still swept.
           const instances = all.filter((i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform);
           report.observed[platform] = instances.length;
-          await this.judge(byPlatform.get(platform) ?? [], instances, consumed, report);
+          await this.judge(platform, byPlatform.get(platform) ?? [], instances, consumed, report);
           await this.sweepOrphans(platform, byPlatform.get(platform) ?? [], instances, report);
         }
       }
@@ -131,84 +133,48 @@ export class Supervisor {
     return groups;
   }
 
-  private async judge(runners: RunnerRecord[], instances: InstanceInfo[], consumed: Set<string>, report: TickReport): Promise<void> {
+  /** Gathers one platform's look, decides (judgeRunners), then ends the runners with bounded concurrency. */
+  private async judge(platform: Platform, runners: RunnerRecord[], instances: InstanceInfo[], consumed: Set<string>, report: TickReport): Promise<void> {
     const { ctx } = this;
-    const alive = new Set(instances.map((i) => i.instanceId));
-    const now = ctx.now().getTime();
-    // Decide from plain data first, then act with bounded concurrency: 100 runners ending in one
-    // tick must not take 100 sequential `nsc destroy` calls.
-    const endings: (() => Promise<unknown>)[] = [];
-    const end = (r: RunnerRecord, outcome?: () => Promise<{ to: "done" | "failed"; reason: string }>) =>
-      endings.push(async () => {
-        const result = await finishRunner(ctx, r, outcome ? await outcome() : undefined);
-        if (result?.state !== "finishing") report.finished.push(r.name);
-      });
-    for (const r of runners) {
-      if (r.state === "finishing") {
-        end(r);
-        continue;
-      }
-      if (r.state !== "running" || !r.instanceId) continue;
-      if (r.expiresAt && now >= Date.parse(r.expiresAt)) {
-        end(r, async () => ({ to: "failed", reason: `TTL ${formatDuration(r.ttlMs)} reached before the job finished; instance destroyed` }));
-        continue;
-      }
-      if (alive.has(r.instanceId)) {
-        this.misses.delete(r.name);
-        // Windows instances (and macOS ones started through the nsc fallback) do not end with
-        // their job; Forgejo deleting the ephemeral runner says the job is done.
-        if (consumed.has(r.name)) {
-          end(r, async () => ({ to: "done", reason: `job finished: Forgejo removed the ephemeral runner; instance ${r.instanceId} destroyed` }));
-        }
-        continue;
-      }
-      const misses = (this.misses.get(r.name) ?? 0) + 1;
-      this.misses.set(r.name, misses);
-      if (misses < CONFIRMATIONS) continue;
-      this.misses.delete(r.name);
-      end(r, () => this.endedOutcome(r));
-    }
-    await runLimited(endings, Math.max(4, ctx.config.namespace.max_parallel), (err) =>
+    const endings = judgeRunners({
+      runners,
+      alive: new Set(instances.map((i) => i.instanceId)),
+      consumed,
+      now: ctx.now().getTime(),
+      misses: sightingsOf(this.misses, platform),
+    });
+    // 100 runners ending in one tick must not take 100 sequential `nsc destroy` calls.
+    const tasks = endings.map((e) => async () => {
+      const outcome = e.why === "finishing" ? undefined : e.why === "instance-ended" ? await this.endedOutcome(e.runner) : e.outcome;
+      const result = await finishRunner(ctx, e.runner, outcome);
+      if (result?.state !== "finishing") report.finished.push(e.runner.name);
+    });
+    await runLimited(tasks, Math.max(4, ctx.config.namespace.max_parallel), (err) =>
       ctx.logger.error({ err: errorMessage(err) }, "finishing a runner failed; it is retried on the next tick"),
     );
   }
 
   /** An instance that ended on its own: did its runner take the job? */
-  private async endedOutcome(r: RunnerRecord): Promise<{ to: "done" | "failed"; reason: string }> {
-    if (r.registration !== "ephemeral" || r.forgejoRunnerId === undefined) {
-      return { to: "done", reason: `instance ${r.instanceId} ended: forgejo-runner exited` };
-    }
+  private async endedOutcome(r: RunnerRecord): Promise<EndingOutcome> {
+    if (!asksForgejo(r)) return endedOutcome(r, undefined);
     try {
-      const still = await this.ctx.forgejo.getRunner(r.scope, r.forgejoRunnerId);
-      // Forgejo deletes an ephemeral runner once its job is done (docs/upstream-contracts.md#ephemeral-runners).
-      if (!still) return { to: "done", reason: `instance ${r.instanceId} ended after its job finished` };
-      return { to: "failed", reason: `instance ${r.instanceId} ended before forgejo-runner finished a job; registration removed` };
+      return endedOutcome(r, (await this.ctx.forgejo.getRunner(r.scope, r.forgejoRunnerId)) ? "kept" : "removed");
     } catch (err) {
-      return { to: "done", reason: `instance ${r.instanceId} ended (could not ask Forgejo whether the job ran: ${errorMessage(err)})` };
+      return endedOutcome(r, { error: errorMessage(err) });
     }
   }
 
   /** Instances carrying our owner label that no live record explains are destroyed after two sightings. */
   private async sweepOrphans(platform: Platform, runners: RunnerRecord[], instances: InstanceInfo[], report: TickReport): Promise<void> {
     const { ctx } = this;
-    const byName = new Map(runners.map((r) => [r.name, r]));
-    const sightings = this.orphanSightings.get(platform) ?? new Map<string, number>();
-    this.orphanSightings.set(platform, sightings);
-    const seen = new Set<string>();
-    for (const inst of instances) {
-      const owner = byName.get(inst.labels[LABEL_RUNNER] ?? "");
-      const explained =
-        owner !== undefined &&
-        (owner.instanceId === inst.instanceId || (owner.state === "launching" && (this.scheduler.isLaunching(owner.name) || !owner.instanceId)));
-      if (explained) continue;
-      seen.add(inst.instanceId);
-      const n = (sightings.get(inst.instanceId) ?? 0) + 1;
-      sightings.set(inst.instanceId, n);
-      if (n < CONFIRMATIONS) continue;
-      const launcher = ctx.launchers[platform];
+    const orphans = unexplainedInstances(instances, runners, (name) => this.scheduler.isLaunching(name));
+    const sightings = sightingsOf(this.orphanSightings, platform);
+    sightings.keepOnly(orphans.map((i) => i.instanceId));
+    for (const inst of orphans) {
+      if (!sightings.see(inst.instanceId)) continue;
       try {
-        await launcher?.destroy(inst.instanceId);
-        sightings.delete(inst.instanceId);
+        await ctx.launchers[platform]?.destroy(inst.instanceId);
+        sightings.forget(inst.instanceId);
         report.orphansDestroyed.push(inst.instanceId);
         ctx.logger.warn(
           { instance: inst.instanceId, runner: inst.labels[LABEL_RUNNER] },
@@ -218,7 +184,6 @@ export class Supervisor {
         ctx.logger.warn({ instance: inst.instanceId, err: errorMessage(err) }, "could not destroy orphan instance; will retry");
       }
     }
-    for (const id of [...sightings.keys()]) if (!seen.has(id)) sightings.delete(id);
   }
 
   /** Runner gauges from the live records this tick already read (state as of the tick's start), plus the pending ones. */
@@ -227,4 +192,11 @@ export class Supervisor {
     this.ctx.metrics.runnersByState.reset();
     for (const r of [...pending, ...live]) this.ctx.metrics.runnersByState.inc({ state: r.state, platform: r.platform });
   }
+}
+
+/** A platform's sightings, made on its first look (two sightings before acting: DESIGN). */
+function sightingsOf(byPlatform: Map<Platform, Sightings>, platform: Platform): Sightings {
+  let s = byPlatform.get(platform);
+  if (!s) byPlatform.set(platform, (s = new Sightings()));
+  return s;
 }

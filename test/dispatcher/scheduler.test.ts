@@ -33,7 +33,7 @@ function countPasses(sched: Scheduler): { count: () => number; idle: () => boole
     n++;
     return pass();
   };
-  return { count: () => n, idle: () => !(sched as unknown as { passing: boolean }).passing };
+  return { count: () => n, idle: () => !sched.passing };
 }
 
 describe("Scheduler.pass", () => {
