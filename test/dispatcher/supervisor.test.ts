@@ -185,6 +185,20 @@ describe("running runners", () => {
     expect(r.finishedAt).toBe(k.ctx.now().toISOString());
   });
 
+  it("a miss is forgotten once a look no longer judges the runner: missed, not judged, missed again is one miss", async () => {
+    await k.runner("nscloud-c", "running", { instanceId: "ic", expiresAt: far, registration: "token" });
+    expect((await k.supervisor.tick()).finished).toEqual([]);
+    // Out of `running` for one look (here: launching again under its name, its launch in flight).
+    k.inFlight.add("nscloud-c");
+    await k.store.transition("nscloud-c", ["running"], "launching", "test: relaunching", {}, k.ctx.now());
+    expect((await k.supervisor.tick()).finished).toEqual([]);
+    await k.store.transition("nscloud-c", ["launching"], "running", "test: running again", {}, k.ctx.now());
+    k.inFlight.delete("nscloud-c");
+    expect((await k.supervisor.tick()).finished).toEqual([]);
+    expect(await state("nscloud-c")).toBe("running");
+    expect((await k.supervisor.tick()).finished).toEqual(["nscloud-c"]);
+  });
+
   it("are not judged while launching or without an instance id", async () => {
     // Its launch has recorded an instance id the listing does not show yet.
     await k.runner("nscloud-l", "launching", { instanceId: "not-listed-yet" });
