@@ -8,12 +8,13 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: [
-      // dispatcher: accept, caps, scheduler, supervisor judging, finish, recovery
+      // dispatcher: accept, caps, scheduler, supervisor judging (judge.ts), finish, recovery
       "test/dispatcher/accept.test.ts",
       "test/dispatcher/policy.test.ts",
       "test/dispatcher/caps.test.ts",
       "test/dispatcher/scheduler.test.ts",
       "test/dispatcher/supervisor.test.ts",
+      "test/dispatcher/judge.test.ts",
       "test/dispatcher/registration-watch.test.ts",
       "test/dispatcher/finish-recovery.test.ts",
       // autoscaler: plan, match, capacity, keys
@@ -26,6 +27,9 @@ export default defineConfig({
       "test/forgejo/webhook-signature.test.ts",
       "test/namespace/env-flags.test.ts",
       "test/runner/labels.test.ts",
+      // shared: seen twice before acting, one pass at a time
+      "test/shared/sightings.test.ts",
+      "test/shared/single-flight.test.ts",
     ],
     testTimeout: 30_000,
     hookTimeout: 30_000,
