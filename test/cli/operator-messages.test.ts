@@ -57,7 +57,7 @@ describe("docs/cli.md", () => {
     const runningReason = "instance oc8ub0p9ueio7 is up; forgejo-runner is waiting for job 42 (TTL 30m0s)";
     templateIn("src/dispatcher/launch.ts", "is up; forgejo-runner is waiting for ${");
     const inFlight = "runner nscloud-9qk2m1xv7a on its way";
-    templateIn("src/autoscaler/plan.ts", 'reason: `runner ${alive.join(", ")} on its way`');
+    templateIn("src/autoscaler/plan-pass.ts", 'reason: `runner ${alive.join(", ")} on its way`');
 
     const runners = [
       {
