@@ -3,7 +3,7 @@ import type { CapConfig } from "../../src/config/dispatcher-schema.js";
 import { admit } from "../../src/dispatcher/caps.js";
 import { scopeKey } from "../../src/forgejo/scope.js";
 import type { JobRef, Platform, RunnerRecord, RunnerState } from "../../src/store/types.js";
-import { LIVE_STATES } from "../../src/store/types.js";
+import { INSTANCE_HOLDING_STATES } from "../../src/api/states.js";
 import type { EventQueue } from "./events.js";
 import type { Forge } from "./forge.js";
 import type { Distribution, Rng } from "./rng.js";
@@ -172,7 +172,7 @@ export class DispatcherModel {
         else eligible.push(r.rec);
       }
       if (eligible.length === 0) return;
-      const live = all.filter((r) => LIVE_STATES.includes(r.rec.state)).map((r) => r.rec);
+      const live = all.filter((r) => INSTANCE_HOLDING_STATES.includes(r.rec.state)).map((r) => r.rec);
       const { admit: admitted } = admit(eligible, live, { maxRunners: this.cfg.maxRunners, caps: this.cfg.caps }, (r) => scopeKey(r.scope));
       const launching = all.filter((r) => r.rec.state === "launching").length;
       for (const rec of admitted.slice(0, Math.max(0, this.cfg.maxParallel - launching))) this.launch(this.records.get(rec.name) as SimRecord);

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../shared/clock.js";
 import type { DispatcherClient } from "./dispatcher-client.js";
 import type { DispatchBody, DispatchOutcome } from "./dispatcher-types.js";
-import { TERMINAL_RUNNER_STATES } from "./dispatcher-types.js";
+import { TERMINAL_STATES, isOneOf } from "../api/states.js";
 import type { KeyRecord } from "./keys.js";
 import type { Cancel, Intent, JobState, Plan } from "./plan.js";
 
@@ -148,7 +148,7 @@ export class Actor {
 
       if (outcome.kind === "created" || outcome.kind === "duplicate") {
         const names = outcome.response.runners.map((r) => r.name);
-        const live = outcome.response.runners.filter((r) => !TERMINAL_RUNNER_STATES.includes(r.state));
+        const live = outcome.response.runners.filter((r) => !isOneOf(TERMINAL_STATES, r.state));
         if (outcome.kind === "created") {
           result.created++;
           log.info({ instance: this.opts.instance, key: intent.key, target: intent.target, job: intent.forJob, runners: names }, "runner requested");

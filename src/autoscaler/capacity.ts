@@ -5,9 +5,6 @@ import { coversAll, sameNames } from "./labels.js";
 import { matchTarget } from "./match.js";
 import type { LabelledTarget } from "./match.js";
 
-/** @deprecated COUNTS_TOWARD_DEMAND_STATES (src/api/states.ts) as a set of text, for states read from the dispatcher. */
-export const LIVE_STATES: ReadonlySet<string> = new Set(COUNTS_TOWARD_DEMAND_STATES);
-
 export const isWaiting = (j: ActionRunJob) => j.status === "waiting" || j.status === "queued";
 export const isRunning = (j: ActionRunJob) => j.status === "running" || j.status === "in_progress";
 

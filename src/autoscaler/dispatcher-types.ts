@@ -1,7 +1,6 @@
 import { z } from "zod";
 import type { DispatchRequestBody } from "../api/dispatch-request.js";
 import { dispatchViewSchema, jobViewSchema, runnerViewSchema } from "../api/runner-view.js";
-import { TERMINAL_STATES } from "../api/states.js";
 
 /*
  * The dispatcher's API as the autoscaler uses it, from the shared definitions in src/api/. What it
@@ -10,8 +9,6 @@ import { TERMINAL_STATES } from "../api/states.js";
  */
 
 export { IN_FLIGHT_STATES } from "../api/states.js";
-/** @deprecated TERMINAL_STATES (src/api/states.ts) as text, for states read from the dispatcher. */
-export const TERMINAL_RUNNER_STATES: readonly string[] = TERMINAL_STATES;
 
 /** The body of POST /api/v1/dispatch as the autoscaler sends it: always a count, labels and scope. */
 export type DispatchBody = DispatchRequestBody & Required<Pick<DispatchRequestBody, "count" | "labels" | "scope">>;

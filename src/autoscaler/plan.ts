@@ -1,5 +1,6 @@
+import { COUNTS_TOWARD_DEMAND_STATES, isOneOf } from "../api/states.js";
 import type { ActionRunJob, ActionRunner } from "../forgejo/types.js";
-import { LIVE_STATES, capacityByTarget, isRunning, isWaiting } from "./capacity.js";
+import { capacityByTarget, isRunning, isWaiting } from "./capacity.js";
 import type { TargetCapacity } from "./capacity.js";
 import type { DispatcherRunner } from "./dispatcher-types.js";
 import type { KeyRecord } from "./keys.js";
@@ -147,7 +148,7 @@ function jobPlans(input: PlanInput): { jobs: JobPlan[]; jobPlanById: Map<number,
  */
 export function plan(input: PlanInput): Plan {
   const caps = capacityByTarget(input.targets, input.jobs, input.inFlight, input.registered);
-  const liveNames = new Set(input.inFlight.filter((r) => LIVE_STATES.has(r.state)).map((r) => r.name));
+  const liveNames = new Set(input.inFlight.filter((r) => isOneOf(COUNTS_TOWARD_DEMAND_STATES, r.state)).map((r) => r.name));
   const { jobs, jobPlanById, byTarget } = jobPlans(input);
   const shared: PlanShared = { input, liveNames, jobPlanById, intents: [], cancels: [], warmSeq: { used: 0 } };
   const targets = input.targets.map((t) => planTarget(shared, t, caps.get(t.name) as TargetCapacity, byTarget.get(t.name) ?? []));

@@ -1,10 +1,10 @@
+import { COUNTS_TOWARD_DEMAND_STATES, isOneOf } from "../api/states.js";
 import type { Logger } from "pino";
 import type { InstanceConfig } from "../config/autoscaler-schema.js";
 import type { ActionRunJob, ForgejoApi, ServerInfo } from "../forgejo/types.js";
 import type { Clock } from "../shared/clock.js";
 import { errorMessage } from "../shared/error-message.js";
 import type { Actor, ActResult } from "./act.js";
-import { LIVE_STATES } from "./capacity.js";
 import type { DispatcherClient } from "./dispatcher-client.js";
 import { jobBaseKey } from "./keys.js";
 import { canListRunners, observe, webhooksOnly } from "./observe.js";
@@ -68,7 +68,7 @@ export class ReconcilePass {
 
     if (obs.jobs) this.p.targets.noteArrivals(obs.jobs, this.now());
     const p = this.plan(info, obs, jobs, onlyWebhooks);
-    const live = new Set(obs.inFlight.filter((r) => LIVE_STATES.has(r.state)).map((r) => r.name));
+    const live = new Set(obs.inFlight.filter((r) => isOneOf(COUNTS_TOWARD_DEMAND_STATES, r.state)).map((r) => r.name));
     const result = await this.p.actor.act(p, live);
     this.p.record.recordPass(p, result, obs.jobs === undefined ? obs.jobsError : undefined);
     if (obs.jobs) this.p.actor.prune(new Set(obs.jobs.filter(isWaiting).map((j) => jobBaseKey(c.name, j))));

@@ -1,6 +1,6 @@
 import type { Scope } from "../forgejo/scope.js";
 import { scopeKey } from "../forgejo/scope.js";
-import { LIVE_STATES } from "../store/types.js";
+import { INSTANCE_HOLDING_STATES } from "../api/states.js";
 import { errorMessage } from "../shared/error-message.js";
 import { Sightings } from "../shared/sightings.js";
 import type { DispatcherContext } from "./context.js";
@@ -31,7 +31,7 @@ export class RegistrationSweep {
       return 0;
     }
     if (!info.runnersApi) return 0;
-    const live = await ctx.records.store.listRunners({ states: [...LIVE_STATES, "pending"] });
+    const live = await ctx.records.store.listRunners({ states: [...INSTANCE_HOLDING_STATES, "pending"] });
     const liveNames = new Set(live.map((r) => r.name));
     const current = new Map<string, Scope>([[scopeKey(ctx.config.forgejo.default_scope), ctx.config.forgejo.default_scope]]);
     for (const r of live) current.set(scopeKey(r.scope), r.scope);

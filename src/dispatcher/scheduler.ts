@@ -1,6 +1,6 @@
 import { scopeKey } from "../forgejo/scope.js";
 import { StateUnavailableError } from "../store/errors.js";
-import { LIVE_STATES } from "../store/types.js";
+import { INSTANCE_HOLDING_STATES } from "../api/states.js";
 import type { RunnerRecord } from "../store/types.js";
 import { admit } from "./caps.js";
 import { errorMessage } from "../shared/error-message.js";
@@ -80,7 +80,7 @@ export class Scheduler {
       eligible.push(r);
     }
     if (eligible.length === 0) return;
-    const live = await ctx.records.store.listRunners({ states: LIVE_STATES });
+    const live = await ctx.records.store.listRunners({ states: INSTANCE_HOLDING_STATES });
     const { admit: admitted, waiting } = admit(
       eligible,
       live,

@@ -1,6 +1,6 @@
 import type { InstanceInfo, Launcher } from "../namespace/launcher.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
-import { LIVE_STATES } from "../store/types.js";
+import { INSTANCE_HOLDING_STATES } from "../api/states.js";
 import type { Platform, RunnerRecord } from "../store/types.js";
 import { errorMessage } from "../shared/error-message.js";
 import { Sightings } from "../shared/sightings.js";
@@ -63,10 +63,10 @@ export class Supervisor {
     const end = ctx.metrics.superviseDuration.startTimer();
     const report: TickReport = { observed: {}, finished: [], orphansDestroyed: [] };
     try {
-      let live = await ctx.records.store.listRunners({ states: LIVE_STATES });
+      let live = await ctx.records.store.listRunners({ states: INSTANCE_HOLDING_STATES });
       if (this.recoveryPending || live.some((r) => this.stranded(r))) {
         await this.settleStranded();
-        live = await ctx.records.store.listRunners({ states: LIVE_STATES });
+        live = await ctx.records.store.listRunners({ states: INSTANCE_HOLDING_STATES });
       }
       const byPlatform = new Map<Platform, RunnerRecord[]>();
       for (const r of live) {

@@ -7,8 +7,6 @@ export { RUNNER_STATES, TERMINAL_STATES } from "../api/states.js";
 export type { RunnerOutcome, RunnerState } from "../api/states.js";
 export type { JobRef } from "../api/dispatch-request.js";
 export type { Platform } from "../api/runner-view.js";
-/** @deprecated the same set as INSTANCE_HOLDING_STATES (src/api/states.ts): import that name. */
-export { INSTANCE_HOLDING_STATES as LIVE_STATES } from "../api/states.js";
 
 export interface Transition {
   at: string;

@@ -1,6 +1,6 @@
 import pino from "pino";
 import { Actor } from "../../../src/autoscaler/act.js";
-import { LIVE_STATES } from "../../../src/autoscaler/capacity.js";
+import { COUNTS_TOWARD_DEMAND_STATES, isOneOf } from "../../../src/api/states.js";
 import { DispatcherClient } from "../../../src/autoscaler/dispatcher-client.js";
 import type { DispatchBody, DispatchOutcome, DispatcherRunner } from "../../../src/autoscaler/dispatcher-types.js";
 import { jobBaseKey } from "../../../src/autoscaler/keys.js";
@@ -187,7 +187,7 @@ export class TodayPolicy implements Policy {
       pinEveryJob: this.mode === "today",
       jobsComplete: this.mode !== "today",
     });
-    const live = new Set(obs.inFlight.filter((r) => LIVE_STATES.has(r.state)).map((r) => r.name));
+    const live = new Set(obs.inFlight.filter((r) => isOneOf(COUNTS_TOWARD_DEMAND_STATES, r.state)).map((r) => r.name));
     const result = await this.actor.act(p, live);
     this.actor.prune(new Set(jobs.filter(isWaiting).map((j) => jobBaseKey(config.name, j))));
     let delay: number | undefined;
