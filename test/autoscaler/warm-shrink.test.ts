@@ -66,6 +66,10 @@ describe("min_idle_auto", () => {
     expect(dispatcher.dispatches).toHaveLength(0);
     forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
     await waitFor(() => dispatcher.dispatches.length >= 1, { what: "a dispatch" });
+    // A pass reports what it observed before it asked: the pass that asks for the second runner still
+    // says one. Wait until a pass has seen both, then two more passes that must ask for nothing.
+    const target = async () => (await stack!.status()).instances[0]!.targets[0]!;
+    await waitFor(async () => (await target()).in_flight === 2, { what: "a pass that sees both runners" });
     const p = r.passCount;
     await waitFor(() => r.passCount >= p + 2, { what: "two more passes" });
     // One arrival in 30 minutes, 30 s boots: a pool of one. Its first runner is asked for as the
@@ -74,6 +78,6 @@ describe("min_idle_auto", () => {
       ["warm", null],
       ["warm", null],
     ]);
-    expect((await stack.status()).instances[0]!.targets[0]).toMatchObject({ min_idle: 1, in_flight: 2 });
+    expect(await target()).toMatchObject({ min_idle: 1, in_flight: 2 });
   });
 });
