@@ -169,6 +169,8 @@ const dispatcherSchema = z
     state_path: z.string().optional(),
     /** A postgres:// URL (it holds the password: store_file reads it from a file); selects the PostgreSQL store. */
     store: z.string().optional(),
+    /** A file holding the store URL (systemd credentials, agenix); read at load like the other *_file secrets. */
+    store_file: z.string().optional(),
     postgres: postgresSchema,
     supervise_interval: durationMs.prefault("10s"),
     /** Pending runners beyond this answer 429. */

@@ -139,6 +139,9 @@ export class PostgresStore implements Store {
   private async transaction<T>(step: (db: PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // A connection lost while checked out also emits "error" on the client; unheard, it would end the process.
+    const onError = (err: Error) => (broken = err);
+    client.on("error", onError);
     try {
       await client.query("BEGIN");
       const result = await step(client);
@@ -150,6 +153,7 @@ export class PostgresStore implements Store {
       else await client.query("ROLLBACK").catch((e: unknown) => (broken = e as Error));
       throw err;
     } finally {
+      client.off("error", onError);
       client.release(broken);
     }
   }
@@ -313,12 +317,16 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const pool = createPool(target, Number(target.pool.statement_timeout), options.logger);
   try {
     const client = await pool.connect();
+    let broken: Error | undefined;
+    const onError = (e: Error) => (broken = e);
+    client.on("error", onError);
     try {
       const { from, to } = await migratePostgres(client, target.schema, target.display);
       if (from !== to) options.logger?.info({ database: target.display, from, to }, "state database schema migrated");
       options.logger?.debug({ database: target.display, schemaVersion: to }, "state database open");
     } finally {
-      client.release();
+      client.off("error", onError);
+      client.release(broken);
     }
   } catch (err) {
     await pool.end().catch(() => undefined);
