@@ -1,5 +1,6 @@
 import { CliError, UsageError } from "./errors.js";
 import type { CliIo } from "./io.js";
+import { MIGRATE_STORE_USAGE, migrateStoreCommand } from "./migrate-store.js";
 import { PROVISION_USAGE, provisionCommand } from "./provision/command.js";
 import { STATUS_USAGE, statusCommand } from "./status/command.js";
 import { packageVersion } from "./version.js";
@@ -10,6 +11,8 @@ Usage:
   forgejo-nsc status [flags]              what is waiting, launching and running, and why
   forgejo-nsc status runner <name>        one runner's transition history
   forgejo-nsc provision --out <dir> ...   secrets, tokens and configs for both daemons
+  forgejo-nsc migrate-store --from sqlite:<file> --to <postgres url>
+                                          copy the dispatcher's records from SQLite to PostgreSQL
   forgejo-nsc help [command]              help for a command
   forgejo-nsc --version                   print the version
 
@@ -19,6 +22,7 @@ Run "forgejo-nsc help <command>" for a command's flags. Documentation: docs/cli.
 const COMMANDS: Record<string, { usage: string; run: (argv: string[], io: CliIo) => Promise<number> }> = {
   status: { usage: STATUS_USAGE, run: statusCommand },
   provision: { usage: PROVISION_USAGE, run: provisionCommand },
+  "migrate-store": { usage: MIGRATE_STORE_USAGE, run: migrateStoreCommand },
 };
 
 /** Runs one CLI invocation; returns the exit code (0 ok, 1 failure, 2 usage). Never throws. */

@@ -1,4 +1,4 @@
-import type { PoolClient } from "pg";
+import type { ClientBase } from "pg";
 import { SchemaTooNewError } from "../migrations.js";
 import type { Migration } from "../migrations.js";
 
@@ -105,7 +105,7 @@ class PostgresSchemaTooNewError extends SchemaTooNewError {
  * A schema newer than this release is refused (SchemaTooNewError), as the SQLite store does.
  * `schema` must already be checked against SCHEMA_NAME (it is quoted, not escaped).
  */
-export async function migratePostgres(client: PoolClient, schema: string, display: string, now: () => Date = () => new Date()): Promise<{ from: number; to: number }> {
+export async function migratePostgres(client: ClientBase, schema: string, display: string, now: () => Date = () => new Date()): Promise<{ from: number; to: number }> {
   await client.query("BEGIN");
   try {
     // One lock per schema; taken before the schema exists, so keyed by its name, not current_schema().
