@@ -20,6 +20,8 @@ export interface WebhookRelayOptions {
   pollMs?: number;
   /** Deliveries older than this when a leader takes them are dropped: the next poll sees what they announced (default 10 min). */
   keepMs?: number;
+  /** Called at the end of stop() (closes the relay's own connection). */
+  close?: () => Promise<void>;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -48,6 +50,24 @@ export class WebhookRelay {
     await this.opts.pool.query(
       `CREATE TABLE IF NOT EXISTS ${this.table} (id bigserial PRIMARY KEY, instance text NOT NULL, delivery jsonb NOT NULL, received_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
     );
+  }
+
+  /**
+   * A sink that passes what the webhook routes hand it on: to `local` while `acting()` (this replica
+   * leads), else into the table for the leader. A delivery that cannot be relayed is logged; the
+   * next poll of Forgejo finds what it announced.
+   */
+  relaying(instance: string, local: DeliverySink, acting: () => boolean): DeliverySink {
+    const send = (delivery: RelayedDelivery, here: () => void) => {
+      if (acting()) return here();
+      void this.publish(instance, delivery).catch((err) =>
+        this.opts.logger.warn({ instance, err: errorMessage(err) }, "could not relay a webhook delivery to the leading replica; the next poll of Forgejo finds the jobs"),
+      );
+    };
+    return {
+      onWorkflowJob: (job) => send({ kind: "workflow_job", job }, () => local.onWorkflowJob(job)),
+      onDelivery: (event) => send({ kind: "delivery", event }, () => local.onDelivery(event)),
+    };
   }
 
   /** Passes a delivery received here to whichever replica leads (now or next). */
@@ -106,5 +126,6 @@ export class WebhookRelay {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.draining;
+    await this.opts.close?.();
   }
 }
