@@ -34,6 +34,7 @@ const JOBS = Number(process.env.CHAOS_JOBS ?? 300);
 const ARRIVAL_MS = Number(process.env.CHAOS_ARRIVAL_MS ?? 60_000);
 const LEASE_TTL_MS = 2000;
 const LABEL = "namespace-profile-linux-small";
+const DIRECT_LABEL = "namespace-profile-linux-direct";
 const TOKEN = "chaos-dispatcher-api-token-6e21b97d";
 const SCOPE = { level: "repository", owner: "acme", name: "app" } as const;
 
@@ -43,6 +44,8 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const say = (what: string) => process.stdout.write(`chaos +${((Date.now() - t0) / 1000).toFixed(1)}s: ${what}\n`);
 const random = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
 function restartPostgres(): void {
@@ -105,7 +108,8 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
       const res = await fetchJson(`${dispatcherUrl}/api/v1/dispatch`, {
         method: "POST",
         headers: { authorization: `Bearer ${TOKEN}`, "idempotency-key": `chaos-direct-${i}` },
-        body: { count: 1, labels: [LABEL], scope: SCOPE, ttl: "2m" },
+        // A label no job asks for: these runners never take a job from the autoscaler's pinned ones; cancelled at the end.
+        body: { count: 1, labels: [DIRECT_LABEL], scope: SCOPE, ttl: "10m" },
       }).catch(() => undefined);
       if (res?.status === 202 || res?.status === 200) accepted.push(...(res.body.runners as { name: string }[]).map((r) => r.name));
     }
@@ -120,7 +124,9 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
     const at = Date.now();
     await l.kill();
     outages.push({ holder, at });
-    await leader(group.filter((r) => r !== l), 30_000);
+    say(`SIGKILL ${l.name} (${holder})`);
+    const next = await leader(group.filter((r) => r !== l), 30_000);
+    say(`${next.name} leads`);
     await l.start();
   };
   const chaos = [
@@ -134,12 +140,21 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
         const at = Date.now();
         l.signal("SIGSTOP");
         outages.push({ holder, at });
+        say(`SIGSTOP ${l.name} (${holder})`);
         await sleep(LEASE_TTL_MS * 3);
         l.signal("SIGCONT");
+        say(`SIGCONT ${l.name}`);
       },
     },
     { at: random(0.55, 0.7), act: () => killLeader(dispatchers) },
-    { at: random(0.7, 0.8), act: async () => restartPostgres() },
+    {
+      at: random(0.7, 0.8),
+      act: async () => {
+        say("restarting PostgreSQL");
+        restartPostgres();
+        say("PostgreSQL restarted");
+      },
+    },
     { at: random(0.8, 0.95), act: () => killLeader(dispatchers) },
   ].sort((a, b) => a.at - b.at);
   for (const c of chaos) {
@@ -149,17 +164,32 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   }
   await arrivals;
   await direct;
+  say(`all ${JOBS} jobs arrived; ${accepted.length} direct dispatches accepted`);
 
   // Every job ran, every runner ended, every instance is gone.
   await waitFor(() => jobs.every((j) => forgejo.job(j.id)?.status === "success"), { timeoutMs: 600_000, intervalMs: 1000, what: "every job to finish" });
+  say("every job finished");
+  for (const name of accepted) {
+    await waitFor(
+      async () => {
+        const res = await fetchJson(`${dispatcherUrl}/api/v1/runners/${name}?reason=chaos-test-done`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+        return res.status === 200;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, what: `cancelling ${name}` },
+    );
+  }
   const runners = await waitFor(
     async () => {
       const res = await fetchJson(`${dispatcherUrl}/api/v1/runners?limit=5000`, { method: "GET", headers: { authorization: `Bearer ${TOKEN}` } });
       const rs = res.body.runners as { name: string; state: string; job: { id: number } | null; instance_id: string | null }[];
-      return rs.length >= JOBS && rs.every((r) => r.state === "done" || r.state === "failed") ? rs : undefined;
+      if (rs.length >= JOBS && rs.every((r) => r.state === "done" || r.state === "failed")) return rs;
+      const states: Record<string, number> = {};
+      for (const r of rs) states[r.state] = (states[r.state] ?? 0) + 1;
+      throw new Error(`${rs.length} runners: ${JSON.stringify(states)}`);
     },
     { timeoutMs: 300_000, intervalMs: 1000, what: "every runner to end" },
   );
+  say("every runner ended");
   await waitFor(() => nsc.instances().length === 0, { timeoutMs: 120_000, intervalMs: 1000, what: "no live instance" });
 
   const instances = nsc.instances({ includeDestroyed: true });
@@ -175,7 +205,7 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
 
   // Every job got exactly one runner: taken once, by one runner record that ran.
   for (const j of jobs) expect(forgejo.job(j.id)?.attempt, `job ${j.id} taken once`).toBe(1);
-  const ran = runners.filter((r) => r.instance_id !== null);
+  const ran = runners.filter((r) => r.instance_id !== null && r.job !== null);
   expect([...repeated(ran.filter((r) => r.job).map((r) => String(r.job!.id)))], "jobs with more than one runner").toEqual([]);
   expect(missing(jobs.map((j) => String(j.id)), ran.map((r) => String(r.job?.id))), "jobs without a runner").toEqual([]);
   // None launched twice: one instance per runner name.
