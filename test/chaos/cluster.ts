@@ -94,16 +94,27 @@ export async function makeReplica(kind: Kind, name: string, dir: string, config:
   return new Replica(kind, name, port, path, env);
 }
 
-/** The replica that says it leads, waiting until exactly one does. */
-export async function leader(replicas: readonly Replica[], timeoutMs = 30_000): Promise<Replica> {
-  return waitFor(
-    async () => {
-      const roles = await Promise.all(replicas.map((r) => r.role()));
-      const leaders = replicas.filter((_, i) => roles[i] === "leader");
-      return leaders.length === 1 ? leaders[0] : undefined;
-    },
-    { timeoutMs, intervalMs: 100, what: `one ${replicas[0]?.kind} replica to lead` },
-  );
+/**
+ * The replica holding the lease now, by the lease table (the database decides, not what a replica
+ * says), waiting until one of `replicas` does. On timeout the error lists each replica's last
+ * lease log lines.
+ */
+export async function leader(replicas: readonly Replica[], holderNow: () => Promise<string | undefined>, timeoutMs = 30_000): Promise<Replica> {
+  try {
+    return await waitFor(
+      async () => {
+        const holder = await holderNow();
+        return replicas.find((r) => r.proc && holder?.startsWith(`${r.name}:${r.proc.child.pid}:`));
+      },
+      { timeoutMs, intervalMs: 100, what: `one ${replicas[0]?.kind} replica to lead` },
+    );
+  } catch (err) {
+    const tails = replicas.map((r) => {
+      const lines = (r.incarnations().at(-1)?.lines ?? []).filter((l) => /lease|PostgreSQL|state database/i.test(String(l.msg)));
+      return `${r.name}: ${lines.slice(-5).map((l) => `${String(l.time)} ${String(l.msg)} ${String(l.err ?? "")}`).join(" | ")}`;
+    });
+    throw new Error(`${(err as Error).message}\n${tails.join("\n")}`);
+  }
 }
 
 function jsonLines(text: string): Record<string, unknown>[] {

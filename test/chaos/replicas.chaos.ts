@@ -117,15 +117,16 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
 
   // Chaos, at random moments within the arrival window.
   const outages: Outage[] = [];
-  const holderOf = async (r: Replica) => (await currentTerm(db, r.kind))?.holder ?? "";
+  const holderNow = (kind: string) => () => liveHolder(db, kind);
+  const holderOf = async (r: Replica) => (await liveHolder(db, r.kind)) ?? "";
   const killLeader = async (group: Replica[]) => {
-    const l = await leader(group);
+    const l = await leader(group, holderNow(group[0]!.kind));
     const holder = await holderOf(l);
     const at = Date.now();
     await l.kill();
     outages.push({ holder, at });
     say(`SIGKILL ${l.name} (${holder})`);
-    const next = await leader(group.filter((r) => r !== l), 30_000);
+    const next = await leader(group.filter((r) => r !== l), holderNow(l.kind), 30_000);
     say(`${next.name} leads`);
     await l.start();
   };
@@ -135,7 +136,7 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
     {
       at: random(0.45, 0.55),
       act: async () => {
-        const l = await leader(dispatchers);
+        const l = await leader(dispatchers, holderNow("dispatcher"));
         const holder = await holderOf(l);
         const at = Date.now();
         l.signal("SIGSTOP");
@@ -215,6 +216,12 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   expect(accepted.length).toBeGreaterThan(0);
   // No replica acted after losing its lease; failover within two supervise intervals (plus start-up slack on 2 cores).
   expect(effectsOutsideTerms(effects, terms.dispatcher)).toEqual([]);
+  // /readyz says what each replica does: one leads, the others stand by.
+  const roles = await waitFor(async () => {
+    const rs = (await Promise.all(dispatchers.map((d) => d.role()))).sort();
+    return rs.join() === "leader,standby,standby" ? rs : undefined;
+  }, { timeoutMs: 30_000, what: "one dispatcher to say leader and two standby" });
+  expect(roles).toEqual(["leader", "standby", "standby"]);
   expect(failover.length).toBeGreaterThanOrEqual(3);
   expect(Math.max(...failover)).toBeLessThan(2 * LEASE_TTL_MS + 2000);
 }, 1_200_000);
@@ -262,9 +269,10 @@ async function leaseTerms(db: { url: string; schema: string }, name: string): Pr
   return rows.map((r) => ({ epoch: Number(r.epoch), holder: r.holder, acquiredAt: r.acquired_at.getTime() }));
 }
 
-async function currentTerm(db: { url: string; schema: string }, name: string): Promise<Term | undefined> {
-  const terms = await leaseTerms(db, name);
-  return terms.sort((a, b) => b.epoch - a.epoch)[0];
+/** Who holds the lease right now by the database's clock (undefined: nobody, or unreachable). */
+async function liveHolder(db: { url: string; schema: string }, name: string): Promise<string | undefined> {
+  const rows = await query<{ holder: string }>(db, `SELECT holder FROM ${db.schema}.leases WHERE name = $1 AND expires_at > clock_timestamp()`, [name]).catch(() => []);
+  return rows[0]?.holder;
 }
 
 /**
