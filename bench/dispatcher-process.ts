@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { openSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { openStore } from "../src/store/open-store.js";
+import { benchStore } from "./bench-store.js";
 import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../test/fakes/forgejo/index.js";
 import { createFakeNsc } from "../test/fakes/nsc/index.js";
 import { tempDir } from "../test/helpers/tmp.js";
@@ -67,8 +67,8 @@ export async function dispatcherProcess(opts: { runners: number; ticks: number; 
   const tmp = tempDir("forgejo-nsc-bench-proc-");
   const forgejo = await startFakeForgejo();
   const nsc = createFakeNsc(join(tmp.dir, "nsc"));
-  const statePath = join(tmp.dir, "dispatcher.db");
-  const store = await openStore(statePath);
+  const where = await benchStore(tmp.dir);
+  const store = await where.open();
   await createFleet(store, nsc.statePath, opts.runners, { owner: "default", prefix: "nscloud-", ttlMs: 6 * 3_600_000, forgejo });
   await store.close();
   const configPath = join(tmp.dir, "dispatcher.yaml");
@@ -77,7 +77,7 @@ export async function dispatcherProcess(opts: { runners: number; ticks: number; 
     `listen: 127.0.0.1:0
 forgejo: { base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}" }
 namespace: { nsc_binary: "${nsc.bin}", workdir: /tmp/forgejo-runner, max_runners: 100000 }
-dispatcher: { state_path: "${statePath}", supervise_interval: ${opts.intervalMs}ms }
+dispatcher: { ${where.yaml}, supervise_interval: ${opts.intervalMs}ms }
 log: { level: info }
 `,
   );
@@ -129,6 +129,7 @@ log: { level: info }
     child.kill("SIGTERM");
     await exited;
     await forgejo.close();
+    await where.drop();
     tmp.cleanup();
   }
 }

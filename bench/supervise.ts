@@ -9,7 +9,10 @@
  * CPU per tick can be read from /proc (Linux).
  *
  *   npm run bench -- --runners 2000 --ticks 10 --churn 100 --process-ticks 10 --interval 1s \
- *     --dispatches 200 --launch-delay 1000ms --parallel 4,16 [--json]
+ *     --dispatches 200 --launch-delay 1000ms --parallel 4,16 [--store postgres://…] [--json]
+ *
+ * --store: the records in that PostgreSQL database (a fresh schema, dropped afterwards) instead of
+ * SQLite, to compare the two (docs/benchmarks.md).
  */
 import { parseArgs } from "node:util";
 import { parseDuration } from "../src/config/duration.js";
@@ -22,7 +25,7 @@ import { supervision } from "./supervision.js";
 import type { SupervisionResult, TickRow } from "./supervision.js";
 
 const USAGE =
-  "usage: tsx bench/supervise.ts [--runners N] [--ticks N] [--churn N] [--process-ticks N] [--interval DURATION] [--entry dist/src/bin/dispatcher.js] [--dispatches N] [--launch-delay DURATION] [--parallel 4,16] [--json]";
+  "usage: tsx bench/supervise.ts [--runners N] [--ticks N] [--churn N] [--process-ticks N] [--interval DURATION] [--entry dist/src/bin/dispatcher.js] [--dispatches N] [--launch-delay DURATION] [--parallel 4,16] [--store postgres://…] [--json]";
 
 function positive(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -88,6 +91,7 @@ async function main(): Promise<number> {
       "process-ticks": { type: "string" },
       interval: { type: "string" },
       entry: { type: "string" },
+      store: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -106,6 +110,11 @@ async function main(): Promise<number> {
   const intervalMs = values.interval === undefined ? 1000 : parseDuration(values.interval);
   if (intervalMs === undefined || intervalMs <= 0) throw new Error(`--interval must be a duration such as 1s\n${USAGE}`);
   const parallel = (values.parallel ?? "4,16").split(",").map((p) => positive("parallel", p.trim(), 4)).filter((p) => p > 0);
+  if (values.store !== undefined) {
+    if (!/^postgres(ql)?:\/\//i.test(values.store)) throw new Error(`--store must be a postgres:// URL\n${USAGE}`);
+    // Read by bench/bench-store.ts wherever a benchmark dispatcher opens its records.
+    process.env.FORGEJO_NSC_BENCH_STORE = values.store;
+  }
 
   // With --json, stdout carries the JSON document alone (for jq); progress goes to stderr.
   const progress = values.json ? (line = "") => process.stderr.write(`${line}\n`) : out;

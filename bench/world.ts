@@ -12,6 +12,7 @@ import type { FakeForgejo } from "../test/fakes/forgejo/index.js";
 import { createFakeNsc } from "../test/fakes/nsc/index.js";
 import type { FakeNsc, FakeNscKnobs } from "../test/fakes/nsc/index.js";
 import { tempDir } from "../test/helpers/tmp.js";
+import { benchStore } from "./bench-store.js";
 
 export const BENCH_API_TOKEN = "bench-dispatcher-api-token-0123456789";
 
@@ -35,6 +36,7 @@ export async function startBenchWorld(opts: { maxParallel?: number; knobs?: Fake
   const tmp = tempDir("forgejo-nsc-bench-");
   const forgejo = await startFakeForgejo();
   const nsc = createFakeNsc(join(tmp.dir, "nsc"), opts.knobs);
+  const where = await benchStore(tmp.dir);
   // NscCli passes this process's environment on to nsc: the fake finds its state through it.
   Object.assign(process.env, nsc.env);
   const config = parseConfig(
@@ -42,7 +44,7 @@ export async function startBenchWorld(opts: { maxParallel?: number; knobs?: Fake
     `listen: 127.0.0.1:0
 forgejo: { base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}" }
 namespace: { nsc_binary: "${nsc.bin}", workdir: /tmp/forgejo-runner, max_parallel: ${opts.maxParallel ?? 4}, max_runners: 100000 }
-dispatcher: { state_path: "${join(tmp.dir, "dispatcher.db")}", max_queue: 100000 }
+dispatcher: { ${where.yaml}, max_queue: 100000 }
 auth: { tokens: ["${BENCH_API_TOKEN}"] }
 http: { rate_limit_per_minute: 0 }
 `,
@@ -65,6 +67,7 @@ http: { rate_limit_per_minute: 0 }
     async close() {
       await dispatcher.stop();
       await deps.store.close();
+      await where.drop();
       await forgejo.close();
       dest.flushSync();
       tmp.cleanup();

@@ -93,6 +93,18 @@ let
       '';
     };
 
+    postgresUrlFile = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = "/run/agenix/forgejo-nsc-postgres-url";
+      description = ''
+        A file holding the postgres:// URL (with its password) of a remote PostgreSQL that the
+        ${name} replicas share (docs/replicas.md). Passed as the credential `postgres-url` and named
+        by ${if name == "dispatcher" then "dispatcher.store_file" else "replicas.store_file"}. Leave null for SQLite
+        (one machine), or use services.forgejo-nsc.postgresql.createLocally.
+      '';
+    };
+
     environmentFile = mkOption {
       type = types.nullOr types.path;
       default = null;
@@ -162,11 +174,17 @@ let
     UMask = "0077";
   };
 
+  # The local PostgreSQL: one database per daemon, owned by the daemon's (dynamic) user, reached
+  # over the Unix socket with peer authentication: no password anywhere.
+  localPgUrl = name: "postgres://forgejo-nsc-${name}@/forgejo-nsc-${name}?host=/run/postgresql";
+  usesPostgres = d: cfg.postgresql.createLocally || d.postgresUrlFile != null;
+
   serviceFor = name: d: extraPath: {
     description = "forgejo-nsc ${name}";
     wantedBy = [ "multi-user.target" ];
     wants = [ "network-online.target" ];
-    after = [ "network-online.target" ];
+    after = [ "network-online.target" ] ++ lib.optional cfg.postgresql.createLocally "postgresql.service";
+    requires = lib.optional cfg.postgresql.createLocally "postgresql.service";
     path = extraPath;
     environment = {
       NODE_ENV = "production";
@@ -186,7 +204,9 @@ let
       CacheDirectory = "forgejo-nsc-${name}";
       CacheDirectoryMode = "0700";
       WorkingDirectory = "/var/lib/forgejo-nsc-${name}";
-      LoadCredential = lib.mapAttrsToList (cred: file: "${cred}:${file}") d.credentials;
+      LoadCredential =
+        lib.mapAttrsToList (cred: file: "${cred}:${file}") d.credentials
+        ++ lib.optional (d.postgresUrlFile != null) "postgres-url:${d.postgresUrlFile}";
       EnvironmentFile = lib.optional (d.environmentFile != null) d.environmentFile;
       Restart = "on-failure";
       RestartSec = "5s";
@@ -215,15 +235,40 @@ in
       };
     };
     autoscaler = daemonOptions "autoscaler";
+
+    postgresql.createLocally = mkEnableOption ''
+      a PostgreSQL on this host for the daemons' records and leases (services.postgresql): one
+      database per daemon, owned by the daemon's user, over the Unix socket with peer
+      authentication. For replicas on several machines, point every replica at one remote database
+      with `postgresUrlFile` instead (docs/replicas.md)
+    '';
   };
 
   config = mkMerge [
-    (mkIf cfg.dispatcher.enable {
-      services.forgejo-nsc.dispatcher.settings = mkIf (cfg.dispatcher.configFile == null) {
-        listen = mkDefault "127.0.0.1:8080";
-        dispatcher.state_path = mkDefault "/var/lib/forgejo-nsc-dispatcher/dispatcher.db";
-        namespace.nsc_binary = mkIf (cfg.dispatcher.nscPackage != null) (mkDefault (lib.getExe cfg.dispatcher.nscPackage));
+    (mkIf cfg.postgresql.createLocally {
+      services.postgresql = {
+        enable = true;
+        ensureDatabases = lib.optional cfg.dispatcher.enable "forgejo-nsc-dispatcher" ++ lib.optional cfg.autoscaler.enable "forgejo-nsc-autoscaler";
+        ensureUsers = map (name: {
+          inherit name;
+          ensureDBOwnership = true;
+        }) (lib.optional cfg.dispatcher.enable "forgejo-nsc-dispatcher" ++ lib.optional cfg.autoscaler.enable "forgejo-nsc-autoscaler");
       };
+    })
+
+    (mkIf cfg.dispatcher.enable {
+      services.forgejo-nsc.dispatcher.settings = mkIf (cfg.dispatcher.configFile == null) (mkMerge [
+        {
+          listen = mkDefault "127.0.0.1:8080";
+          namespace.nsc_binary = mkIf (cfg.dispatcher.nscPackage != null) (mkDefault (lib.getExe cfg.dispatcher.nscPackage));
+        }
+        # SQLite unless a PostgreSQL is configured (state_path and store exclude each other).
+        (mkIf (!usesPostgres cfg.dispatcher) {
+          dispatcher.state_path = mkDefault "/var/lib/forgejo-nsc-dispatcher/dispatcher.db";
+        })
+        (mkIf (cfg.dispatcher.postgresUrlFile != null) { dispatcher.store_file = "\${CREDENTIALS_DIRECTORY}/postgres-url"; })
+        (mkIf (cfg.postgresql.createLocally && cfg.dispatcher.postgresUrlFile == null) { dispatcher.store = mkDefault (localPgUrl "dispatcher"); })
+      ]);
       systemd.services.forgejo-nsc-dispatcher = serviceFor "dispatcher" cfg.dispatcher (
         lib.optional (cfg.dispatcher.nscPackage != null) cfg.dispatcher.nscPackage
       );
@@ -233,13 +278,17 @@ in
     })
 
     (mkIf cfg.autoscaler.enable {
-      services.forgejo-nsc.autoscaler.settings = mkIf (cfg.autoscaler.configFile == null) {
-        listen = mkDefault "127.0.0.1:8081";
-        # On the same host, talk to the local dispatcher unless told otherwise.
-        dispatcher.url = mkIf (cfg.dispatcher.enable && cfg.dispatcher.configFile == null) (
-          mkDefault (localUrl cfg.dispatcher.settings.listen)
-        );
-      };
+      services.forgejo-nsc.autoscaler.settings = mkIf (cfg.autoscaler.configFile == null) (mkMerge [
+        {
+          listen = mkDefault "127.0.0.1:8081";
+          # On the same host, talk to the local dispatcher unless told otherwise.
+          dispatcher.url = mkIf (cfg.dispatcher.enable && cfg.dispatcher.configFile == null) (
+            mkDefault (localUrl cfg.dispatcher.settings.listen)
+          );
+        }
+        (mkIf (cfg.autoscaler.postgresUrlFile != null) { replicas.store_file = "\${CREDENTIALS_DIRECTORY}/postgres-url"; })
+        (mkIf (cfg.postgresql.createLocally && cfg.autoscaler.postgresUrlFile == null) { replicas.store = mkDefault (localPgUrl "autoscaler"); })
+      ]);
       systemd.services.forgejo-nsc-autoscaler = serviceFor "autoscaler" cfg.autoscaler [ ] // {
         after = [
           "network-online.target"

@@ -3,6 +3,10 @@ import type { Logger } from "pino";
 import type { AutoscalerConfig } from "../config/autoscaler-schema.js";
 import { configWarnings } from "../config/autoscaler-schema.js";
 import type { ForgejoApi } from "../forgejo/types.js";
+import type { Lease } from "../ha/lease.js";
+import { SoleLease } from "../ha/lease.js";
+import { registerLeaseMetrics } from "../ha/lease-metrics.js";
+import type { WebhookRelay } from "../ha/webhook-relay.js";
 import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
 import type { Metrics } from "../http/metrics.js";
@@ -34,6 +38,11 @@ export interface AutoscalerDeps {
   /** Per-reconciler overrides (tests: shorter retry pauses). */
   tuning?: Pick<ReconcilerOptions, "detectRetryMs" | "dispatchRetryBaseMs" | "pollIntervalMs" | "resyncIntervalMs">;
   webhookRetry?: { first: number; max: number };
+  /**
+   * With replicas (src/ha/autoscaler-replicas.ts): the lease that says which replica reconciles,
+   * and the relay that brings it the webhooks the others receive. The autoscaler starts and stops both.
+   */
+  replicas?: { lease: Lease; relay: WebhookRelay } | undefined;
 }
 
 export interface Autoscaler {
@@ -51,6 +60,10 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
   const ensure = deps.ensureWebhook ?? ensureConfiguredWebhook;
   for (const w of configWarnings(config)) logger.warn(w);
 
+  const lease = deps.replicas?.lease ?? new SoleLease("autoscaler");
+  const relay = deps.replicas?.relay;
+  const acting = () => lease.held();
+  if (deps.replicas) registerLeaseMetrics(metrics.registry, lease);
   const reconcilers: InstanceReconciler[] = [];
   const hooks = new Map<string, WebhookInstance>();
   for (const inst of config.instances) {
@@ -65,9 +78,10 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
       now: deps.now,
       debounceMs: config.webhooks.debounce,
       ...deps.tuning,
+      ...(deps.replicas ? { acting } : {}),
     });
     reconcilers.push(r);
-    hooks.set(inst.name, { reconciler: r, secret: inst.webhook_secret });
+    hooks.set(inst.name, { reconciler: relay ? relayedDeliveries(r, relay, acting) : r, secret: inst.webhook_secret });
   }
 
   const app = createServer({ daemon: "autoscaler", logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
@@ -75,42 +89,74 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
   registerHealth(app, {
     metrics,
     metricsAuth: config.auth.protect_metrics ? (auth as never) : undefined,
-    checks: reconcilers.map((r) => ({ name: r.name, check: () => r.readiness() })),
+    // A standby has no reconcile of its own to report: ready once it can serve (it relays webhooks).
+    checks: reconcilers.map((r) => ({ name: r.name, check: () => (lease.held() ? r.readiness() : undefined) })),
+    details: () => ({ lease: lease.status() }),
   });
   await app.register(statusRoutes, { reconcilers, auth });
   await app.register(webhookRoutes, { instances: hooks, metrics, bodyLimit: config.webhooks.body_limit });
 
   const setups: { stop: () => void; done: Promise<void> }[] = [];
+  let setupsStarted = false;
   return {
     app,
     reconcilers,
     metrics,
     start() {
       for (const r of reconcilers) r.start();
-      for (const inst of config.instances) {
-        if (!inst.webhook) continue;
-        const r = reconcilers.find((x) => x.name === inst.name) as InstanceReconciler;
-        setups.push(
-          startWebhookSetup({
-            instance: inst.name,
-            api: (deps.clients.get(inst.name) as InstanceClients).api,
-            scope: inst.scope,
-            config: inst.webhook,
-            secret: inst.webhook_secret,
-            info: () => r.serverInfo(),
-            ensure,
-            logger,
-            onState: (s, m) => r.setWebhookState(s, m),
-            retry: deps.webhookRetry,
-          }),
-        );
-      }
+      // The replica that gains the lease reconciles now (and sets up webhooks, once).
+      lease.onChange((c) => {
+        if (!c.held) return;
+        for (const r of reconcilers) r.requestPass(0);
+        startSetups();
+      });
+      if (deps.replicas) void lease.start().then(() => lease.held() && startSetups());
+      else startSetups();
+      relay?.start(acting, (name) => reconcilers.find((r) => r.name === name));
     },
     async stop() {
       for (const s of setups) s.stop();
+      await relay?.stop();
       await Promise.all(reconcilers.map((r) => r.stop()));
       await Promise.allSettled(setups.map((s) => s.done));
+      await lease.stop();
       await app.close();
     },
   };
+
+  function startSetups(): void {
+    if (setupsStarted) return;
+    setupsStarted = true;
+    for (const inst of config.instances) {
+      if (!inst.webhook) continue;
+      const r = reconcilers.find((x) => x.name === inst.name) as InstanceReconciler;
+      setups.push(
+        startWebhookSetup({
+          instance: inst.name,
+          api: (deps.clients.get(inst.name) as InstanceClients).api,
+          scope: inst.scope,
+          config: inst.webhook,
+          secret: inst.webhook_secret,
+          info: () => r.serverInfo(),
+          ensure,
+          logger,
+          onState: (s, m) => r.setWebhookState(s, m),
+          retry: deps.webhookRetry,
+        }),
+      );
+    }
+  }
+}
+
+/** The reconciler as the webhook routes see it: deliveries go to it while it leads, else to the leader through the relay. */
+function relayedDeliveries(r: InstanceReconciler, relay: WebhookRelay, acting: () => boolean): InstanceReconciler {
+  const sink = relay.relaying(r.name, { onWorkflowJob: (e) => r.onWorkflowJob(e), onDelivery: (e) => r.onDelivery(e) }, acting);
+  return new Proxy(r, {
+    get(target, prop, receiver) {
+      if (prop === "onWorkflowJob") return sink.onWorkflowJob;
+      if (prop === "onDelivery") return sink.onDelivery;
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }

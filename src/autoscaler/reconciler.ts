@@ -37,6 +37,8 @@ export interface ReconcilerOptions {
   detectRetryMs?: { first: number; max: number };
   /** Pauses between attempts of one dispatcher request inside a pass. */
   dispatchRetryBaseMs?: number;
+  /** With replicas: whether this one holds the lease; passes run only then (a standby's timer lapses). */
+  acting?: () => boolean;
 }
 
 /**
@@ -168,6 +170,8 @@ export class InstanceReconciler {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.timerAt = undefined;
+      // A standby passes nothing; the replica that gains the lease asks for a pass (requestPass).
+      if (this.opts.acting?.() === false) return;
       this.flight.kick();
     }, Math.max(0, delayMs));
   }

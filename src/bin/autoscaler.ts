@@ -5,6 +5,7 @@ import { autoscalerConfigSchema, configWarnings, targetName } from "../config/au
 import { splitListen } from "../config/common.js";
 import { formatDuration } from "../config/duration.js";
 import { scopeKey } from "../forgejo/scope.js";
+import { openAutoscalerReplicas } from "../ha/autoscaler-replicas.js";
 import { createLogger } from "../http/logger.js";
 import { daemonMain, runDaemon } from "./daemon-main.js";
 
@@ -22,7 +23,9 @@ runDaemon("forgejo-nsc-autoscaler", () =>
       ),
     async run(config) {
       const logger = createLogger(config.log.level, "forgejo-nsc-autoscaler");
-      const autoscaler = await createAutoscaler(buildAutoscalerDeps(config, logger));
+      // With `replicas`: the lease and the webhook relay in PostgreSQL (docs/replicas.md).
+      const replicas = await openAutoscalerReplicas(config, logger);
+      const autoscaler = await createAutoscaler({ ...buildAutoscalerDeps(config, logger), replicas });
       const { host, port } = splitListen(config.listen);
       await autoscaler.app.listen({ host, port });
       autoscaler.start();

@@ -194,11 +194,29 @@ const webhooksSchema = z
   .strict()
   .prefault({});
 
+/**
+ * Several autoscaler replicas (docs/replicas.md): the PostgreSQL database where they meet. One
+ * reconciles at a time (it holds the lease); webhooks any of them receives reach it.
+ */
+const replicasSchema = z
+  .object({
+    /** postgres:// URL (it holds the password: store_file reads it from a file). */
+    store: z.string().regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL"),
+    /** The schema of the lease and webhook-relay tables; created when missing. */
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "lower-case letters, digits and underscores, starting with a letter or underscore").default("public"),
+    /** How long the leader's claim lasts without renewal: failover takes at most ttl + ttl/3. */
+    lease_ttl: durationMs.prefault("10s"),
+    /** This replica's name in the lease table and /readyz; default: the host name. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
+  })
+  .strict();
+
 export const autoscalerConfigSchema = z
   .object({
     listen: listenAddress.default("127.0.0.1:8081"),
     dispatcher: dispatcherSchema.optional(),
     instances: z.array(instanceSchema).min(1, "configure at least one Forgejo instance"),
+    replicas: replicasSchema.optional(),
     webhooks: webhooksSchema,
     auth: authSchema,
     http: httpSchema,

@@ -182,6 +182,13 @@ const dispatcherSchema = z
     /** Finished records are kept this long. */
     retention: durationMs.prefault("168h"),
     shutdown_timeout: durationMs.prefault("30s"),
+    /**
+     * With dispatcher.store (replicas, docs/replicas.md): how long the acting replica's claim on the
+     * lease lasts without renewal; failover takes at most lease_ttl + lease_ttl/3. Default: supervise_interval.
+     */
+    lease_ttl: durationMs.optional(),
+    /** This replica's name in the lease table and /readyz; default: the host name. */
+    replica_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
   })
   .strict()
   .superRefine((d, ctx) => {

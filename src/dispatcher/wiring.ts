@@ -9,7 +9,10 @@ import { LinuxLauncher } from "../namespace/linux-launcher.js";
 import { MacosLauncher } from "../namespace/macos-launcher.js";
 import { NscCli } from "../namespace/nsc-cli.js";
 import { WindowsLauncher } from "../namespace/windows-launcher.js";
-import { openStore } from "../store/open-store.js";
+import type { Lease } from "../ha/lease.js";
+import { openLease } from "../ha/open-lease.js";
+import { openStore, postgresOptions } from "../store/open-store.js";
+import { postgresTarget } from "../store/postgres/postgres-config.js";
 import type { Platform } from "../store/types.js";
 import type { Clock } from "../shared/clock.js";
 import type { DispatcherDeps } from "./app.js";
@@ -73,5 +76,25 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
     if (problem) logger.info(`${platform} runners are refused: ${problem}`);
   }
   const store = await openStore(config.dispatcher, { logger });
-  return { config, logger, store, forgejo, launchers, metrics, now: opts.now };
+  const lease = await openDispatcherLease(config, logger).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
+  return { config, logger, store, forgejo, launchers, metrics, now: opts.now, lease };
+}
+
+/**
+ * With dispatcher.store (PostgreSQL, replicas): the lease that says which replica acts, on its own
+ * connection to the store's database and schema. With SQLite: the single replica's lease.
+ */
+function openDispatcherLease(config: DispatcherConfig, logger: Logger): Promise<Lease> {
+  const d = config.dispatcher;
+  const target = d.store === undefined ? undefined : postgresTarget(d.store, postgresOptions(d.postgres));
+  return openLease({
+    postgres: target && { connection: { ...target.pool, application_name: "forgejo-nsc lease" }, schema: target.schema },
+    name: "dispatcher",
+    ttlMs: d.lease_ttl ?? d.supervise_interval,
+    logger,
+    replica: d.replica_name,
+  });
 }

@@ -1,0 +1,33 @@
+import type { Logger } from "pino";
+import type { AutoscalerConfig } from "../config/autoscaler-schema.js";
+import type { Lease } from "./lease.js";
+import { openLease } from "./open-lease.js";
+import { leasePool } from "./pg-lease.js";
+import { WebhookRelay } from "./webhook-relay.js";
+
+export interface AutoscalerReplicas {
+  lease: Lease;
+  relay: WebhookRelay;
+}
+
+/**
+ * With `replicas` configured: the autoscaler's lease (one replica reconciles at a time) and the
+ * webhook relay (deliveries any replica receives reach the one that reconciles). Without: nothing,
+ * and the autoscaler runs alone as before. The relay's connection is closed by stopping the relay.
+ */
+export async function openAutoscalerReplicas(config: AutoscalerConfig, logger: Logger): Promise<AutoscalerReplicas | undefined> {
+  const r = config.replicas;
+  if (!r) return undefined;
+  const connection = { connectionString: r.store, application_name: "forgejo-nsc autoscaler" };
+  const lease = await openLease({ postgres: { connection, schema: r.schema }, name: "autoscaler", ttlMs: r.lease_ttl, logger, replica: r.name });
+  const pool = leasePool(connection, Math.max(1000, r.lease_ttl), logger);
+  const relay = new WebhookRelay({ pool, schema: r.schema, logger: logger.child({ component: "webhook-relay" }), close: () => pool.end() });
+  try {
+    await relay.ensureSchema();
+  } catch (err) {
+    await relay.stop();
+    await lease.stop();
+    throw err;
+  }
+  return { lease, relay };
+}
