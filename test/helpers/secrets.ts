@@ -83,6 +83,8 @@ export const KNOWN_TEST_SECRETS: readonly { value: string; source: string }[] = 
   { value: "nsct_raw_token_value_0123456789", source: "test/cli/provision.test.ts" },
   // Store.
   { value: "ghp_SUPERSECRETVALUE1234567890", source: "test/store/sqlite-store.test.ts" },
+  // Replica chaos test (test/chaos): the dispatchers' API token.
+  { value: "chaos-dispatcher-api-token-6e21b97d", source: "test/chaos/replicas.chaos.ts TOKEN" },
 ];
 
 /** The scan directory of this run, when the suite runs under test/global-setup.ts. */
