@@ -165,11 +165,13 @@ export class LeaseKeeper implements Lease {
 
   start(): Promise<void> {
     if (this.opts.timers === false) return Promise.resolve();
+    // Every ttl/3 from the start of the last attempt: a slow claim does not push the next one later.
     const loop = (): Promise<void> => {
       if (this.stopped) return Promise.resolve();
+      const began = this.monotonic();
       return this.renew().finally(() => {
         if (this.stopped) return;
-        this.timer = setTimeout(() => void loop(), Math.max(1, Math.round(this.ttlMs / 3)));
+        this.timer = setTimeout(() => void loop(), Math.max(1, Math.round(this.ttlMs / 3 - (this.monotonic() - began))));
       });
     };
     return loop();

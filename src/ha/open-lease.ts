@@ -26,7 +26,9 @@ export interface OpenLeaseOptions {
 /** The lease for a store location; its stop() releases it and closes its connection. */
 export async function openLease(opts: OpenLeaseOptions): Promise<Lease> {
   if (!opts.postgres) return new SoleLease(opts.name);
-  const pool = leasePool(opts.postgres.connection, Math.max(500, Math.round(opts.ttlMs / 3)), opts.logger);
+  // A claim may take up to half the TTL (a busy server, a reconnect after a restart); the holder's
+  // deadline counts from when it was sent, so a slow answer never stretches the holding.
+  const pool = leasePool(opts.postgres.connection, Math.max(1000, Math.round(opts.ttlMs / 2)), opts.logger);
   try {
     await ensureLeaseSchema(pool, opts.postgres.schema);
   } catch (err) {

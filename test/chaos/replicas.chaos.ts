@@ -64,7 +64,7 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   cleanups.push(() => forgejo.close());
   const nsc = createFakeNsc(join(tmp.dir, "nsc"));
   cleanups.push(() => nsc.destroyAll());
-  const sim = startRunnerSimulator({ nsc, forgejo, dir: join(tmp.dir, "sim"), jobMs: 1000, bootConcurrency: 8 });
+  const sim = startRunnerSimulator({ nsc, forgejo, dir: join(tmp.dir, "sim"), jobMs: 1000 });
   cleanups.push(() => sim.stop());
   const env = { ...process.env, ...nsc.env };
 
