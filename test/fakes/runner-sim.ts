@@ -62,7 +62,7 @@ interface Tracked {
  * would do against the fake Forgejo — connect, take the job it is pinned to (or any matching one),
  * finish it after `jobMs`, and exit, which ends the instance (TERMINATE_ON_EXIT).
  */
-export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo; dir: string; jobMs?: number; intervalMs?: number; bootConcurrency?: number }) {
+export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo; dir: string; jobMs?: number; intervalMs?: number }) {
   const jobMs = opts.jobMs ?? 200;
   const tracked = new Map<string, Tracked>();
   const events: SimEvent[] = [];
@@ -160,10 +160,10 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     if (busy || stopped) return;
     busy = true;
     try {
-      const fresh = liveInstances(opts.nsc).filter((inst) => inst.kind === "run" && !tracked.has(inst.id) && inst.container?.state === "running");
-      // Machines boot side by side; bootConcurrency 1 (the default) boots them one after another.
-      const width = Math.max(1, opts.bootConcurrency ?? 1);
-      for (let i = 0; i < fresh.length; i += width) await Promise.all(fresh.slice(i, i + width).map((inst) => boot(inst)));
+      for (const inst of liveInstances(opts.nsc)) {
+        if (inst.kind !== "run" || tracked.has(inst.id) || inst.container?.state !== "running") continue;
+        await boot(inst);
+      }
       for (const t of tracked.values()) await step(t);
     } finally {
       busy = false;
