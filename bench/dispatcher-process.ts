@@ -33,7 +33,6 @@ export interface ProcessResult {
   intervalMs: number;
 }
 
-
 /** Polls `check` every 100 ms until it returns something truthy; fails if the dispatcher exits. */
 async function until<T>(check: () => T | Promise<T>, child: ChildProcess, logPath: string): Promise<NonNullable<T>> {
   const deadline = Date.now() + 10 * 60_000;
@@ -63,7 +62,12 @@ function procCpuMs(pid: number): number {
  * running runners, with their instances in the fake nsc, supervising on its own timer. Linux only
  * (/proc). Measures what a process monitor would see: peak RSS, CPU per tick, nsc calls per tick.
  */
-export async function dispatcherProcess(opts: { runners: number; ticks: number; intervalMs: number; entry?: string | undefined }): Promise<ProcessResult> {
+export async function dispatcherProcess(opts: {
+  runners: number;
+  ticks: number;
+  intervalMs: number;
+  entry?: string | undefined;
+}): Promise<ProcessResult> {
   const tmp = tempDir("forgejo-nsc-bench-proc-");
   const forgejo = await startFakeForgejo();
   const nsc = createFakeNsc(join(tmp.dir, "nsc"));
@@ -91,7 +95,11 @@ log: { level: info }
   try {
     const pid = child.pid as number;
     const logPath = join(tmp.dir, "dispatcher.log");
-    const url = await until(() => /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(readFileSync(logPath, "utf8"))?.[1], child, logPath);
+    const url = await until(
+      () => /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(readFileSync(logPath, "utf8"))?.[1],
+      child,
+      logPath,
+    );
     // Ticks as the dispatcher counts them itself: the supervision histogram's sample count.
     const ticksDone = async () => {
       const text = await (await fetch(`${url}/metrics`)).text();

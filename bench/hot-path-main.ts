@@ -11,7 +11,8 @@ import { hotPath } from "./hot-path.js";
 import type { SideResult } from "./hot-path.js";
 import { fmt, load, machine } from "./measure.js";
 
-const USAGE = "usage: tsx bench/hot-path-main.ts [--sequential N] [--burst N] [--parallel N] [--clients N] [--launch-delay DURATION] [--json]";
+const USAGE =
+  "usage: tsx bench/hot-path-main.ts [--sequential N] [--burst N] [--parallel N] [--clients N] [--launch-delay DURATION] [--json]";
 const out = (line = "") => process.stdout.write(`${line}\n`);
 
 function count(name: string, v: string | undefined, dflt: number): number {
@@ -55,7 +56,9 @@ async function main(): Promise<number> {
   }
   const row = (name: string, s: SideResult) =>
     `  ${name.padEnd(10)}   ${fmt(s.toRunMs.median, 1).padStart(13)}   ${fmt(s.toRunMs.p90, 1).padStart(10)}   ${fmt(s.postMs, 1).padStart(12)}   ${fmt(s.burst.lastRunStartedMs).padStart(22)}   ${fmt(s.burst.allDoneMs).padStart(17)}`;
-  out(`max_parallel ${r.maxParallel} on both; ${r.sequential} dispatches one at a time, then a burst of ${r.burst} from ${opts.clients} client connections; fake nsc run waits ${createDelayMs} ms`);
+  out(
+    `max_parallel ${r.maxParallel} on both; ${r.sequential} dispatches one at a time, then a burst of ${r.burst} from ${opts.clients} client connections; fake nsc run waits ${createDelayMs} ms`,
+  );
   out("  server       POST→run median   POST→run p90   POST answered   burst: last run started ms   burst: all up ms");
   out(row("bare 1", r.rounds.bare[0]!));
   out(row("dispatch 1", r.rounds.dispatcher[0]!));
@@ -65,7 +68,9 @@ async function main(): Promise<number> {
   out(row("dispatcher", r.dispatcher));
   out();
   out(`added per dispatch (median): ${fmt(r.dispatcher.toRunMs.median - r.bare.toRunMs.median, 1)} ms (target ≤ 5 ms)`);
-  out(`burst, last run started: ${fmt(r.dispatcher.burst.lastRunStartedMs / r.bare.burst.lastRunStartedMs, 2)}× the bare server; all up: ${fmt(r.dispatcher.burst.allDoneMs / r.bare.burst.allDoneMs, 2)}× (target ≤ 1.05×)`);
+  out(
+    `burst, last run started: ${fmt(r.dispatcher.burst.lastRunStartedMs / r.bare.burst.lastRunStartedMs, 2)}× the bare server; all up: ${fmt(r.dispatcher.burst.allDoneMs / r.bare.burst.allDoneMs, 2)}× (target ≤ 1.05×)`,
+  );
   const store = Object.entries(r.dispatcher.store)
     .filter(([k]) => k !== "countRunners")
     .map(([k, v]) => `${k} ${fmt(v.calls, 1)}× ${fmt(v.ms, 1)} ms`)

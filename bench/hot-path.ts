@@ -90,10 +90,26 @@ async function bareServer(forgejo: FakeForgejo, nscBin: string, maxParallel: num
     const reg = (await res.json()) as { token?: string };
     if (res.status !== 201 || !reg.token) throw new Error(`bare server: registering ${name} answered ${res.status}`);
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(nscBin, ["run", "-o", "json", "--image", "ghcr.io/catthehacker/ubuntu:act-24.04", "--name", name, "--duration", "30m", "--label", `forgejo-nsc.runner=${name}`], {
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, FORGEJO_RUNNER_TOKEN: reg.token },
-      });
+      const child = spawn(
+        nscBin,
+        [
+          "run",
+          "-o",
+          "json",
+          "--image",
+          "ghcr.io/catthehacker/ubuntu:act-24.04",
+          "--name",
+          name,
+          "--duration",
+          "30m",
+          "--label",
+          `forgejo-nsc.runner=${name}`,
+        ],
+        {
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, FORGEJO_RUNNER_TOKEN: reg.token },
+        },
+      );
       child.stdout.resume();
       child.stderr.resume();
       child.once("error", reject);
@@ -154,7 +170,12 @@ function timeStore(store: Store): Map<string, { calls: number; ms: number }> {
   return spent;
 }
 
-async function realDispatcher(dir: string, forgejo: FakeForgejo, nscBin: string, maxParallel: number): Promise<Side & { store: Store; storeTime: Map<string, { calls: number; ms: number }> }> {
+async function realDispatcher(
+  dir: string,
+  forgejo: FakeForgejo,
+  nscBin: string,
+  maxParallel: number,
+): Promise<Side & { store: Store; storeTime: Map<string, { calls: number; ms: number }> }> {
   const config = parseConfig(
     dispatcherConfigSchema,
     `listen: 127.0.0.1:0
@@ -208,7 +229,11 @@ export interface SideResult {
 }
 
 /** Sequential dispatches (each waits for the previous runner to be up), then one burst. */
-async function measureSide(side: Side, stamps: () => number[], opts: { sequential: number; burst: number; clients: number }): Promise<SideResult> {
+async function measureSide(
+  side: Side,
+  stamps: () => number[],
+  opts: { sequential: number; burst: number; clients: number },
+): Promise<SideResult> {
   const toRun: number[] = [];
   const posts: number[] = [];
   let finished = await side.done();
@@ -277,7 +302,10 @@ function combine(a: SideResult, b: SideResult): SideResult {
   return {
     toRunMs: { median: median(all), p90: sorted[Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1)] as number, all },
     postMs: (a.postMs + b.postMs) / 2,
-    burst: { lastRunStartedMs: (a.burst.lastRunStartedMs + b.burst.lastRunStartedMs) / 2, allDoneMs: (a.burst.allDoneMs + b.burst.allDoneMs) / 2 },
+    burst: {
+      lastRunStartedMs: (a.burst.lastRunStartedMs + b.burst.lastRunStartedMs) / 2,
+      allDoneMs: (a.burst.allDoneMs + b.burst.allDoneMs) / 2,
+    },
     store,
   };
 }
@@ -287,7 +315,13 @@ function combine(a: SideResult, b: SideResult): SideResult {
  * fake Forgejo and the same fake nsc: the time a dispatch takes from the POST until `nsc run`
  * starts, and the wall time of a burst.
  */
-export async function hotPath(opts: { sequential: number; burst: number; maxParallel: number; clients: number; createDelayMs: number }): Promise<HotPathResult> {
+export async function hotPath(opts: {
+  sequential: number;
+  burst: number;
+  maxParallel: number;
+  clients: number;
+  createDelayMs: number;
+}): Promise<HotPathResult> {
   const tmp = tempDir("forgejo-nsc-hot-path-");
   const forgejo = await startFakeForgejo();
   const nsc = createFakeNsc(join(tmp.dir, "nsc"), { createDelayMs: opts.createDelayMs });
@@ -310,7 +344,14 @@ export async function hotPath(opts: { sequential: number; burst: number; maxPara
     const real1 = await runReal(1);
     const real2 = await runReal(2);
     const bare2 = await runBare();
-    return { maxParallel: opts.maxParallel, sequential: opts.sequential, burst: opts.burst, bare: combine(bare1, bare2), dispatcher: combine(real1, real2), rounds: { bare: [bare1, bare2], dispatcher: [real1, real2] } };
+    return {
+      maxParallel: opts.maxParallel,
+      sequential: opts.sequential,
+      burst: opts.burst,
+      bare: combine(bare1, bare2),
+      dispatcher: combine(real1, real2),
+      rounds: { bare: [bare1, bare2], dispatcher: [real1, real2] },
+    };
   } finally {
     await forgejo.close();
     tmp.cleanup();

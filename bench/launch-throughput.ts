@@ -22,7 +22,12 @@ export interface LaunchResult {
  * autoscaler would) and waits until every runner is `running`: accept, record, register with the
  * fake Forgejo, `nsc run`, record. The fake nsc's `createDelayMs` stands in for instance boot time.
  */
-export async function launchThroughput(opts: { maxParallel: number; dispatches: number; launchDelayMs: number; clientConcurrency?: number }): Promise<LaunchResult> {
+export async function launchThroughput(opts: {
+  maxParallel: number;
+  dispatches: number;
+  launchDelayMs: number;
+  clientConcurrency?: number;
+}): Promise<LaunchResult> {
   const w = await startBenchWorld({ maxParallel: opts.maxParallel, knobs: { createDelayMs: opts.launchDelayMs } });
   try {
     await w.dispatcher.start();

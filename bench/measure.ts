@@ -77,5 +77,7 @@ export function machine(): string {
 
 /** The 1-minute load average: other work on the machine shows up in every wall time here. */
 export function load(): string {
-  return `load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`;
+  return `load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")}`;
 }

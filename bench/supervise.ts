@@ -40,7 +40,10 @@ function tickTable(rows: TickRow[]): void {
   out("  (dispatcher cpu: this process, which also serves the fake Forgejo; nsc cpu: the nsc processes it spawned)");
   out("  tick   wall ms   dispatcher cpu ms   nsc cpu ms   forgejo calls   nsc calls");
   for (const r of rows) {
-    const calls = Object.entries(r.nscCalls).map(([k, v]) => `${v} ${k}`).join(", ") || "none";
+    const calls =
+      Object.entries(r.nscCalls)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(", ") || "none";
     out(
       `  ${String(r.tick).padStart(4)}   ${fmt(r.wallMs).padStart(7)}   ${fmt(r.cpuMs).padStart(17)}   ${fmt(r.childCpuMs).padStart(10)}   ${String(r.forgejoCalls).padStart(13)}   ${calls}${r.finished ? ` (finished ${r.finished})` : ""}`,
     );
@@ -49,29 +52,47 @@ function tickTable(rows: TickRow[]): void {
 
 function printSupervision(s: SupervisionResult): void {
   out(`supervision: ${s.runners} running runners, ${s.runners} live instances (fake nsc state file ${fmt(s.stateFileMiB, 1)} MiB)`);
-  out(`  one bare fake \`nsc list --all -o json\`: ${fmt(s.bareListMs.empty)} ms with 0 instances, ${fmt(s.bareListMs.full)} ms with ${s.runners}`);
+  out(
+    `  one bare fake \`nsc list --all -o json\`: ${fmt(s.bareListMs.empty)} ms with 0 instances, ${fmt(s.bareListMs.full)} ms with ${s.runners}`,
+  );
   out();
   out(`steady state, ${s.steady.length} ticks, nothing changing:`);
   tickTable(s.steady);
   const calls = s.steady.map((r) => Object.values(r.nscCalls).reduce((a, b) => a + b, 0));
-  out(`  median: wall ${fmt(median(s.steady.map((r) => r.wallMs)))} ms, dispatcher cpu ${fmt(median(s.steady.map((r) => r.cpuMs)))} ms, nsc cpu ${fmt(median(s.steady.map((r) => r.childCpuMs)))} ms, nsc calls ${fmt(median(calls))}`);
-  out(`  max:    wall ${fmt(max(s.steady.map((r) => r.wallMs)))} ms, dispatcher cpu ${fmt(max(s.steady.map((r) => r.cpuMs)))} ms, nsc cpu ${fmt(max(s.steady.map((r) => r.childCpuMs)))} ms, nsc calls ${fmt(max(calls))}`);
+  out(
+    `  median: wall ${fmt(median(s.steady.map((r) => r.wallMs)))} ms, dispatcher cpu ${fmt(median(s.steady.map((r) => r.cpuMs)))} ms, nsc cpu ${fmt(median(s.steady.map((r) => r.childCpuMs)))} ms, nsc calls ${fmt(median(calls))}`,
+  );
+  out(
+    `  max:    wall ${fmt(max(s.steady.map((r) => r.wallMs)))} ms, dispatcher cpu ${fmt(max(s.steady.map((r) => r.cpuMs)))} ms, nsc cpu ${fmt(max(s.steady.map((r) => r.childCpuMs)))} ms, nsc calls ${fmt(max(calls))}`,
+  );
   out();
   out(`churn: ${s.churn.ended} of ${s.runners} instances end at once (absent on two looks in a row, then finished):`);
   tickTable(s.churn.ticks);
   out();
-  out(`peak RSS of the benchmark process (dispatcher core + the fake Forgejo it queries): ${fmt(s.peakRssMiB)} MiB (RSS before the fleet was created: ${fmt(s.rssBeforeFleetMiB)} MiB)`);
+  out(
+    `peak RSS of the benchmark process (dispatcher core + the fake Forgejo it queries): ${fmt(s.peakRssMiB)} MiB (RSS before the fleet was created: ${fmt(s.rssBeforeFleetMiB)} MiB)`,
+  );
 }
 
 function printProcess(p: ProcessResult): void {
-  out(`the dispatcher as its own process (${p.entry}), ${p.runners} running runners, supervise_interval ${p.intervalMs} ms, ${p.ticks} ticks sampled (counted by its own supervision histogram):`);
-  const calls = Object.entries(p.nscCalls).map(([k, v]) => `${fmt(v / p.ticks, 1)} ${k}`).join(", ");
-  out(`  peak RSS (VmHWM) ${fmt(p.peakRssMiB)} MiB, RSS at the end ${fmt(p.rssMiB)} MiB, cpu ${fmt(p.cpuMsPerTick)} ms per tick, nsc calls per tick ${fmt(p.nscCallsPerTick, 1)} (${calls}), Forgejo requests per tick ${fmt(p.forgejoCallsPerTick, 1)}`);
+  out(
+    `the dispatcher as its own process (${p.entry}), ${p.runners} running runners, supervise_interval ${p.intervalMs} ms, ${p.ticks} ticks sampled (counted by its own supervision histogram):`,
+  );
+  const calls = Object.entries(p.nscCalls)
+    .map(([k, v]) => `${fmt(v / p.ticks, 1)} ${k}`)
+    .join(", ");
+  out(
+    `  peak RSS (VmHWM) ${fmt(p.peakRssMiB)} MiB, RSS at the end ${fmt(p.rssMiB)} MiB, cpu ${fmt(p.cpuMsPerTick)} ms per tick, nsc calls per tick ${fmt(p.nscCallsPerTick, 1)} (${calls}), Forgejo requests per tick ${fmt(p.forgejoCallsPerTick, 1)}`,
+  );
 }
 
 function printLaunches(rows: LaunchResult[], delayMs: number): void {
-  out(`launch throughput: dispatches through POST /api/v1/dispatch, each fake \`nsc run\` waiting ${delayMs} ms after creating its instance`);
-  out("  max_parallel   dispatches   all accepted ms   POST ms median/max   all running ms   launches/s   nsc run calls   peak in flight   dispatcher cpu ms   nsc cpu ms");
+  out(
+    `launch throughput: dispatches through POST /api/v1/dispatch, each fake \`nsc run\` waiting ${delayMs} ms after creating its instance`,
+  );
+  out(
+    "  max_parallel   dispatches   all accepted ms   POST ms median/max   all running ms   launches/s   nsc run calls   peak in flight   dispatcher cpu ms   nsc cpu ms",
+  );
   for (const r of rows) {
     out(
       `  ${String(r.maxParallel).padStart(12)}   ${String(r.dispatches).padStart(10)}   ${fmt(r.acceptMs).padStart(15)}   ${`${fmt(r.postMs.median)}/${fmt(r.postMs.max)}`.padStart(18)}   ${fmt(r.allRunningMs).padStart(14)}   ${fmt(r.launchesPerSecond, 2).padStart(10)}   ${String(r.runCalls).padStart(13)}   ${String(r.peakInFlight).padStart(14)}   ${fmt(r.cpuMs).padStart(17)}   ${fmt(r.childCpuMs).padStart(10)}`,
@@ -109,7 +130,10 @@ async function main(): Promise<number> {
   const processTicks = positive("process-ticks", values["process-ticks"], 10);
   const intervalMs = values.interval === undefined ? 1000 : parseDuration(values.interval);
   if (intervalMs === undefined || intervalMs <= 0) throw new Error(`--interval must be a duration such as 1s\n${USAGE}`);
-  const parallel = (values.parallel ?? "4,16").split(",").map((p) => positive("parallel", p.trim(), 4)).filter((p) => p > 0);
+  const parallel = (values.parallel ?? "4,16")
+    .split(",")
+    .map((p) => positive("parallel", p.trim(), 4))
+    .filter((p) => p > 0);
   if (values.store !== undefined) {
     if (!/^postgres(ql)?:\/\//i.test(values.store)) throw new Error(`--store must be a postgres:// URL\n${USAGE}`);
     // Read by bench/bench-store.ts wherever a benchmark dispatcher opens its records.

@@ -44,7 +44,16 @@ async function tick(w: BenchWorld, log: CallLog, n: number): Promise<TickRow> {
 
 /** Wall time of the fake `nsc list` on its own, so its share of a tick can be told apart. */
 function bareList(w: BenchWorld): number {
-  const args = ["list", "--all", "-o", "json", "--label", `forgejo-nsc.owner=${w.config.dispatcher.id}`, "--label", "forgejo-nsc.platform=linux"];
+  const args = [
+    "list",
+    "--all",
+    "-o",
+    "json",
+    "--label",
+    `forgejo-nsc.owner=${w.config.dispatcher.id}`,
+    "--label",
+    "forgejo-nsc.platform=linux",
+  ];
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now();
@@ -78,7 +87,9 @@ export async function supervision(opts: { runners: number; ticks: number; churn:
     for (let i = 1; i <= opts.ticks; i++) {
       const row = await tick(w, log, i);
       if (row.observed !== opts.runners || row.finished !== 0) {
-        throw new Error(`tick ${i} observed ${row.observed} instances and finished ${row.finished} runners; expected ${opts.runners} and 0 (see ${w.logFile})`);
+        throw new Error(
+          `tick ${i} observed ${row.observed} instances and finished ${row.finished} runners; expected ${opts.runners} and 0 (see ${w.logFile})`,
+        );
       }
       steady.push(row);
     }
@@ -93,7 +104,8 @@ export async function supervision(opts: { runners: number; ticks: number; churn:
       churnTicks.push(row);
     }
     const done = await w.deps.store.countRunners(["done"]);
-    if (done !== ended.length) throw new Error(`${done} runners are done after the churn ticks; expected ${ended.length} (see ${w.logFile})`);
+    if (done !== ended.length)
+      throw new Error(`${done} runners are done after the churn ticks; expected ${ended.length} (see ${w.logFile})`);
 
     return {
       runners: opts.runners,

@@ -120,7 +120,11 @@ instances:
   say(`job ${stray.id} "train" still waiting, as it should: ${why}`);
 
   const leaked = liveInstances(nsc);
-  say(ok ? `all ${jobs.length} jobs ran on their own runner; live instances left: ${leaked.length}` : `demo did not finish within ${DEADLINE_MS / 1000}s; see ${logFile}`);
+  say(
+    ok
+      ? `all ${jobs.length} jobs ran on their own runner; live instances left: ${leaked.length}`
+      : `demo did not finish within ${DEADLINE_MS / 1000}s; see ${logFile}`,
+  );
   if (process.argv.includes("--serve")) await serve(dispatcherUrl, autoscalerUrl);
   sim.stop();
   await autoscaler.stop();
@@ -133,7 +137,12 @@ instances:
 
 /** `npm run demo -- --serve`: keep everything running so the README's curl can be tried by hand. */
 async function serve(dispatcherUrl: string, autoscalerUrl: string): Promise<void> {
-  const body = JSON.stringify({ count: 1, ttl: "2m", labels: ["namespace-profile-linux-medium"], scope: { level: "repository", owner: "demo", name: "app" } });
+  const body = JSON.stringify({
+    count: 1,
+    ttl: "2m",
+    labels: ["namespace-profile-linux-medium"],
+    scope: { level: "repository", owner: "demo", name: "app" },
+  });
   process.stdout.write(`
 The daemons keep running against the fakes until Ctrl-C. Try (the token is the demo's own):
 

@@ -29,7 +29,9 @@ export function teardown(): void {
   if (report.findings.length > 0) {
     // A throw in a global teardown is printed but does not change vitest's exit code by itself.
     process.exitCode = 1;
-    throw new Error(`${text}\nThe logs are kept in ${dir}. A secret reached a log: find the log call (or the redaction path in src/http/logger.ts) and keep the value out of it.`);
+    throw new Error(
+      `${text}\nThe logs are kept in ${dir}. A secret reached a log: find the log call (or the redaction path in src/http/logger.ts) and keep the value out of it.`,
+    );
   }
   process.stdout.write(`${text}${process.env.FORGEJO_NSC_KEEP_TEST_LOGS ? ` (logs kept in ${dir})` : ""}\n`);
   if (report.files === 0) process.stdout.write("secret scan: note: no test wrote any log in this run\n");

@@ -1,6 +1,12 @@
 import type { Row } from "./table.js";
 
-const COLORS: Record<string, string> = { original: "#d62728", "garm-like": "#ff7f0e", today: "#1f77b4", improved: "#2ca02c", auto: "#9467bd" };
+const COLORS: Record<string, string> = {
+  original: "#d62728",
+  "garm-like": "#ff7f0e",
+  today: "#1f77b4",
+  improved: "#2ca02c",
+  auto: "#9467bd",
+};
 const PANEL = { w: 440, h: 300, left: 64, right: 16, top: 36, bottom: 46 };
 const X_TICKS = [0, 1, 10, 100, 1000, 10000];
 const Y_TICKS: readonly (readonly [number, string])[] = [

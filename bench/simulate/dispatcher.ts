@@ -90,7 +90,16 @@ export class DispatcherModel {
     const out: DispatcherRunner[] = [];
     for (const { rec } of this.records.values()) {
       if (!states.includes(rec.state)) continue;
-      out.push({ name: rec.name, state: rec.state, reason: rec.reason, labels: [...rec.labels], job: rec.job ?? null, created_at: rec.createdAt, updated_at: rec.updatedAt, expires_at: rec.expiresAt ?? null });
+      out.push({
+        name: rec.name,
+        state: rec.state,
+        reason: rec.reason,
+        labels: [...rec.labels],
+        job: rec.job ?? null,
+        created_at: rec.createdAt,
+        updated_at: rec.updatedAt,
+        expires_at: rec.expiresAt ?? null,
+      });
     }
     return out;
   }
@@ -99,7 +108,13 @@ export class DispatcherModel {
   live(): { name: string; labels: string[]; state: RunnerState; pinned: boolean; busy: boolean }[] {
     return [...this.records.values()]
       .filter((r) => r.rec.state !== "done" && r.rec.state !== "failed" && !r.instance?.endedAt)
-      .map((r) => ({ name: r.rec.name, labels: r.rec.labels, state: r.rec.state, pinned: r.rec.job !== undefined, busy: r.rec.state === "running" && !this.forge.isIdle(r.rec.name) }));
+      .map((r) => ({
+        name: r.rec.name,
+        labels: r.rec.labels,
+        state: r.rec.state,
+        pinned: r.rec.job !== undefined,
+        busy: r.rec.state === "running" && !this.forge.isIdle(r.rec.name),
+      }));
   }
 
   /** Stops an idle runner (a scale-down). False when it is not idle (booting, busy or gone). */
@@ -175,7 +190,8 @@ export class DispatcherModel {
       const live = all.filter((r) => INSTANCE_HOLDING_STATES.includes(r.rec.state)).map((r) => r.rec);
       const { admit: admitted } = admit(eligible, live, { maxRunners: this.cfg.maxRunners, caps: this.cfg.caps }, (r) => scopeKey(r.scope));
       const launching = all.filter((r) => r.rec.state === "launching").length;
-      for (const rec of admitted.slice(0, Math.max(0, this.cfg.maxParallel - launching))) this.launch(this.records.get(rec.name) as SimRecord);
+      for (const rec of admitted.slice(0, Math.max(0, this.cfg.maxParallel - launching)))
+        this.launch(this.records.get(rec.name) as SimRecord);
     } finally {
       this.passing = false;
     }

@@ -33,7 +33,9 @@ function percentile(sorted: readonly Wait[], q: number): Wait {
 }
 
 export function figures(jobs: readonly SimJob[], instances: readonly InstanceLife[], end: number): Figures {
-  const waits: Wait[] = jobs.map((j) => (j.startedAt !== undefined ? { ms: j.startedAt - j.arrival, atLeast: false } : { ms: end - j.arrival, atLeast: true }));
+  const waits: Wait[] = jobs.map((j) =>
+    j.startedAt !== undefined ? { ms: j.startedAt - j.arrival, atLeast: false } : { ms: end - j.arrival, atLeast: true },
+  );
   waits.sort((a, b) => a.ms - b.ms);
   const ran = new Map<string, SimJob>();
   for (const j of jobs) if (j.runner !== undefined) ran.set(j.runner, j);

@@ -90,7 +90,8 @@ export class Forge {
   jobList(): ActionRunJob[] {
     const out: ActionRunJob[] = [];
     for (const j of this.jobs.values()) {
-      if (j.status === "waiting" || j.status === "running") out.push({ id: j.id, attempt: 1, handle: j.handle, runs_on: [...j.runsOn], status: j.status });
+      if (j.status === "waiting" || j.status === "running")
+        out.push({ id: j.id, attempt: 1, handle: j.handle, runs_on: [...j.runsOn], status: j.status });
     }
     return out;
   }

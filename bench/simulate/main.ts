@@ -56,11 +56,23 @@ for (const { name, make } of opts.traces) {
   for (const loss of LOSSES) {
     for (const p of POLICIES) {
       const figures = await simulate({ trace, deployment: standardDeployment(), policy: p.create, loss, seed: opts.seed });
-      comparison.push({ trace: name, loss, poll: p.name === "original" ? "30s" : p.name === "garm-like" ? "—" : "10s", policy: p.name, figures });
+      comparison.push({
+        trace: name,
+        loss,
+        poll: p.name === "original" ? "30s" : p.name === "garm-like" ? "—" : "10s",
+        policy: p.name,
+        figures,
+      });
     }
   }
   for (const poll of POLLS) {
-    const figures = await simulate({ trace, deployment: standardDeployment(poll), policy: policyNamed("today").create, loss: 0.5, seed: opts.seed });
+    const figures = await simulate({
+      trace,
+      deployment: standardDeployment(poll),
+      policy: policyNamed("today").create,
+      loss: 0.5,
+      seed: opts.seed,
+    });
     pollSweep.push({ trace: name, loss: 0.5, poll, policy: "today", figures });
   }
 }
@@ -75,7 +87,10 @@ if (opts.json) {
 }
 if (opts.svg) {
   const rows = comparison.filter((r) => r.loss === CHART_LOSS);
-  writeFileSync(opts.svg, chartSvg(rows, `Queue wait p95 against idle instance-minutes, webhook loss ${CHART_LOSS * 100}%, seed ${opts.seed} (npm run simulate)`));
+  writeFileSync(
+    opts.svg,
+    chartSvg(rows, `Queue wait p95 against idle instance-minutes, webhook loss ${CHART_LOSS * 100}%, seed ${opts.seed} (npm run simulate)`),
+  );
   say(`\nchart: ${opts.svg}`);
 }
 say(`${comparison.length + pollSweep.length} runs in ${((performance.now() - started) / 1000).toFixed(1)} s`);

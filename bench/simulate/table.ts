@@ -12,7 +12,12 @@ export interface Row {
 /** 14s, 3m05s, 2h10m; "≥" when a stranded job's wait was cut short by the end of the run. */
 export function formatWait(w: Wait): string {
   const s = Math.round(w.ms / 1000);
-  const text = s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  const text =
+    s < 60
+      ? `${s}s`
+      : s < 3600
+        ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+        : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
   return w.atLeast ? `≥${text}` : text;
 }
 
@@ -31,7 +36,11 @@ const COLUMNS: readonly { head: string; right: boolean; cell: (r: Row) => string
   { head: "killed", right: true, cell: (r) => String(r.figures.killed) },
   { head: "instances", right: true, cell: (r) => String(r.figures.instances) },
   { head: "unused", right: true, cell: (r) => String(r.figures.unused) },
-  { head: "taken/ttl/down", right: true, cell: (r) => `${r.figures.unusedBy.jobTaken}/${r.figures.unusedBy.expired}/${r.figures.unusedBy.retired}` },
+  {
+    head: "taken/ttl/down",
+    right: true,
+    cell: (r) => `${r.figures.unusedBy.jobTaken}/${r.figures.unusedBy.expired}/${r.figures.unusedBy.retired}`,
+  },
   { head: "idle inst-min", right: true, cell: (r) => r.figures.idleMinutes.toFixed(0) },
 ];
 

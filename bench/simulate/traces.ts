@@ -27,7 +27,13 @@ class TraceBuilder {
     const run: TraceRun = { id: ++this.runs, trigger, draws: { started: this.rng.next(), finished: this.rng.next() } };
     for (let i = 0; i < count; i++) {
       const durationMs = draw(RUN[label] as Distribution, this.rng);
-      this.jobs.push({ arrival, runsOn: [label], durationMs, run, draws: { queued: this.rng.next(), started: this.rng.next(), completed: this.rng.next() } });
+      this.jobs.push({
+        arrival,
+        runsOn: [label],
+        durationMs,
+        run,
+        draws: { queued: this.rng.next(), started: this.rng.next(), completed: this.rng.next() },
+      });
     }
   }
 
@@ -60,7 +66,12 @@ export function burstTrace(seed: number): Trace {
   b.add(MONDAY + 11 * HOUR, LINUX_SMALL, rng.int(20, 50));
   b.add(MONDAY + 11 * HOUR + 5 * MIN, LINUX_SMALL, rng.int(20, 50));
   b.add(MONDAY + 14 * HOUR, LINUX_LARGE, rng.int(20, 50));
-  return b.build("bursts", "Mon 11:00, 11:05 (small Linux), 14:00 (large Linux): matrices of 20–50 jobs", MONDAY + 10 * HOUR, MONDAY + 14 * HOUR + MIN);
+  return b.build(
+    "bursts",
+    "Mon 11:00, 11:05 (small Linux), 14:00 (large Linux): matrices of 20–50 jobs",
+    MONDAY + 10 * HOUR,
+    MONDAY + 14 * HOUR + MIN,
+  );
 }
 
 /** Tuesday 02:00: 25 repositories' nightly workflows fire within 30 s, 1–4 jobs each, mixed labels. */
@@ -69,10 +80,19 @@ export function nightlyTrace(seed: number): Trace {
   const b = new TraceBuilder(rng);
   const at = MONDAY + 26 * HOUR;
   for (let repo = 0; repo < 25; repo++) {
-    const label = rng.weighted([[LINUX_LARGE, 50], [LINUX_SMALL, 35], [MACOS, 15]] as const);
+    const label = rng.weighted([
+      [LINUX_LARGE, 50],
+      [LINUX_SMALL, 35],
+      [MACOS, 15],
+    ] as const);
     b.add(at + rng.int(0, 30_000), label, rng.int(1, 4), "schedule");
   }
-  return b.build("nightly", "Tue 02:00: 25 scheduled workflows within 30 s, 1–4 jobs each (50% large, 35% small Linux, 15% macOS)", MONDAY + 25 * HOUR, at + MIN);
+  return b.build(
+    "nightly",
+    "Tue 02:00: 25 scheduled workflows within 30 s, 1–4 jobs each (50% large, 35% small Linux, 15% macOS)",
+    MONDAY + 25 * HOUR,
+    at + MIN,
+  );
 }
 
 /** Pushes an hour on Monday, by hour of day (UTC): quiet nights, busy office hours, a tail in the evening. */
@@ -88,7 +108,11 @@ export function mixedDayTrace(seed: number): Trace {
   const b = new TraceBuilder(rng);
   PUSHES_PER_HOUR.forEach((rate, hour) => {
     for (const t of b.poisson(MONDAY + hour * HOUR, MONDAY + (hour + 1) * HOUR, rate)) {
-      const label = rng.weighted([[LINUX_SMALL, 60], [LINUX_LARGE, 25], [MACOS, 15]] as const);
+      const label = rng.weighted([
+        [LINUX_SMALL, 60],
+        [LINUX_LARGE, 25],
+        [MACOS, 15],
+      ] as const);
       b.add(t, label, label === MACOS ? rng.int(1, 2) : rng.int(1, 6));
     }
   });
@@ -96,7 +120,12 @@ export function mixedDayTrace(seed: number): Trace {
   b.add(MONDAY + 16 * HOUR + rng.int(0, 59) * MIN, LINUX_SMALL, rng.int(20, 30));
   b.add(MONDAY + 2 * HOUR, LINUX_LARGE, 10, "schedule");
   b.add(MONDAY + 2 * HOUR, LINUX_SMALL, 5, "schedule");
-  return b.build("mixed-day", "Mon 00–24: pushes following the working day (60% small, 25% large Linux, 15% macOS), two matrices, a nightly", MONDAY, MONDAY + 24 * HOUR);
+  return b.build(
+    "mixed-day",
+    "Mon 00–24: pushes following the working day (60% small, 25% large Linux, 15% macOS), two matrices, a nightly",
+    MONDAY,
+    MONDAY + 24 * HOUR,
+  );
 }
 
 export const TRACES: readonly { name: string; make: (seed: number) => Trace }[] = [

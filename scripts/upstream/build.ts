@@ -37,7 +37,9 @@ const cache = upstreamCacheDir();
 const only = process.argv.slice(2);
 const goEnv = { ...process.env, GOFLAGS: "-buildvcs=false", CGO_ENABLED: "1", GOTOOLCHAIN: "local", HOME: process.env.HOME ?? homedir() };
 /** The go command: $GO, else `go` on PATH, else the usual install location. */
-const GO = process.env.GO ?? (spawnSync("go", ["version"], { env: goEnv }).status === 0 ? "go" : existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go");
+const GO =
+  process.env.GO ??
+  (spawnSync("go", ["version"], { env: goEnv }).status === 0 ? "go" : existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go");
 
 function build(p: Program): ManifestEntry {
   const key = `${p.name}-${p.version}`;
@@ -49,7 +51,11 @@ function build(p: Program): ManifestEntry {
     return { ...base, status: "cached", bin, ...(p.keepSource ? { src } : {}), seconds: 0 };
   }
   const started = Date.now();
-  const dl = spawnSync(GO, ["mod", "download", "-json", `${p.module}@v${p.version}`], { env: goEnv, encoding: "utf8", maxBuffer: 16 << 20 });
+  const dl = spawnSync(GO, ["mod", "download", "-json", `${p.module}@v${p.version}`], {
+    env: goEnv,
+    encoding: "utf8",
+    maxBuffer: 16 << 20,
+  });
   let info: { Dir?: string; Error?: string } = {};
   try {
     info = JSON.parse(dl.stdout) as typeof info;
@@ -58,7 +64,12 @@ function build(p: Program): ManifestEntry {
   }
   if (dl.error) throw new Error(`cannot run ${GO} (${dl.error.message}): install Go 1.24 or newer, or set GO to its go binary`);
   if (!info.Dir) {
-    return { ...base, status: "unavailable", reason: `go mod download ${p.module}@v${p.version}: ${info.Error ?? dl.stderr.trim()}`, seconds: (Date.now() - started) / 1000 };
+    return {
+      ...base,
+      status: "unavailable",
+      reason: `go mod download ${p.module}@v${p.version}: ${info.Error ?? dl.stderr.trim()}`,
+      seconds: (Date.now() - started) / 1000,
+    };
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -68,19 +79,28 @@ function build(p: Program): ManifestEntry {
   execFileSync("chmod", ["-R", "u+w", src]);
   const ldflags = p.ldflags.replaceAll("{version}", p.version).replaceAll("{tags}", p.tags);
   process.stderr.write(`building ${key} from ${p.module}@v${p.version} (a cold build takes several minutes on 2 cores)\n`);
-  const r = spawnSync(GO, ["build", "-tags", p.tags, "-ldflags", ldflags, "-o", `${bin}.tmp`, p.package], { cwd: src, env: goEnv, stdio: ["ignore", "inherit", "inherit"] });
+  const r = spawnSync(GO, ["build", "-tags", p.tags, "-ldflags", ldflags, "-o", `${bin}.tmp`, p.package], {
+    cwd: src,
+    env: goEnv,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   if (r.status !== 0) throw new Error(`go build of ${key} failed (exit ${r.status ?? r.signal}); see the output above`);
   chmodSync(`${bin}.tmp`, 0o755);
   renameSync(`${bin}.tmp`, bin);
   if (!p.keepSource) rmSync(src, { recursive: true, force: true });
   const seconds = (Date.now() - started) / 1000;
-  writeFileSync(join(dir, "built.json"), JSON.stringify({ ...base, seconds, go: execFileSync(GO, ["version"], { encoding: "utf8" }).trim() }, null, 2));
+  writeFileSync(
+    join(dir, "built.json"),
+    JSON.stringify({ ...base, seconds, go: execFileSync(GO, ["version"], { encoding: "utf8" }).trim() }, null, 2),
+  );
   return { ...base, status: "built", bin, ...(p.keepSource ? { src } : {}), seconds };
 }
 
 mkdirSync(cache, { recursive: true });
 const manifestPath = join(cache, "manifest.json");
-const previous: ManifestEntry[] = existsSync(manifestPath) ? (JSON.parse(readFileSync(manifestPath, "utf8")) as { programs: ManifestEntry[] }).programs : [];
+const previous: ManifestEntry[] = existsSync(manifestPath)
+  ? (JSON.parse(readFileSync(manifestPath, "utf8")) as { programs: ManifestEntry[] }).programs
+  : [];
 const entries = new Map(previous.map((e) => [`${e.name}-${e.version}`, e]));
 let failed = false;
 for (const p of programs) {

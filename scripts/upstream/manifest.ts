@@ -26,7 +26,10 @@ export function readManifest(): ManifestEntry[] {
 /** A built program's binary (and source tree), or an error saying how to get it. */
 export function upstreamProgram(name: string, version: string): { bin: string; src?: string | undefined } {
   const e = readManifest().find((x) => x.name === name && x.version === version);
-  if (!e) throw new Error(`${name} ${version} has not been built: run \`npx tsx scripts/upstream/build.ts ${name}\` (npm run test:upstream does)`);
+  if (!e)
+    throw new Error(
+      `${name} ${version} has not been built: run \`npx tsx scripts/upstream/build.ts ${name}\` (npm run test:upstream does)`,
+    );
   if (e.status === "unavailable") throw new Error(`${name} ${version} is unavailable here: ${e.reason}`);
   return { bin: e.bin, src: e.src };
 }

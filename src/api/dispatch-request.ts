@@ -41,7 +41,12 @@ export const jobRefSchema = z
   .object({
     id: z.number().int().positive(),
     attempt: z.number().int().nonnegative().optional(),
-    handle: z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/).optional(),
+    handle: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[A-Za-z0-9._-]+$/)
+      .optional(),
   })
   .strict();
 export type JobRef = z.output<typeof jobRefSchema>;
@@ -53,17 +58,31 @@ export const dispatchRequestSchema = z
     labels: z.array(label).min(1).max(32).optional(),
     scope: scopeSchema.optional(),
     ttl: ttl.optional(),
-    machine_type: z.string().min(1).max(64).regex(/^[A-Za-z0-9/:x._-]+$/, "must look like 4x8 or linux/arm64:8x16").optional(),
+    machine_type: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9/:x._-]+$/, "must look like 4x8 or linux/arm64:8x16")
+      .optional(),
     image: z
       .string()
       .min(1)
       .max(512)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, "must be an image reference such as code.forgejo.org/forgejo/runner:12 (letters, digits and . _ - / : @)")
+      .regex(
+        /^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/,
+        "must be an image reference such as code.forgejo.org/forgejo/runner:12 (letters, digits and . _ - / : @)",
+      )
       .optional(),
     env: z
       .record(
-        z.string().max(128, "env keys must be at most 128 characters").regex(envKey, "env keys must be shell variable names (letters, digits and _, not starting with a digit)"),
-        z.string().max(8192).refine((v) => !v.includes("\0"), "env values must not contain NUL characters"),
+        z
+          .string()
+          .max(128, "env keys must be at most 128 characters")
+          .regex(envKey, "env keys must be shell variable names (letters, digits and _, not starting with a digit)"),
+        z
+          .string()
+          .max(8192)
+          .refine((v) => !v.includes("\0"), "env values must not contain NUL characters"),
       )
       .refine((e) => Object.keys(e).length <= 64, "at most 64 variables")
       .optional(),

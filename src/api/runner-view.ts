@@ -63,7 +63,13 @@ export const runnerListViewSchema = z.object({ runners: z.array(runnerViewSchema
 export const RUNNER_LIST_MAX_LIMIT = 5000;
 
 /** The items of a comma-separated query value, or undefined when it is empty or absent. */
-export const commaList = (v: string | undefined) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined);
+export const commaList = (v: string | undefined) =>
+  v
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
 
 /** The query of GET /api/v1/runners; state and labels are comma-separated lists. */
 export const runnerListQuerySchema = z
@@ -92,9 +98,20 @@ export const dispatchViewSchema = z
     created_at: timestamp,
     status_url: z.string(),
     runners: z.array(
-      z.object({ name: z.string(), state: runnerStateSchema, reason: z.string(), instance_id: z.string().nullable(), status_url: z.string() }).strict(),
+      z
+        .object({
+          name: z.string(),
+          state: runnerStateSchema,
+          reason: z.string(),
+          instance_id: z.string().nullable(),
+          status_url: z.string(),
+        })
+        .strict(),
     ),
-    wait: z.object({ for: z.enum(["launched", "finished"]), complete: z.boolean() }).strict().optional(),
+    wait: z
+      .object({ for: z.enum(["launched", "finished"]), complete: z.boolean() })
+      .strict()
+      .optional(),
     failed: z.array(z.object({ name: z.string(), reason: z.string() }).strict()).optional(),
   })
   .strict();

@@ -126,12 +126,18 @@ export class Actor {
       const r = await this.opts.client.cancel(c.runner, `${CANCEL_WORDS[c.kind][0]}: ${c.reason}`, { ifIdle: true });
       if (r.ok) {
         result.cancelled++;
-        log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason }, CANCEL_WORDS[c.kind][1]);
+        log.info(
+          { instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason },
+          CANCEL_WORDS[c.kind][1],
+        );
       } else if (r.busy) {
         log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind }, r.message);
       } else {
         result.warmErrors.set(c.target, r.message);
-        log.warn({ instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message }, "stopping an idle runner failed; will try again");
+        log.warn(
+          { instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message },
+          "stopping an idle runner failed; will try again",
+        );
       }
     }
 
@@ -151,7 +157,10 @@ export class Actor {
         const live = outcome.response.runners.filter((r) => !isOneOf(TERMINAL_STATES, r.state));
         if (outcome.kind === "created") {
           result.created++;
-          log.info({ instance: this.opts.instance, key: intent.key, target: intent.target, job: intent.forJob, runners: names }, "runner requested");
+          log.info(
+            { instance: this.opts.instance, key: intent.key, target: intent.target, job: intent.forJob, runners: names },
+            "runner requested",
+          );
         } else {
           result.duplicates++;
           log.debug({ instance: this.opts.instance, key: intent.key, runners: names }, "dispatcher already had this key");
@@ -181,7 +190,10 @@ export class Actor {
       if (outcome.kind === "rejected") {
         result.rejected++;
         result.lastError = outcome.message;
-        log.warn({ instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message }, "dispatcher refused a runner request");
+        log.warn(
+          { instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message },
+          "dispatcher refused a runner request",
+        );
         if (intent.baseKey !== undefined) {
           this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status: "rejected", at, runners: [], message: outcome.message });
           if (intent.forJob !== undefined) result.jobs.set(intent.forJob, { state: "refused", reason: outcome.message });
@@ -195,7 +207,10 @@ export class Actor {
       result.lastError = outcome.message;
       if (outcome.retryAfterMs !== undefined) result.retryAfterMs = Math.max(result.retryAfterMs ?? 0, outcome.retryAfterMs);
       if (outcome.status === 0) result.dispatcherDown = true;
-      log.warn({ instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message }, "runner request failed; will retry");
+      log.warn(
+        { instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message },
+        "runner request failed; will retry",
+      );
       this.leaveForLater(intent, keepWarm, result, `dispatcher error: ${outcome.message}; retrying`);
     }
 
@@ -209,7 +224,13 @@ export class Actor {
     if (intent.baseKey !== undefined) {
       const prev = this.book.get(intent.baseKey);
       // Keep a known runner list: an error on the retry of a live key says nothing new about it.
-      this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status: "error", at: this.opts.now().getTime(), runners: prev && prev.gen === intent.gen ? prev.runners : [], message: reason });
+      this.book.set(intent.baseKey, {
+        gen: intent.gen ?? 0,
+        status: "error",
+        at: this.opts.now().getTime(),
+        runners: prev && prev.gen === intent.gen ? prev.runners : [],
+        message: reason,
+      });
       if (intent.forJob !== undefined) result.jobs.set(intent.forJob, { state: "dispatch", reason });
     } else {
       keepWarm.set(intent.target, [...(keepWarm.get(intent.target) ?? []), intent.key]);

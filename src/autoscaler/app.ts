@@ -84,7 +84,13 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
     hooks.set(inst.name, { reconciler: relay ? relayedDeliveries(r, relay, acting) : r, secret: inst.webhook_secret });
   }
 
-  const app = createServer({ daemon: "autoscaler", logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
+  const app = createServer({
+    daemon: "autoscaler",
+    logger,
+    bodyLimit: config.http.body_limit,
+    trustProxy: config.http.trust_proxy,
+    limits: config.http,
+  });
   const auth = bearerAuth(config.auth.tokens);
   registerHealth(app, {
     metrics,

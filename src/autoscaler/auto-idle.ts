@@ -34,7 +34,11 @@ export class ArrivalLog {
       this.byTarget.set(j.target, list);
     }
     for (const [id, at] of this.seen) if (at <= now - keepMs) this.seen.delete(id);
-    for (const [t, list] of this.byTarget) this.byTarget.set(t, list.filter((at) => at > now - keepMs));
+    for (const [t, list] of this.byTarget)
+      this.byTarget.set(
+        t,
+        list.filter((at) => at > now - keepMs),
+      );
   }
 
   arrivals(target: string): readonly number[] {

@@ -48,7 +48,8 @@ export function capacityByTarget<T extends LabelledTarget>(
   registered: readonly ActionRunner[] | undefined,
 ): Map<string, TargetCapacity> {
   const out = new Map<string, TargetCapacity>();
-  for (const t of targets) out.set(t.name, { inFlight: [], pinned: [], idle: registered ? 0 : undefined, free: 0, idleOurs: [], running: 0 });
+  for (const t of targets)
+    out.set(t.name, { inFlight: [], pinned: [], idle: registered ? 0 : undefined, free: 0, idleOurs: [], running: 0 });
 
   for (const j of jobs) {
     if (!isRunning(j)) continue;

@@ -42,7 +42,12 @@ export class DispatcherClient {
 
   private describeFailure(err: unknown): string {
     const e = err as { code?: string; name?: string };
-    if (e?.name === "TimeoutError" || e?.code === "UND_ERR_HEADERS_TIMEOUT" || e?.code === "UND_ERR_BODY_TIMEOUT" || e?.name === "AbortError") {
+    if (
+      e?.name === "TimeoutError" ||
+      e?.code === "UND_ERR_HEADERS_TIMEOUT" ||
+      e?.code === "UND_ERR_BODY_TIMEOUT" ||
+      e?.name === "AbortError"
+    ) {
       return `the dispatcher at ${this.base} did not answer within ${this.opts.timeoutMs} ms; check that it is running or raise dispatcher.timeout`;
     }
     const code = e?.code ? ` (${e.code})` : "";
@@ -75,7 +80,11 @@ export class DispatcherClient {
       const parsed = dispatchResponseSchema.safeParse(safeJson(text));
       if (!parsed.success) {
         this.count("bad_response");
-        return { kind: "unavailable", status, message: `the dispatcher at ${this.base} answered ${status} with a body that is not a dispatch response; is dispatcher.url pointing at forgejo-nsc-dispatcher?` };
+        return {
+          kind: "unavailable",
+          status,
+          message: `the dispatcher at ${this.base} answered ${status} with a body that is not a dispatch response; is dispatcher.url pointing at forgejo-nsc-dispatcher?`,
+        };
       }
       this.count(status === 202 ? "created" : "duplicate");
       return { kind: status === 202 ? "created" : "duplicate", response: parsed.data };
@@ -128,11 +137,17 @@ export class DispatcherClient {
     if (res.statusCode !== 200) {
       this.count(res.statusCode === 401 ? "unauthorized" : "list_error");
       const hint = res.statusCode === 401 ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens" : "";
-      throw new DispatcherUnavailableError(`listing runners at the dispatcher failed with ${res.statusCode}: ${answerMessage(text)}${hint}`, res.statusCode);
+      throw new DispatcherUnavailableError(
+        `listing runners at the dispatcher failed with ${res.statusCode}: ${answerMessage(text)}${hint}`,
+        res.statusCode,
+      );
     }
     const parsed = runnerListSchema.safeParse(safeJson(text));
     if (!parsed.success) {
-      throw new DispatcherUnavailableError(`the dispatcher at ${this.base} answered GET /api/v1/runners with an unexpected body; is dispatcher.url pointing at forgejo-nsc-dispatcher?`, 200);
+      throw new DispatcherUnavailableError(
+        `the dispatcher at ${this.base} answered GET /api/v1/runners with an unexpected body; is dispatcher.url pointing at forgejo-nsc-dispatcher?`,
+        200,
+      );
     }
     this.count("listed");
     return parsed.data.runners;
@@ -142,7 +157,11 @@ export class DispatcherClient {
    * Stops one runner (DELETE /api/v1/runners/{name}): the dispatcher destroys its instance and
    * deletes its registration. A runner the dispatcher no longer knows is gone already. Never throws.
    */
-  async cancel(name: string, reason: string, opts: { ifIdle?: boolean } = {}): Promise<{ ok: true } | { ok: false; busy?: boolean; message: string }> {
+  async cancel(
+    name: string,
+    reason: string,
+    opts: { ifIdle?: boolean } = {},
+  ): Promise<{ ok: true } | { ok: false; busy?: boolean; message: string }> {
     const q = new URLSearchParams({ reason: reason.slice(0, 200) });
     // if_idle: the dispatcher asks Forgejo once more and leaves a runner that took a job since (409).
     if (opts.ifIdle) q.set("if_idle", "true");
@@ -172,7 +191,10 @@ export class DispatcherClient {
       return { ok: false, busy: true, message: `runner ${name} took a job before it could be stopped; it stays` };
     }
     this.count(res.statusCode === 401 ? "unauthorized" : "cancel_error");
-    const hint = res.statusCode === 401 ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens" : "; the runner is left running and the next pass tries again";
+    const hint =
+      res.statusCode === 401
+        ? "; set dispatcher.token or dispatcher.token_file to one of the dispatcher's auth.tokens"
+        : "; the runner is left running and the next pass tries again";
     return { ok: false, message: `stopping runner ${name} at the dispatcher failed with ${res.statusCode}: ${answerMessage(text)}${hint}` };
   }
 

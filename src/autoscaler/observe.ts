@@ -58,7 +58,12 @@ export interface Observation {
  * 11–13 return nothing without `labels`, so each target's label names are asked for and the answers
  * merged (a job fitting no target is then invisible, which status says). A `null` list is [].
  */
-export async function searchJobs(api: ForgejoApi, info: ServerInfo, scope: Scope, targetLabels: readonly (readonly string[])[]): Promise<ActionRunJob[]> {
+export async function searchJobs(
+  api: ForgejoApi,
+  info: ServerInfo,
+  scope: Scope,
+  targetLabels: readonly (readonly string[])[],
+): Promise<ActionRunJob[]> {
   if (info.jobsWithoutLabels) return (await api.searchJobs(scope)) ?? [];
   const sets = [...new Map(targetLabels.map((ls) => labelNames(ls)).map((ns) => [ns.join(","), ns])).values()];
   const byId = new Map<number, ActionRunJob>();
@@ -84,7 +89,9 @@ export async function observe(opts: {
   const { api, info, scope } = opts;
   const observedAt = opts.now().getTime();
   const key = scopeKey(scope);
-  const inFlight = (await opts.dispatcher.listRunners({ states: IN_FLIGHT_STATES, scopeKey: key })).filter((r) => !r.scope_key || r.scope_key === key);
+  const inFlight = (await opts.dispatcher.listRunners({ states: IN_FLIGHT_STATES, scopeKey: key })).filter(
+    (r) => !r.scope_key || r.scope_key === key,
+  );
 
   const [jobs, registered] = await Promise.allSettled([
     // Without a jobs API (Gitea 1.24) there is nothing to search: the caller serves webhook hints.

@@ -42,7 +42,12 @@ export function decideKey(rec: KeyRecord | undefined, liveNames: ReadonlySet<str
       return { dispatch: true, gen: rec.gen, note: `retrying after: ${rec.message ?? "dispatcher error"}` };
     case "rejected": {
       const wait = rec.at + REJECTED_RETRY_MS - input.now;
-      if (wait > 0) return { dispatch: false, state: "refused", reason: `${rec.message ?? "dispatcher refused the request"}; asking again in ${secs(wait)}` };
+      if (wait > 0)
+        return {
+          dispatch: false,
+          state: "refused",
+          reason: `${rec.message ?? "dispatcher refused the request"}; asking again in ${secs(wait)}`,
+        };
       return { dispatch: true, gen: rec.gen };
     }
     default: {
@@ -55,7 +60,8 @@ export function decideKey(rec: KeyRecord | undefined, liveNames: ReadonlySet<str
       const next = rec.gen + 1;
       const wait = rec.at + generationDelayMs(next) - input.now;
       const who = rec.runners.length ? `runner ${rec.runners.join(", ")}` : "the previous runner";
-      if (wait > 0) return { dispatch: false, state: "backoff", reason: `${who} ended without taking this job; asking for another in ${secs(wait)}` };
+      if (wait > 0)
+        return { dispatch: false, state: "backoff", reason: `${who} ended without taking this job; asking for another in ${secs(wait)}` };
       return { dispatch: true, gen: next, note: `${who} ended without taking this job` };
     }
   }
@@ -71,7 +77,13 @@ export function emit(pass: TargetPass, intent: Intent): void {
  * Asks for a runner for job `j` under generation `d.gen` of its key (pinned: the runner carries
  * the job), or, without room, says the target is at cap. True when a runner was asked for.
  */
-export function askForJob(pass: TargetPass, j: ActionRunJob, base: string, d: { gen: number; note?: string | undefined }, pinned: boolean): boolean {
+export function askForJob(
+  pass: TargetPass,
+  j: ActionRunJob,
+  base: string,
+  d: { gen: number; note?: string | undefined },
+  pinned: boolean,
+): boolean {
   const jp = pass.jobPlanById.get(j.id) as JobPlan;
   if (pass.room <= 0) {
     Object.assign(jp, { state: "at_cap", reason: pass.atCapReason() });
@@ -81,6 +93,10 @@ export function askForJob(pass: TargetPass, j: ActionRunJob, base: string, d: { 
   const job = pinned ? { job: { id: j.id, attempt: j.attempt, handle: j.handle } } : {};
   emit(pass, { key, target: pass.t.name, count: 1, kind: "job", ...job, forJob: j.id, baseKey: base, gen: d.gen });
   pass.jobIntents++;
-  Object.assign(jp, { state: "dispatch", key, reason: d.note ? `asking the dispatcher for a runner (${d.note})` : "asking the dispatcher for a runner" });
+  Object.assign(jp, {
+    state: "dispatch",
+    key,
+    reason: d.note ? `asking the dispatcher for a runner (${d.note})` : "asking the dispatcher for a runner",
+  });
   return true;
 }

@@ -16,7 +16,12 @@ export interface Coverage {
 }
 
 /** Each job with a handle that no free or warm runner covers gets exactly one runner pinned to it. */
-export function planPinned(pass: TargetPass, pinnedJobs: readonly ActionRunJob[], livePinned: ReadonlyMap<number, DispatcherRunner>, c: Coverage): void {
+export function planPinned(
+  pass: TargetPass,
+  pinnedJobs: readonly ActionRunJob[],
+  livePinned: ReadonlyMap<number, DispatcherRunner>,
+  c: Coverage,
+): void {
   const { input } = pass;
   for (const j of pinnedJobs) {
     const jp = pass.jobPlanById.get(j.id) as JobPlan;

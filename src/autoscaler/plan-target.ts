@@ -42,7 +42,9 @@ export function planTarget(s: PlanShared, t: PlanTarget, cap: TargetCapacity, tJ
   const unpinnedJobs = input.handles ? tJobs.filter((j) => !j.handle) : tJobs;
   const livePinned = new Map<number, DispatcherRunner>();
   for (const j of pinnedJobs) {
-    const live = cap.pinned.find((r) => r.job?.id === j.id && (!r.job.handle || r.job.handle === j.handle) && isOneOf(COUNTS_TOWARD_DEMAND_STATES, r.state));
+    const live = cap.pinned.find(
+      (r) => r.job?.id === j.id && (!r.job.handle || r.job.handle === j.handle) && isOneOf(COUNTS_TOWARD_DEMAND_STATES, r.state),
+    );
     if (live) livePinned.set(j.id, live);
   }
   // Jobs a free runner will take: every waiting job without a live runner of its own (before

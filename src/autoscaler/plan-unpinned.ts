@@ -8,7 +8,12 @@ import type { TargetPass } from "./plan-pass.js";
  * Without handles runners are interchangeable: waiting − free more are needed. Keys still come
  * from jobs (newest first: older jobs are the likelier to have a runner on its way already).
  */
-export function planUnpinned(pass: TargetPass, unpinnedJobs: readonly ActionRunJob[], covered: ReadonlySet<number>, freeNote: string): void {
+export function planUnpinned(
+  pass: TargetPass,
+  unpinnedJobs: readonly ActionRunJob[],
+  covered: ReadonlySet<number>,
+  freeNote: string,
+): void {
   const { input } = pass;
   let need = unpinnedJobs.filter((j) => !covered.has(j.id)).length;
   for (const j of [...unpinnedJobs].reverse()) {

@@ -25,7 +25,12 @@ export function reserveWarm(pass: TargetPass, free: number, forFree: readonly Ac
     note = "runner list unavailable this pass; warm pool not topped up";
     need = 0;
   }
-  const byWarm = input.pinEveryJob ? [] : forFree.slice(free).filter((j) => j.handle && input.handles).slice(0, Math.min(need, pass.room));
+  const byWarm = input.pinEveryJob
+    ? []
+    : forFree
+        .slice(free)
+        .filter((j) => j.handle && input.handles)
+        .slice(0, Math.min(need, pass.room));
   pass.room -= byWarm.length;
   return { need, note, byWarm };
 }

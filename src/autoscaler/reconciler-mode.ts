@@ -94,7 +94,9 @@ export class ServerMode {
     if (info.kind === "forgejo") {
       this.mode = "polling";
       if (c.disable_polling) {
-        this.opts.log.warn("disable_polling is ignored: Forgejo sends no workflow_job webhooks, so it is always polled (webhooks only make a reconcile happen sooner)");
+        this.opts.log.warn(
+          "disable_polling is ignored: Forgejo sends no workflow_job webhooks, so it is always polled (webhooks only make a reconcile happen sooner)",
+        );
       }
     } else if (onlyWebhooks) {
       this.mode = "webhooks";
@@ -115,7 +117,8 @@ export class ServerMode {
     this.infoAt = performance.now();
     try {
       const info = await this.opts.api.serverInfo();
-      if (info.version !== this.info?.version) this.opts.log.info({ server: describeServer(info), before: this.info?.version }, "server version changed");
+      if (info.version !== this.info?.version)
+        this.opts.log.info({ server: describeServer(info), before: this.info?.version }, "server version changed");
       if (!pollingImpossible(info)) this.info = info;
     } catch {
       // The pass reports Forgejo trouble itself; keep what we knew.

@@ -56,7 +56,14 @@ export class ReconcilePass {
     const c = this.p.config;
     let obs: Observation;
     try {
-      obs = await observe({ api: this.p.api, info, dispatcher: this.p.dispatcher, scope: c.scope, targetLabels: c.targets.map((t) => t.labels), now: this.p.clock });
+      obs = await observe({
+        api: this.p.api,
+        info,
+        dispatcher: this.p.dispatcher,
+        scope: c.scope,
+        targetLabels: c.targets.map((t) => t.labels),
+        now: this.p.clock,
+      });
     } catch (err) {
       return this.fail(errorMessage(err));
     }

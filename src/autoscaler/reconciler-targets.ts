@@ -42,12 +42,24 @@ export class InstanceTargets {
       const eff = effectiveMinIdle(t, at);
       const name = targetName(t);
       const auto = t.min_idle_auto;
-      if (auto) eff.minIdle = Math.max(eff.minIdle, autoMinIdle(this.arrivals.arrivals(name), at, { max: auto.max, windowMs: auto.window, bootMs: auto.boot_time }));
+      if (auto)
+        eff.minIdle = Math.max(
+          eff.minIdle,
+          autoMinIdle(this.arrivals.arrivals(name), at, { max: auto.max, windowMs: auto.window, bootMs: auto.boot_time }),
+        );
       if (this.lastPeriods.get(name) !== eff.period) {
-        if (this.lastPeriods.has(name)) this.log.info({ target: name, minIdle: eff.minIdle, period: eff.period ?? null }, "warm pool size changed by schedule");
+        if (this.lastPeriods.has(name))
+          this.log.info({ target: name, minIdle: eff.minIdle, period: eff.period ?? null }, "warm pool size changed by schedule");
         this.lastPeriods.set(name, eff.period);
       }
-      return { name, labels: t.labels, minIdle: eff.minIdle, maxRunners: t.max_runners, warmIdleTimeoutMs: t.warm_idle_timeout, warmRetireBeforeMs: warmRetireBeforeMs(t) };
+      return {
+        name,
+        labels: t.labels,
+        minIdle: eff.minIdle,
+        maxRunners: t.max_runners,
+        warmIdleTimeoutMs: t.warm_idle_timeout,
+        warmRetireBeforeMs: warmRetireBeforeMs(t),
+      };
     });
   }
 

@@ -95,8 +95,25 @@ export class InstanceReconciler {
       () => this.pass(),
       (err) => this.log.error({ err: errorMessage(err) }, "reconcile pass failed unexpectedly"),
     );
-    this.actor = new Actor({ instance: c.name, client: opts.dispatcher, logger: this.log, now: clock, bodyFor: (t) => targets.bodyFor(t), retryBaseMs: opts.dispatchRetryBaseMs });
-    this.body = new ReconcilePass({ ...opts, clock, log: this.log, pollMs: this.pollMs, server: this.server, record: this.record, hints: this.hints, targets, actor: this.actor });
+    this.actor = new Actor({
+      instance: c.name,
+      client: opts.dispatcher,
+      logger: this.log,
+      now: clock,
+      bodyFor: (t) => targets.bodyFor(t),
+      retryBaseMs: opts.dispatchRetryBaseMs,
+    });
+    this.body = new ReconcilePass({
+      ...opts,
+      clock,
+      log: this.log,
+      pollMs: this.pollMs,
+      server: this.server,
+      record: this.record,
+      hints: this.hints,
+      targets,
+      actor: this.actor,
+    });
   }
 
   /** Number of completed passes (tests wait on it). */
@@ -167,13 +184,16 @@ export class InstanceReconciler {
     if (this.timer && this.timerAt !== undefined && this.timerAt <= at) return;
     this.clearTimer();
     this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = undefined;
-      // A standby passes nothing; the replica that gains the lease asks for a pass (requestPass).
-      if (this.opts.acting?.() === false) return;
-      this.flight.kick();
-    }, Math.max(0, delayMs));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = undefined;
+        // A standby passes nothing; the replica that gains the lease asks for a pass (requestPass).
+        if (this.opts.acting?.() === false) return;
+        this.flight.kick();
+      },
+      Math.max(0, delayMs),
+    );
   }
 
   private clearTimer(): void {

@@ -64,7 +64,12 @@ export function trimWarm(t: TrimTarget, cap: TargetCapacity, jobsForFree: number
     const stale = keep
       .map((r) => ({ r, idleFor: now - at(r.updated_at), ends: at(r.expires_at) }))
       .filter((x) => Number.isFinite(x.idleFor) && x.idleFor >= timeout)
-      .sort((a, b) => (Number.isFinite(a.ends) ? a.ends : Infinity) - (Number.isFinite(b.ends) ? b.ends : Infinity) || b.idleFor - a.idleFor || a.r.name.localeCompare(b.r.name));
+      .sort(
+        (a, b) =>
+          (Number.isFinite(a.ends) ? a.ends : Infinity) - (Number.isFinite(b.ends) ? b.ends : Infinity) ||
+          b.idleFor - a.idleFor ||
+          a.r.name.localeCompare(b.r.name),
+      );
     for (const { r, idleFor } of stale.slice(0, surplus)) {
       cancels.push({
         runner: r.name,

@@ -34,18 +34,28 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
     }
     if (err.statusCode === 413) {
       metrics.webhookDeliveries.inc({ forge: instance, result: "too_large" });
-      return reply.status(413).send({ error: "body_too_large", message: `webhook delivery is larger than the limit of ${opts.bodyLimit} bytes; raise webhooks.body_limit if this delivery is legitimate` });
+      return reply.status(413).send({
+        error: "body_too_large",
+        message: `webhook delivery is larger than the limit of ${opts.bodyLimit} bytes; raise webhooks.body_limit if this delivery is legitimate`,
+      });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err }, "webhook handling failed");
-    return reply.status(status).send({ error: status === 500 ? "internal" : "invalid_request", message: status === 500 ? "internal error; the autoscaler log has the details" : err.message });
+    return reply.status(status).send({
+      error: status === 500 ? "internal" : "invalid_request",
+      message: status === 500 ? "internal error; the autoscaler log has the details" : err.message,
+    });
   });
 
   app.post<{ Params: { name: string } }>("/webhook/:name", { bodyLimit: opts.bodyLimit }, async (req, reply) => {
     const inst = opts.instances.get(req.params.name);
     if (!inst) {
       metrics.webhookDeliveries.inc({ forge: "unknown", result: "unknown_instance" });
-      throw new HttpError(404, "unknown_instance", "no instance with this name is configured; deliver to /webhook/<instances[].name> of the autoscaler config");
+      throw new HttpError(
+        404,
+        "unknown_instance",
+        "no instance with this name is configured; deliver to /webhook/<instances[].name> of the autoscaler config",
+      );
     }
     const name = inst.reconciler.name;
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -55,7 +65,10 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
       const check = verifyWebhookSignature(payloadBytes, req.headers, inst.secret);
       if (!check.ok) {
         metrics.webhookDeliveries.inc({ forge: name, result: "bad_signature" });
-        req.log.warn({ instance: name, reason: check.reason, delivery: deliveryId(req.headers) }, "webhook delivery rejected: bad signature");
+        req.log.warn(
+          { instance: name, reason: check.reason, delivery: deliveryId(req.headers) },
+          "webhook delivery rejected: bad signature",
+        );
         const message =
           check.reason === "missing"
             ? "the delivery carries no signature: set the webhook's secret in Forgejo to this instance's webhook_secret"

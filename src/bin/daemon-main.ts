@@ -24,7 +24,9 @@ export async function daemonMain<S extends z.ZodType>(spec: DaemonSpec<S>): Prom
   const usage = `usage: ${spec.name} --config <file> [--check]`;
   let args;
   try {
-    args = parseArgs({ options: { config: { type: "string", short: "c" }, check: { type: "boolean" }, help: { type: "boolean", short: "h" } } });
+    args = parseArgs({
+      options: { config: { type: "string", short: "c" }, check: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${usage}\n`);
     return 2;

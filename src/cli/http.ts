@@ -76,10 +76,19 @@ export async function callJson(url: string, call: JsonCall): Promise<{ status: n
   }
   if (res.statusCode < 200 || res.statusCode > 299) {
     const msg = parsed ? messageOf(body) : undefined;
-    throw new HttpFailure("status", `${shown} answered ${res.statusCode}${msg ? `: ${msg}` : ""}`, res.statusCode, parsed ? body : undefined);
+    throw new HttpFailure(
+      "status",
+      `${shown} answered ${res.statusCode}${msg ? `: ${msg}` : ""}`,
+      res.statusCode,
+      parsed ? body : undefined,
+    );
   }
   if (!parsed && text.trim() !== "") {
-    throw new HttpFailure("not_json", `${shown} did not answer with JSON (status ${res.statusCode}); is that the right URL?`, res.statusCode);
+    throw new HttpFailure(
+      "not_json",
+      `${shown} did not answer with JSON (status ${res.statusCode}); is that the right URL?`,
+      res.statusCode,
+    );
   }
   return { status: res.statusCode, body };
 }

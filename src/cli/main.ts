@@ -47,7 +47,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     const cmd = COMMANDS[first];
     if (!cmd) {
-      throw new UsageError(first.startsWith("-") ? `unknown flag ${first.split("=")[0]} (flags go after the command)` : `unknown command "${first}"`, MAIN_USAGE);
+      throw new UsageError(
+        first.startsWith("-") ? `unknown flag ${first.split("=")[0]} (flags go after the command)` : `unknown command "${first}"`,
+        MAIN_USAGE,
+      );
     }
     return await cmd.run(rest, io);
   } catch (err) {

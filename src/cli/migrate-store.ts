@@ -36,9 +36,11 @@ const FLAGS = {
 
 function sqlitePath(from: string | undefined): string {
   if (from === undefined) throw new UsageError("--from is required: the SQLite file, as sqlite:<path>", MIGRATE_STORE_USAGE);
-  if (isPostgresUrl(from)) throw new UsageError("--from names PostgreSQL; migrate-store copies from SQLite into PostgreSQL only", MIGRATE_STORE_USAGE);
+  if (isPostgresUrl(from))
+    throw new UsageError("--from names PostgreSQL; migrate-store copies from SQLite into PostgreSQL only", MIGRATE_STORE_USAGE);
   const path = from.startsWith("sqlite:") ? from.slice("sqlite:".length) : from;
-  if (path === "" || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) throw new UsageError("--from must be sqlite:<path of the SQLite file>", MIGRATE_STORE_USAGE);
+  if (path === "" || /^[a-z][a-z0-9+.-]*:\/\//i.test(path))
+    throw new UsageError("--from must be sqlite:<path of the SQLite file>", MIGRATE_STORE_USAGE);
   return path;
 }
 

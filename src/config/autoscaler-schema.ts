@@ -11,7 +11,11 @@ const instanceName = z
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, "letters, digits, '-' and '_' only (it becomes /webhook/<name>), at most 63 characters");
 
 /** Labels as the dispatcher accepts them: no commas or whitespace. */
-const label = z.string().min(1).max(128).regex(/^[^,\s]+$/, "must not contain commas or whitespace");
+const label = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^,\s]+$/, "must not contain commas or whitespace");
 
 const dispatcherEndpointFields = {
   url: httpUrl("http://127.0.0.1:8080"),
@@ -47,7 +51,12 @@ const forgejoSchema = z
   .superRefine(
     (f, ctx) => {
       // Runs even when other keys are invalid, so every problem is listed at once.
-      if (!f.token) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set token_file): a PAT that can list jobs and runners of the scope" });
+      if (!f.token)
+        ctx.addIssue({
+          code: "custom",
+          path: ["token"],
+          message: "required (or set token_file): a PAT that can list jobs and runners of the scope",
+        });
     },
     { when: () => true },
   );
@@ -56,7 +65,10 @@ const cronExpression = z.string().superRefine((pattern, ctx) => {
   try {
     new Cron(pattern, { paused: true });
   } catch (err) {
-    ctx.addIssue({ code: "custom", message: `"${pattern}" is not a cron expression (${(err as Error).message}); use five fields such as "0 8 * * 1-5"` });
+    ctx.addIssue({
+      code: "custom",
+      message: `"${pattern}" is not a cron expression (${(err as Error).message}); use five fields such as "0 8 * * 1-5"`,
+    });
   }
 });
 
@@ -82,7 +94,11 @@ const schedulePeriodSchema = z
   .strict()
   .superRefine((p, ctx) => {
     if ((p.duration === undefined) === (p.until === undefined)) {
-      ctx.addIssue({ code: "custom", path: ["duration"], message: 'set exactly one of duration (e.g. "10h") or until (a cron expression such as "0 18 * * 1-5")' });
+      ctx.addIssue({
+        code: "custom",
+        path: ["duration"],
+        message: 'set exactly one of duration (e.g. "10h") or until (a cron expression such as "0 18 * * 1-5")',
+      });
     }
     if (p.duration !== undefined && p.duration <= 0) {
       ctx.addIssue({ code: "custom", path: ["duration"], message: "must be longer than 0s" });
@@ -92,7 +108,10 @@ const schedulePeriodSchema = z
 const targetSchema = z
   .object({
     /** Shown in status and metrics; defaults to the labels joined with "+". */
-    name: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, "letters, digits, '.', '_', '+' and '-' only").optional(),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._+-]{1,64}$/, "letters, digits, '.', '_', '+' and '-' only")
+      .optional(),
     labels: z.array(label).min(1, "give at least one label"),
     min_idle: z.number().int().nonnegative().default(0),
     min_idle_schedule: z.array(schedulePeriodSchema).default([]),
@@ -121,11 +140,18 @@ const targetSchema = z
   .strict()
   .superRefine(
     (t, ctx) => {
-      const sizes = [t.min_idle, ...(Array.isArray(t.min_idle_schedule) ? t.min_idle_schedule.map((p) => p?.min_idle) : [])].filter((n) => typeof n === "number");
-      if (t.min_idle_auto && typeof t.min_idle_auto === "object" && typeof t.min_idle_auto.max === "number") sizes.push(t.min_idle_auto.max);
+      const sizes = [t.min_idle, ...(Array.isArray(t.min_idle_schedule) ? t.min_idle_schedule.map((p) => p?.min_idle) : [])].filter(
+        (n) => typeof n === "number",
+      );
+      if (t.min_idle_auto && typeof t.min_idle_auto === "object" && typeof t.min_idle_auto.max === "number")
+        sizes.push(t.min_idle_auto.max);
       const peak = Math.max(0, ...sizes);
       if (typeof t.max_runners === "number" && peak > t.max_runners) {
-        ctx.addIssue({ code: "custom", path: ["max_runners"], message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["max_runners"],
+          message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill`,
+        });
       }
       if (typeof t.warm_retire_before === "number" && typeof t.ttl === "number" && t.warm_retire_before >= t.ttl) {
         ctx.addIssue({
@@ -141,7 +167,10 @@ const targetSchema = z
 const webhookSchema = z
   .object({
     /** Where Forgejo delivers: the public URL of this daemon's /webhook/<name>. */
-    url: z.url({ protocol: /^https?$/, message: "must be the http(s) URL Forgejo should deliver to, e.g. https://autoscaler.example.com/webhook/forgejo" }),
+    url: z.url({
+      protocol: /^https?$/,
+      message: "must be the http(s) URL Forgejo should deliver to, e.g. https://autoscaler.example.com/webhook/forgejo",
+    }),
     content_type: z.enum(["json", "form"]).default("json"),
     /** Defaults by server kind: Gitea workflow_job; Forgejo push, pull_request and action_run_*. */
     events: z.array(z.string().min(1)).min(1).optional(),
@@ -177,7 +206,12 @@ const instanceSchema = z
       (Array.isArray(i.targets) ? i.targets : []).forEach((t, idx) => {
         if (!t || !Array.isArray(t.labels)) return;
         const n = targetName(t);
-        if (names.has(n)) ctx.addIssue({ code: "custom", path: ["targets", idx, "name"], message: `"${n}" is used by an earlier target; names must be unique within an instance` });
+        if (names.has(n))
+          ctx.addIssue({
+            code: "custom",
+            path: ["targets", idx, "name"],
+            message: `"${n}" is used by an earlier target; names must be unique within an instance`,
+          });
         names.add(n);
       });
     },
@@ -203,11 +237,17 @@ const replicasSchema = z
     /** postgres:// URL (it holds the password: store_file reads it from a file). */
     store: z.string().regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL"),
     /** The schema of the lease and webhook-relay tables; created when missing. */
-    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "lower-case letters, digits and underscores, starting with a letter or underscore").default("public"),
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, "lower-case letters, digits and underscores, starting with a letter or underscore")
+      .default("public"),
     /** How long the leader's claim lasts without renewal: failover takes at most ttl + ttl/3. */
     lease_ttl: durationMs.prefault("10s"),
     /** This replica's name in the lease table and /readyz; default: the host name. */
-    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/)
+      .optional(),
   })
   .strict();
 
@@ -233,11 +273,19 @@ export const autoscalerConfigSchema = z
           const key = inst.name.toLowerCase();
           const first = seen.get(key);
           if (first !== undefined) {
-            ctx.addIssue({ code: "custom", path: ["instances", idx, "name"], message: `"${inst.name}" is already the name of instances[${first}]; names must be unique` });
+            ctx.addIssue({
+              code: "custom",
+              path: ["instances", idx, "name"],
+              message: `"${inst.name}" is already the name of instances[${first}]; names must be unique`,
+            });
           } else seen.set(key, idx);
         }
         if (!c.dispatcher?.url && !inst.dispatcher?.url) {
-          ctx.addIssue({ code: "custom", path: ["instances", idx, "dispatcher", "url"], message: "required when there is no top-level dispatcher.url" });
+          ctx.addIssue({
+            code: "custom",
+            path: ["instances", idx, "dispatcher", "url"],
+            message: "required when there is no top-level dispatcher.url",
+          });
         }
       });
       if (typeof c.listen !== "string" || !c.auth || !Array.isArray(c.auth.tokens)) return;

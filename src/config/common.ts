@@ -2,7 +2,8 @@ import { z } from "zod";
 import { parseDuration } from "./duration.js";
 
 /** A hint for a bare number where a string with a unit or a host was expected (YAML reads `30` as a number). */
-const numberHint = (hint: (n: number) => string) => (iss: { input?: unknown }) => (typeof iss.input === "number" ? hint(iss.input) : undefined);
+const numberHint = (hint: (n: number) => string) => (iss: { input?: unknown }) =>
+  typeof iss.input === "number" ? hint(iss.input) : undefined;
 
 /** A Go-syntax duration string ("20m", "1h30m"), parsed to milliseconds. */
 export const durationMs = z
@@ -18,7 +19,9 @@ export const durationMs = z
 
 /** "host:port", ":port" or "port" (0 picks a free port: tests). */
 export const listenAddress = z
-  .string({ error: numberHint((n) => `${n} is a number; write the address as a string such as "127.0.0.1:${n}" (or ":${n}" for every interface)`) })
+  .string({
+    error: numberHint((n) => `${n} is a number; write the address as a string such as "127.0.0.1:${n}" (or ":${n}" for every interface)`),
+  })
   .superRefine((v, ctx) => {
     if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]*):?\d{1,5}$/.test(v)) {
       ctx.addIssue({ code: "custom", message: 'must look like "127.0.0.1:8080", ":8080" or "[::1]:8080"' });
@@ -29,8 +32,7 @@ export const listenAddress = z
   });
 
 /** An http or https URL; `example` shows the expected form in the message. */
-export const httpUrl = (example: string) =>
-  z.url({ protocol: /^https?$/, message: `must be an http(s) URL such as ${example}` });
+export const httpUrl = (example: string) => z.url({ protocol: /^https?$/, message: `must be an http(s) URL such as ${example}` });
 
 const envKeyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -105,7 +107,11 @@ export const httpSchema = z
       if (h[key] < 1000) ctx.addIssue({ code: "custom", path: [key], message: 'must be at least 1s, such as "10s"' });
     }
     if (h.headers_timeout > h.request_timeout) {
-      ctx.addIssue({ code: "custom", path: ["headers_timeout"], message: "must not be longer than http.request_timeout (the headers are part of the request)" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["headers_timeout"],
+        message: "must not be longer than http.request_timeout (the headers are part of the request)",
+      });
     }
   })
   .prefault({});

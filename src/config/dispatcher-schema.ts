@@ -91,11 +91,20 @@ const namespaceSchema = z
     (n, ctx) => {
       if (n.linux_launch !== "compute_api") return;
       if (!n.token_file) {
-        ctx.addIssue({ code: "custom", path: ["linux_launch"], message: 'compute_api needs namespace.token_file ({"bearer_token": …}, the Compute API credential); set it, or use linux_launch: nsc' });
+        ctx.addIssue({
+          code: "custom",
+          path: ["linux_launch"],
+          message:
+            'compute_api needs namespace.token_file ({"bearer_token": …}, the Compute API credential); set it, or use linux_launch: nsc',
+        });
       }
       if (!n.region) {
         // Instances made through the API are supervised and destroyed with nsc: both must look at one region.
-        ctx.addIssue({ code: "custom", path: ["linux_launch"], message: "compute_api needs namespace.region (e.g. ord4), so that nsc list/destroy see the instances the Compute API creates" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["linux_launch"],
+          message: "compute_api needs namespace.region (e.g. ord4), so that nsc list/destroy see the instances the Compute API creates",
+        });
       }
     },
     { when: () => true },
@@ -124,10 +133,7 @@ const runnerSchema = z
     /** Install Node.js (apk/apt-get) when the Linux image lacks it: JavaScript actions on the host executor need it. */
     install_node: z.boolean().default(true),
     /** Where macOS and Windows get forgejo-runner: upstream publishes Linux builds only. */
-    binaries: z
-      .object({ macos_arm64: binarySource.optional(), windows_amd64: binarySource.optional() })
-      .strict()
-      .prefault({}),
+    binaries: z.object({ macos_arm64: binarySource.optional(), windows_amd64: binarySource.optional() }).strict().prefault({}),
     /** Without binaries.macos_arm64, build runner.version from its source release with Go on the Mac. */
     macos_build_from_source: z.boolean().default(true),
   })
@@ -147,7 +153,10 @@ const postgresSchema = z
     /** Connecting (TCP, TLS, login) or waiting for a free pooled connection longer fails the same way. */
     connect_timeout: durationMs.prefault("5s"),
     /** The schema holding the tables; created when missing. Two dispatcher fleets may share a database with two schemas. */
-    schema: z.string().regex(SCHEMA_NAME, "lower-case letters, digits and underscores, starting with a letter or underscore").default("public"),
+    schema: z
+      .string()
+      .regex(SCHEMA_NAME, "lower-case letters, digits and underscores, starting with a letter or underscore")
+      .default("public"),
     tls: z
       .object({
         /** PEM file of the CA that signed the server's certificate; turns TLS on (verify-full unless the URL's sslmode says otherwise). */
@@ -164,7 +173,10 @@ const postgresSchema = z
 const dispatcherSchema = z
   .object({
     /** Written on every instance as forgejo-nsc.owner; two dispatchers sharing a workspace need different ids. */
-    id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).default("default"),
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/)
+      .default("default"),
     /** The SQLite file, unless `store` names a server database (see docs/postgresql.md). */
     state_path: z.string().optional(),
     /** A postgres:// URL (it holds the password: store_file reads it from a file); selects the PostgreSQL store. */
@@ -188,17 +200,34 @@ const dispatcherSchema = z
      */
     lease_ttl: durationMs.optional(),
     /** This replica's name in the lease table and /readyz; default: the host name. */
-    replica_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).optional(),
+    replica_name: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/)
+      .optional(),
   })
   .strict()
   .superRefine((d, ctx) => {
     if (d.state_path !== undefined && isPostgresUrl(d.state_path)) {
-      ctx.addIssue({ code: "custom", path: ["state_path"], message: "is a PostgreSQL URL; state_path names the SQLite file: put the URL in dispatcher.store (or store_file) instead" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["state_path"],
+        message: "is a PostgreSQL URL; state_path names the SQLite file: put the URL in dispatcher.store (or store_file) instead",
+      });
     }
     if (d.store === undefined) return;
     // The URL holds the password: messages describe it, never echo it.
-    if (!isPostgresUrl(d.store)) ctx.addIssue({ code: "custom", path: ["store"], message: "must be a postgres:// or postgresql:// URL; for SQLite set dispatcher.state_path and leave store out" });
-    if (d.state_path !== undefined) ctx.addIssue({ code: "custom", path: ["state_path"], message: "set either dispatcher.state_path (SQLite) or dispatcher.store (PostgreSQL), not both" });
+    if (!isPostgresUrl(d.store))
+      ctx.addIssue({
+        code: "custom",
+        path: ["store"],
+        message: "must be a postgres:// or postgresql:// URL; for SQLite set dispatcher.state_path and leave store out",
+      });
+    if (d.state_path !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["state_path"],
+        message: "set either dispatcher.state_path (SQLite) or dispatcher.store (PostgreSQL), not both",
+      });
   })
   .transform((d) => ({ ...d, state_path: d.state_path ?? DEFAULT_STATE_PATH }))
   .prefault({});
@@ -233,7 +262,10 @@ export function runnerVersionProblems(c: { namespace: { image?: string | undefin
       ? undefined
       : ephemeralRunnerProblem(c.runner.version, "runner.version (the default image's tag)");
   if (linux) out.push([imageVersion ? ["namespace", "image"] : ["runner", "version"], linux]);
-  const binaries = imageVersion || c.namespace.image ? ephemeralRunnerProblem(c.runner.version, "runner.version (the macOS and Windows runner)") : undefined;
+  const binaries =
+    imageVersion || c.namespace.image
+      ? ephemeralRunnerProblem(c.runner.version, "runner.version (the macOS and Windows runner)")
+      : undefined;
   if (binaries) out.push([["runner", "version"], binaries]);
   return out;
 }

@@ -70,7 +70,13 @@ export function resolveTree(node: unknown, path: string, env: Env, problems: str
     if (content === undefined) continue;
     if (base === "tokens") {
       const existing = Array.isArray(out.tokens) ? (out.tokens as unknown[]) : [];
-      out.tokens = [...existing, ...content.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"))];
+      out.tokens = [
+        ...existing,
+        ...content
+          .split(/\r?\n/)
+          .map((l) => l.trim())
+          .filter((l) => l && !l.startsWith("#")),
+      ];
     } else {
       if (out[base] !== undefined) problems.push(`${at}: set either ${base} or ${key}, not both`);
       out[base] = content;
@@ -79,7 +85,11 @@ export function resolveTree(node: unknown, path: string, env: Env, problems: str
   return out;
 }
 
-const formatPath = (path: readonly PropertyKey[]) => path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(root)";
+const formatPath = (path: readonly PropertyKey[]) =>
+  path
+    .map((p) => (typeof p === "number" ? `[${p}]` : String(p)))
+    .join(".")
+    .replace(/\.\[/g, "[") || "(root)";
 
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {

@@ -58,9 +58,12 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
 
   const badLabels = disallowedLabels(labels, config.namespace.allow_labels);
   if (badLabels.length > 0) {
-    throw forbidden(`label${badLabels.length > 1 ? "s" : ""} ${badLabels.map((l) => `"${l}"`).join(", ")} not allowed by namespace.allow_labels`, {
-      labels: badLabels,
-    });
+    throw forbidden(
+      `label${badLabels.length > 1 ? "s" : ""} ${badLabels.map((l) => `"${l}"`).join(", ")} not allowed by namespace.allow_labels`,
+      {
+        labels: badLabels,
+      },
+    );
   }
   if (!scopeAllowed(scope, config.namespace.allow_scopes)) {
     throw forbidden(`scope "${scopeKey(scope)}" not allowed by namespace.allow_scopes`, { scope: scopeKey(scope) });
@@ -75,7 +78,11 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
   }
   // Refused before anything is recorded: a runner that can never get a forgejo-runner binary.
   const noRunner = runnerSourceProblem(platform, config.runner);
-  if (noRunner) throw badRequest(`labels ${labels.map((l) => `"${l}"`).join(", ")} run on ${platform}, which this dispatcher cannot serve: ${noRunner}`, { labels, platform });
+  if (noRunner)
+    throw badRequest(
+      `labels ${labels.map((l) => `"${l}"`).join(", ")} run on ${platform}, which this dispatcher cannot serve: ${noRunner}`,
+      { labels, platform },
+    );
   const ttlMs = req.ttl ?? config.namespace.duration;
   const normalized = {
     count: req.count,

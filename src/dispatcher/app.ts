@@ -105,20 +105,39 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
   const supervisor = new Supervisor(ctx, scheduler);
   const sweep = new RegistrationSweep(ctx);
 
-  const app = createServer({ daemon: "dispatcher", logger, bodyLimit: config.http.body_limit, trustProxy: config.http.trust_proxy, limits: config.http });
+  const app = createServer({
+    daemon: "dispatcher",
+    logger,
+    bodyLimit: config.http.body_limit,
+    trustProxy: config.http.trust_proxy,
+    limits: config.http,
+  });
   const auth = bearerAuth(config.auth.tokens);
   let accepting = true;
   app.addHook("onRequest", async (req, reply) => {
     if (!accepting && req.method === "POST") {
-      return reply.status(503).header("retry-after", "5").send({ error: "shutting_down", message: "the dispatcher is shutting down; retry against the new instance" });
+      return reply
+        .status(503)
+        .header("retry-after", "5")
+        .send({ error: "shutting_down", message: "the dispatcher is shutting down; retry against the new instance" });
     }
   });
   registerHealth(app, {
     metrics,
     metricsAuth: config.auth.protect_metrics ? (auth as never) : undefined,
     checks: [
-      { name: "nsc", check: () => (findExecutable(config.namespace.nsc_binary) ? undefined : `nsc executable "${config.namespace.nsc_binary}" not found; set namespace.nsc_binary`) },
-      { name: "namespace_token", check: () => (config.namespace.token_file ? prefixed("namespace.token_file", tokenFileProblem(config.namespace.token_file)) : undefined) },
+      {
+        name: "nsc",
+        check: () =>
+          findExecutable(config.namespace.nsc_binary)
+            ? undefined
+            : `nsc executable "${config.namespace.nsc_binary}" not found; set namespace.nsc_binary`,
+      },
+      {
+        name: "namespace_token",
+        check: () =>
+          config.namespace.token_file ? prefixed("namespace.token_file", tokenFileProblem(config.namespace.token_file)) : undefined,
+      },
       // Not ready while records cannot be written: a dispatch would be refused (503) anyway.
       { name: "state", check: () => deps.store.writeProblem() },
       { name: "accepting", check: () => (accepting ? undefined : "shutting down") },
@@ -147,7 +166,8 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
       accepting = false;
       loops.stopTicking();
       const drained = await scheduler.drain(config.dispatcher.shutdown_timeout);
-      if (!drained) logger.warn("launches still in progress at shutdown; they are recorded as launching and will be settled on the next start");
+      if (!drained)
+        logger.warn("launches still in progress at shutdown; they are recorded as launching and will be settled on the next start");
       // Only after acting stopped: another replica may take over from here.
       await loops.releaseLease();
       await app.close();

@@ -22,9 +22,10 @@ export class CredentialSource {
     private readonly now: () => Date,
     private readonly warn: (message: string) => void = () => {},
   ) {
-    this.oldRunner = runnerVersionProblems(config)
-      .map(([, problem]) => problem)
-      .join("; ") || undefined;
+    this.oldRunner =
+      runnerVersionProblems(config)
+        .map(([, problem]) => problem)
+        .join("; ") || undefined;
   }
 
   get instanceUrl(): string {

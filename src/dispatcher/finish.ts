@@ -27,7 +27,11 @@ function finalReason(r: RunnerRecord, to: Outcome): string {
  * never consumed, record the outcome. Safe to call again after any failure or crash: a step that
  * fails leaves the runner in `finishing` and the supervisor calls this again on its next tick.
  */
-export async function finishRunner(ctx: DispatcherContext, r: RunnerRecord, outcome?: { to: Outcome; reason: string }): Promise<RunnerRecord | undefined> {
+export async function finishRunner(
+  ctx: DispatcherContext,
+  r: RunnerRecord,
+  outcome?: { to: Outcome; reason: string },
+): Promise<RunnerRecord | undefined> {
   let rec: RunnerRecord | undefined = r;
   if (r.state !== "finishing") {
     if (!outcome) throw new Error("finishRunner needs an outcome for a runner that is not finishing");

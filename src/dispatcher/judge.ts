@@ -50,14 +50,22 @@ export function judgeRunners(input: JudgeInput): Ending[] {
     }
     if (r.state !== "running" || !r.instanceId) continue;
     if (r.expiresAt && input.now >= Date.parse(r.expiresAt)) {
-      endings.push({ runner: r, why: "ttl", outcome: { to: "failed", reason: `TTL ${formatDuration(r.ttlMs)} reached before the job finished; instance destroyed` } });
+      endings.push({
+        runner: r,
+        why: "ttl",
+        outcome: { to: "failed", reason: `TTL ${formatDuration(r.ttlMs)} reached before the job finished; instance destroyed` },
+      });
       continue;
     }
     if (input.alive.has(r.instanceId)) {
       // Windows instances (and macOS ones started through the nsc fallback) do not end with
       // their job; Forgejo deleting the ephemeral runner says the job is done.
       if (input.consumed.has(r.name)) {
-        endings.push({ runner: r, why: "consumed", outcome: { to: "done", reason: `job finished: Forgejo removed the ephemeral runner; instance ${r.instanceId} destroyed` } });
+        endings.push({
+          runner: r,
+          why: "consumed",
+          outcome: { to: "done", reason: `job finished: Forgejo removed the ephemeral runner; instance ${r.instanceId} destroyed` },
+        });
       }
       continue;
     }
@@ -86,7 +94,8 @@ export function asksForgejo(r: RunnerRecord): r is RunnerRecord & { forgejoRunne
 export function endedOutcome(r: RunnerRecord, registration: "removed" | "kept" | { error: string } | undefined): EndingOutcome {
   if (registration === undefined) return { to: "done", reason: `instance ${r.instanceId} ended: forgejo-runner exited` };
   if (registration === "removed") return { to: "done", reason: `instance ${r.instanceId} ended after its job finished` };
-  if (registration === "kept") return { to: "failed", reason: `instance ${r.instanceId} ended before forgejo-runner finished a job; registration removed` };
+  if (registration === "kept")
+    return { to: "failed", reason: `instance ${r.instanceId} ended before forgejo-runner finished a job; registration removed` };
   return { to: "done", reason: `instance ${r.instanceId} ended (could not ask Forgejo whether the job ran: ${registration.error})` };
 }
 
@@ -95,7 +104,11 @@ export function endedOutcome(r: RunnerRecord, registration: "removed" | "kept" |
  * the runner they are named for, nor (while that runner is launching) one its launch in flight, or
  * a launch that recorded no instance yet, may still claim.
  */
-export function unexplainedInstances(instances: readonly InstanceInfo[], runners: readonly RunnerRecord[], isLaunching: (name: string) => boolean): InstanceInfo[] {
+export function unexplainedInstances(
+  instances: readonly InstanceInfo[],
+  runners: readonly RunnerRecord[],
+  isLaunching: (name: string) => boolean,
+): InstanceInfo[] {
   const byName = new Map(runners.map((r) => [r.name, r]));
   return instances.filter((inst) => {
     const owner = byName.get(inst.labels[LABEL_RUNNER] ?? "");

@@ -23,7 +23,8 @@ export function instanceLabels(ctx: DispatcherContext, r: RunnerRecord): Record<
  * or for a look at Namespace, or this replica lost its lease; the runner stays `launching` and is
  * settled from what Namespace shows (by the next start, or by the replica that took the lease over).
  */
-export type LaunchOutcome = { kind: "running" } | { kind: "retry"; delayMs: number } | { kind: "failed" } | { kind: "cancelled" } | { kind: "interrupted" };
+export type LaunchOutcome =
+  { kind: "running" } | { kind: "retry"; delayMs: number } | { kind: "failed" } | { kind: "cancelled" } | { kind: "interrupted" };
 
 /** Backoff between launch attempts: 5 s, 15 s, 45 s … capped at 2 min. */
 export function retryDelayMs(attempt: number): number {
@@ -63,9 +64,13 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
     const starting = `starting a ${r.platform} instance (attempt ${attempt}/${max})`;
     const credentials = await ctx.creds.obtain(rec, async (id) => {
       registered = id;
-      rec = (await durably("ephemeral registration", () => ctx.records.update(r.name, { forgejoRunnerId: id, registration: "ephemeral", reason: starting }))) ?? rec;
+      rec =
+        (await durably("ephemeral registration", () =>
+          ctx.records.update(r.name, { forgejoRunnerId: id, registration: "ephemeral", reason: starting }),
+        )) ?? rec;
     });
-    if (credentials.mode === "token") rec = (await durably("registration token", () => ctx.records.update(r.name, { registration: "token", reason: starting }))) ?? rec;
+    if (credentials.mode === "token")
+      rec = (await durably("registration token", () => ctx.records.update(r.name, { registration: "token", reason: starting }))) ?? rec;
     const spec: LaunchSpec = {
       runnerName: r.name,
       platform: r.platform,
@@ -103,7 +108,9 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
 
 /** This replica lost its lease mid-launch: it stops here, writing nothing more; the new holder settles the runner. */
 function lostLease(log: { warn: (msg: string) => void }, when: string): LaunchOutcome {
-  log.warn(`lost the lease ${when}; leaving the launch to the replica that holds it now (it adopts or relaunches the runner as after a crash)`);
+  log.warn(
+    `lost the lease ${when}; leaving the launch to the replica that holds it now (it adopts or relaunches the runner as after a crash)`,
+  );
   return { kind: "interrupted" };
 }
 
@@ -115,7 +122,13 @@ function stoppedWaiting(err: unknown, signal: AbortSignal | undefined): boolean 
 type Durably = <T>(what: string, write: () => Promise<T>) => Promise<T>;
 
 /** The instance is up: record it. A cancel that came meanwhile means the instance is ours to remove. */
-async function recordRunning(ctx: DispatcherContext, r: RunnerRecord, launcher: Launcher, instanceId: string, durably: Durably): Promise<LaunchOutcome> {
+async function recordRunning(
+  ctx: DispatcherContext,
+  r: RunnerRecord,
+  launcher: Launcher,
+  instanceId: string,
+  durably: Durably,
+): Promise<LaunchOutcome> {
   const now = ctx.now();
   const running = await durably(`-> running (instance ${instanceId})`, () =>
     ctx.records.transition(
@@ -133,7 +146,11 @@ async function recordRunning(ctx: DispatcherContext, r: RunnerRecord, launcher: 
     if (latest?.instanceId === instanceId && latest.state === "running") return { kind: "running" };
     await durably(`instance ${instanceId} of a cancelled launch`, () => ctx.records.update(r.name, { instanceId }));
     ctx.logger.info({ runner: r.name, instance: instanceId }, "runner was cancelled during launch; destroying the new instance");
-    await launcher.destroy(instanceId).catch((err) => ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "destroy after cancel failed; the orphan sweep will retry"));
+    await launcher
+      .destroy(instanceId)
+      .catch((err) =>
+        ctx.logger.warn({ runner: r.name, err: errorMessage(err) }, "destroy after cancel failed; the orphan sweep will retry"),
+      );
     return { kind: "cancelled" };
   }
   ctx.metrics.timeToRunning.observe({ platform: r.platform }, (now.getTime() - Date.parse(r.createdAt)) / 1000);
@@ -159,16 +176,19 @@ async function failedAttempt(ctx: DispatcherContext, rec: RunnerRecord, err: unk
   const msg = errorMessage(err);
   const log = ctx.logger.child({ runner: rec.name });
   if (a.launcher && a.instanceMayExist && !isNoInstanceFailure(err)) {
-    if (!(await removeLeftovers(ctx, rec, a.launcher, `launch attempt ${a.attempt}/${max} failed: ${msg}`, a))) return { kind: "interrupted" };
+    if (!(await removeLeftovers(ctx, rec, a.launcher, `launch attempt ${a.attempt}/${max} failed: ${msg}`, a)))
+      return { kind: "interrupted" };
   }
   // Past the queue deadline (also when the leftover check gave up) the runner fails: never relaunched.
   const current = (await a.durably("re-read", () => ctx.records.store.getRunner(rec.name))) ?? rec;
   if (current.state !== "launching") return { kind: "cancelled" };
   const registration = current.registration === "ephemeral" ? (current.forgejoRunnerId ?? a.registered) : a.registered;
   if (registration !== undefined) {
-    await ctx.forgejo.deleteRunner(current.scope, registration).catch((e) =>
-      log.warn({ err: errorMessage(e) }, "could not delete the unused Forgejo registration; the stale-registration sweep will retry"),
-    );
+    await ctx.forgejo
+      .deleteRunner(current.scope, registration)
+      .catch((e) =>
+        log.warn({ err: errorMessage(e) }, "could not delete the unused Forgejo registration; the stale-registration sweep will retry"),
+      );
   }
   const withinDeadline = ctx.now().getTime() < Date.parse(current.queueDeadline);
   if (isRetryable(err) && a.attempt < max && withinDeadline) {
@@ -177,7 +197,9 @@ async function failedAttempt(ctx: DispatcherContext, rec: RunnerRecord, err: unk
     await a.durably("-> pending", () => ctx.records.transition(current, ["launching"], "pending", reason));
     return { kind: "retry", delayMs };
   }
-  await a.durably("-> failed", () => finishRunner(ctx, current, { to: "failed", reason: `launch failed (attempt ${a.attempt}/${max}): ${msg}` }));
+  await a.durably("-> failed", () =>
+    finishRunner(ctx, current, { to: "failed", reason: `launch failed (attempt ${a.attempt}/${max}): ${msg}` }),
+  );
   return { kind: "failed" };
 }
 
@@ -194,7 +216,13 @@ function isNoInstanceFailure(err: unknown): boolean {
  * running until its TTL. It gives up at the runner's queue deadline (the runner then fails, and the
  * orphan sweep removes what is left); false when the dispatcher stopped first.
  */
-async function removeLeftovers(ctx: DispatcherContext, r: RunnerRecord, launcher: Launcher, failure: string, a: AttemptState): Promise<boolean> {
+async function removeLeftovers(
+  ctx: DispatcherContext,
+  r: RunnerRecord,
+  launcher: Launcher,
+  failure: string,
+  a: AttemptState,
+): Promise<boolean> {
   const log = ctx.logger.child({ runner: r.name });
   const filter = { [LABEL_OWNER]: ctx.config.dispatcher.id, [LABEL_RUNNER]: r.name };
   for (let look = 1; ; look++) {

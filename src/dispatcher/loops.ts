@@ -49,7 +49,12 @@ export class ActingLoops {
     const log = this.d.ctx.logger;
     if (c.held) {
       const p = this.takeOver("takeover")
-        .catch((err) => log.error({ err: errorMessage(err) }, "recovery after taking the lease over failed; the supervisor settles interrupted launches on its next tick"))
+        .catch((err) =>
+          log.error(
+            { err: errorMessage(err) },
+            "recovery after taking the lease over failed; the supervisor settles interrupted launches on its next tick",
+          ),
+        )
         .finally(() => {
           if (this.takingOver === p) this.takingOver = undefined;
         });
@@ -58,7 +63,10 @@ export class ActingLoops {
     } else {
       // Launches in flight stop at their next step (they check the lease); nothing new starts.
       this.d.supervisor.recoverOnNextTick();
-      log.warn({ epoch: c.epoch, why: c.why }, "standby: another replica launches and supervises runners now (or will once it holds the lease)");
+      log.warn(
+        { epoch: c.epoch, why: c.why },
+        "standby: another replica launches and supervises runners now (or will once it holds the lease)",
+      );
     }
   }
 
@@ -66,7 +74,10 @@ export class ActingLoops {
     const { ctx, scheduler, supervisor } = this.d;
     const report = await recover(ctx, (name) => scheduler.isLaunching(name), when);
     if (report.adopted.length + report.completed.length + report.requeued.length + report.failed.length > 0) {
-      ctx.logger.info(report, when === "start" ? "recovered interrupted launches" : "recovered the launches the previous lease holder left");
+      ctx.logger.info(
+        report,
+        when === "start" ? "recovered interrupted launches" : "recovered the launches the previous lease holder left",
+      );
     }
     // A platform whose instances could not be listed now is recovered on a later tick.
     if (report.unobservable.length > 0) supervisor.recoverOnNextTick();

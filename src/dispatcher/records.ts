@@ -81,7 +81,11 @@ export class Records {
         return result;
       } catch (err) {
         if (!(err instanceof StateUnavailableError) || signal?.aborted) throw err;
-        if (!warned) this.logger.warn({ record: what, err: err.message }, `cannot record ${what} yet; retrying until the state database accepts writes`);
+        if (!warned)
+          this.logger.warn(
+            { record: what, err: err.message },
+            `cannot record ${what} yet; retrying until the state database accepts writes`,
+          );
         warned = true;
         await pause(wait, signal);
       }

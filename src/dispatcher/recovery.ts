@@ -48,7 +48,11 @@ const WORDS = {
  * supervisor's next tick judges them from the instance list, and destroys instances no record
  * explains after two sightings.
  */
-export async function recover(ctx: DispatcherContext, inFlight: (name: string) => boolean = () => false, when: keyof typeof WORDS = "start"): Promise<RecoveryReport> {
+export async function recover(
+  ctx: DispatcherContext,
+  inFlight: (name: string) => boolean = () => false,
+  when: keyof typeof WORDS = "start",
+): Promise<RecoveryReport> {
   const words = WORDS[when];
   const report: RecoveryReport = { adopted: [], completed: [], requeued: [], failed: [], unobservable: [] };
   // Launches this process has in flight are not interrupted: leave them to their launch.
@@ -57,11 +61,21 @@ export async function recover(ctx: DispatcherContext, inFlight: (name: string) =
   for (const platform of new Set(launching.map((r) => r.platform))) {
     const launcher = ctx.launchers[platform];
     try {
-      instances.set(platform, launcher ? (await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id })).filter((i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform) : []);
+      instances.set(
+        platform,
+        launcher
+          ? (await launcher.list({ [LABEL_OWNER]: ctx.config.dispatcher.id })).filter(
+              (i) => (i.labels[LABEL_PLATFORM] ?? "linux") === platform,
+            )
+          : [],
+      );
     } catch (err) {
       instances.set(platform, undefined);
       report.unobservable.push(platform);
-      ctx.logger.warn({ platform, err: errorMessage(err) }, "cannot list instances during recovery; interrupted launches stay pending until the next start or until listing works");
+      ctx.logger.warn(
+        { platform, err: errorMessage(err) },
+        "cannot list instances during recovery; interrupted launches stay pending until the next start or until listing works",
+      );
     }
   }
   const now = ctx.now();

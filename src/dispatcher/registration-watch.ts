@@ -29,7 +29,8 @@ export class RegistrationWatch {
   async consumed(live: readonly RunnerRecord[]): Promise<Set<string>> {
     const result = new Set<string>();
     const watched = live.filter(
-      (r) => WATCHED_PLATFORMS.has(r.platform) && r.state === "running" && r.registration === "ephemeral" && r.forgejoRunnerId !== undefined,
+      (r) =>
+        WATCHED_PLATFORMS.has(r.platform) && r.state === "running" && r.registration === "ephemeral" && r.forgejoRunnerId !== undefined,
     );
     this.misses.keepOnly(watched.map((r) => r.name));
     if (watched.length === 0) return result;
@@ -64,7 +65,10 @@ export class RegistrationWatch {
           this.misses.forget(r.name);
           if (gone) result.add(r.name);
         } catch (err) {
-          this.ctx.logger.debug({ runner: r.name, err: errorMessage(err) }, "could not confirm the registration is gone; not judged this tick");
+          this.ctx.logger.debug(
+            { runner: r.name, err: errorMessage(err) },
+            "could not confirm the registration is gone; not judged this tick",
+          );
         }
       }
     }

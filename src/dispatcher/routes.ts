@@ -62,19 +62,25 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     try {
       // No body means every default; a body of `null` (or any non-object) is a mistake to report.
       if (req.body === null || (req.body !== undefined && (typeof req.body !== "object" || Array.isArray(req.body)))) {
-        throw badRequest(`invalid dispatch request: the body must be a JSON object such as {"count": 1}, not ${req.body === null ? "null" : Array.isArray(req.body) ? "an array" : typeof req.body}; send no body for every default`);
+        throw badRequest(
+          `invalid dispatch request: the body must be a JSON object such as {"count": 1}, not ${req.body === null ? "null" : Array.isArray(req.body) ? "an array" : typeof req.body}; send no body for every default`,
+        );
       }
       const body = parseInput(dispatchRequestSchema, req.body ?? {}, "dispatch request");
       accepted = await acceptDispatch(opts.accept, body, header);
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
-      const outcome = status === 403 ? "forbidden" : status === 409 ? "conflict" : status === 429 ? "queue_full" : status === 400 ? "invalid" : "error";
+      const outcome =
+        status === 403 ? "forbidden" : status === 409 ? "conflict" : status === 429 ? "queue_full" : status === 400 ? "invalid" : "error";
       count(req, outcome);
       throw err;
     }
     count(req, accepted.status === 202 ? "accepted" : "duplicate");
     if (accepted.status === 202) {
-      req.log.info({ dispatch: accepted.dispatch.id, runners: accepted.dispatch.runnerNames, key: accepted.dispatch.idempotencyKey }, "dispatch accepted");
+      req.log.info(
+        { dispatch: accepted.dispatch.id, runners: accepted.dispatch.runnerNames, key: accepted.dispatch.idempotencyKey },
+        "dispatch accepted",
+      );
       scheduler.kick();
     }
     let runners = accepted.runners;
@@ -119,32 +125,42 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     return runnerView(r, { history: true });
   });
 
-  app.delete<{ Params: { name: string }; Querystring: { reason?: string; if_idle?: string } }>("/api/v1/runners/:name", { onRequest: [opts.auth] }, async (req) => {
-    const r = await ctx.records.store.getRunner(req.params.name);
-    if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
-    const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
-    const reason = `cancelled through the API (${why})`;
-    if (req.query.if_idle === "true" && r.state === "running") {
-      // The autoscaler stops idle warm runners: look at Forgejo once more, right before, so a runner
-      // that took a job since the autoscaler looked is left alone (the window shrinks to this call).
-      let busy: boolean;
-      try {
-        busy = await runnerTakingJob(ctx, r);
-      } catch (err) {
-        throw new HttpError(503, "forgejo_unavailable", `cannot tell whether runner ${r.name} is idle (${errorMessage(err)}); it was not stopped, ask again later`, undefined, {
-          "retry-after": "10",
-        });
+  app.delete<{ Params: { name: string }; Querystring: { reason?: string; if_idle?: string } }>(
+    "/api/v1/runners/:name",
+    { onRequest: [opts.auth] },
+    async (req) => {
+      const r = await ctx.records.store.getRunner(req.params.name);
+      if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
+      const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
+      const reason = `cancelled through the API (${why})`;
+      if (req.query.if_idle === "true" && r.state === "running") {
+        // The autoscaler stops idle warm runners: look at Forgejo once more, right before, so a runner
+        // that took a job since the autoscaler looked is left alone (the window shrinks to this call).
+        let busy: boolean;
+        try {
+          busy = await runnerTakingJob(ctx, r);
+        } catch (err) {
+          throw new HttpError(
+            503,
+            "forgejo_unavailable",
+            `cannot tell whether runner ${r.name} is idle (${errorMessage(err)}); it was not stopped, ask again later`,
+            undefined,
+            {
+              "retry-after": "10",
+            },
+          );
+        }
+        if (busy) throw conflict(`runner ${r.name} is running a job; it was not stopped (if_idle=true)`, { state: r.state, busy: true });
       }
-      if (busy) throw conflict(`runner ${r.name} is running a job; it was not stopped (if_idle=true)`, { state: r.state, busy: true });
-    }
-    // A launch in progress finishes in the background and destroys the instance it made (launch.ts).
-    if (r.state === "pending" || r.state === "launching" || r.state === "running") {
-      await finishRunner(ctx, r, { to: "failed", reason });
-    }
-    req.log.info({ runner: r.name, instance: r.instanceId }, `cancel requested: ${why}`);
-    const latest = (await ctx.records.store.getRunner(r.name)) ?? r;
-    return runnerView(latest, { history: true });
-  });
+      // A launch in progress finishes in the background and destroys the instance it made (launch.ts).
+      if (r.state === "pending" || r.state === "launching" || r.state === "running") {
+        await finishRunner(ctx, r, { to: "failed", reason });
+      }
+      req.log.info({ runner: r.name, instance: r.instanceId }, `cancel requested: ${why}`);
+      const latest = (await ctx.records.store.getRunner(r.name)) ?? r;
+      return runnerView(latest, { history: true });
+    },
+  );
 
   app.get<{ Params: { id: string } }>("/api/v1/dispatches/:id", { onRequest: [opts.auth] }, async (req) => {
     const d = await ctx.records.store.getDispatch(req.params.id);

@@ -31,7 +31,10 @@ export class Scheduler {
       () => this.pass(),
       (err) =>
         // The store already reported an outage once; the next pass retries.
-        ctx.logger[err instanceof StateUnavailableError ? "debug" : "error"]({ err: errorMessage(err) }, "scheduling pass failed; retrying on the next tick"),
+        ctx.logger[err instanceof StateUnavailableError ? "debug" : "error"](
+          { err: errorMessage(err) },
+          "scheduling pass failed; retrying on the next tick",
+        ),
     );
     // A runner that ends frees capacity: admit the next one now rather than on the next tick.
     ctx.records.onChange((r) => {
@@ -88,9 +91,11 @@ export class Scheduler {
       (r) => scopeKey(r.scope),
     );
     const slots = Math.max(0, ctx.config.namespace.max_parallel - this.inFlight.size);
-    admitted.slice(slots).forEach((r) =>
-      waiting.set(r.name, `waiting for a launch slot: namespace.max_parallel=${ctx.config.namespace.max_parallel} launches in progress`),
-    );
+    admitted
+      .slice(slots)
+      .forEach((r) =>
+        waiting.set(r.name, `waiting for a launch slot: namespace.max_parallel=${ctx.config.namespace.max_parallel} launches in progress`),
+      );
     for (const r of eligible) {
       const reason = waiting.get(r.name);
       if (reason && reason !== r.reason) await ctx.records.update(r.name, { reason });
@@ -100,7 +105,13 @@ export class Scheduler {
       this.claiming.add(r.name);
       try {
         const attempt = r.launchAttempts + 1;
-        const launching = await ctx.records.transition(r, ["pending"], "launching", `launch slot acquired (attempt ${attempt}/${ctx.config.dispatcher.launch_attempts})`, { launchAttempts: attempt });
+        const launching = await ctx.records.transition(
+          r,
+          ["pending"],
+          "launching",
+          `launch slot acquired (attempt ${attempt}/${ctx.config.dispatcher.launch_attempts})`,
+          { launchAttempts: attempt },
+        );
         if (launching) this.start(launching);
       } finally {
         this.claiming.delete(r.name);
@@ -116,7 +127,10 @@ export class Scheduler {
         if (outcome.kind === "retry") this.retryLater(r.name, outcome.delayMs);
       })
       .catch((err) =>
-        this.ctx.logger.error({ runner: r.name, err: errorMessage(err) }, "launch crashed unexpectedly; the supervisor settles the runner on its next tick"),
+        this.ctx.logger.error(
+          { runner: r.name, err: errorMessage(err) },
+          "launch crashed unexpectedly; the supervisor settles the runner on its next tick",
+        ),
       )
       .finally(() => {
         this.inFlight.delete(r.name);

@@ -134,7 +134,13 @@ export class Supervisor {
   }
 
   /** Gathers one platform's look, decides (judgeRunners), then ends the runners with bounded concurrency. */
-  private async judge(platform: Platform, runners: RunnerRecord[], instances: InstanceInfo[], consumed: Set<string>, report: TickReport): Promise<void> {
+  private async judge(
+    platform: Platform,
+    runners: RunnerRecord[],
+    instances: InstanceInfo[],
+    consumed: Set<string>,
+    report: TickReport,
+  ): Promise<void> {
     const { ctx } = this;
     const endings = judgeRunners({
       runners,

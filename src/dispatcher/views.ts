@@ -38,6 +38,12 @@ export function dispatchView(d: DispatchRecord, runners: RunnerRecord[]): Dispat
     idempotency_key: d.idempotencyKey ?? null,
     created_at: d.createdAt,
     status_url: `/api/v1/dispatches/${d.id}`,
-    runners: runners.map((r) => ({ name: r.name, state: r.state, reason: r.reason, instance_id: r.instanceId ?? null, status_url: `/api/v1/runners/${r.name}` })),
+    runners: runners.map((r) => ({
+      name: r.name,
+      state: r.state,
+      reason: r.reason,
+      instance_id: r.instanceId ?? null,
+      status_url: `/api/v1/runners/${r.name}`,
+    })),
   };
 }

@@ -34,7 +34,16 @@ export async function waitForRunners(
     };
     const timer = setTimeout(done, timeoutMs);
     // With replicas (ctx.acting set) the runner may be launched elsewhere: look again now and then.
-    const poll = ctx.acting ? setInterval(() => void load().then((rs) => reached(rs) && done(), () => {}), WAIT_POLL_MS) : undefined;
+    const poll = ctx.acting
+      ? setInterval(
+          () =>
+            void load().then(
+              (rs) => reached(rs) && done(),
+              () => {},
+            ),
+          WAIT_POLL_MS,
+        )
+      : undefined;
     const off = ctx.records.onChange((r) => {
       if (!wanted.has(r.name) || !states.includes(r.state)) return;
       void load().then((rs) => reached(rs) && done());

@@ -30,7 +30,11 @@ export interface DispatcherWiringOptions {
 }
 
 /** Builds the real clients, launchers and store from a validated config. */
-export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logger, opts: DispatcherWiringOptions = {}): Promise<DispatcherDeps> {
+export async function buildDispatcherDeps(
+  config: DispatcherConfig,
+  logger: Logger,
+  opts: DispatcherWiringOptions = {},
+): Promise<DispatcherDeps> {
   const metrics = new Metrics({ daemon: "dispatcher" });
   const forgejo = new ForgejoClient({
     baseUrl: config.forgejo.base_url,
@@ -54,10 +58,18 @@ export async function buildDispatcherDeps(config: DispatcherConfig, logger: Logg
   const linuxApi = config.namespace.linux_launch === "compute_api" ? api : undefined;
   const launchers: Partial<Record<Platform, Launcher>> = {
     linux: new LinuxLauncher({ config, nsc, api: linuxApi, logger: logger.child({ component: "linux" }) }),
-    windows: new WindowsLauncher({ config, nsc, metrics, logger: logger.child({ component: "windows" }), winrmRetryIntervalMs: opts.winrmRetryIntervalMs }),
+    windows: new WindowsLauncher({
+      config,
+      nsc,
+      metrics,
+      logger: logger.child({ component: "windows" }),
+      winrmRetryIntervalMs: opts.winrmRetryIntervalMs,
+    }),
   };
   if (linuxApi) {
-    logger.info("Linux runners are created through the Compute API (namespace.linux_launch: compute_api): containers run as the image's user; namespace.user is not applied");
+    logger.info(
+      "Linux runners are created through the Compute API (namespace.linux_launch: compute_api): containers run as the image's user; namespace.user is not applied",
+    );
   }
   if (api) {
     launchers.macos = new MacosLauncher({

@@ -104,7 +104,14 @@ export class ForgejoClient implements ForgejoApi {
       info = parseServerVersion(body.version, this.opts.kind);
     } catch (err) {
       if (err instanceof VersionParseError) {
-        throw new ForgejoApiError({ kind: "bad_response", operation: "server_version", method: "GET", path: "/api/v1/version", status: res.status, hint: err.message });
+        throw new ForgejoApiError({
+          kind: "bad_response",
+          operation: "server_version",
+          method: "GET",
+          path: "/api/v1/version",
+          status: res.status,
+          hint: err.message,
+        });
       }
       throw err;
     }
@@ -148,11 +155,25 @@ export class ForgejoClient implements ForgejoApi {
   }
 
   async registerRunner(scope: Scope, o: { name: string; description?: string; ephemeral: boolean }): Promise<RegisteredRunner> {
-    this.requireKnown(scope, "register_runner", (i) => i.runnersApi, "cannot register runners over REST (that needs Forgejo 15 or newer); set forgejo.registration to \"token\"");
+    this.requireKnown(
+      scope,
+      "register_runner",
+      (i) => i.runnersApi,
+      'cannot register runners over REST (that needs Forgejo 15 or newer); set forgejo.registration to "token"',
+    );
     const path = `${scopeApiPrefix(scope)}/actions/runners`;
     const body: Record<string, unknown> = { name: o.name, ephemeral: o.ephemeral };
     if (o.description !== undefined) body.description = o.description;
-    const spec: CallSpec = { op: "register_runner", endpoint: "runners", scope, method: "POST", path, body, ok: [201, 200], hint404: this.runnersHint404(scope) };
+    const spec: CallSpec = {
+      op: "register_runner",
+      endpoint: "runners",
+      scope,
+      method: "POST",
+      path,
+      body,
+      ok: [201, 200],
+      hint404: this.runnersHint404(scope),
+    };
     const res = await this.call(spec);
     return this.parse(res, registeredRunnerBody, spec);
   }
@@ -175,11 +196,25 @@ export class ForgejoClient implements ForgejoApi {
 
   /** Runners owned by the scope (Forgejo: bare array, paged by X-Total-Count; Gitea: {runners,total_count}). */
   async listRunners(scope: Scope): Promise<ActionRunner[]> {
-    this.requireKnown(scope, "list_runners", (i) => i.listRunnersApi ?? i.runnersApi, "has no runner list API (that needs Forgejo 15 or newer, or Gitea 1.24)");
+    this.requireKnown(
+      scope,
+      "list_runners",
+      (i) => i.listRunnersApi ?? i.runnersApi,
+      "has no runner list API (that needs Forgejo 15 or newer, or Gitea 1.24)",
+    );
     const path = `${scopeApiPrefix(scope)}/actions/runners`;
     const out: ActionRunner[] = [];
     for (let page = 1; page <= MAX_PAGES; page++) {
-      const spec: CallSpec = { op: "list_runners", endpoint: "runners", scope, method: "GET", path, query: { page, limit: PAGE_LIMIT }, ok: [200], hint404: this.runnersHint404(scope) };
+      const spec: CallSpec = {
+        op: "list_runners",
+        endpoint: "runners",
+        scope,
+        method: "GET",
+        path,
+        query: { page, limit: PAGE_LIMIT },
+        ok: [200],
+        hint404: this.runnersHint404(scope),
+      };
       const res = await this.call(spec);
       const data = this.json(res, spec);
       let got: number;
@@ -210,7 +245,11 @@ export class ForgejoClient implements ForgejoApi {
     const info = await this.info();
     if (info.kind === "gitea") return this.giteaJobs(scope, info, labels);
     if (!info.jobsApi) {
-      throw this.unsupported("search_jobs", scope, `${describeServer(info)} has no jobs API (it arrived in Forgejo 11); upgrade Forgejo to let forgejo-nsc see waiting jobs`);
+      throw this.unsupported(
+        "search_jobs",
+        scope,
+        `${describeServer(info)} has no jobs API (it arrived in Forgejo 11); upgrade Forgejo to let forgejo-nsc see waiting jobs`,
+      );
     }
     if (labels === undefined && !info.jobsWithoutLabels) {
       throw this.unsupported(
@@ -219,7 +258,12 @@ export class ForgejoClient implements ForgejoApi {
         `${describeServer(info)} returns no jobs when no labels are given (fixed in Forgejo 14); pass the labels of each runner target`,
       );
     }
-    const path = scope.level === "instance" ? (info.major >= 15 ? "/admin/actions/runners/jobs" : "/admin/runners/jobs") : `${scopeApiPrefix(scope)}/actions/runners/jobs`;
+    const path =
+      scope.level === "instance"
+        ? info.major >= 15
+          ? "/admin/actions/runners/jobs"
+          : "/admin/runners/jobs"
+        : `${scopeApiPrefix(scope)}/actions/runners/jobs`;
     const spec: CallSpec = {
       op: "search_jobs",
       endpoint: "jobs",
@@ -234,7 +278,8 @@ export class ForgejoClient implements ForgejoApi {
   }
 
   private async giteaJobs(scope: Scope, info: ServerInfo, labels?: readonly string[]): Promise<ActionRunJob[]> {
-    if (!info.jobsApi) throw this.unsupported("search_jobs", scope, `${describeServer(info)} has no jobs API (it arrived in Gitea 1.24); upgrade Gitea`);
+    if (!info.jobsApi)
+      throw this.unsupported("search_jobs", scope, `${describeServer(info)} has no jobs API (it arrived in Gitea 1.24); upgrade Gitea`);
     const path = `${scopeApiPrefix(scope)}/actions/jobs`;
     const all: GiteaJobBody[] = [];
     for (let page = 1; page <= MAX_PAGES; page++) {
@@ -259,7 +304,15 @@ export class ForgejoClient implements ForgejoApi {
     const path = hooksPath(scope);
     const out: Hook[] = [];
     for (let page = 1; page <= MAX_PAGES; page++) {
-      const spec: CallSpec = { op: "list_hooks", endpoint: "hooks", scope, method: "GET", path, query: { page, limit: PAGE_LIMIT }, ok: [200] };
+      const spec: CallSpec = {
+        op: "list_hooks",
+        endpoint: "hooks",
+        scope,
+        method: "GET",
+        path,
+        query: { page, limit: PAGE_LIMIT },
+        ok: [200],
+      };
       const res = await this.call(spec);
       const list = this.parse(res, hookBody.array(), spec);
       out.push(...list.map(toHook));
@@ -304,7 +357,14 @@ export class ForgejoClient implements ForgejoApi {
 
   /** A hook that is already gone counts as deleted. */
   async deleteHook(scope: Scope, id: number): Promise<void> {
-    await this.call({ op: "delete_hook", endpoint: "hooks", scope, method: "DELETE", path: `${hooksPath(scope)}/${id}`, ok: [204, 200, 404] });
+    await this.call({
+      op: "delete_hook",
+      endpoint: "hooks",
+      scope,
+      method: "DELETE",
+      path: `${hooksPath(scope)}/${id}`,
+      ok: [204, 200, 404],
+    });
   }
 
   // ---- plumbing ----
@@ -341,7 +401,10 @@ export class ForgejoClient implements ForgejoApi {
     const wanted = `${this.basePath}/api/v1${spec.path}`;
     url.pathname = wanted;
     // The URL resolves dot segments; a path it rewrote would reach another scope than asked for.
-    if (url.pathname !== wanted) throw new InvalidScopeError(`refusing to call Forgejo at ${JSON.stringify(wanted.slice(0, 200))}: the URL would turn it into another path`);
+    if (url.pathname !== wanted)
+      throw new InvalidScopeError(
+        `refusing to call Forgejo at ${JSON.stringify(wanted.slice(0, 200))}: the URL would turn it into another path`,
+      );
     for (const [k, v] of Object.entries(spec.query ?? {})) {
       if (Array.isArray(v)) for (const x of v as readonly string[]) url.searchParams.append(k, x);
       else url.searchParams.set(k, String(v));
@@ -401,7 +464,9 @@ export class ForgejoClient implements ForgejoApi {
   }
 
   private log(spec: CallSpec, path: string, status: number, started: number, failure?: string): void {
-    const entry = { forgejo: { op: spec.op, method: spec.method, path, status, ms: this.now() - started, ...(failure ? { failure } : {}) } };
+    const entry = {
+      forgejo: { op: spec.op, method: spec.method, path, status, ms: this.now() - started, ...(failure ? { failure } : {}) },
+    };
     this.opts.logger.debug(entry, "forgejo call");
   }
 

@@ -15,7 +15,13 @@ import type { ServerInfo } from "./types.js";
  * and PATCH the hook each time.
  */
 const ISSUE_SUBEVENTS = ["issue_assign", "issue_label", "issue_milestone", "issue_comment"];
-const PULL_SUBEVENTS = ["pull_request_assign", "pull_request_label", "pull_request_milestone", "pull_request_review_request", "pull_request_sync"];
+const PULL_SUBEVENTS = [
+  "pull_request_assign",
+  "pull_request_label",
+  "pull_request_milestone",
+  "pull_request_review_request",
+  "pull_request_sync",
+];
 
 export function storedHookEvents(kind: ServerInfo["kind"], events: readonly string[]): string[] {
   // Forgejo's EventCheckers list review_comment under the *comment* flag (HasPullRequestCommentEvent)

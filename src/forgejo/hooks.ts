@@ -76,7 +76,12 @@ export function markerOf(url: string): string | undefined {
  * then a new hook is created first and the old one deleted, so no event window is lost (a duplicate
  * delivery in between is harmless: receivers dedupe).
  */
-export async function ensureWebhook(api: ForgejoApi, scope: Scope, desired: HookSpec, opts: EnsureWebhookOptions): Promise<EnsureWebhookResult> {
+export async function ensureWebhook(
+  api: ForgejoApi,
+  scope: Scope,
+  desired: HookSpec,
+  opts: EnsureWebhookOptions,
+): Promise<EnsureWebhookResult> {
   const useMarker = (opts.secretMarker ?? "url-fragment") === "url-fragment";
   const fingerprint = secretFingerprint(desired.secret);
   const target = deliveryUrl(desired.url);

@@ -12,7 +12,11 @@ const NAME_CHARS = /^[A-Za-z0-9_.-]+$/;
 const ALLOWED = 'letters, digits, "-", "_" and "." (not "." or "..")';
 
 /** Why `value` is not a valid owner or repository name, or undefined when it is. */
-export function scopeNameProblem(value: string, what: "owner" | "repository", max = what === "owner" ? OWNER_NAME_MAX : REPO_NAME_MAX): string | undefined {
+export function scopeNameProblem(
+  value: string,
+  what: "owner" | "repository",
+  max = what === "owner" ? OWNER_NAME_MAX : REPO_NAME_MAX,
+): string | undefined {
   let got: string | undefined;
   if (value.length === 0) got = "it is empty";
   else if (value.length > max) got = `it has ${value.length} characters`;

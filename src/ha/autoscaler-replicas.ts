@@ -19,7 +19,13 @@ export async function openAutoscalerReplicas(config: AutoscalerConfig, logger: L
   const r = config.replicas;
   if (!r) return undefined;
   const connection = { connectionString: r.store, application_name: "forgejo-nsc autoscaler" };
-  const lease = await openLease({ postgres: { connection, schema: r.schema }, name: "autoscaler", ttlMs: r.lease_ttl, logger, replica: r.name });
+  const lease = await openLease({
+    postgres: { connection, schema: r.schema },
+    name: "autoscaler",
+    ttlMs: r.lease_ttl,
+    logger,
+    replica: r.name,
+  });
   const pool = leasePool(connection, Math.max(1000, r.lease_ttl), logger);
   const relay = new WebhookRelay({ pool, schema: r.schema, logger: logger.child({ component: "webhook-relay" }), close: () => pool.end() });
   try {

@@ -10,7 +10,9 @@ export class NotLeaderError extends Error {
   readonly kind = "invalid";
   readonly notLeader = true;
   constructor(what: string) {
-    super(`${what} refused: this replica does not hold the lease (a standby, or its lease ran out); the replica that holds it does this on its next tick`);
+    super(
+      `${what} refused: this replica does not hold the lease (a standby, or its lease ran out); the replica that holds it does this on its next tick`,
+    );
     this.name = "NotLeaderError";
   }
 }

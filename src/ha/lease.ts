@@ -68,7 +68,17 @@ export class SoleLease implements Lease {
     return () => {};
   }
   status(): LeaseStatus {
-    return { name: this.name, role: "single", holder: this.holder, epoch: 1, heldBy: null, heldUntil: null, lastError: null, acquisitions: 0, losses: 0 };
+    return {
+      name: this.name,
+      role: "single",
+      holder: this.holder,
+      epoch: 1,
+      heldBy: null,
+      heldUntil: null,
+      lastError: null,
+      acquisitions: 0,
+      losses: 0,
+    };
   }
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
@@ -129,7 +139,8 @@ export class LeaseKeeper implements Lease {
     this.ttlMs = opts.ttlMs;
     this.marginMs = opts.marginMs ?? Math.round(opts.ttlMs / 5);
     this.monotonic = opts.monotonic ?? (() => performance.now());
-    if (this.marginMs >= this.ttlMs / 2) throw new Error(`lease margin ${this.marginMs} ms must be less than half the TTL ${this.ttlMs} ms`);
+    if (this.marginMs >= this.ttlMs / 2)
+      throw new Error(`lease margin ${this.marginMs} ms must be less than half the TTL ${this.ttlMs} ms`);
   }
 
   held(): boolean {
@@ -207,7 +218,8 @@ export class LeaseKeeper implements Lease {
     } catch (err) {
       // The holding stands until its deadline: a database that is away for less than that costs nothing.
       const message = errorMessage(err);
-      if (this.lastError === undefined) this.opts.logger.warn({ lease: this.name, err: message }, `cannot renew the ${this.name} lease; retrying`);
+      if (this.lastError === undefined)
+        this.opts.logger.warn({ lease: this.name, err: message }, `cannot renew the ${this.name} lease; retrying`);
       this.lastError = message;
     }
     this.announce();
@@ -225,12 +237,18 @@ export class LeaseKeeper implements Lease {
     if (before !== undefined) {
       this.losses++;
       const why = lossWhy ?? (this.lastError ? `not renewed in time: ${this.lastError}` : "expired or taken by another replica");
-      this.opts.logger.warn({ lease: this.name, epoch: before, holder: this.holder }, `lost the ${this.name} lease (epoch ${before}): ${why}; stopped acting`);
+      this.opts.logger.warn(
+        { lease: this.name, epoch: before, holder: this.holder },
+        `lost the ${this.name} lease (epoch ${before}): ${why}; stopped acting`,
+      );
       this.emit({ held: false, epoch: before, why });
     }
     if (held !== undefined) {
       this.acquisitions++;
-      this.opts.logger.info({ lease: this.name, epoch: held, holder: this.holder }, `acquired the ${this.name} lease (epoch ${held}); acting`);
+      this.opts.logger.info(
+        { lease: this.name, epoch: held, holder: this.holder },
+        `acquired the ${this.name} lease (epoch ${held}); acting`,
+      );
       this.emit({ held: true, epoch: held });
     }
     this.armExpiry();
@@ -269,7 +287,10 @@ export class LeaseKeeper implements Lease {
         this.opts.logger.info({ lease: this.name, epoch }, `released the ${this.name} lease`);
       }
     } catch (err) {
-      this.opts.logger.warn({ lease: this.name, err: errorMessage(err) }, `could not release the ${this.name} lease; another replica takes it over when it expires`);
+      this.opts.logger.warn(
+        { lease: this.name, err: errorMessage(err) },
+        `could not release the ${this.name} lease; another replica takes it over when it expires`,
+      );
     } finally {
       await this.opts.close?.();
     }

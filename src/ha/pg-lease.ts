@@ -49,7 +49,8 @@ WITH claimed AS (
 SELECT epoch::text AS epoch FROM claimed`;
 
 const holderSql = (s: string) => `SELECT holder, expires_at FROM ${s}.leases WHERE name = $1`;
-const releaseSql = (s: string) => `UPDATE ${s}.leases SET expires_at = clock_timestamp() WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()`;
+const releaseSql = (s: string) =>
+  `UPDATE ${s}.leases SET expires_at = clock_timestamp() WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()`;
 
 export interface LeaseTerm {
   epoch: number;

@@ -42,7 +42,8 @@ export class WebhookRelay {
   private stopped = false;
 
   constructor(private readonly opts: WebhookRelayOptions) {
-    if (!SCHEMA_NAME.test(opts.schema)) throw new Error(`"${opts.schema}" is not a schema name: lower-case letters, digits and underscores`);
+    if (!SCHEMA_NAME.test(opts.schema))
+      throw new Error(`"${opts.schema}" is not a schema name: lower-case letters, digits and underscores`);
     this.table = `${opts.schema}.webhook_relay`;
   }
 
@@ -61,7 +62,10 @@ export class WebhookRelay {
     const send = (delivery: RelayedDelivery, here: () => void) => {
       if (acting()) return here();
       void this.publish(instance, delivery).catch((err) =>
-        this.opts.logger.warn({ instance, err: errorMessage(err) }, "could not relay a webhook delivery to the leading replica; the next poll of Forgejo finds the jobs"),
+        this.opts.logger.warn(
+          { instance, err: errorMessage(err) },
+          "could not relay a webhook delivery to the leading replica; the next poll of Forgejo finds the jobs",
+        ),
       );
     };
     return {
@@ -109,7 +113,11 @@ export class WebhookRelay {
       if (this.warned) this.opts.logger.info("relayed webhook deliveries can be read again");
       this.warned = false;
     } catch (err) {
-      if (!this.warned) this.opts.logger.warn({ err: errorMessage(err) }, "cannot read webhook deliveries relayed by other replicas; polling Forgejo still finds the jobs");
+      if (!this.warned)
+        this.opts.logger.warn(
+          { err: errorMessage(err) },
+          "cannot read webhook deliveries relayed by other replicas; polling Forgejo still finds the jobs",
+        );
       this.warned = true;
       return;
     }

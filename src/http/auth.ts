@@ -16,14 +16,24 @@ export function bearerAuth(tokens: readonly string[]) {
     const header = req.headers.authorization;
     const m = typeof header === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m) {
-      throw new HttpError(401, "unauthorized", "missing bearer token: send Authorization: Bearer <token> (see auth.tokens in the config)", undefined, {
-        "www-authenticate": 'Bearer realm="forgejo-nsc"',
-        connection: "close",
-      });
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "missing bearer token: send Authorization: Bearer <token> (see auth.tokens in the config)",
+        undefined,
+        {
+          "www-authenticate": 'Bearer realm="forgejo-nsc"',
+          connection: "close",
+        },
+      );
     }
     const given = digest(m[1] as string);
     let ok = false;
     for (const e of expected) ok = timingSafeEqual(e, given) || ok;
-    if (!ok) throw new HttpError(401, "unauthorized", "bearer token not accepted", undefined, { "www-authenticate": 'Bearer realm="forgejo-nsc", error="invalid_token"', connection: "close" });
+    if (!ok)
+      throw new HttpError(401, "unauthorized", "bearer token not accepted", undefined, {
+        "www-authenticate": 'Bearer realm="forgejo-nsc", error="invalid_token"',
+        connection: "close",
+      });
   };
 }

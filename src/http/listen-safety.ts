@@ -12,7 +12,11 @@ const EXPOSED: Record<DaemonName, string> = {
  * the operator said the network is trusted (auth.allow_unauthenticated). Returns the problem, in
  * words that say what to do, or undefined when the listen address is fine.
  */
-export function unsafeListenProblem(daemon: DaemonName, listen: string, auth: { tokens: readonly string[]; allow_unauthenticated: boolean }): string | undefined {
+export function unsafeListenProblem(
+  daemon: DaemonName,
+  listen: string,
+  auth: { tokens: readonly string[]; allow_unauthenticated: boolean },
+): string | undefined {
   if (auth.tokens.length > 0 || auth.allow_unauthenticated || isLoopbackHost(splitListen(listen).host)) return undefined;
   return (
     `listen ${listen} is not a loopback address: refusing to listen on ${listen} without API tokens: anyone who can reach it could ${EXPOSED[daemon]}. ` +

@@ -91,7 +91,7 @@ export class Metrics {
   });
   readonly waitingJobs = new Gauge({
     name: "forgejo_nsc_waiting_jobs",
-    help: "Jobs waiting for a runner per forge instance and target (target \"none\" = no target matches).",
+    help: 'Jobs waiting for a runner per forge instance and target (target "none" = no target matches).',
     labelNames: ["forge", "target"] as const,
     registers: [],
   });

@@ -21,9 +21,15 @@ export function rateLimit(perMinute: number, now: Clock = systemClock) {
     w.count += 1;
     if (w.count > perMinute) {
       const retry = Math.max(1, Math.ceil((w.start + 60_000 - t) / 1000));
-      throw new HttpError(429, "rate_limited", `more than ${perMinute} requests per minute from ${req.ip} (http.rate_limit_per_minute); retry in ${retry}s`, undefined, {
-        "retry-after": String(retry),
-      });
+      throw new HttpError(
+        429,
+        "rate_limited",
+        `more than ${perMinute} requests per minute from ${req.ip} (http.rate_limit_per_minute); retry in ${retry}s`,
+        undefined,
+        {
+          "retry-after": String(retry),
+        },
+      );
     }
   };
 }

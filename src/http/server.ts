@@ -73,7 +73,9 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     }
     const status = err.statusCode ?? 500;
     if (status === 413) {
-      return reply.status(413).send({ error: "body_too_large", message: `request body is larger than the limit of ${opts.bodyLimit} bytes` });
+      return reply
+        .status(413)
+        .send({ error: "body_too_large", message: `request body is larger than the limit of ${opts.bodyLimit} bytes` });
     }
     if (status === 415) {
       return reply.status(415).send({ error: "unsupported_media_type", message: "send the body as application/json" });

@@ -13,9 +13,15 @@ const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
  * no tag is configured. `{labels}` in the tag becomes the slug of the runner's labels; a tag that
  * expands to something Namespace would refuse throws (the launch fails as invalid).
  */
-export function cacheVolume(setting: "linux_cache_tag" | "macos_cache_tag", template: string | undefined, path: string, labels: readonly string[]): CacheVolume | undefined {
+export function cacheVolume(
+  setting: "linux_cache_tag" | "macos_cache_tag",
+  template: string | undefined,
+  path: string,
+  labels: readonly string[],
+): CacheVolume | undefined {
   if (!template) return undefined;
   const tag = cacheTag(template, labels);
-  if (!TAG.test(tag)) throw new Error(`namespace.${setting} expands to ${JSON.stringify(tag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
+  if (!TAG.test(tag))
+    throw new Error(`namespace.${setting} expands to ${JSON.stringify(tag)}: use letters, digits, ".", "_" and "-" (and {labels})`);
   return { tag, path };
 }

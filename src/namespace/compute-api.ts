@@ -28,8 +28,7 @@ export type ComputeErrorCode = ConnectCode | "network" | "timeout" | "bad_respon
 const HINTS: Partial<Record<ComputeErrorCode, string>> = {
   unauthenticated:
     'check namespace.token_file: it must hold {"bearer_token": "…"} with a valid, unexpired token (create one with `nsc token create … --token_file <path>`)',
-  token:
-    'check namespace.token_file: it must hold {"bearer_token": "…"} (create one with `nsc token create … --token_file <path>`)',
+  token: 'check namespace.token_file: it must hold {"bearer_token": "…"} (create one with `nsc token create … --token_file <path>`)',
   permission_denied: "the Namespace token lacks permission for compute instances; create a token whose grant covers instances",
   resource_exhausted:
     "Namespace has no capacity for this shape right now; retry later or choose a smaller namespace.macos_machine_type (macOS) or machine type (Linux: namespace.machine_type or the request's)",
@@ -54,7 +53,9 @@ export class ComputeApiError extends Error {
     readonly httpStatus?: number,
   ) {
     const hint = HINTS[code] ?? "unexpected error from the Compute API";
-    super(`Namespace Compute API ${method} failed (${code}${httpStatus ? `, HTTP ${httpStatus}` : ""}): ${serverMessage || "no message"}; ${hint}`);
+    super(
+      `Namespace Compute API ${method} failed (${code}${httpStatus ? `, HTTP ${httpStatus}` : ""}): ${serverMessage || "no message"}; ${hint}`,
+    );
     this.name = "ComputeApiError";
     this.hint = hint;
   }
@@ -89,8 +90,15 @@ function isConnectCode(code: string): code is ConnectCode {
  * The Compute API base URL: `namespace.compute_base_url`, else `https://<region>.compute.namespaceapis.com`
  * for `namespace.region`, else `NSC_ENDPOINT` (what nsc itself honours), else the `us` region.
  */
-export function computeBaseUrl(ns: { compute_base_url?: string | undefined; region?: string | undefined }, env: NodeJS.ProcessEnv = process.env): string {
-  const raw = ns.compute_base_url ?? (ns.region ? `https://${ns.region}.compute.namespaceapis.com` : env.NSC_ENDPOINT || `https://${DEFAULT_COMPUTE_REGION}.compute.namespaceapis.com`);
+export function computeBaseUrl(
+  ns: { compute_base_url?: string | undefined; region?: string | undefined },
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const raw =
+    ns.compute_base_url ??
+    (ns.region
+      ? `https://${ns.region}.compute.namespaceapis.com`
+      : env.NSC_ENDPOINT || `https://${DEFAULT_COMPUTE_REGION}.compute.namespaceapis.com`);
   return raw.replace(/\/+$/, "");
 }
 
@@ -114,7 +122,11 @@ export async function readBearerToken(path: string | undefined): Promise<string>
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new ComputeApiError("token", "token", `the Namespace token file ${path} is not JSON; wrap a raw token as {"bearer_token": "<token>"}`);
+    throw new ComputeApiError(
+      "token",
+      "token",
+      `the Namespace token file ${path} is not JSON; wrap a raw token as {"bearer_token": "<token>"}`,
+    );
   }
   const obj = (parsed && typeof parsed === "object" ? parsed : {}) as Record<string, unknown>;
   const token = obj.bearer_token ?? obj.tenant_token;
@@ -175,7 +187,10 @@ export class ComputeApi {
    * Every instance whose labels equal all of `labels`, following the pagination cursor. Without
    * includeCompleteRuns the server returns only PENDING/CREATING/RUNNING instances.
    */
-  async listInstances(labels: Record<string, string>, opts: { includeCompleteRuns?: boolean; signal?: AbortSignal } = {}): Promise<InstanceMetadata[]> {
+  async listInstances(
+    labels: Record<string, string>,
+    opts: { includeCompleteRuns?: boolean; signal?: AbortSignal } = {},
+  ): Promise<InstanceMetadata[]> {
     const labelFilter = Object.entries(labels).map(([name, value]) => ({ name, value, op: "EQUAL" as const }));
     const out: InstanceMetadata[] = [];
     const seen = new Set<string>();
@@ -211,7 +226,13 @@ export class ComputeApi {
     }
   }
 
-  private async send<S extends z.ZodType>(method: string, body: unknown, schema: S, token: string, signal?: AbortSignal): Promise<z.infer<S>> {
+  private async send<S extends z.ZodType>(
+    method: string,
+    body: unknown,
+    schema: S,
+    token: string,
+    signal?: AbortSignal,
+  ): Promise<z.infer<S>> {
     const url = `${this.baseUrl}/${COMPUTE_SERVICE}/${method}`;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
@@ -248,7 +269,12 @@ export class ComputeApi {
       const parsed = schema.safeParse(json);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new ComputeApiError(method, "bad_response", `unexpected answer: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "invalid"}`, status);
+        throw new ComputeApiError(
+          method,
+          "bad_response",
+          `unexpected answer: ${issue ? `${issue.path.join(".")}: ${issue.message}` : "invalid"}`,
+          status,
+        );
       }
       return parsed.data;
     }

@@ -56,7 +56,11 @@ async function pollUntilRunning(instanceId: string, first: DescribeInstanceRespo
       throw new LaunchError(`${o.noun} ${instanceId} ended (${status}) before it ran: ${whereToLook(d)}`, "transient", instanceId);
     }
     if (Date.now() >= deadline) {
-      throw new LaunchError(`${o.noun} ${instanceId} was still ${status} after namespace.wait_timeout; ${o.timeoutAdvice}`, "transient", instanceId);
+      throw new LaunchError(
+        `${o.noun} ${instanceId} was still ${status} after namespace.wait_timeout; ${o.timeoutAdvice}`,
+        "transient",
+        instanceId,
+      );
     }
     if (o.signal?.aborted) throw new LaunchError(`launch of ${o.noun} ${instanceId} was cancelled`, "transient", instanceId);
     await new Promise((r) => setTimeout(r, o.pollIntervalMs));

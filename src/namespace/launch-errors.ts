@@ -56,7 +56,12 @@ export function nscLaunchErrorKind(err: NscError): LaunchErrorKind {
  * A failed `nsc create`: removes the instance it named (from its cidfile or error text) and returns
  * the launch error, `<what> failed: <nsc's message>`.
  */
-export async function nscCreateFailure(err: NscError, what: string, destroy: (instanceId: string) => Promise<void>, log: Logger): Promise<LaunchError> {
+export async function nscCreateFailure(
+  err: NscError,
+  what: string,
+  destroy: (instanceId: string) => Promise<void>,
+  log: Logger,
+): Promise<LaunchError> {
   if (err.instanceId) await destroyOrWarn(destroy, err.instanceId, log, `instance ${err.instanceId} the failed create made`);
   return new LaunchError(`${what} failed: ${err.message}`, nscLaunchErrorKind(err), err.instanceId);
 }

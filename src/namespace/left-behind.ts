@@ -10,8 +10,15 @@ import type { LaunchSpec } from "./launcher.js";
  */
 
 /** Removes an instance, logging (not throwing) when that fails: the orphan sweep retries. */
-export async function destroyOrWarn(destroy: (instanceId: string) => Promise<void>, instanceId: string, log: Logger, what: string): Promise<void> {
-  await destroy(instanceId).catch((e: unknown) => log.warn({ instance: instanceId, err: errorMessage(e) }, `could not destroy ${what}; the orphan sweep retries`));
+export async function destroyOrWarn(
+  destroy: (instanceId: string) => Promise<void>,
+  instanceId: string,
+  log: Logger,
+  what: string,
+): Promise<void> {
+  await destroy(instanceId).catch((e: unknown) =>
+    log.warn({ instance: instanceId, err: errorMessage(e) }, `could not destroy ${what}; the orphan sweep retries`),
+  );
 }
 
 /** The labels that find this runner's instances: its name and, when set, the dispatcher owning it. */

@@ -24,12 +24,17 @@ export function linuxShape(machineType: string): InstanceShapeRequest {
   const m = /^(?:([a-z]+)\/([a-z0-9_]+):)?(\d+)x(\d+)$/i.exec(machineType.trim());
   if (!m) throw new LinuxConfigError(`machine type ${JSON.stringify(machineType)} is not ${FORMS}`);
   const [, os, arch, cpuText, memText] = m;
-  if (os && os.toLowerCase() !== "linux") throw new LinuxConfigError(`machine type ${JSON.stringify(machineType)} is for ${os}, but this is a Linux runner; use ${FORMS}`);
+  if (os && os.toLowerCase() !== "linux")
+    throw new LinuxConfigError(`machine type ${JSON.stringify(machineType)} is for ${os}, but this is a Linux runner; use ${FORMS}`);
   const machineArch = (arch ?? "amd64").toLowerCase();
-  if (machineArch !== "amd64" && machineArch !== "arm64") throw new LinuxConfigError(`machine type ${JSON.stringify(machineType)}: the architecture must be amd64 or arm64, not ${JSON.stringify(arch)}`);
+  if (machineArch !== "amd64" && machineArch !== "arm64")
+    throw new LinuxConfigError(
+      `machine type ${JSON.stringify(machineType)}: the architecture must be amd64 or arm64, not ${JSON.stringify(arch)}`,
+    );
   const virtualCpu = Number(cpuText);
   const memoryGb = Number(memText);
-  if (virtualCpu <= 0 || memoryGb <= 0) throw new LinuxConfigError(`machine type ${JSON.stringify(machineType)} has a zero size; use ${FORMS}`);
+  if (virtualCpu <= 0 || memoryGb <= 0)
+    throw new LinuxConfigError(`machine type ${JSON.stringify(machineType)} has a zero size; use ${FORMS}`);
   return { virtualCpu, memoryMegabytes: memoryGb * 1024, machineArch, os: "linux" };
 }
 
@@ -38,5 +43,7 @@ export function containerNetwork(network: string | undefined): ContainerRequest[
   if (network === undefined || network === "") return undefined;
   const upper = network.toUpperCase();
   if (upper === "BRIDGE" || upper === "HOST") return upper;
-  throw new LinuxConfigError(`namespace.network ${JSON.stringify(network)} cannot be sent to the Compute API, which knows "bridge" and "host" only; change it or use namespace.linux_launch: nsc`);
+  throw new LinuxConfigError(
+    `namespace.network ${JSON.stringify(network)} cannot be sent to the Compute API, which knows "bridge" and "host" only; change it or use namespace.linux_launch: nsc`,
+  );
 }

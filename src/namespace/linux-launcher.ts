@@ -59,7 +59,10 @@ export class LinuxLauncher implements Launcher {
     this.now = opts.now ?? (() => new Date());
     this.pollIntervalMs = opts.pollIntervalMs ?? 1_000;
     if (this.ns.linux_launch === "compute_api") {
-      if (!opts.api) throw new LinuxConfigError("namespace.linux_launch is compute_api, but no Compute API client was configured: set namespace.token_file");
+      if (!opts.api)
+        throw new LinuxConfigError(
+          "namespace.linux_launch is compute_api, but no Compute API client was configured: set namespace.token_file",
+        );
       // Configuration mistakes surface at start-up, not at the first Linux job.
       linuxShape(this.ns.machine_type);
       containerNetwork(this.ns.network);
@@ -70,8 +73,18 @@ export class LinuxLauncher implements Launcher {
 
   async launch(spec: LaunchSpec, signal?: AbortSignal): Promise<LaunchResult> {
     const api = this.api;
-    if (api) return this.launchWithApi(api, spec, startLaunch(spec, "linux", this.logger, () => this.createRequest(spec)), signal);
-    return this.launchWithNsc(spec, startLaunch(spec, "linux", this.logger, () => this.prepareNsc(spec)), signal);
+    if (api)
+      return this.launchWithApi(
+        api,
+        spec,
+        startLaunch(spec, "linux", this.logger, () => this.createRequest(spec)),
+        signal,
+      );
+    return this.launchWithNsc(
+      spec,
+      startLaunch(spec, "linux", this.logger, () => this.prepareNsc(spec)),
+      signal,
+    );
   }
 
   list(labels: Record<string, string>): Promise<InstanceInfo[]> {
@@ -85,7 +98,14 @@ export class LinuxLauncher implements Launcher {
   private async launchWithNsc(spec: LaunchSpec, start: LaunchStart<NscArgs>, signal?: AbortSignal): Promise<LaunchResult> {
     const { log, secret, prepared: args } = start;
     log.info(
-      { image: spec.image, machineType: spec.machineType, ttlMs: spec.ttlMs, volumes: args.volumes, envViaFlags: args.flagKeys, envViaScript: args.scriptKeys },
+      {
+        image: spec.image,
+        machineType: spec.machineType,
+        ttlMs: spec.ttlMs,
+        volumes: args.volumes,
+        envViaFlags: args.flagKeys,
+        envViaScript: args.scriptKeys,
+      },
       "starting linux instance with nsc run",
     );
     try {
@@ -117,12 +137,27 @@ export class LinuxLauncher implements Launcher {
    * in the request body, then DescribeInstance until it runs. The container runs as the image's
    * user: the public ContainerRequest has no user override.
    */
-  private async launchWithApi(api: ComputeApi, spec: LaunchSpec, start: LaunchStart<ApiRequest>, signal?: AbortSignal): Promise<LaunchResult> {
-    const { log, secret, prepared: { req, container } } = start;
+  private async launchWithApi(
+    api: ComputeApi,
+    spec: LaunchSpec,
+    start: LaunchStart<ApiRequest>,
+    signal?: AbortSignal,
+  ): Promise<LaunchResult> {
+    const {
+      log,
+      secret,
+      prepared: { req, container },
+    } = start;
     // What a server echoing the request could leak: the token and the operator's and requester's values.
     const secrets = [secret, ...Object.values(this.ns.environment), ...Object.values(spec.env)];
     log.info(
-      { image: spec.image, machineType: spec.machineType, ttlMs: spec.ttlMs, volumes: container.volumes?.map((v) => v.tag) ?? [], envKeys: Object.keys(container.environment).sort() },
+      {
+        image: spec.image,
+        machineType: spec.machineType,
+        ttlMs: spec.ttlMs,
+        volumes: container.volumes?.map((v) => v.tag) ?? [],
+        envKeys: Object.keys(container.environment).sort(),
+      },
       "creating linux instance via the Compute API",
     );
     let created: DescribeInstanceResponse;
@@ -166,11 +201,18 @@ export class LinuxLauncher implements Launcher {
     const environment = runnerEnvironment(spec, { base: this.ns.environment, executor: this.runner.executor, cachePath });
     for (const [key, value] of Object.entries(environment)) {
       assertEnvKey(key);
-      if (value.includes("\0")) throw new EnvError(`environment variable ${key} contains a NUL byte, which no process environment can carry`);
+      if (value.includes("\0"))
+        throw new EnvError(`environment variable ${key} contains a NUL byte, which no process environment can carry`);
     }
     // Every value travels in the request body, so none has to be written into the script.
     const script = this.script(spec, {}, cachePath);
-    const container: ContainerRequest = { name: spec.runnerName, imageRef: spec.image, args: ["/bin/sh", "-c", script], environment, workloadType: "JOB" };
+    const container: ContainerRequest = {
+      name: spec.runnerName,
+      imageRef: spec.image,
+      args: ["/bin/sh", "-c", script],
+      environment,
+      workloadType: "JOB",
+    };
     const network = containerNetwork(this.ns.network);
     if (network) container.network = network;
     if (cache?.path) {
@@ -203,7 +245,8 @@ export class LinuxLauncher implements Launcher {
     const script = this.script(spec, split.viaScript, cachePath);
     const volumes: string[] = [];
     if (cache && cachePath) {
-      if (cachePath.includes(":") || /[,"]/.test(cachePath)) throw new Error(`namespace.linux_cache_path ${JSON.stringify(cachePath)} must not contain ":", "," or '"'`);
+      if (cachePath.includes(":") || /[,"]/.test(cachePath))
+        throw new Error(`namespace.linux_cache_path ${JSON.stringify(cachePath)} must not contain ":", "," or '"'`);
       const size = this.ns.linux_cache_size;
       if (size !== undefined && !/^\d+(\.\d+)? ?[kKmMgGtTpP]?[iI]?[bB]?$/.test(size)) {
         throw new Error(`namespace.linux_cache_size ${JSON.stringify(size)} is not a size such as 50gb or 512mb`);
@@ -244,7 +287,12 @@ export class LinuxLauncher implements Launcher {
   }
 
   /** The known instances and (when `look`) any `nsc list` shows with this runner's labels, destroyed. */
-  private destroyLeftovers(spec: LaunchSpec, known: readonly string[], log: Logger, look: boolean): Promise<{ notes: string[]; first?: string | undefined }> {
+  private destroyLeftovers(
+    spec: LaunchSpec,
+    known: readonly string[],
+    log: Logger,
+    look: boolean,
+  ): Promise<{ notes: string[]; first?: string | undefined }> {
     return destroyLeftBehind(spec, { list: (labels) => this.nsc.list(labels), destroy: (id) => this.nsc.destroy(id), known, look, log });
   }
 }

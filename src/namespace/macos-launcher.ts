@@ -87,7 +87,10 @@ export class MacosLauncher implements Launcher {
     }
 
     const req = this.createRequest(spec, prepared);
-    log.info({ shape: prepared.shape.machineType, selectors: selectorsFlag(this.image), volumes: req.volumes?.map((v) => v.tag) ?? [] }, "creating macOS instance via the Compute API");
+    log.info(
+      { shape: prepared.shape.machineType, selectors: selectorsFlag(this.image), volumes: req.volumes?.map((v) => v.tag) ?? [] },
+      "creating macOS instance via the Compute API",
+    );
     let created: DescribeInstanceResponse;
     try {
       created = await this.opts.api.createInstance(req, signal);
@@ -190,7 +193,13 @@ export class MacosLauncher implements Launcher {
    * --output_json_to, bounded by NscCli's outer timeout), then the bootstrap started detached
    * through `nsc ssh <id> -T -- /bin/bash` with the script on stdin.
    */
-  private async launchWithNsc(spec: LaunchSpec, p: ReturnType<MacosLauncher["prepare"]>, secret: string, log: Logger, signal?: AbortSignal): Promise<LaunchResult> {
+  private async launchWithNsc(
+    spec: LaunchSpec,
+    p: ReturnType<MacosLauncher["prepare"]>,
+    secret: string,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<LaunchResult> {
     const nsc = this.opts.nsc!;
     const labels = { ...spec.instanceLabels, [LABEL_PLATFORM]: "macos" };
     const volumes = p.cache?.path ? [`cache:${p.cache.tag}:${p.cache.path}${this.cacheSizeMb ? `:${this.cacheSizeMb}mb` : ""}`] : [];
@@ -217,7 +226,11 @@ export class MacosLauncher implements Launcher {
       await nsc.ssh(instanceId, ["/bin/bash"], { input: payload, secrets: [secret], timeoutMs: 120_000, signal });
     } catch (err) {
       await destroyOrWarn((id) => nsc.destroy(id), instanceId, log, "the fallback instance");
-      throw new LaunchError(`starting the runner on macOS instance ${instanceId} over nsc ssh failed: ${errorMessage(err)}`, "transient", instanceId);
+      throw new LaunchError(
+        `starting the runner on macOS instance ${instanceId} over nsc ssh failed: ${errorMessage(err)}`,
+        "transient",
+        instanceId,
+      );
     }
     log.info({ instance: instanceId }, "macOS runner started in the background (nsc fallback)");
     return { instanceId };

@@ -112,7 +112,13 @@ export function selectorsFlag(image: MacosImage): string {
 }
 
 export function shapeRequest(shape: MacosShape, image: MacosImage): InstanceShapeRequest {
-  return { virtualCpu: shape.virtualCpu, memoryMegabytes: shape.memoryMegabytes, machineArch: shape.machineArch, os: "macos", selectors: image.selectors };
+  return {
+    virtualCpu: shape.virtualCpu,
+    memoryMegabytes: shape.memoryMegabytes,
+    machineArch: shape.machineArch,
+    os: "macos",
+    selectors: image.selectors,
+  };
 }
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50 };

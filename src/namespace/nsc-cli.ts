@@ -9,7 +9,16 @@ import { isFlagSafe } from "./env-flags.js";
 import type { InstanceInfo } from "./launcher.js";
 import { NscError, classify, collapse, failedText, hintFor, instanceIdIn, redact, saysGone } from "./nsc-errors.js";
 import type { NscErrorKind } from "./nsc-errors.js";
-import { INSTANCE_ID, createdOutput, describeMismatch, describeOutput, instanceRecord, listOutput, proxyLine, proxyService } from "./nsc-output.js";
+import {
+  INSTANCE_ID,
+  createdOutput,
+  describeMismatch,
+  describeOutput,
+  instanceRecord,
+  listOutput,
+  proxyLine,
+  proxyService,
+} from "./nsc-output.js";
 import type { NscInstanceRecord } from "./nsc-output.js";
 import { runBounded, spawnGroup, stopGroup } from "./nsc-process.js";
 import type { BoundedRunResult } from "./nsc-process.js";
@@ -50,7 +59,14 @@ export interface NscTimeouts {
   killGrace: number;
 }
 
-const DEFAULT_TIMEOUTS: NscTimeouts = { quick: 60_000, runMargin: 120_000, create: 8 * 60_000, ssh: 10 * 60_000, tunnel: 45_000, killGrace: 5_000 };
+const DEFAULT_TIMEOUTS: NscTimeouts = {
+  quick: 60_000,
+  runMargin: 120_000,
+  create: 8 * 60_000,
+  ssh: 10 * 60_000,
+  tunnel: 45_000,
+  killGrace: 5_000,
+};
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 export interface NscRunOptions {
@@ -170,11 +186,20 @@ export class NscCli {
     const labels = opts.labels ?? {};
     for (const [k, v] of [...Object.entries(env), ...Object.entries(labels)]) {
       if (!isFlagSafe(v) || k.includes("=") || k === "") {
-        throw new NscError(`cannot pass ${JSON.stringify(k)} to nsc run as -e/--label: nsc would misparse its value (it contains "=" with "," or a double quote); pass it through the bootstrap script`, "invalid", "run");
+        throw new NscError(
+          `cannot pass ${JSON.stringify(k)} to nsc run as -e/--label: nsc would misparse its value (it contains "=" with "," or a double quote); pass it through the bootstrap script`,
+          "invalid",
+          "run",
+        );
       }
     }
     for (const v of opts.volumes ?? []) {
-      if (/[,"]/.test(v)) throw new NscError(`volume ${JSON.stringify(v)} contains a comma or a double quote, which nsc splits on: remove it from the cache tag or path`, "invalid", "run");
+      if (/[,"]/.test(v))
+        throw new NscError(
+          `volume ${JSON.stringify(v)} contains a comma or a double quote, which nsc splits on: remove it from the cache tag or path`,
+          "invalid",
+          "run",
+        );
     }
     const waitTimeoutMs = opts.waitTimeoutMs ?? 60_000;
     const args = ["run", "-o", "json", "--image", opts.image, "--wait_timeout", goDuration(waitTimeoutMs)];
@@ -200,13 +225,26 @@ export class NscCli {
    */
   async create(opts: NscCreateOptions): Promise<{ instanceId: string; record: NscInstanceRecord }> {
     for (const [k, v] of Object.entries(opts.labels ?? {})) {
-      if (!isFlagSafe(v)) throw new NscError(`cannot pass label ${JSON.stringify(k)} to nsc create: its value would be misparsed`, "invalid", "create");
+      if (!isFlagSafe(v))
+        throw new NscError(`cannot pass label ${JSON.stringify(k)} to nsc create: its value would be misparsed`, "invalid", "create");
     }
     const dir = await mkdtemp(join(tmpdir(), "forgejo-nsc-create-"));
     const cidfile = join(dir, "cid");
     const jsonFile = join(dir, "instance.json");
     const waitTimeoutMs = opts.waitTimeoutMs ?? 6 * 60_000;
-    const args = ["create", "-o", "json", "--machine_type", opts.machineType, "--wait_timeout", goDuration(waitTimeoutMs), "--cidfile", cidfile, "--output_json_to", jsonFile];
+    const args = [
+      "create",
+      "-o",
+      "json",
+      "--machine_type",
+      opts.machineType,
+      "--wait_timeout",
+      goDuration(waitTimeoutMs),
+      "--cidfile",
+      cidfile,
+      "--output_json_to",
+      jsonFile,
+    ];
     if (opts.durationMs && opts.durationMs > 0) args.push("--duration", goDuration(opts.durationMs));
     if (opts.bare) args.push("--bare");
     if (opts.selectors?.length) args.push("--selectors", opts.selectors.join(","));
@@ -235,7 +273,8 @@ export class NscCli {
       const instanceId = (parsed.instance_id ?? parsed.cluster_id) as string;
       const recordText = await readFile(jsonFile, "utf8").catch(() => "");
       let record: NscInstanceRecord = { cluster_id: instanceId };
-      if (recordText.trim()) record = this.parseJson("create", recordText, instanceRecord, [], instanceId, "wrote an --output_json_to file");
+      if (recordText.trim())
+        record = this.parseJson("create", recordText, instanceRecord, [], instanceId, "wrote an --output_json_to file");
       return { instanceId, record };
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -246,7 +285,8 @@ export class NscCli {
   async list(labels: Record<string, string>): Promise<InstanceInfo[]> {
     const args = ["list", "--all", "-o", "json"];
     for (const [k, v] of Object.entries(labels)) {
-      if (!isFlagSafe(v)) throw new NscError(`cannot filter nsc list by label ${JSON.stringify(k)}: its value would be misparsed`, "invalid", "list");
+      if (!isFlagSafe(v))
+        throw new NscError(`cannot filter nsc list by label ${JSON.stringify(k)}: its value would be misparsed`, "invalid", "list");
       args.push("--label", `${k}=${v}`);
     }
     const out = await this.exec("list", args, { timeoutMs: this.timeouts.quick, secrets: [] });
@@ -260,7 +300,11 @@ export class NscCli {
   async describe(instanceId: string): Promise<NscDescribeResult> {
     this.checkId(instanceId, "describe");
     try {
-      const out = await this.exec("describe", ["describe", "-o", "json", instanceId], { timeoutMs: this.timeouts.quick, secrets: [], goneIsOutcome: true });
+      const out = await this.exec("describe", ["describe", "-o", "json", instanceId], {
+        timeoutMs: this.timeouts.quick,
+        secrets: [],
+        goneIsOutcome: true,
+      });
       return { state: "running", raw: this.parseJson("describe", out.stdout, describeOutput, [], instanceId) };
     } catch (err) {
       if (err instanceof NscError && err.kind === "gone") return { state: "gone" };
@@ -283,51 +327,78 @@ export class NscCli {
    * Runs a command on the instance (`nsc ssh <id> -T -- <command>`). nsc joins the words with
    * spaces for the remote shell, so pass one pre-quoted string or feed a script on `input`.
    */
-  async ssh(instanceId: string, command: string | readonly string[], opts: { input?: string; timeoutMs?: number; secrets?: readonly string[]; signal?: AbortSignal } = {}): Promise<{ stdout: string; stderr: string }> {
+  async ssh(
+    instanceId: string,
+    command: string | readonly string[],
+    opts: { input?: string; timeoutMs?: number; secrets?: readonly string[]; signal?: AbortSignal } = {},
+  ): Promise<{ stdout: string; stderr: string }> {
     this.checkId(instanceId, "ssh");
     const words = typeof command === "string" ? [command] : [...command];
     const secrets = opts.secrets ?? [];
-    return this.exec("ssh", ["ssh", instanceId, "-T", "--", ...words], { timeoutMs: opts.timeoutMs ?? this.timeouts.ssh, secrets, input: opts.input ?? "", signal: opts.signal });
+    return this.exec("ssh", ["ssh", instanceId, "-T", "--", ...words], {
+      timeoutMs: opts.timeoutMs ?? this.timeouts.ssh,
+      secrets,
+      input: opts.input ?? "",
+      signal: opts.signal,
+    });
   }
 
   /** `nsc instance port-forward <id> --target_port <p>`, ready once it prints `Listening on host:port`. */
   async portForward(instanceId: string, targetPort: number, opts: { timeoutMs?: number } = {}): Promise<NscTunnel> {
     this.checkId(instanceId, "port-forward");
-    const { child, first } = await this.startLongRunning("port-forward", ["instance", "port-forward", instanceId, "--target_port", String(targetPort)], opts.timeoutMs, (line) => {
-      const m = /^Listening on (\S+):(\d+)\s*$/.exec(line);
-      return m ? { host: m[1] as string, port: Number(m[2]) } : undefined;
-    });
+    const { child, first } = await this.startLongRunning(
+      "port-forward",
+      ["instance", "port-forward", instanceId, "--target_port", String(targetPort)],
+      opts.timeoutMs,
+      (line) => {
+        const m = /^Listening on (\S+):(\d+)\s*$/.exec(line);
+        return m ? { host: m[1] as string, port: Number(m[2]) } : undefined;
+      },
+    );
     return { ...first, close: () => this.stop(child) };
   }
 
   /** `nsc instance proxy <id> -s <service> -o json`: a local endpoint for the service, plus its credentials if any. */
   async proxy(instanceId: string, service: string, opts: { timeoutMs?: number } = {}): Promise<NscProxy> {
     this.checkId(instanceId, "proxy");
-    const { child, first } = await this.startLongRunning("proxy", ["instance", "proxy", instanceId, "-s", service, "-o", "json"], opts.timeoutMs, (line) => {
-      if (!line.startsWith("{")) return undefined;
-      let j: unknown;
-      try {
-        j = JSON.parse(line);
-      } catch {
-        return undefined;
-      }
-      const head = proxyLine.safeParse(j);
-      const svc = proxyService.safeParse(head.success ? head.data[service] : undefined);
-      if (!head.success || !svc.success) {
-        const mismatch = describeMismatch((head.error ?? svc.error) as z.ZodError);
-        throw new NscError(`nsc proxy printed a line forgejo-nsc cannot use (${mismatch}); check that namespace.nsc_binary is nsc`, "transient", "proxy", instanceId);
-      }
-      const endpoint = head.data.endpoint;
-      const at = endpoint.lastIndexOf(":");
-      return { host: endpoint.slice(0, at), port: Number(endpoint.slice(at + 1)), credentials: svc.data?.credentials };
-    });
+    const { child, first } = await this.startLongRunning(
+      "proxy",
+      ["instance", "proxy", instanceId, "-s", service, "-o", "json"],
+      opts.timeoutMs,
+      (line) => {
+        if (!line.startsWith("{")) return undefined;
+        let j: unknown;
+        try {
+          j = JSON.parse(line);
+        } catch {
+          return undefined;
+        }
+        const head = proxyLine.safeParse(j);
+        const svc = proxyService.safeParse(head.success ? head.data[service] : undefined);
+        if (!head.success || !svc.success) {
+          const mismatch = describeMismatch((head.error ?? svc.error) as z.ZodError);
+          throw new NscError(
+            `nsc proxy printed a line forgejo-nsc cannot use (${mismatch}); check that namespace.nsc_binary is nsc`,
+            "transient",
+            "proxy",
+            instanceId,
+          );
+        }
+        const endpoint = head.data.endpoint;
+        const at = endpoint.lastIndexOf(":");
+        return { host: endpoint.slice(0, at), port: Number(endpoint.slice(at + 1)), credentials: svc.data?.credentials };
+      },
+    );
     return { ...first, close: () => this.stop(child) };
   }
 
   /** Exit 0 when the credentials are good for at least `durationMs`. */
   async checkLogin(durationMs = 0): Promise<boolean> {
     try {
-      await this.exec("auth check-login", ["auth", "check-login", "--duration", goDuration(durationMs)], { timeoutMs: this.timeouts.quick, secrets: [] });
+      await this.exec("auth check-login", ["auth", "check-login", "--duration", goDuration(durationMs)], {
+        timeoutMs: this.timeouts.quick,
+        secrets: [],
+      });
       return true;
     } catch (err) {
       if (err instanceof NscError && (err.kind === "auth" || err.exitCode === 1)) return false;
@@ -389,10 +460,18 @@ export class NscCli {
     const at = id ? ` (instance ${id})` : "";
     const code = r.spawnError?.code;
     if (code === "ENOENT" || code === "EACCES") {
-      return new NscError(`cannot start nsc (${JSON.stringify(this.binary)}): ${code === "ENOENT" ? "not found" : "not executable"}; install nsc or set namespace.nsc_binary`, "invalid", command);
+      return new NscError(
+        `cannot start nsc (${JSON.stringify(this.binary)}): ${code === "ENOENT" ? "not found" : "not executable"}; install nsc or set namespace.nsc_binary`,
+        "invalid",
+        command,
+      );
     }
     if (r.spawnError) {
-      return new NscError(`cannot start nsc ${command} (${code ?? r.spawnError.message}); this is usually temporary (too many open files or processes) and is retried`, "transient", command);
+      return new NscError(
+        `cannot start nsc ${command} (${code ?? r.spawnError.message}); this is usually temporary (too many open files or processes) and is retried`,
+        "transient",
+        command,
+      );
     }
     if (r.overflowed) {
       return new NscError(
@@ -405,7 +484,14 @@ export class NscCli {
       );
     }
     if (r.timedOut) {
-      return new NscError(`nsc ${command} did not finish within ${shortDuration(timeoutMs)} and was stopped${at}`, "timeout", command, id, undefined, null);
+      return new NscError(
+        `nsc ${command} did not finish within ${shortDuration(timeoutMs)} and was stopped${at}`,
+        "timeout",
+        command,
+        id,
+        undefined,
+        null,
+      );
     }
     if (r.cancelled) return new NscError(`nsc ${command} was cancelled${at}`, "timeout", command, id, undefined, null);
     if (r.exitCode === null) {
@@ -423,7 +509,14 @@ export class NscCli {
    * Parses an answer and checks it against its schema. A mismatch is an NscError naming the field
    * and what was expected, never the values (a create record holds service passwords).
    */
-  private parseJson<S extends z.ZodType>(command: string, text: string, schema: S, secrets: readonly string[], instanceId?: string, what = "printed output"): z.output<S> {
+  private parseJson<S extends z.ZodType>(
+    command: string,
+    text: string,
+    schema: S,
+    secrets: readonly string[],
+    instanceId?: string,
+    what = "printed output",
+  ): z.output<S> {
     let value: unknown;
     try {
       value = JSON.parse(text.trim());
@@ -460,7 +553,20 @@ export class NscCli {
     try {
       child = spawnGroup(this.binary, this.argv(args), { env: { ...process.env, ...this.env() }, stdin: "ignore" });
     } catch (err) {
-      const e = this.toError(command, { stderr: "", exitCode: null, signal: null, timedOut: false, cancelled: false, overflowed: false, spawnError: err as NodeJS.ErrnoException }, limit, []);
+      const e = this.toError(
+        command,
+        {
+          stderr: "",
+          exitCode: null,
+          signal: null,
+          timedOut: false,
+          cancelled: false,
+          overflowed: false,
+          spawnError: err as NodeJS.ErrnoException,
+        },
+        limit,
+        [],
+      );
       this.count(command, e.kind);
       throw e;
     }
@@ -471,7 +577,10 @@ export class NscCli {
     try {
       const first = await new Promise<T>((resolve, reject) => {
         let buf = "";
-        const timer = setTimeout(() => reject(new NscError(`nsc ${command} did not get ready within ${shortDuration(limit)}`, "timeout", command)), limit);
+        const timer = setTimeout(
+          () => reject(new NscError(`nsc ${command} did not get ready within ${shortDuration(limit)}`, "timeout", command)),
+          limit,
+        );
         child.stdout?.on("data", (d: Buffer) => {
           // A tunnel prints a line per connection for as long as it runs; only a partial line is held.
           buf = (buf + String(d)).slice(-64 * 1024);
@@ -495,7 +604,15 @@ export class NscCli {
         });
         const ended = (spawnError?: NodeJS.ErrnoException) => {
           clearTimeout(timer);
-          const res = { stderr, exitCode: child.exitCode, signal: child.signalCode, timedOut: false, cancelled: false, overflowed: false, spawnError };
+          const res = {
+            stderr,
+            exitCode: child.exitCode,
+            signal: child.signalCode,
+            timedOut: false,
+            cancelled: false,
+            overflowed: false,
+            spawnError,
+          };
           reject(this.toError(command, res, limit, []));
         };
         child.once("error", (e: NodeJS.ErrnoException) => child.pid === undefined && ended(e));

@@ -51,7 +51,17 @@ export function saysGone(text: string): boolean {
   return t.includes("does not exist") || t.includes("no longer running") || t.includes("not found") || /\bdestroyed\b/.test(t);
 }
 
-const AUTH = ["not logged in", "login token expired", "session expired", "token expired", "no credentials found", "please run nsc login", "that's not allowed", "missing the permission", "unauthenticated"];
+const AUTH = [
+  "not logged in",
+  "login token expired",
+  "session expired",
+  "token expired",
+  "no credentials found",
+  "please run nsc login",
+  "that's not allowed",
+  "missing the permission",
+  "unauthenticated",
+];
 const CAPACITY = ["ran out of capacity", "resourceexhausted", "resource_exhausted", "resource exhausted"];
 const INVALID = [
   "unknown flag",
@@ -87,7 +97,7 @@ export function classify(stderr: string): NscErrorKind {
 export function hintFor(kind: NscErrorKind, text: string): string {
   switch (kind) {
     case "auth":
-      return "nsc is not authenticated: run `nsc login` or set namespace.token_file to a token file ({\"bearer_token\": …}, e.g. from `nsc token create`)";
+      return 'nsc is not authenticated: run `nsc login` or set namespace.token_file to a token file ({"bearer_token": …}, e.g. from `nsc token create`)';
     case "capacity":
       return "Namespace ran out of capacity: retry later or pick a smaller machine_type";
     case "invalid":

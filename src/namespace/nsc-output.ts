@@ -45,12 +45,24 @@ export const instanceRecord = z.looseObject({
   created: z.string().optional(),
   deadline: z.string().optional(),
   shape: z
-    .looseObject({ virtual_cpu: z.number().optional(), memory_megabytes: z.number().optional(), machine_arch: z.string().optional(), os: z.string().optional() })
+    .looseObject({
+      virtual_cpu: z.number().optional(),
+      memory_megabytes: z.number().optional(),
+      machine_arch: z.string().optional(),
+      os: z.string().optional(),
+    })
     .optional(),
   platform: z.array(z.string()).optional(),
   label: z.array(z.object({ name: z.string(), value: z.string() })).optional(),
   service_state: z
-    .array(z.looseObject({ name: z.string(), status: z.string().optional(), endpoint: z.string().optional(), credentials: credentials.optional() }))
+    .array(
+      z.looseObject({
+        name: z.string(),
+        status: z.string().optional(),
+        endpoint: z.string().optional(),
+        credentials: credentials.optional(),
+      }),
+    )
     .optional(),
 });
 export type NscInstanceRecord = z.infer<typeof instanceRecord>;
@@ -69,7 +81,10 @@ export const proxyService = z.looseObject({ credentials: credentials.optional() 
  */
 export function describeMismatch(error: z.ZodError): string {
   const shown = error.issues.slice(0, 3).map((i) => {
-    const where = i.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+    const where = i.path
+      .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+      .join("")
+      .replace(/^\./, "");
     return `${where || "the answer"}: ${i.message}`;
   });
   const more = error.issues.length > 3 ? ` (and ${error.issues.length - 3} more)` : "";

@@ -60,7 +60,11 @@ export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /** Starts `file` as the leader of a new process group (no shell); stdout and stderr are pipes. */
-export function spawnGroup(file: string, args: readonly string[], opts: { env: NodeJS.ProcessEnv; stdin: "pipe" | "ignore" }): ChildProcess {
+export function spawnGroup(
+  file: string,
+  args: readonly string[],
+  opts: { env: NodeJS.ProcessEnv; stdin: "pipe" | "ignore" },
+): ChildProcess {
   installExitHook();
   const child = spawn(file, args, { env: opts.env, detached: true, shell: false, stdio: [opts.stdin, "pipe", "pipe"] });
   live.add(child);

@@ -12,7 +12,10 @@ export function credentialSecret(c: RunnerCredentials): string {
  * The environment every platform's bootstrap reads: the operator's `namespace.environment`, the
  * request's `env`, then ours last so a request cannot replace the runner's identity or token.
  */
-export function runnerEnvironment(spec: LaunchSpec, opts: { base: Record<string, string>; executor: string; cachePath?: string | undefined }): Record<string, string> {
+export function runnerEnvironment(
+  spec: LaunchSpec,
+  opts: { base: Record<string, string>; executor: string; cachePath?: string | undefined },
+): Record<string, string> {
   const env: Record<string, string> = { ...opts.base, ...spec.env };
   env.FORGEJO_INSTANCE_URL = spec.credentials.instanceUrl;
   env.FORGEJO_RUNNER_NAME = spec.runnerName;

@@ -114,7 +114,11 @@ export class WindowsLauncher implements Launcher {
       if (err instanceof LaunchError) throw err;
       // nsc's auth failing is ours to fix; WinRM refusing the instance's own account right after boot is not.
       const kind = err instanceof NscError && err.kind === "auth" ? "auth" : "transient";
-      throw new LaunchError(`starting the runner on Windows instance ${instanceId} failed: ${errorMessage(err)}; the instance was destroyed`, kind, instanceId);
+      throw new LaunchError(
+        `starting the runner on Windows instance ${instanceId} failed: ${errorMessage(err)}; the instance was destroyed`,
+        kind,
+        instanceId,
+      );
     }
     log.info({ instance: instanceId }, "Windows runner task started; WinRM and the tunnel are closed");
     return { instanceId };
@@ -130,7 +134,8 @@ export class WindowsLauncher implements Launcher {
 
   private prepare(spec: LaunchSpec) {
     const source = runnerSourceFor("windows", this.runner);
-    if (source.kind !== "download") throw new Error(source.kind === "none" ? source.problem : "Windows runners need runner.binaries.windows_amd64");
+    if (source.kind !== "download")
+      throw new Error(source.kind === "none" ? source.problem : "Windows runners need runner.binaries.windows_amd64");
     const download = { url: source.url, sha256: source.sha256 };
     const machineType = windowsMachineType(spec.machineType, spec.labels);
     const env = runnerEnvironment(spec, { base: this.ns.environment, executor: WINDOWS_EXECUTOR });
@@ -178,20 +183,49 @@ export class WindowsLauncher implements Launcher {
     try {
       tunnel = await this.opts.nsc.portForward(instanceId, WINRM_PORT);
     } catch (err) {
-      throw new LaunchError(`opening the WinRM tunnel (nsc instance port-forward ${instanceId} --target_port ${WINRM_PORT}) failed: ${errorMessage(err)}`, "transient", instanceId);
+      throw new LaunchError(
+        `opening the WinRM tunnel (nsc instance port-forward ${instanceId} --target_port ${WINRM_PORT}) failed: ${errorMessage(err)}`,
+        "transient",
+        instanceId,
+      );
     }
-    const client = new WinRmClient({ endpoint: `${tunnel.host}:${tunnel.port}`, username: creds.username, password: creds.password, logger: log, metrics: this.opts.metrics });
+    const client = new WinRmClient({
+      endpoint: `${tunnel.host}:${tunnel.port}`,
+      username: creds.username,
+      password: creds.password,
+      logger: log,
+      metrics: this.opts.metrics,
+    });
     try {
       const deadlineMs = Date.now() + (this.opts.winrmTimeoutMs ?? this.ns.wait_timeout);
-      const shell = await openShellWithRetry(client, p.env, { deadlineMs, intervalMs: this.opts.winrmRetryIntervalMs, logger: log, signal });
+      const shell = await openShellWithRetry(client, p.env, {
+        deadlineMs,
+        intervalMs: this.opts.winrmRetryIntervalMs,
+        logger: log,
+        signal,
+      });
       try {
         for (const cmd of chunkCommands(p.launcher(instanceId), p.file)) {
           const r = await client.run(shell, cmd);
-          if (r.exitCode !== 0) throw new WinRmError("command", `writing the runner script failed (exit ${r.exitCode}): ${redact(r.stderr.trim(), secrets).slice(0, 300)}`);
+          if (r.exitCode !== 0)
+            throw new WinRmError(
+              "command",
+              `writing the runner script failed (exit ${r.exitCode}): ${redact(r.stderr.trim(), secrets).slice(0, 300)}`,
+            );
         }
-        const r = await client.run(shell, "powershell.exe", ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-EncodedCommand", encodePowerShell(buildPs1Prelude(p.file))]);
+        const r = await client.run(shell, "powershell.exe", [
+          "-NoProfile",
+          "-NonInteractive",
+          "-ExecutionPolicy",
+          "Bypass",
+          "-EncodedCommand",
+          encodePowerShell(buildPs1Prelude(p.file)),
+        ]);
         if (r.exitCode !== 0) {
-          throw new WinRmError("command", `the PowerShell launcher failed (exit ${r.exitCode}): ${redact(cleanStderr(r.stderr), secrets).slice(0, 500)}`);
+          throw new WinRmError(
+            "command",
+            `the PowerShell launcher failed (exit ${r.exitCode}): ${redact(cleanStderr(r.stderr), secrets).slice(0, 500)}`,
+          );
         }
         log.info({ output: redact(r.stdout.trim(), secrets).slice(0, 200) }, "PowerShell launcher finished");
       } finally {

@@ -8,7 +8,6 @@ import { shQuote } from "./shell-quote.js";
 
 export { publicCredentials } from "./bootstrap-sh.js";
 
-
 export const SECRET_ENV = TOKEN_ENV;
 
 export interface BashBootstrapOptions {
@@ -54,7 +53,8 @@ export function runnerYaml(opts: { labels: readonly string[]; workdir: string; c
  */
 export function buildBashBootstrap(o: BashBootstrapOptions): string {
   if (!o.workdir.startsWith("/")) throw new Error(`namespace.workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`);
-  if (o.cachePath !== undefined && !o.cachePath.startsWith("/")) throw new Error(`namespace.macos_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
+  if (o.cachePath !== undefined && !o.cachePath.startsWith("/"))
+    throw new Error(`namespace.macos_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
   const labels = resolveLabels(o.labels, o.executor);
   const q = shQuote;
   const lines: string[] = [
@@ -109,7 +109,11 @@ export function buildBashBootstrap(o: BashBootstrapOptions): string {
  * its workload identity may do that) and then asks the machine to shut down (sudo -n); both are best
  * effort, and the dispatcher's supervision destroys the instance in any case.
  */
-export function buildDetachedBashLauncher(opts: { script: string; env: Record<string, string>; selfDestroy?: { instanceId: string; region?: string | undefined } }): string {
+export function buildDetachedBashLauncher(opts: {
+  script: string;
+  env: Record<string, string>;
+  selfDestroy?: { instanceId: string; region?: string | undefined };
+}): string {
   const destroy = opts.selfDestroy
     ? `  if command -v nsc >/dev/null 2>&1; then nsc ${opts.selfDestroy.region ? `--region ${shQuote(opts.selfDestroy.region)} ` : ""}destroy --force ${shQuote(opts.selfDestroy.instanceId)} >/dev/null 2>&1 || true; fi`
     : undefined;
@@ -145,13 +149,18 @@ export function buildDetachedBashLauncher(opts: { script: string; env: Record<st
 /** Bash that sets $runner_bin: the image's forgejo-runner, a cached one, or one fetched from `source`. */
 function acquireRunnerLines(source: RunnerSource, cachePath: string | undefined): string[] {
   const q = shQuote;
-  const key = source.kind === "download" ? `sha256-${source.sha256.slice(0, 16)}` : source.kind === "source" ? `v${source.version}` : undefined;
+  const key =
+    source.kind === "download" ? `sha256-${source.sha256.slice(0, 16)}` : source.kind === "source" ? `v${source.version}` : undefined;
   const cached = cachePath && key ? `${cachePath.replace(/\/+$/, "")}/forgejo-runner/${key}/forgejo-runner` : undefined;
   const lines = [
     'runner_bin="$(command -v forgejo-runner 2>/dev/null || true)"',
     'if [ -z "$runner_bin" ] && [ -x "$workdir/bin/forgejo-runner" ]; then runner_bin="$workdir/bin/forgejo-runner"; fi',
   ];
-  if (cached) lines.push(`cached=${q(cached)}`, 'if [ -z "$runner_bin" ] && [ -x "$cached" ]; then runner_bin="$cached"; log "using forgejo-runner from the cache volume"; fi');
+  if (cached)
+    lines.push(
+      `cached=${q(cached)}`,
+      'if [ -z "$runner_bin" ] && [ -x "$cached" ]; then runner_bin="$cached"; log "using forgejo-runner from the cache volume"; fi',
+    );
   lines.push('if [ -z "$runner_bin" ]; then', '  mkdir -p "$workdir/bin"');
   if (source.kind === "none") {
     lines.push(`  log ${q(source.problem)}`, "  exit 3");
@@ -180,7 +189,7 @@ function acquireRunnerLines(source: RunnerSource, cachePath: string | undefined)
       `  archive=${q(source.archiveUrl)}`,
       `  log ${q(`forgejo-runner is not on PATH and upstream publishes no macOS build: building ${source.version} from its source archive`)}`,
       '  if ! command -v go >/dev/null 2>&1 && command -v brew >/dev/null 2>&1; then log "installing Go with Homebrew"; brew install go >&2 || true; fi',
-      '  if ! command -v go >/dev/null 2>&1; then',
+      "  if ! command -v go >/dev/null 2>&1; then",
       '    log "cannot build forgejo-runner: no go on this image; install Go in the image, or set runner.binaries.macos_arm64 to a prebuilt binary"',
       "    exit 3",
       "  fi",

@@ -11,7 +11,9 @@ export const TOKEN_ENV = "FORGEJO_RUNNER_TOKEN";
 export type PublicCredentials = { mode: "token"; instanceUrl: string } | { mode: "ephemeral"; instanceUrl: string; uuid: string };
 
 export function publicCredentials(c: RunnerCredentials): PublicCredentials {
-  return c.mode === "token" ? { mode: "token", instanceUrl: c.instanceUrl } : { mode: "ephemeral", instanceUrl: c.instanceUrl, uuid: c.uuid };
+  return c.mode === "token"
+    ? { mode: "token", instanceUrl: c.instanceUrl }
+    : { mode: "ephemeral", instanceUrl: c.instanceUrl, uuid: c.uuid };
 }
 
 export interface ShBootstrapOptions {
@@ -100,7 +102,8 @@ function runnerYaml(o: ShBootstrapOptions, labels: readonly string[]): string {
  */
 export function buildShBootstrap(o: ShBootstrapOptions): string {
   if (!o.workdir.startsWith("/")) throw new Error(`namespace.workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`);
-  if (o.cachePath !== undefined && !o.cachePath.startsWith("/")) throw new Error(`namespace.linux_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
+  if (o.cachePath !== undefined && !o.cachePath.startsWith("/"))
+    throw new Error(`namespace.linux_cache_path must be an absolute path, got ${JSON.stringify(o.cachePath)}`);
   const labels = resolveLabels(o.labels, o.executor);
   const workdir = o.workdir.replace(/(.)\/+$/, "$1");
   const q = shQuote;
@@ -131,7 +134,18 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
     );
   } else {
     const tokenFile = `${workdir === "/" ? "" : workdir}/.runner-token`;
-    const cmd = ["forgejo-runner", sub, "--config", "runner.yaml", "--url", o.credentials.instanceUrl, "--uuid", o.credentials.uuid, "--token-url", pathToFileURL(tokenFile).href];
+    const cmd = [
+      "forgejo-runner",
+      sub,
+      "--config",
+      "runner.yaml",
+      "--url",
+      o.credentials.instanceUrl,
+      "--uuid",
+      o.credentials.uuid,
+      "--token-url",
+      pathToFileURL(tokenFile).href,
+    ];
     for (const l of labels) cmd.push("--label", l);
     if (sub === "one-job") {
       // Pinned to a job attempt when there is a handle. --wait either way: without it one fetch that
@@ -141,16 +155,16 @@ export function buildShBootstrap(o: ShBootstrapOptions): string {
       cmd.push("--wait");
       // The token goes through a FIFO: one-job reads it once at start and nothing stays on disk for
       // job steps (root on the host executor) to read; the writer removes the FIFO after.
-      s.push(`rm -f ${q(tokenFile)}`, `mkfifo -m 600 ${q(tokenFile)}`, `(printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)}; rm -f ${q(tokenFile)}) &`);
+      s.push(
+        `rm -f ${q(tokenFile)}`,
+        `mkfifo -m 600 ${q(tokenFile)}`,
+        `(printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)}; rm -f ${q(tokenFile)}) &`,
+      );
     } else {
       // A daemon lives for many jobs and may read its token again: a private file.
       s.push(`(umask 077 && printf '%s' "$${TOKEN_ENV}" > ${q(tokenFile)})`, `chmod 600 ${q(tokenFile)}`);
     }
-    s.push(
-      `unset ${TOKEN_ENV}`,
-      `echo ${q(`forgejo-nsc: starting forgejo-runner ${sub} as ${o.runnerName}`)} >&2`,
-      `exec ${shJoin(cmd)}`,
-    );
+    s.push(`unset ${TOKEN_ENV}`, `echo ${q(`forgejo-nsc: starting forgejo-runner ${sub} as ${o.runnerName}`)} >&2`, `exec ${shJoin(cmd)}`);
   }
   return s.join("\n") + "\n";
 }

@@ -11,6 +11,8 @@ export class EnvError extends Error {
 
 export function assertEnvKey(key: string): void {
   if (!ENV_KEY.test(key)) {
-    throw new EnvError(`environment variable name ${JSON.stringify(key)} is invalid: use letters, digits and underscores, not starting with a digit`);
+    throw new EnvError(
+      `environment variable name ${JSON.stringify(key)} is invalid: use letters, digits and underscores, not starting with a digit`,
+    );
   }
 }

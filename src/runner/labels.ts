@@ -24,7 +24,10 @@ export function resolveLabel(label: string, executor: string): string {
   const l = label.trim();
   if (l === "" || labelName(l) === "") throw new LabelError(`empty runner label in ${JSON.stringify(label)}: every label needs a name`);
   // forgejo-runner splits --labels and FORGEJO_RUNNER_LABELS on commas.
-  if (l.includes(",")) throw new LabelError(`runner label ${JSON.stringify(label)} contains a comma; forgejo-runner splits label lists on commas, so rename the label`);
+  if (l.includes(","))
+    throw new LabelError(
+      `runner label ${JSON.stringify(label)} contains a comma; forgejo-runner splits label lists on commas, so rename the label`,
+    );
   if (l.includes(":")) return l;
   if (executor.trim() === "") throw new LabelError("runner.executor is empty: set it to host, docker://<image> or lxc://<image>");
   return `${l}:${executor.trim()}`;

@@ -35,14 +35,23 @@ export function runnerSourceFor(platform: Exclude<Platform, "linux">, r: RunnerS
   if (bin) return { kind: "download", url: bin.url, sha256: bin.sha256.toLowerCase() };
   const upstream = "upstream publishes forgejo-runner for Linux only";
   if (platform === "windows") {
-    return { kind: "none", problem: `no forgejo-runner for Windows: ${upstream}; build it and set runner.binaries.windows_amd64 (url and sha256), see docs/platforms.md` };
+    return {
+      kind: "none",
+      problem: `no forgejo-runner for Windows: ${upstream}; build it and set runner.binaries.windows_amd64 (url and sha256), see docs/platforms.md`,
+    };
   }
   const v = parseRunnerVersion(r.version);
   if (!r.macos_build_from_source) {
-    return { kind: "none", problem: `no forgejo-runner for macOS: ${upstream}; set runner.binaries.macos_arm64 (url and sha256) or runner.macos_build_from_source: true` };
+    return {
+      kind: "none",
+      problem: `no forgejo-runner for macOS: ${upstream}; set runner.binaries.macos_arm64 (url and sha256) or runner.macos_build_from_source: true`,
+    };
   }
   if (!v) {
-    return { kind: "none", problem: `runner.version ${JSON.stringify(r.version)} is not a release such as 12.13.2, so macOS cannot build it from source; set runner.binaries.macos_arm64` };
+    return {
+      kind: "none",
+      problem: `runner.version ${JSON.stringify(r.version)} is not a release such as 12.13.2, so macOS cannot build it from source; set runner.binaries.macos_arm64`,
+    };
   }
   const version = `${v[0]}.${v[1]}.${v[2]}`;
   return { kind: "source", version, archiveUrl: runnerSourceArchiveUrl(version), module: `code.forgejo.org/forgejo/runner/v${v[0]}` };

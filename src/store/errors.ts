@@ -66,7 +66,10 @@ export function stateUnavailable(err: unknown, path: string, waitedMs: number): 
     );
   }
   if (code === "SQLITE_FULL") {
-    return new StateUnavailableError(`state database ${path} cannot be written: the disk is full (${code}); free space on its file system; ${retries}`, { cause: err });
+    return new StateUnavailableError(
+      `state database ${path} cannot be written: the disk is full (${code}); free space on its file system; ${retries}`,
+      { cause: err },
+    );
   }
   if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM" || code === "SQLITE_CANTOPEN" || code === "SQLITE_AUTH") {
     return new StateUnavailableError(
@@ -74,8 +77,17 @@ export function stateUnavailable(err: unknown, path: string, waitedMs: number): 
       { cause: err },
     );
   }
-  if (code.startsWith("SQLITE_IOERR") || code === "SQLITE_NOMEM" || code === "SQLITE_PROTOCOL" || code === "SQLITE_CORRUPT" || code === "SQLITE_NOTADB") {
-    return new StateUnavailableError(`state database ${path} failed (${code}: ${detail}); check the disk and the file system it is on; ${retries}`, { cause: err });
+  if (
+    code.startsWith("SQLITE_IOERR") ||
+    code === "SQLITE_NOMEM" ||
+    code === "SQLITE_PROTOCOL" ||
+    code === "SQLITE_CORRUPT" ||
+    code === "SQLITE_NOTADB"
+  ) {
+    return new StateUnavailableError(
+      `state database ${path} failed (${code}: ${detail}); check the disk and the file system it is on; ${retries}`,
+      { cause: err },
+    );
   }
   return undefined;
 }

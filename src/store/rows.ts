@@ -2,7 +2,17 @@ import { scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import { QueueFullError } from "./errors.js";
 import { RUNNER_STATES, TERMINAL_STATES } from "./types.js";
-import type { DispatchRecord, Platform, RunnerFields, RunnerFilter, RunnerOutcome, RunnerPatch, RunnerRecord, RunnerState, Transition } from "./types.js";
+import type {
+  DispatchRecord,
+  Platform,
+  RunnerFields,
+  RunnerFilter,
+  RunnerOutcome,
+  RunnerPatch,
+  RunnerRecord,
+  RunnerState,
+  Transition,
+} from "./types.js";
 
 /**
  * The rows of the state database as both stores write them (SQLite and PostgreSQL hold the same
@@ -194,7 +204,11 @@ export function runnerToRow(r: RunnerRecord, index: number): RunnerRow {
     updated_at: isoTimestamp(r.updatedAt, `${what} updatedAt`),
     launched_at: r.launchedAt ? isoTimestamp(r.launchedAt, `${what} launchedAt`) : null,
     // A terminal runner always has a finish time, so pruneFinished can age it out.
-    finished_at: r.finishedAt ? isoTimestamp(r.finishedAt, `${what} finishedAt`) : terminal ? isoTimestamp(r.updatedAt, `${what} updatedAt`) : null,
+    finished_at: r.finishedAt
+      ? isoTimestamp(r.finishedAt, `${what} finishedAt`)
+      : terminal
+        ? isoTimestamp(r.updatedAt, `${what} updatedAt`)
+        : null,
     expires_at: r.expiresAt ? isoTimestamp(r.expiresAt, `${what} expiresAt`) : null,
     queue_deadline: isoTimestamp(r.queueDeadline, `${what} queueDeadline`),
     outcome: r.outcome ?? null,
@@ -239,7 +253,11 @@ export interface SqlDialect {
 }
 
 /** The WHERE, ORDER BY and LIMIT of a runner listing (oldest first, then by name), with its parameters. */
-export function runnerListClauses(filter: RunnerFilter, dialect: SqlDialect, what = "listRunners"): { clauses: string; params: SqlValue[] } {
+export function runnerListClauses(
+  filter: RunnerFilter,
+  dialect: SqlDialect,
+  what = "listRunners",
+): { clauses: string; params: SqlValue[] } {
   const where: string[] = [];
   const params: SqlValue[] = [];
   const param = (value: SqlValue) => dialect.placeholder(params.push(value));
@@ -253,7 +271,8 @@ export function runnerListClauses(filter: RunnerFilter, dialect: SqlDialect, wha
   if (filter.dispatchId !== undefined) where.push(`dispatch_id = ${param(filter.dispatchId)}`);
   let limit = "";
   if (filter.limit !== undefined) {
-    if (!Number.isInteger(filter.limit) || filter.limit < 0) throw new TypeError(`${what} limit: ${filter.limit} is not a non-negative integer`);
+    if (!Number.isInteger(filter.limit) || filter.limit < 0)
+      throw new TypeError(`${what} limit: ${filter.limit} is not a non-negative integer`);
     limit = ` LIMIT ${param(filter.limit)}`;
   }
   return { clauses: `${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at, name${limit}`, params };

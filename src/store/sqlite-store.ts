@@ -6,10 +6,32 @@ import { errorMessage } from "../shared/error-message.js";
 import { StateDatabaseError, isSqliteBusy, sqliteCode, stateUnavailable } from "./errors.js";
 import { SchemaTooNewError, migrate } from "./migrations.js";
 import { WriteHealth } from "./write-health.js";
-import { RUNNER_COLUMNS, checkState, historiesByRunner, isoTimestamp, patchColumns, rowToDispatch, rowToRunner, rowToRunnerFields, runnerListClauses, runnerRowsOf, checkQueue } from "./rows.js";
+import {
+  RUNNER_COLUMNS,
+  checkState,
+  historiesByRunner,
+  isoTimestamp,
+  patchColumns,
+  rowToDispatch,
+  rowToRunner,
+  rowToRunnerFields,
+  runnerListClauses,
+  runnerRowsOf,
+  checkQueue,
+} from "./rows.js";
 import type { DispatchRow, RunnerRow, SqlDialect, TransitionRow } from "./rows.js";
 import { TERMINAL_STATES } from "./types.js";
-import type { CreateDispatchOptions, CreateDispatchResult, DispatchRecord, RunnerFields, RunnerFilter, RunnerPatch, RunnerRecord, RunnerState, Store } from "./types.js";
+import type {
+  CreateDispatchOptions,
+  CreateDispatchResult,
+  DispatchRecord,
+  RunnerFields,
+  RunnerFilter,
+  RunnerPatch,
+  RunnerRecord,
+  RunnerState,
+  Store,
+} from "./types.js";
 
 export interface SqliteStoreOptions {
   logger?: Logger | undefined;
@@ -29,7 +51,8 @@ export interface SqliteStoreOptions {
 const SQLITE_DIALECT: SqlDialect = {
   placeholder: () => "?",
   inJsonList: (column, ph) => `${column} IN (SELECT value FROM json_each(${ph}))`,
-  hasAllLabels: (ph) => `NOT EXISTS (SELECT 1 FROM json_each(${ph}) AS want WHERE want.value NOT IN (SELECT value FROM json_each(runners.labels)))`,
+  hasAllLabels: (ph) =>
+    `NOT EXISTS (SELECT 1 FROM json_each(${ph}) AS want WHERE want.value NOT IN (SELECT value FROM json_each(runners.labels)))`,
 };
 
 /** SQLite's own busy_timeout once open: the longest the event loop may block on a lock at once. */
@@ -96,7 +119,10 @@ export class SqliteStore implements Store {
       // A real write that changes nothing: user_version is rewritten with its own value.
       await this.attempt(
         "write",
-        () => this.db.transaction(() => this.db.pragma(`user_version = ${Number(this.db.pragma("user_version", { simple: true }))}`)).immediate(),
+        () =>
+          this.db
+            .transaction(() => this.db.pragma(`user_version = ${Number(this.db.pragma("user_version", { simple: true }))}`))
+            .immediate(),
         PROBE_LOCK_WAIT_MS,
       );
       return undefined;
@@ -116,9 +142,9 @@ export class SqliteStore implements Store {
 
   private readDispatchRow(row: DispatchRow | undefined): DispatchRecord | undefined {
     if (!row) return undefined;
-    const names = (this.stmt("SELECT name FROM runners WHERE dispatch_id = ? ORDER BY dispatch_index, name").all(row.id) as { name: string }[]).map(
-      (r) => r.name,
-    );
+    const names = (
+      this.stmt("SELECT name FROM runners WHERE dispatch_id = ? ORDER BY dispatch_index, name").all(row.id) as { name: string }[]
+    ).map((r) => r.name);
     return rowToDispatch(row, names);
   }
 
@@ -145,7 +171,9 @@ export class SqliteStore implements Store {
   }
 
   private readDispatchRunners(dispatchId: string): RunnerRecord[] {
-    return this.withHistory(this.stmt("SELECT * FROM runners WHERE dispatch_id = ? ORDER BY dispatch_index, name").all(dispatchId) as RunnerRow[]);
+    return this.withHistory(
+      this.stmt("SELECT * FROM runners WHERE dispatch_id = ? ORDER BY dispatch_index, name").all(dispatchId) as RunnerRow[],
+    );
   }
 
   private appendTransition(name: string, at: string, from: RunnerState | null, to: RunnerState, reason: string): void {
@@ -160,7 +188,11 @@ export class SqliteStore implements Store {
     return dispatch ? { created: false, dispatch, runners: this.readDispatchRunners(dispatch.id) } : undefined;
   }
 
-  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[], options: CreateDispatchOptions = {}): Promise<CreateDispatchResult> {
+  async createDispatch(
+    dispatch: DispatchRecord,
+    runners: RunnerRecord[],
+    options: CreateDispatchOptions = {},
+  ): Promise<CreateDispatchResult> {
     const createdAt = isoTimestamp(dispatch.createdAt, `dispatch ${dispatch.id} createdAt`);
     const rows = runnerRowsOf(dispatch, runners);
     const key = dispatch.idempotencyKey;
@@ -173,7 +205,11 @@ export class SqliteStore implements Store {
         const found = this.existing(key);
         if (found) return found;
       }
-      checkQueue((this.stmt("SELECT COUNT(*) AS n FROM runners WHERE state = 'pending'").get() as { n: number }).n, rows, options.maxPending);
+      checkQueue(
+        (this.stmt("SELECT COUNT(*) AS n FROM runners WHERE state = 'pending'").get() as { n: number }).n,
+        rows,
+        options.maxPending,
+      );
       this.stmt("INSERT INTO dispatches (id, idempotency_key, request_hash, request, created_at) VALUES (?, ?, ?, ?, ?)").run(
         dispatch.id,
         key ?? null,
@@ -289,16 +325,17 @@ export class SqliteStore implements Store {
   async pruneFinished(before: Date): Promise<number> {
     const cutoff = isoTimestamp(before, "pruneFinished before");
     const terminal = JSON.stringify(TERMINAL_STATES);
-    const doomed = "SELECT name FROM runners WHERE state IN (SELECT value FROM json_each(?)) AND finished_at IS NOT NULL AND finished_at < ?";
+    const doomed =
+      "SELECT name FROM runners WHERE state IN (SELECT value FROM json_each(?)) AND finished_at IS NOT NULL AND finished_at < ?";
     const tx = this.db.transaction((): number => {
       // Explicit rather than relying on ON DELETE CASCADE, which needs foreign_keys on the connection.
       this.stmt(`DELETE FROM runner_transitions WHERE runner IN (${doomed})`).run(terminal, cutoff);
       const removed = this.stmt(`DELETE FROM runners WHERE name IN (${doomed})`).run(terminal, cutoff).changes;
       // Only dispatches older than the cutoff: a dispatch being recorded right now is never empty
       // inside its transaction, but one created with no runners at all should still age out.
-      this.stmt("DELETE FROM dispatches WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM runners WHERE runners.dispatch_id = dispatches.id)").run(
-        cutoff,
-      );
+      this.stmt(
+        "DELETE FROM dispatches WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM runners WHERE runners.dispatch_id = dispatches.id)",
+      ).run(cutoff);
       return removed;
     });
     return this.attempt("write", () => tx.immediate());
@@ -323,9 +360,12 @@ function describeOpenError(path: string, err: unknown): StateDatabaseError {
   const code = sqliteCode(err) ?? "error";
   const detail = errorMessage(err);
   if (code === "SQLITE_NOTADB") {
-    return new StateDatabaseError(`${path} is not a SQLite database; point dispatcher.state_path at the dispatcher's database or at a new file`, {
-      cause: err,
-    });
+    return new StateDatabaseError(
+      `${path} is not a SQLite database; point dispatcher.state_path at the dispatcher's database or at a new file`,
+      {
+        cause: err,
+      },
+    );
   }
   if (code === "SQLITE_READONLY" || code.startsWith("SQLITE_READONLY") || code === "SQLITE_CANTOPEN" || code === "SQLITE_PERM") {
     return new StateDatabaseError(
@@ -370,7 +410,10 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     db.pragma(`busy_timeout = ${lockWaitMs}`);
     const mode = memory ? "memory" : String(db.pragma("journal_mode = WAL", { simple: true }));
     if (!memory && mode.toLowerCase() !== "wal") {
-      options.logger?.warn({ path: full, journalMode: mode }, "state database is not in WAL mode (the file system may not support it); concurrent readers will block writers");
+      options.logger?.warn(
+        { path: full, journalMode: mode },
+        "state database is not in WAL mode (the file system may not support it); concurrent readers will block writers",
+      );
     }
     db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     db.pragma("foreign_keys = ON");

@@ -122,7 +122,14 @@ export interface Store {
    * Compare-and-set state change: applies only when the runner is in one of `from`; appends to the
    * history. Returns the updated record, or undefined when the runner was not in an expected state.
    */
-  transition(name: string, from: readonly RunnerState[], to: RunnerState, reason: string, patch?: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined>;
+  transition(
+    name: string,
+    from: readonly RunnerState[],
+    to: RunnerState,
+    reason: string,
+    patch?: RunnerPatch,
+    at?: Date,
+  ): Promise<RunnerRecord | undefined>;
   /** Updates fields without a state change. */
   update(name: string, patch: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined>;
   /** Deletes terminal runners finished before `before`, and dispatches left without runners. */

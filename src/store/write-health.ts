@@ -22,7 +22,10 @@ export class WriteHealth {
   succeeded(): void {
     this.lastOk = Date.now();
     if (!this.failure) return;
-    this.logger?.info({ ...this.where, failedForMs: Date.now() - (this.failingSince ?? Date.now()) }, "state database accepts writes again");
+    this.logger?.info(
+      { ...this.where, failedForMs: Date.now() - (this.failingSince ?? Date.now()) },
+      "state database accepts writes again",
+    );
     this.failure = undefined;
     this.failingSince = undefined;
   }
@@ -30,7 +33,10 @@ export class WriteHealth {
   failed(err: StateUnavailableError): void {
     if (!this.failure) {
       this.failingSince = Date.now();
-      this.logger?.error({ ...this.where, err: err.message }, "state database cannot be written; API requests get 503 and the dispatcher retries its records");
+      this.logger?.error(
+        { ...this.where, err: err.message },
+        "state database cannot be written; API requests get 503 and the dispatcher retries its records",
+      );
     }
     this.failure = err;
   }

@@ -54,12 +54,19 @@ describe("the autoscaler reads them leniently", () => {
     const [r] = runnerListSchema.parse({ runners: [runnerView(record)] }).runners;
     expect(r).toMatchObject({ name: record.name, state: "finishing", scope_key: "org:acme", job: { id: 7, attempt: null, handle: null } });
     const d = { id: "d-0a1b", requestHash: "h", request: {}, runnerNames: [record.name], createdAt: record.createdAt };
-    expect(dispatchResponseSchema.parse(dispatchView(d, [record]))).toMatchObject({ dispatch_id: "d-0a1b", runners: [{ name: record.name, state: "finishing" }] });
+    expect(dispatchResponseSchema.parse(dispatchView(d, [record]))).toMatchObject({
+      dispatch_id: "d-0a1b",
+      runners: [{ name: record.name, state: "finishing" }],
+    });
   });
 
   it.each([
     ["a state it does not know", { state: "hibernating" }, { state: "hibernating" }],
-    ["a scope the dispatcher no longer accepts (dropped, not fatal)", { scope: { level: "organization", owner: ".." } }, { scope: undefined }],
+    [
+      "a scope the dispatcher no longer accepts (dropped, not fatal)",
+      { scope: { level: "organization", owner: ".." } },
+      { scope: undefined },
+    ],
     ["fields it does not know (dropped)", { color: "blue" }, {}],
     ["a job without attempt or handle", { job: { id: 3 } }, { job: { id: 3 } }],
   ])("tolerates %s", (_what, extra, expected) => {
@@ -69,12 +76,23 @@ describe("the autoscaler reads them leniently", () => {
   });
 
   it("only name and state are required", () => {
-    expect(runnerListSchema.parse({ runners: [{ name: "n", state: "pending" }] }).runners[0]).toEqual({ name: "n", state: "pending", reason: "", labels: [] });
+    expect(runnerListSchema.parse({ runners: [{ name: "n", state: "pending" }] }).runners[0]).toEqual({
+      name: "n",
+      state: "pending",
+      reason: "",
+      labels: [],
+    });
     expect(runnerListSchema.safeParse({ runners: [{ name: "n" }] }).success).toBe(false);
   });
 
   it("sends a dispatch body the dispatcher's request schema accepts, and asks for no more runners than a list may hold", () => {
-    const body: DispatchBody = { count: 1, labels: ["linux"], scope: { level: "repository", owner: "acme", name: "app" }, ttl: "20m0s", job: { id: 9, attempt: 1, handle: "h" } };
+    const body: DispatchBody = {
+      count: 1,
+      labels: ["linux"],
+      scope: { level: "repository", owner: "acme", name: "app" },
+      ttl: "20m0s",
+      job: { id: 9, attempt: 1, handle: "h" },
+    };
     expect(dispatchRequestSchema.parse(body)).toMatchObject({ count: 1, ttl: 1_200_000, job: { id: 9 } });
     expect(runnerListQuerySchema.parse({ limit: "5000" }).limit).toBe(5000);
     expect(runnerListQuerySchema.safeParse({ limit: "5001" }).success).toBe(false);

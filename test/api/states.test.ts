@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { COUNTS_TOWARD_DEMAND_STATES, INSTANCE_HOLDING_STATES, RUNNER_STATES, RUNNER_TRANSITIONS, TERMINAL_STATES, isLegalTransition } from "../../src/api/states.js";
+import {
+  COUNTS_TOWARD_DEMAND_STATES,
+  INSTANCE_HOLDING_STATES,
+  RUNNER_STATES,
+  RUNNER_TRANSITIONS,
+  TERMINAL_STATES,
+  isLegalTransition,
+} from "../../src/api/states.js";
 import type { RunnerState } from "../../src/api/states.js";
 
 /** Every (from, to) pair and whether the state machine allows it. */

@@ -52,14 +52,22 @@ describe("stopping idle runners", () => {
 
   it("a runner the dispatcher no longer knows is gone already; a failure is reported on the target", async () => {
     const actor = new Actor({ instance: "fj", client, logger: captureLogger().logger, now: () => new Date(), bodyFor: () => body });
-    const gone = await actor.act(emptyPlan({ cancels: [{ runner: "nscloud-gone", target: "linux", kind: "shrink", reason: "idle" }] }), new Set());
+    const gone = await actor.act(
+      emptyPlan({ cancels: [{ runner: "nscloud-gone", target: "linux", kind: "shrink", reason: "idle" }] }),
+      new Set(),
+    );
     expect(gone.cancelled).toBe(1);
     expect(gone.warmErrors.size).toBe(0);
 
     fake.failNext("/api/v1/runners/nscloud-x", 500, 1, { method: "DELETE" });
-    const failed = await actor.act(emptyPlan({ cancels: [{ runner: "nscloud-x", target: "linux", kind: "shrink", reason: "idle" }] }), new Set());
+    const failed = await actor.act(
+      emptyPlan({ cancels: [{ runner: "nscloud-x", target: "linux", kind: "shrink", reason: "idle" }] }),
+      new Set(),
+    );
     expect(failed.cancelled).toBe(0);
-    expect(failed.warmErrors.get("linux")).toMatch(/^stopping runner nscloud-x at the dispatcher failed with 500: .*; the runner is left running and the next pass tries again$/);
+    expect(failed.warmErrors.get("linux")).toMatch(
+      /^stopping runner nscloud-x at the dispatcher failed with 500: .*; the runner is left running and the next pass tries again$/,
+    );
   });
 });
 
@@ -71,7 +79,10 @@ describe("stopping only runners that are still idle", () => {
     const name = first.kind === "created" ? first.response.runners[0]!.name : "";
     fake.runners.find((r) => r.name === name)!.state = "running";
     fake.busy.add(name);
-    const result = await actor.act(emptyPlan({ cancels: [{ runner: name, target: "linux", kind: "shrink", reason: "idle for 5m0s" }] }), new Set());
+    const result = await actor.act(
+      emptyPlan({ cancels: [{ runner: name, target: "linux", kind: "shrink", reason: "idle for 5m0s" }] }),
+      new Set(),
+    );
     const del = fake.requests.filter((x) => x.method === "DELETE").at(-1)!;
     expect(del.query.if_idle).toBe("true");
     expect(result.cancelled).toBe(0);

@@ -28,8 +28,22 @@ describe("autoMinIdle", () => {
 describe("ArrivalLog", () => {
   it("counts a job once, when first seen, per target, and forgets what is older than kept", () => {
     const log = new ArrivalLog();
-    log.note([{ id: 1, target: "a" }, { id: 2, target: "b" }], NOW, 60 * MIN);
-    log.note([{ id: 1, target: "a" }, { id: 3, target: "a" }], NOW + MIN, 60 * MIN);
+    log.note(
+      [
+        { id: 1, target: "a" },
+        { id: 2, target: "b" },
+      ],
+      NOW,
+      60 * MIN,
+    );
+    log.note(
+      [
+        { id: 1, target: "a" },
+        { id: 3, target: "a" },
+      ],
+      NOW + MIN,
+      60 * MIN,
+    );
     expect(log.arrivals("a")).toEqual([NOW, NOW + MIN]);
     expect(log.arrivals("b")).toEqual([NOW]);
     log.note([], NOW + 60 * MIN, 60 * MIN);

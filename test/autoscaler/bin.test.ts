@@ -36,7 +36,10 @@ auth:
   tokens: [${STATUS_TOKEN}]
 `,
     );
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/autoscaler.ts"), "--config", file], { cwd: ROOT, env: { ...process.env, FJ_TOKEN: FAKE_ADMIN_TOKEN } });
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/autoscaler.ts"), "--config", file], {
+      cwd: ROOT,
+      env: { ...process.env, FJ_TOKEN: FAKE_ADMIN_TOKEN },
+    });
     let out = "";
     const sink = scanSink("autoscaler-bin");
     const keep = (d: Buffer | string) => {
@@ -48,7 +51,10 @@ auth:
     child.once("exit", () => sink.close());
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
     try {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, { what: "healthz", timeoutMs: 20_000 });
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, {
+        what: "healthz",
+        timeoutMs: 20_000,
+      });
       const job = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
       await waitFor(() => dispatcher.createdForJob(job.id).length === 1, { what: "dispatch", timeoutMs: 10_000 });
       const status = await fetch(`http://127.0.0.1:${port}/api/v1/status`, { headers: { authorization: `Bearer ${STATUS_TOKEN}` } });

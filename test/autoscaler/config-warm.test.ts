@@ -15,7 +15,12 @@ describe("warm-pool trimming settings", () => {
     { what: "no ttl", extra: "", idle: 5 * MIN, retire: 10 * MIN },
     { what: "ttl 30m", extra: "        ttl: 30m\n", idle: 5 * MIN, retire: 10 * MIN },
     { what: "ttl 15m: a third of it", extra: "        ttl: 15m\n", idle: 5 * MIN, retire: 5 * MIN },
-    { what: "both set", extra: "        ttl: 2h\n        warm_idle_timeout: 90s\n        warm_retire_before: 25m\n", idle: 90_000, retire: 25 * MIN },
+    {
+      what: "both set",
+      extra: "        ttl: 2h\n        warm_idle_timeout: 90s\n        warm_retire_before: 25m\n",
+      idle: 90_000,
+      retire: 25 * MIN,
+    },
   ])("$what → idle timeout and retire-before", ({ extra, idle, retire }) => {
     const t = target(extra);
     expect(t.warm_idle_timeout).toBe(idle);
@@ -23,7 +28,9 @@ describe("warm-pool trimming settings", () => {
   });
 
   it("warm_retire_before as long as the ttl is refused with what to do", () => {
-    expect(problems("        ttl: 20m\n        warm_retire_before: 20m\n")).toEqual(["instances[0].targets[0].warm_retire_before: must be shorter than ttl (20m0s): every warm runner would be retired as soon as it is up; lower it or raise ttl"]);
+    expect(problems("        ttl: 20m\n        warm_retire_before: 20m\n")).toEqual([
+      "instances[0].targets[0].warm_retire_before: must be shorter than ttl (20m0s): every warm runner would be retired as soon as it is up; lower it or raise ttl",
+    ]);
   });
 });
 
@@ -33,6 +40,8 @@ describe("min_idle_auto", () => {
   });
 
   it("max above max_runners is refused: the pool could never fill", () => {
-    expect(problems("        max_runners: 2\n        min_idle_auto: { max: 3 }\n")).toEqual(["instances[0].targets[0].max_runners: is 2, below the largest min_idle (3); the warm pool could never fill"]);
+    expect(problems("        max_runners: 2\n        min_idle_auto: { max: 3 }\n")).toEqual([
+      "instances[0].targets[0].max_runners: is 2, below the largest min_idle (3); the warm pool could never fill",
+    ]);
   });
 });

@@ -13,13 +13,15 @@ const ROOT = join(import.meta.dirname, "../..");
 const tmp = tempDir("fnsc-as-config-");
 afterAll(() => tmp.cleanup());
 
-const problemsOf = (yaml: string, env: Record<string, string> = {}): string[] => configProblems(() => parseConfig(autoscalerConfigSchema, yaml, "test.yaml", env));
+const problemsOf = (yaml: string, env: Record<string, string> = {}): string[] =>
+  configProblems(() => parseConfig(autoscalerConfigSchema, yaml, "test.yaml", env));
 
 /** The example with its /run/secrets files staged in a temp dir. */
 function stagedExample(): { text: string; env: Record<string, string> } {
   const secrets = join(tmp.dir, "secrets");
   mkdirSync(secrets, { recursive: true });
-  for (const f of ["forgejo-nsc-dispatcher-token", "forgejo-pat", "forgejo-webhook-secret", "gitea-dispatcher-token"]) writeFileSync(join(secrets, f), `${f}-value-0123456789\n`);
+  for (const f of ["forgejo-nsc-dispatcher-token", "forgejo-pat", "forgejo-webhook-secret", "gitea-dispatcher-token"])
+    writeFileSync(join(secrets, f), `${f}-value-0123456789\n`);
   writeFileSync(join(secrets, "forgejo-nsc-autoscaler-tokens"), "# status readers\nstatus-token-0123456789abcdef\n");
   const text = readFileSync(join(ROOT, "autoscaler.example.yaml"), "utf8").replaceAll("/run/secrets/", `${secrets}/`);
   return { text, env: { GITEA_TOKEN: "gitea-pat-0123456789", GITEA_WEBHOOK_SECRET: "gitea-hook-secret-0123456789" } };
@@ -38,8 +40,16 @@ describe("autoscaler config", () => {
     expect(fj!.webhook_secret).toBe("forgejo-webhook-secret-value-0123456789");
     expect(fj!.targets[0]!.min_idle_schedule[0]).toEqual({ cron: "0 8 * * 1-5", until: "0 18 * * 1-5", min_idle: 3 });
     expect(fj!.targets[0]!.ttl).toBe(30 * 60_000);
-    expect(dispatcherFor(c, fj!)).toEqual({ url: "http://127.0.0.1:8080", timeoutMs: 10_000, token: "forgejo-nsc-dispatcher-token-value-0123456789" });
-    expect(dispatcherFor(c, gitea!)).toEqual({ url: "http://127.0.0.1:8090", timeoutMs: 10_000, token: "gitea-dispatcher-token-value-0123456789" });
+    expect(dispatcherFor(c, fj!)).toEqual({
+      url: "http://127.0.0.1:8080",
+      timeoutMs: 10_000,
+      token: "forgejo-nsc-dispatcher-token-value-0123456789",
+    });
+    expect(dispatcherFor(c, gitea!)).toEqual({
+      url: "http://127.0.0.1:8090",
+      timeoutMs: 10_000,
+      token: "gitea-dispatcher-token-value-0123456789",
+    });
     expect(targetName(gitea!.targets[0]!)).toBe("ubuntu-latest");
     expect(gitea!.webhook_secret).toBe("gitea-hook-secret-0123456789");
     expect(c.auth.tokens).toEqual(["status-token-0123456789abcdef"]);
@@ -97,16 +107,24 @@ instances:
       "instances[1].targets[0].min_idle_schedule[0].cron:",
       "instances[1].targets[0].min_idle_schedule[0].duration: set exactly one of duration",
       "instances[1].targets[0].min_idle_schedule[1].duration: set exactly one of duration",
-      "instances[2].name: \"OK\" is already the name of instances[1]",
-      "instances[2].targets[1].name: \"a\" is used by an earlier target",
+      'instances[2].name: "OK" is already the name of instances[1]',
+      'instances[2].targets[1].name: "a" is used by an earlier target',
       "instances[0].dispatcher.url: required when there is no top-level dispatcher.url",
       "auth.tokens: listen 0.0.0.0:8081 is not a loopback address",
     ];
-    for (const e of expected) expect(problems.some((p) => p.startsWith(e)), `missing problem "${e}" in:\n${problems.join("\n")}`).toBe(true);
+    for (const e of expected)
+      expect(
+        problems.some((p) => p.startsWith(e)),
+        `missing problem "${e}" in:\n${problems.join("\n")}`,
+      ).toBe(true);
   });
 
   it("max_runners below the warm pool, and poll_interval too small, are refused with the reason", () => {
-    const problems = problemsOf(minimal.replace("- labels: [linux]", "- labels: [linux]\n        min_idle: 3\n        max_runners: 2").replace("    targets:", "    poll_interval: 200ms\n    targets:"));
+    const problems = problemsOf(
+      minimal
+        .replace("- labels: [linux]", "- labels: [linux]\n        min_idle: 3\n        max_runners: 2")
+        .replace("    targets:", "    poll_interval: 200ms\n    targets:"),
+    );
     expect(problems).toContain("instances[0].targets[0].max_runners: is 2, below the largest min_idle (3); the warm pool could never fill");
     expect(problems).toContain("instances[0].poll_interval: must be at least 1s (each poll is several API calls)");
   });
@@ -124,7 +142,10 @@ instances:
   it("warns about targets with the same label names and about unsigned webhooks", () => {
     const c = parseConfig(
       autoscalerConfigSchema,
-      minimal.replace("- labels: [linux]", "- labels: [linux:host, docker]\n      - labels: [docker, linux:docker://node:20]\n        name: second"),
+      minimal.replace(
+        "- labels: [linux]",
+        "- labels: [linux:host, docker]\n      - labels: [docker, linux:docker://node:20]\n        name: second",
+      ),
       "t",
       {},
     );
@@ -136,7 +157,10 @@ instances:
 
 function runBin(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/autoscaler.ts"), ...args], { cwd: ROOT, env: { ...process.env, GITEA_TOKEN: "t", GITEA_WEBHOOK_SECRET: "s" } });
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/autoscaler.ts"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, GITEA_TOKEN: "t", GITEA_WEBHOOK_SECRET: "s" },
+    });
     let stdout = "";
     let stderr = "";
     const sink = scanSink("autoscaler-check");

@@ -82,7 +82,9 @@ describe("DispatcherClient against the dispatcher contract", () => {
     const gone = new DispatcherClient({ url: "http://127.0.0.1:9", timeoutMs: 1000, token: TOKEN });
     const r = await gone.dispatch(body, "k-6");
     expect(r).toMatchObject({ kind: "unavailable", status: 0 });
-    expect((r as { message: string }).message).toMatch(/^cannot reach the dispatcher at http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\); check dispatcher\.url/);
+    expect((r as { message: string }).message).toMatch(
+      /^cannot reach the dispatcher at http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\); check dispatcher\.url/,
+    );
   });
 });
 

@@ -42,7 +42,10 @@ describe("autoscaler + real dispatcher against the fakes", () => {
       ],
       auth: { tokens: ["status-token-0123456789abcdef"] },
     });
-    autoscaler = await createAutoscaler({ ...buildAutoscalerDeps(config, logs.logger, { metrics: new Metrics({ defaultMetrics: false }) }), tuning: { pollIntervalMs: 200 } });
+    autoscaler = await createAutoscaler({
+      ...buildAutoscalerDeps(config, logs.logger, { metrics: new Metrics({ defaultMetrics: false }) }),
+      tuning: { pollIntervalMs: 200 },
+    });
     await autoscaler.app.listen({ host: "127.0.0.1", port: 0 });
     autoscaler.start();
 

@@ -23,11 +23,21 @@ describe("Forgejo 15: one pinned runner per waiting job", () => {
       expect.arrayContaining([
         {
           key: `fj:job:${a.id}:${firstHandle}`,
-          body: { count: 1, labels: ["linux:host", "docker"], scope: { level: "instance" }, job: { id: a.id, attempt: 0, handle: firstHandle } },
+          body: {
+            count: 1,
+            labels: ["linux:host", "docker"],
+            scope: { level: "instance" },
+            job: { id: a.id, attempt: 0, handle: firstHandle },
+          },
         },
         {
           key: `fj:job:${b.id}:${b.handle}`,
-          body: { count: 1, labels: ["linux:host", "docker"], scope: { level: "instance" }, job: { id: b.id, attempt: 0, handle: b.handle } },
+          body: {
+            count: 1,
+            labels: ["linux:host", "docker"],
+            scope: { level: "instance" },
+            job: { id: b.id, attempt: 0, handle: b.handle },
+          },
         },
       ]),
     );
@@ -41,12 +51,31 @@ describe("Forgejo 15: one pinned runner per waiting job", () => {
     // Several more passes: still exactly one dispatch per job, none for the job no target fits.
     const passes = stack.autoscaler.reconcilers[0]!.passCount;
     await waitFor(() => stack!.autoscaler.reconcilers[0]!.passCount >= passes + 2, { what: "two more passes" });
-    expect(dispatchesPerJob(dispatcher)).toEqual(new Map([[a.id, 1], [b.id, 1]]));
+    expect(dispatchesPerJob(dispatcher)).toEqual(
+      new Map([
+        [a.id, 1],
+        [b.id, 1],
+      ]),
+    );
     const status = await stack.status();
     const inst = status.instances[0]!;
-    expect(inst).toMatchObject({ name: "fj", mode: "polling", server: { kind: "forgejo", job_handles: true, runner_list: true }, startup_error: null, last_error: null });
+    expect(inst).toMatchObject({
+      name: "fj",
+      mode: "polling",
+      server: { kind: "forgejo", job_handles: true, runner_list: true },
+      startup_error: null,
+      last_error: null,
+    });
     expect(inst.waiting_jobs).toEqual([
-      { id: unmatched.id, attempt: 0, handle: unmatched.handle, runs_on: ["gpu"], target: null, state: "unmatched", reason: "no target matches [gpu]" },
+      {
+        id: unmatched.id,
+        attempt: 0,
+        handle: unmatched.handle,
+        runs_on: ["gpu"],
+        target: null,
+        state: "unmatched",
+        reason: "no target matches [gpu]",
+      },
     ]);
     expect(inst.targets[0]).toMatchObject({ name: "linux", waiting: 0, running: 2, in_flight: 2, idle: 0, min_idle: 0, max_runners: null });
 
@@ -63,10 +92,12 @@ describe("Forgejo 15: one pinned runner per waiting job", () => {
   });
 
   it("a push webhook makes the next look happen at once instead of after poll_interval", async () => {
-    stack = own(await startStack({
-      forgejo: { version: "15.0.3" },
-      instance: { poll_interval: "1h" },
-    }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        instance: { poll_interval: "1h" },
+      }),
+    );
     const { forgejo, dispatcher } = stack;
     await waitFor(() => stack!.autoscaler.reconcilers[0]!.passCount >= 1, { what: "first pass" });
     const job = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });

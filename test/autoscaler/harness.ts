@@ -32,7 +32,11 @@ export function fakeScope(s: Scope): FakeScope {
  * "running" at the dispatcher and registers at the fake Forgejo under the runner's own name,
  * taking its pinned job (handle) or the oldest matching one, as forgejo-runner one-job does.
  */
-export function simulateRunners(forgejo: FakeForgejo, dispatcher: FakeDispatcher, opts: { connect?: boolean } = {}): { uuids: Map<string, string> } {
+export function simulateRunners(
+  forgejo: FakeForgejo,
+  dispatcher: FakeDispatcher,
+  opts: { connect?: boolean } = {},
+): { uuids: Map<string, string> } {
   const uuids = new Map<string, string>();
   dispatcher.setOnDispatch((runners: FakeDispatchedRunner[]) => {
     for (const r of runners) {

@@ -144,7 +144,15 @@ describe("capacityByTarget", () => {
         disp("pinned", "running", ["linux"], { id: 9, attempt: 1, handle: "h" }),
         disp("stranger", "running", ["windows"]),
       ],
-      [reg("idle", "idle", ["linux"]), reg("busy", "active", ["linux"]), reg("offline", "offline", ["linux"]), reg("static", "idle", ["linux", "big"]), reg("static-busy", "active", ["linux"]), reg("static-off", "offline", ["linux"]), reg("win", "idle", ["windows"])],
+      [
+        reg("idle", "idle", ["linux"]),
+        reg("busy", "active", ["linux"]),
+        reg("offline", "offline", ["linux"]),
+        reg("static", "idle", ["linux", "big"]),
+        reg("static-busy", "active", ["linux"]),
+        reg("static-off", "offline", ["linux"]),
+        reg("win", "idle", ["windows"]),
+      ],
     );
     expect(pick(m, "small")).toEqual({
       inFlight: ["idle", "busy", "offline", "starting", "queued", "leaving", "pinned"],

@@ -69,7 +69,13 @@ describe("dispatcher outages", () => {
   });
 
   it("a refusal (403) is reported per job and not repeated every pass", async () => {
-    stack = own(await startStack({ forgejo: { version: "15.0.3" }, dispatcher: { allowLabels: ["namespace-profile-linux-medium"] }, deps: { tuning: { pollIntervalMs: 100 } } }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        dispatcher: { allowLabels: ["namespace-profile-linux-medium"] },
+        deps: { tuning: { pollIntervalMs: 100 } },
+      }),
+    );
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     const job = forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
@@ -79,7 +85,13 @@ describe("dispatcher outages", () => {
     expect(dispatcher.posts()).toHaveLength(1);
     const s = (await stack.status()).instances[0]!;
     expect(s.waiting_jobs).toEqual([
-      expect.objectContaining({ id: job.id, state: "refused", reason: expect.stringMatching(/^dispatcher refused the request \(403\): labels linux:host,docker are not allowed .*namespace\.allow_labels/) }),
+      expect.objectContaining({
+        id: job.id,
+        state: "refused",
+        reason: expect.stringMatching(
+          /^dispatcher refused the request \(403\): labels linux:host,docker are not allowed .*namespace\.allow_labels/,
+        ),
+      }),
     ]);
   });
 });

@@ -18,10 +18,19 @@ const input = (over: Partial<PlanInput> = {}): PlanInput => planInput(LINUX, NOW
 
 const job = waitingJob;
 const unpinned = (id: number, extra: Partial<ActionRunJob> = {}) => job(id, { handle: undefined, ...extra });
-const disp = (name: string, state: string, extra: Partial<DispatcherRunner> = {}): DispatcherRunner => ({ name, state, reason: "", labels: ["linux"], scope_key: "instance", job: null, ...extra });
+const disp = (name: string, state: string, extra: Partial<DispatcherRunner> = {}): DispatcherRunner => ({
+  name,
+  state,
+  reason: "",
+  labels: ["linux"],
+  scope_key: "instance",
+  job: null,
+  ...extra,
+});
 
 const BASE = "fj:job:5:h-5";
-const book = (rec: Partial<KeyRecord>) => new Map([[BASE, { gen: 0, status: "created", at: OBSERVED - 1, runners: ["r1"], ...rec } as KeyRecord]]);
+const book = (rec: Partial<KeyRecord>) =>
+  new Map([[BASE, { gen: 0, status: "created", at: OBSERVED - 1, runners: ["r1"], ...rec } as KeyRecord]]);
 
 describe("a job's key, from what the dispatcher said about it", () => {
   const cases: { what: string; rec?: Partial<KeyRecord>; inFlight?: DispatcherRunner[]; state: string; reason: string; key?: string }[] = [
@@ -46,8 +55,19 @@ describe("a job's key, from what the dispatcher said about it", () => {
       state: "refused",
       reason: "dispatcher refused the request (403): label not allowed; asking again in 50s",
     },
-    { what: "a refusal without a message, 59 s ago", rec: { status: "rejected", at: NOW - 59_000 }, state: "refused", reason: "dispatcher refused the request; asking again in 1s" },
-    { what: "a refusal exactly a minute ago", rec: { status: "rejected", gen: 1, at: NOW - 60_000 }, state: "dispatch", reason: "asking the dispatcher for a runner", key: `${BASE}:r1` },
+    {
+      what: "a refusal without a message, 59 s ago",
+      rec: { status: "rejected", at: NOW - 59_000 },
+      state: "refused",
+      reason: "dispatcher refused the request; asking again in 1s",
+    },
+    {
+      what: "a refusal exactly a minute ago",
+      rec: { status: "rejected", gen: 1, at: NOW - 60_000 },
+      state: "dispatch",
+      reason: "asking the dispatcher for a runner",
+      key: `${BASE}:r1`,
+    },
     {
       // Under labels the target no longer has (its config changed): not free runners of this target.
       what: "runners still alive",
@@ -63,7 +83,12 @@ describe("a job's key, from what the dispatcher said about it", () => {
       state: "in_flight",
       reason: "runner r9 on its way",
     },
-    { what: "a runner asked for at the moment the dispatcher was read", rec: { status: "created", at: OBSERVED }, state: "requested", reason: "runner requested; waiting for the dispatcher to report it" },
+    {
+      what: "a runner asked for at the moment the dispatcher was read",
+      rec: { status: "created", at: OBSERVED },
+      state: "requested",
+      reason: "runner requested; waiting for the dispatcher to report it",
+    },
     {
       what: "a runner (known before the look) that ended without the job",
       rec: { status: "terminal", at: OBSERVED - 1 },
@@ -107,7 +132,9 @@ describe("a job's key, from what the dispatcher said about it", () => {
     expect(p.jobs[0]!.key).toBe(key);
     if (key) {
       const gen = key === BASE ? 0 : Number(key.slice(-1));
-      expect(p.intents).toEqual([{ key, target: "linux", count: 1, kind: "job", job: { id: 5, attempt: 1, handle: "h-5" }, forJob: 5, baseKey: BASE, gen }]);
+      expect(p.intents).toEqual([
+        { key, target: "linux", count: 1, kind: "job", job: { id: 5, attempt: 1, handle: "h-5" }, forJob: 5, baseKey: BASE, gen },
+      ]);
     } else {
       expect(p.intents).toEqual([]);
     }
@@ -116,7 +143,15 @@ describe("a job's key, from what the dispatcher said about it", () => {
   // Without handles an alive runner is simply free, so the in-flight rows do not apply.
   it.each(cases.filter((c) => c.state !== "in_flight"))("without handles: $what → $state", ({ rec, inFlight = [], state, reason, key }) => {
     const base = "fj:job:5:1";
-    const p = plan(input({ handles: false, registered: undefined, jobs: [unpinned(5)], book: rec ? new Map([[base, { ...book(rec).get(BASE)! }]]) : new Map(), inFlight }));
+    const p = plan(
+      input({
+        handles: false,
+        registered: undefined,
+        jobs: [unpinned(5)],
+        book: rec ? new Map([[base, { ...book(rec).get(BASE)! }]]) : new Map(),
+        inFlight,
+      }),
+    );
     expect(p.jobs[0]).toMatchObject({ state, reason });
     expect(p.jobs[0]!.key).toBe(key?.replace(BASE, base));
     expect(p.intents.map((i) => [i.key, i.job])).toEqual(key ? [[key.replace(BASE, base), undefined]] : []);
@@ -204,8 +239,34 @@ describe("what plan reports per job", () => {
       }),
     );
     expect(p.targets).toEqual([
-      { name: "linux", labels: ["linux:host"], waiting: 2, running: 1, idle: 1, inFlight: 1, free: 1, minIdle: 2, maxRunners: 5, jobIntents: 1, warmIntents: 2, warmNote: undefined },
-      { name: "gpu", labels: ["gpu"], waiting: 0, running: 0, idle: 0, inFlight: 0, free: 0, minIdle: 0, maxRunners: null, jobIntents: 0, warmIntents: 0, warmNote: undefined },
+      {
+        name: "linux",
+        labels: ["linux:host"],
+        waiting: 2,
+        running: 1,
+        idle: 1,
+        inFlight: 1,
+        free: 1,
+        minIdle: 2,
+        maxRunners: 5,
+        jobIntents: 1,
+        warmIntents: 2,
+        warmNote: undefined,
+      },
+      {
+        name: "gpu",
+        labels: ["gpu"],
+        waiting: 0,
+        running: 0,
+        idle: 0,
+        inFlight: 0,
+        free: 0,
+        minIdle: 0,
+        maxRunners: null,
+        jobIntents: 0,
+        warmIntents: 0,
+        warmNote: undefined,
+      },
     ]);
     expect(p.intents.map((i) => i.kind)).toEqual(["job", "warm", "warm"]);
   });
@@ -213,7 +274,14 @@ describe("what plan reports per job", () => {
 
 describe("without handles, how many runners", () => {
   it("asks for waiting − free, keys from the newest jobs; the older ones wait for the free runners", () => {
-    const p = plan(input({ handles: false, registered: undefined, jobs: [1, 2, 3, 4].map((id) => unpinned(id)), inFlight: [disp("a", "pending"), disp("b", "running")] }));
+    const p = plan(
+      input({
+        handles: false,
+        registered: undefined,
+        jobs: [1, 2, 3, 4].map((id) => unpinned(id)),
+        inFlight: [disp("a", "pending"), disp("b", "running")],
+      }),
+    );
     expect(p.intents.map((i) => i.key)).toEqual(["fj:job:4:1", "fj:job:3:1"]);
     expect(p.jobs.map((j) => [j.id, j.state, j.reason])).toEqual([
       [1, "covered", "waiting for one of 2 idle or starting runner(s) of target linux"],
@@ -241,7 +309,15 @@ describe("without handles, how many runners", () => {
 
   it("at max_runners the remaining jobs say so", () => {
     const targets: PlanTarget[] = [{ name: "linux", labels: ["linux"], minIdle: 0, maxRunners: 2 }];
-    const p = plan(input({ targets, handles: false, registered: undefined, jobs: [1, 2, 3].map((id) => unpinned(id)), inFlight: [disp("x", "running", { job: { id: 50 } })] }));
+    const p = plan(
+      input({
+        targets,
+        handles: false,
+        registered: undefined,
+        jobs: [1, 2, 3].map((id) => unpinned(id)),
+        inFlight: [disp("x", "running", { job: { id: 50 } })],
+      }),
+    );
     expect(p.intents.map((i) => i.forJob)).toEqual([3]);
     expect(p.jobs.map((j) => [j.id, j.state])).toEqual([
       [1, "at_cap"],
@@ -262,7 +338,14 @@ describe("warm pools", () => {
         registered: undefined,
         jobs: [unpinned(1)],
         inFlight: [disp("w1", "running"), disp("w2", "pending"), disp("w3", "launching")],
-        warm: { boot: "b", nextSeq: 7, outstanding: new Map([["linux", ["fj:warm:linux:b-2"]], ["other", ["fj:warm:other:b-1"]]]) },
+        warm: {
+          boot: "b",
+          nextSeq: 7,
+          outstanding: new Map([
+            ["linux", ["fj:warm:linux:b-2"]],
+            ["other", ["fj:warm:other:b-1"]],
+          ]),
+        },
       }),
     );
     // Three free, one taken by job 1: one short of three.

@@ -19,4 +19,11 @@ export function planInput(target: PlanTarget, now: number, over: Partial<PlanInp
 }
 
 /** A waiting job on the "linux" label, attempt 1, with a handle (Forgejo >= 15). */
-export const waitingJob = (id: number, extra: Partial<ActionRunJob> = {}): ActionRunJob => ({ id, runs_on: ["linux"], status: "waiting", attempt: 1, handle: `h-${id}`, ...extra });
+export const waitingJob = (id: number, extra: Partial<ActionRunJob> = {}): ActionRunJob => ({
+  id,
+  runs_on: ["linux"],
+  status: "waiting",
+  attempt: 1,
+  handle: `h-${id}`,
+  ...extra,
+});

@@ -30,13 +30,21 @@ const ours = (name: string, idleMin: number, leftMin: number, extra: Partial<Dis
   expires_at: iso(NOW + leftMin * MIN),
   ...extra,
 });
-const reg = (name: string, status: string, extra: Partial<ActionRunner> = {}): ActionRunner => ({ id: 1, name, status, labels: ["linux"], ...extra });
+const reg = (name: string, status: string, extra: Partial<ActionRunner> = {}): ActionRunner => ({
+  id: 1,
+  name,
+  status,
+  labels: ["linux"],
+  ...extra,
+});
 
 /** One idle warm runner per row: registered idle unless said otherwise. */
 function world(runners: { r: DispatcherRunner; status?: string; busy?: boolean }[]) {
   return {
     inFlight: runners.map((x) => x.r),
-    registered: runners.filter((x) => x.status !== "absent").map((x) => reg(x.r.name, x.status ?? "idle", x.busy === undefined ? {} : { busy: x.busy })),
+    registered: runners
+      .filter((x) => x.status !== "absent")
+      .map((x) => reg(x.r.name, x.status ?? "idle", x.busy === undefined ? {} : { busy: x.busy })),
   };
 }
 
@@ -54,7 +62,11 @@ describe("retiring idle runners before their deadline", () => {
     { what: "pinned to a job", runner: ours("w1", 25, 5, { job: { id: 9, handle: "h-9" } }), retired: false },
     { what: "without a deadline in the dispatcher's answer", runner: ours("w1", 25, 5, { expires_at: null }), retired: false },
     { what: "a 30-minute TTL, created 25 minutes ago", runner: ours("w1", 24, 5, { created_at: iso(NOW - 25 * MIN) }), retired: true },
-    { what: "a TTL of 10 minutes, no longer than warm_retire_before (a replacement would be retired too)", runner: ours("w1", 4, 5, { created_at: iso(NOW - 5 * MIN) }), retired: false },
+    {
+      what: "a TTL of 10 minutes, no longer than warm_retire_before (a replacement would be retired too)",
+      runner: ours("w1", 4, 5, { created_at: iso(NOW - 5 * MIN) }),
+      retired: false,
+    },
   ];
   it.each(cases)("$what → retired: $retired", ({ runner, status, busy, retired }) => {
     const p = plan(input({ targets: [{ ...T, minIdle: 1 }], ...world([{ r: runner, status, busy }]) }));
@@ -68,7 +80,13 @@ describe("retiring idle runners before their deadline", () => {
   it("says why, with the TTL left and the setting", () => {
     const p = plan(input({ ...world([{ r: ours("w1", 25, 5) }]) }));
     expect(p.cancels).toEqual([
-      { runner: "w1", target: "linux", kind: "retire", reason: "idle with 5m0s of its TTL left, less than warm_retire_before 10m0s: a job it took could be killed by the deadline; replacing it" },
+      {
+        runner: "w1",
+        target: "linux",
+        kind: "retire",
+        reason:
+          "idle with 5m0s of its TTL left, less than warm_retire_before 10m0s: a job it took could be killed by the deadline; replacing it",
+      },
     ]);
   });
 
@@ -111,7 +129,9 @@ describe("shrinking a warm pool above its wanted size", () => {
 
   it("says why", () => {
     const p = plan(input({ targets: [{ ...T, minIdle: 2 }], ...world(three) }));
-    expect(p.cancels[0]!.reason).toBe("idle for 20m0s (warm_idle_timeout 5m0s) while target linux has 3 free runner(s) for 0 waiting job(s) and min_idle 2");
+    expect(p.cancels[0]!.reason).toBe(
+      "idle for 20m0s (warm_idle_timeout 5m0s) while target linux has 3 free runner(s) for 0 waiting job(s) and min_idle 2",
+    );
   });
 
   it("is off for a target without warm_idle_timeout", () => {
@@ -122,7 +142,9 @@ describe("shrinking a warm pool above its wanted size", () => {
 
 describe("no paying twice: pinned runners only for jobs no free runner covers", () => {
   it("two free runners cover the two oldest jobs; the newer two get pinned runners", () => {
-    const p = plan(input({ jobs: [job(1), job(2), job(3), job(4)], ...world([{ r: ours("w1", 1, 29) }, { r: ours("w2", 0, 30), status: "offline" }]) }));
+    const p = plan(
+      input({ jobs: [job(1), job(2), job(3), job(4)], ...world([{ r: ours("w1", 1, 29) }, { r: ours("w2", 0, 30), status: "offline" }]) }),
+    );
     expect(p.intents.map((i) => i.job?.id)).toEqual([3, 4]);
     expect(p.jobs.map((j) => [j.id, j.state])).toEqual([
       [1, "covered"],
@@ -135,7 +157,13 @@ describe("no paying twice: pinned runners only for jobs no free runner covers", 
 
   it("a job with its own pinned runner on the way does not use up a free runner, nor refill the pool", () => {
     const pinned = ours("p1", 0, 30, { state: "launching", job: { id: 1, handle: "h-1" } });
-    const p = plan(input({ targets: [{ ...T, minIdle: 1 }], jobs: [job(1), job(2), job(3)], ...world([{ r: pinned, status: "absent" }, { r: ours("w1", 1, 29) }]) }));
+    const p = plan(
+      input({
+        targets: [{ ...T, minIdle: 1 }],
+        jobs: [job(1), job(2), job(3)],
+        ...world([{ r: pinned, status: "absent" }, { r: ours("w1", 1, 29) }]),
+      }),
+    );
     expect(p.jobs.map((j) => [j.id, j.state])).toEqual([
       [1, "in_flight"],
       [2, "covered"],
@@ -144,7 +172,18 @@ describe("no paying twice: pinned runners only for jobs no free runner covers", 
     // The free runner will take job 2: the pool of one is refilled now, and that runner takes job 3.
     expect(p.intents.map((i) => [i.kind, i.forJob])).toEqual([["warm", undefined]]);
     // Next pass, with the new warm runner starting: nothing more.
-    const again = plan(input({ targets: [{ ...T, minIdle: 1 }], jobs: [job(1), job(2), job(3)], ...world([{ r: pinned, status: "absent" }, { r: ours("w1", 1, 29) }, { r: ours("w2", 0, 30), status: "absent" }, { r: ours("p3", 0, 30, { state: "pending", job: { id: 3, handle: "h-3" } }), status: "absent" }]) }));
+    const again = plan(
+      input({
+        targets: [{ ...T, minIdle: 1 }],
+        jobs: [job(1), job(2), job(3)],
+        ...world([
+          { r: pinned, status: "absent" },
+          { r: ours("w1", 1, 29) },
+          { r: ours("w2", 0, 30), status: "absent" },
+          { r: ours("p3", 0, 30, { state: "pending", job: { id: 3, handle: "h-3" } }), status: "absent" },
+        ]),
+      }),
+    );
     expect(again.intents).toEqual([]);
   });
 
@@ -180,16 +219,37 @@ describe("no paying twice: pinned runners only for jobs no free runner covers", 
 describe("pending pinned runners whose job is no longer waiting", () => {
   const pinnedTo = (id: number, state: string) => ours(`p${id}`, 0, 30, { state, job: { id, handle: `h-${id}` } });
   const cases: { what: string; runner: DispatcherRunner; jobs: ActionRunJob[]; complete: boolean; stopped: boolean }[] = [
-    { what: "pending, its job taken by another runner", runner: pinnedTo(1, "pending"), jobs: [job(1, { status: "running" })], complete: true, stopped: true },
+    {
+      what: "pending, its job taken by another runner",
+      runner: pinnedTo(1, "pending"),
+      jobs: [job(1, { status: "running" })],
+      complete: true,
+      stopped: true,
+    },
     { what: "pending, its job gone from the list", runner: pinnedTo(1, "pending"), jobs: [], complete: true, stopped: true },
     { what: "pending, its job still waiting", runner: pinnedTo(1, "pending"), jobs: [job(1)], complete: true, stopped: false },
-    { what: "launching (its instance may be running the job)", runner: pinnedTo(1, "launching"), jobs: [job(1, { status: "running" })], complete: true, stopped: false },
+    {
+      what: "launching (its instance may be running the job)",
+      runner: pinnedTo(1, "launching"),
+      jobs: [job(1, { status: "running" })],
+      complete: true,
+      stopped: false,
+    },
     { what: "pending, but the job list is webhook hints only", runner: pinnedTo(1, "pending"), jobs: [], complete: false, stopped: false },
   ];
   it.each(cases)("$what → stopped: $stopped", ({ runner, jobs, complete, stopped }) => {
     const p = plan(input({ jobs, jobsComplete: complete, inFlight: [runner], registered: [] }));
     expect(p.cancels).toEqual(
-      stopped ? [{ runner: "p1", target: "linux", kind: "unneeded", reason: "job 1 is no longer waiting (another runner took it, or it was cancelled) and this runner has not started" }] : [],
+      stopped
+        ? [
+            {
+              runner: "p1",
+              target: "linux",
+              kind: "unneeded",
+              reason: "job 1 is no longer waiting (another runner took it, or it was cancelled) and this runner has not started",
+            },
+          ]
+        : [],
     );
   });
 });

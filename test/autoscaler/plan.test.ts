@@ -50,8 +50,26 @@ describe("plan with job handles (Forgejo >= 15)", () => {
   it("gives each waiting job exactly one pinned intent keyed by instance, job id and handle", () => {
     const p = plan(input({ jobs: [job(7), job(5)] }));
     expect(p.intents).toEqual([
-      { key: "fj:job:5:h-5", target: "linux", count: 1, kind: "job", job: { id: 5, attempt: 0, handle: "h-5" }, forJob: 5, baseKey: "fj:job:5:h-5", gen: 0 },
-      { key: "fj:job:7:h-7", target: "linux", count: 1, kind: "job", job: { id: 7, attempt: 0, handle: "h-7" }, forJob: 7, baseKey: "fj:job:7:h-7", gen: 0 },
+      {
+        key: "fj:job:5:h-5",
+        target: "linux",
+        count: 1,
+        kind: "job",
+        job: { id: 5, attempt: 0, handle: "h-5" },
+        forJob: 5,
+        baseKey: "fj:job:5:h-5",
+        gen: 0,
+      },
+      {
+        key: "fj:job:7:h-7",
+        target: "linux",
+        count: 1,
+        kind: "job",
+        job: { id: 7, attempt: 0, handle: "h-7" },
+        forJob: 7,
+        baseKey: "fj:job:7:h-7",
+        gen: 0,
+      },
     ]);
     expect(p.jobs.map((j) => j.state)).toEqual(["dispatch", "dispatch"]);
   });
@@ -63,7 +81,12 @@ describe("plan with job handles (Forgejo >= 15)", () => {
   });
 
   it("a runner pinned to an earlier attempt (other handle) does not count for the rerun", () => {
-    const p = plan(input({ jobs: [job(5, ["linux"], { attempt: 1, handle: "h-5b" })], inFlight: [disp("r1", "running", { job: { id: 5, attempt: 0, handle: "h-5" } })] }));
+    const p = plan(
+      input({
+        jobs: [job(5, ["linux"], { attempt: 1, handle: "h-5b" })],
+        inFlight: [disp("r1", "running", { job: { id: 5, attempt: 0, handle: "h-5" } })],
+      }),
+    );
     expect(p.intents.map((i) => i.key)).toEqual(["fj:job:5:h-5b"]);
   });
 
@@ -86,7 +109,11 @@ describe("plan without handles (Forgejo 11–14, Gitea)", () => {
       input({
         handles: false,
         registered: undefined,
-        jobs: [job(1, ["linux"], { handle: undefined, attempt: undefined }), job(2, ["linux"], { handle: undefined }), job(3, ["linux"], { handle: undefined, attempt: 2 })],
+        jobs: [
+          job(1, ["linux"], { handle: undefined, attempt: undefined }),
+          job(2, ["linux"], { handle: undefined }),
+          job(3, ["linux"], { handle: undefined, attempt: 2 }),
+        ],
         inFlight: [disp("r1", "pending")],
       }),
     );
@@ -94,7 +121,10 @@ describe("plan without handles (Forgejo 11–14, Gitea)", () => {
       ["fj:job:3:2", undefined],
       ["fj:job:2:0", undefined],
     ]);
-    expect(p.jobs.find((j) => j.id === 1)).toMatchObject({ state: "covered", reason: "waiting for one of 1 idle or starting runner(s) of target linux" });
+    expect(p.jobs.find((j) => j.id === 1)).toMatchObject({
+      state: "covered",
+      reason: "waiting for one of 1 idle or starting runner(s) of target linux",
+    });
   });
 
   it("without a runner list, running jobs are taken to occupy live unpinned runners", () => {
@@ -152,7 +182,15 @@ describe("warm pools", () => {
 
   it("without handles, waiting jobs consume free runners before the pool counts as warm", () => {
     const targets: PlanTarget[] = [{ name: "linux", labels: ["linux", "docker"], minIdle: 2 }];
-    const p = plan(input({ targets, handles: false, registered: undefined, jobs: [job(1, ["linux"], { handle: undefined })], inFlight: [disp("w1", "pending")] }));
+    const p = plan(
+      input({
+        targets,
+        handles: false,
+        registered: undefined,
+        jobs: [job(1, ["linux"], { handle: undefined })],
+        inFlight: [disp("w1", "pending")],
+      }),
+    );
     // w1 takes job 1; two more keep the pool at 2.
     expect(p.intents.map((i) => i.kind)).toEqual(["warm", "warm"]);
   });
@@ -168,17 +206,28 @@ describe("warm pools", () => {
 describe("max_runners", () => {
   it("serves the oldest jobs first, then the warm pool, and names the cap for the rest", () => {
     const targets: PlanTarget[] = [{ name: "linux", labels: ["linux", "docker"], minIdle: 2, maxRunners: 3 }];
-    const p = plan(input({ targets, jobs: [job(3), job(1), job(2)], inFlight: [disp("busy", "running", { job: { id: 99, attempt: 1, handle: "z" } })] }));
+    const p = plan(
+      input({ targets, jobs: [job(3), job(1), job(2)], inFlight: [disp("busy", "running", { job: { id: 99, attempt: 1, handle: "z" } })] }),
+    );
     // The pool's two runners, asked for now, take the two oldest jobs (none gets a pinned runner too).
     expect(p.intents.map((i) => i.kind)).toEqual(["warm", "warm"]);
     expect(p.jobs.filter((j) => j.id !== 3).map((j) => [j.id, j.state, j.reason])).toEqual([
       [1, "covered", "waiting for one of 2 warm runner(s) of target linux asked for now"],
       [2, "covered", "waiting for one of 2 warm runner(s) of target linux asked for now"],
     ]);
-    expect(p.jobs.find((j) => j.id === 3)).toMatchObject({ state: "at_cap", reason: "at cap: target linux has 1 runner(s) in flight, max_runners 3" });
+    expect(p.jobs.find((j) => j.id === 3)).toMatchObject({
+      state: "at_cap",
+      reason: "at cap: target linux has 1 runner(s) in flight, max_runners 3",
+    });
     expect(p.targets[0]).toMatchObject({ jobIntents: 0, warmIntents: 2, maxRunners: 3 });
     // Room for more: jobs first, then the pool, which says it is short.
-    const roomier = plan(input({ targets: [{ ...targets[0]!, minIdle: 1 }], jobs: [job(3), job(1), job(2)], inFlight: [disp("busy", "running", { job: { id: 99, attempt: 1, handle: "z" } })] }));
+    const roomier = plan(
+      input({
+        targets: [{ ...targets[0]!, minIdle: 1 }],
+        jobs: [job(3), job(1), job(2)],
+        inFlight: [disp("busy", "running", { job: { id: 99, attempt: 1, handle: "z" } })],
+      }),
+    );
     expect(roomier.intents.map((i) => [i.kind, i.forJob])).toEqual([
       ["job", 2],
       ["warm", undefined],
@@ -196,7 +245,8 @@ describe("max_runners", () => {
 
 describe("key generations from the dispatcher's answers", () => {
   const base = "fj:job:5:h-5";
-  const rec = (r: Partial<KeyRecord>): Map<string, KeyRecord> => new Map([[base, { gen: 0, status: "created", at: NOW - 60_000, runners: ["r1"], ...r }]]);
+  const rec = (r: Partial<KeyRecord>): Map<string, KeyRecord> =>
+    new Map([[base, { gen: 0, status: "created", at: NOW - 60_000, runners: ["r1"], ...r }]]);
 
   it("a runner that ended without taking the job (known before this look) gets a new generation at once", () => {
     const p = plan(input({ jobs: [job(5)], book: rec({ status: "terminal" }) }));
@@ -222,7 +272,9 @@ describe("key generations from the dispatcher's answers", () => {
   });
 
   it("a refused request is asked again only after a minute", () => {
-    const refused = plan(input({ jobs: [job(5)], book: rec({ status: "rejected", at: NOW - 10_000, message: "dispatcher refused the request (403): no" }) }));
+    const refused = plan(
+      input({ jobs: [job(5)], book: rec({ status: "rejected", at: NOW - 10_000, message: "dispatcher refused the request (403): no" }) }),
+    );
     expect(refused.intents).toEqual([]);
     expect(refused.jobs[0]).toMatchObject({ state: "refused", reason: "dispatcher refused the request (403): no; asking again in 50s" });
     const later = plan(input({ jobs: [job(5)], book: rec({ status: "rejected", at: NOW - 61_000 }) }));

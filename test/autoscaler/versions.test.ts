@@ -61,7 +61,11 @@ describe("server versions", () => {
       const s = await stack!.status();
       return s.instances[0]!.waiting_jobs.some((j) => j.id === x.id) ? s : undefined;
     });
-    expect(status.instances[0]!.waiting_jobs.find((j) => j.id === x.id)).toMatchObject({ target: null, state: "unmatched", reason: "no target matches [windows]" });
+    expect(status.instances[0]!.waiting_jobs.find((j) => j.id === x.id)).toMatchObject({
+      target: null,
+      state: "unmatched",
+      reason: "no target matches [windows]",
+    });
     const metrics = await stack.metrics.registry.getSingleMetricAsString("forgejo_nsc_waiting_jobs");
     expect(metrics).toContain('forgejo_nsc_waiting_jobs{forge="fj",target="none"} 1');
   });
@@ -81,7 +85,10 @@ describe("server versions", () => {
   });
 
   it("Gitea 1.25: its jobs API and runner shapes; idle runners count", async () => {
-    stack = await startStack({ forgejo: { kind: "gitea", version: "1.25.0" }, instance: { targets: [{ name: "ubuntu", labels: ["ubuntu-latest"], min_idle: 1 }] } });
+    stack = await startStack({
+      forgejo: { kind: "gitea", version: "1.25.0" },
+      instance: { targets: [{ name: "ubuntu", labels: ["ubuntu-latest"], min_idle: 1 }] },
+    });
     const { forgejo, dispatcher } = stack;
     simulateRunners(forgejo, dispatcher);
     // min_idle 1: one warm runner, which connects and sits idle.
@@ -119,7 +126,9 @@ describe("server versions", () => {
       const s = await stack!.status();
       return s.instances[0]!.startup_error ? s : undefined;
     });
-    expect(status.instances[0]!.startup_error).toMatch(/^Forgejo 10\.0\.0 has no jobs API .*polling is impossible: upgrade Forgejo to 11 or newer/);
+    expect(status.instances[0]!.startup_error).toMatch(
+      /^Forgejo 10\.0\.0 has no jobs API .*polling is impossible: upgrade Forgejo to 11 or newer/,
+    );
     expect(status.instances[1]!.startup_error).toBeNull();
     expect(stack.dispatcher.dispatches.every((d) => d.key!.startsWith("new:"))).toBe(true);
     expect(stack.logs.text()).toContain("polling is impossible");
@@ -136,15 +145,26 @@ describe("server versions", () => {
       forgejo: { version: "15.0.3", orgs: [{ name: "acme", owners: ["admin"] }] },
       instances: (url) => [
         instanceConfig(url, { name: "org", scope: { level: "organization", owner: "acme" } }),
-        instanceConfig(gitea.url, { name: "gt", forgejo: { base_url: gitea.url, token: FAKE_ADMIN_TOKEN }, scope: { level: "repository", owner: "acme", name: "web" }, targets: [{ labels: ["ubuntu-latest"] }] }),
+        instanceConfig(gitea.url, {
+          name: "gt",
+          forgejo: { base_url: gitea.url, token: FAKE_ADMIN_TOKEN },
+          scope: { level: "repository", owner: "acme", name: "web" },
+          targets: [{ labels: ["ubuntu-latest"] }],
+        }),
       ],
     });
     const j1 = stack.forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
     const j2 = gitea.addJob({ repo: "acme/web", runs_on: ["ubuntu-latest"] });
     await waitFor(() => stack!.dispatcher.dispatches.length === 2, { what: "one dispatch per instance" });
     const byKey = new Map(stack.dispatcher.dispatches.map((d) => [d.key, d.body]));
-    expect(byKey.get(`org:job:${j1.id}:${j1.handle}`)).toMatchObject({ scope: { level: "organization", owner: "acme" }, labels: ["linux:host", "docker"] });
-    expect(byKey.get(`gt:job:${j2.id}:0`)).toMatchObject({ scope: { level: "repository", owner: "acme", name: "web" }, labels: ["ubuntu-latest"] });
+    expect(byKey.get(`org:job:${j1.id}:${j1.handle}`)).toMatchObject({
+      scope: { level: "organization", owner: "acme" },
+      labels: ["linux:host", "docker"],
+    });
+    expect(byKey.get(`gt:job:${j2.id}:0`)).toMatchObject({
+      scope: { level: "repository", owner: "acme", name: "web" },
+      labels: ["ubuntu-latest"],
+    });
     expect(stack.forgejo.callsTo("/orgs/acme/actions/runners/jobs").length).toBeGreaterThan(0);
     expect(gitea.callsTo("/repos/acme/web/actions/jobs").length).toBeGreaterThan(0);
   });

@@ -25,7 +25,13 @@ describe("scheduled warm pools with a fake clock", () => {
   it("fills at 08:00 Berlin time on both sides of the spring DST change, and not a minute earlier", async () => {
     // Friday 27 March 2026, 07:59 CET (UTC+1).
     const clock = fakeClock("2026-03-27T06:59:00Z");
-    stack = own(await startStack({ forgejo: { version: "15.0.3" }, instance: { targets: [office] }, deps: { now: clock.now, tuning: { pollIntervalMs: 100 } } }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        instance: { targets: [office] },
+        deps: { now: clock.now, tuning: { pollIntervalMs: 100 } },
+      }),
+    );
     const { dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     const passesAt = async (iso: string) => {
@@ -39,7 +45,9 @@ describe("scheduled warm pools with a fake clock", () => {
     expect((await stack.status()).instances[0]!.targets[0]).toMatchObject({ min_idle: 0, min_idle_period: null });
 
     await passesAt("2026-03-27T07:00:00Z");
-    expect(dispatcher.dispatches.map((d) => d.key)).toEqual([0, 1, 2].map((i) => expect.stringMatching(new RegExp(`^fj:warm:linux:[0-9a-f]{6}-${i}$`))));
+    expect(dispatcher.dispatches.map((d) => d.key)).toEqual(
+      [0, 1, 2].map((i) => expect.stringMatching(new RegExp(`^fj:warm:linux:[0-9a-f]{6}-${i}$`))),
+    );
     expect(dispatcher.dispatches.every((d) => d.body.job === undefined)).toBe(true);
     expect((await stack.status()).instances[0]!.targets[0]).toMatchObject({ min_idle: 3, min_idle_period: 0, in_flight: 3 });
 
@@ -62,11 +70,13 @@ describe("scheduled warm pools with a fake clock", () => {
   it("refills after the autumn change at the new offset, and never beyond max_runners", async () => {
     // Monday 26 October 2026, 07:30 CET (UTC+1).
     const clock = fakeClock("2026-10-26T06:30:00Z");
-    stack = own(await startStack({
-      forgejo: { version: "15.0.3" },
-      instance: { targets: [{ ...office, max_runners: 4 }] },
-      deps: { now: clock.now, tuning: { pollIntervalMs: 100 } },
-    }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        instance: { targets: [{ ...office, max_runners: 4 }] },
+        deps: { now: clock.now, tuning: { pollIntervalMs: 100 } },
+      }),
+    );
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     await waitFor(() => r.passCount >= 2, { what: "passes before opening" });
@@ -86,11 +96,13 @@ describe("scheduled warm pools with a fake clock", () => {
 
 describe("max_runners with jobs", () => {
   it("serves the oldest jobs up to the cap, says why the others wait, and continues as runners end", async () => {
-    stack = own(await startStack({
-      forgejo: { version: "15.0.3" },
-      instance: { targets: [{ name: "linux", labels: ["linux"], max_runners: 2 }] },
-      deps: { tuning: { pollIntervalMs: 100 } },
-    }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        instance: { targets: [{ name: "linux", labels: ["linux"], max_runners: 2 }] },
+        deps: { tuning: { pollIntervalMs: 100 } },
+      }),
+    );
     const { forgejo, dispatcher } = stack;
     const jobs = [1, 2, 3].map(() => forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] }));
     await waitFor(() => dispatcher.dispatches.length === 2, { what: "two runners" });
@@ -101,7 +113,10 @@ describe("max_runners with jobs", () => {
       return x.waiting_jobs.find((j) => j.id === jobs[0]!.id)?.reason.includes("launching") ? x : undefined;
     });
     expect(s.waiting_jobs.find((j) => j.id === jobs[0]!.id)!.reason).toMatch(/^runner fake-runner-1-0 launching since \d+s$/);
-    expect(s.waiting_jobs.find((j) => j.id === jobs[2]!.id)).toMatchObject({ state: "at_cap", reason: "at cap: target linux has 2 runner(s) in flight, max_runners 2" });
+    expect(s.waiting_jobs.find((j) => j.id === jobs[2]!.id)).toMatchObject({
+      state: "at_cap",
+      reason: "at cap: target linux has 2 runner(s) in flight, max_runners 2",
+    });
     dispatcher.setState(dispatcher.runners[0]!.name, "failed", "gave up");
     // One slot is free again. The oldest job (whose runner failed) gets it, under the next
     // generation of its key; job 3 keeps waiting at the cap.

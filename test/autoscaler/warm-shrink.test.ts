@@ -22,12 +22,14 @@ describe("a warm pool shrinking when its period ends", () => {
       min_idle_schedule: [{ cron: "0 8 * * 1-5", until: "0 18 * * 1-5", min_idle: 2 }],
       warm_idle_timeout: "5m",
     };
-    stack = own(await startStack({
-      forgejo: { version: "15.0.3" },
-      dispatcher: { now: () => new Date(t) },
-      instance: { targets: [target] },
-      deps: { now: () => new Date(t), tuning: { pollIntervalMs: 100 } },
-    }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        dispatcher: { now: () => new Date(t) },
+        instance: { targets: [target] },
+        deps: { now: () => new Date(t), tuning: { pollIntervalMs: 100 } },
+      }),
+    );
     const { dispatcher } = stack;
     simulateRunners(stack.forgejo, dispatcher);
     const r = stack.autoscaler.reconcilers[0]!;
@@ -47,19 +49,27 @@ describe("a warm pool shrinking when its period ends", () => {
     // 18:00 Berlin: min_idle 0 and both idled for hours: both stopped (nothing asked for instead).
     await passesAt("2026-03-27T17:00:00Z");
     await waitFor(() => dispatcher.runners.every((x) => x.state === "failed"), { what: "both runners stopped" });
-    expect(deletes().map((q) => q.path).sort()).toEqual(dispatcher.runners.map((x) => `/api/v1/runners/${x.name}`).sort());
-    expect(dispatcher.runners[0]!.reason).toMatch(/^cancelled through the API \(warm pool shrunk: idle for 10h0m0s \(warm_idle_timeout 5m0s\) while target linux has 2 free runner\(s\) for 0 waiting job\(s\) and min_idle 0\)$/);
+    expect(
+      deletes()
+        .map((q) => q.path)
+        .sort(),
+    ).toEqual(dispatcher.runners.map((x) => `/api/v1/runners/${x.name}`).sort());
+    expect(dispatcher.runners[0]!.reason).toMatch(
+      /^cancelled through the API \(warm pool shrunk: idle for 10h0m0s \(warm_idle_timeout 5m0s\) while target linux has 2 free runner\(s\) for 0 waiting job\(s\) and min_idle 0\)$/,
+    );
     expect(dispatcher.dispatches).toHaveLength(2);
   });
 });
 
 describe("min_idle_auto", () => {
   it("a job arriving makes a pool of one: a warm runner that takes the job, then one for the pool, none pinned", async () => {
-    stack = own(await startStack({
-      forgejo: { version: "15.0.3" },
-      instance: { targets: [{ name: "linux", labels: ["linux:host"], min_idle_auto: { max: 2 } }] },
-      deps: { tuning: { pollIntervalMs: 100 } },
-    }));
+    stack = own(
+      await startStack({
+        forgejo: { version: "15.0.3" },
+        instance: { targets: [{ name: "linux", labels: ["linux:host"], min_idle_auto: { max: 2 } }] },
+        deps: { tuning: { pollIntervalMs: 100 } },
+      }),
+    );
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     await waitFor(() => r.passCount >= 2, { what: "two passes" });

@@ -11,7 +11,10 @@ const bodies: string[] = [];
 beforeAll(async () => {
   stack = await startStack({
     forgejo: { version: "15.0.3" },
-    instances: (url) => [instanceConfig(url, { name: "fj", webhook_secret: WEBHOOK_SECRET, poll_interval: "1h" }), instanceConfig(url, { name: "open", poll_interval: "1h" })],
+    instances: (url) => [
+      instanceConfig(url, { name: "fj", webhook_secret: WEBHOOK_SECRET, poll_interval: "1h" }),
+      instanceConfig(url, { name: "open", poll_interval: "1h" }),
+    ],
     top: { webhooks: { body_limit: 2048, debounce: "50ms" } },
   });
   await waitFor(() => stack.autoscaler.reconcilers.every((r) => r.passCount >= 1), { what: "first passes" });
@@ -20,7 +23,11 @@ afterAll(async () => {
   await stack.close();
 });
 
-async function post(path: string, body: string, headers: Record<string, string>): Promise<{ status: number; json: Record<string, unknown>; ms: number }> {
+async function post(
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; json: Record<string, unknown>; ms: number }> {
   const started = performance.now();
   const res = await fetch(`${stack.url}${path}`, { method: "POST", headers, body });
   const text = await res.text();
@@ -38,16 +45,25 @@ async function deliveries(instance: string, result: string): Promise<number> {
 
 describe("POST /webhook/<name>", () => {
   it("unknown name → 404", async () => {
-    const r = await post("/webhook/nope", push, { "content-type": "application/json", "x-forgejo-event": "push", "x-forgejo-signature": sign(push) });
+    const r = await post("/webhook/nope", push, {
+      "content-type": "application/json",
+      "x-forgejo-event": "push",
+      "x-forgejo-signature": sign(push),
+    });
     expect(r.status).toBe(404);
-    expect(r.json).toEqual({ error: "unknown_instance", message: "no instance with this name is configured; deliver to /webhook/<instances[].name> of the autoscaler config" });
+    expect(r.json).toEqual({
+      error: "unknown_instance",
+      message: "no instance with this name is configured; deliver to /webhook/<instances[].name> of the autoscaler config",
+    });
     expect(await deliveries("unknown", "unknown_instance")).toBe(1);
   });
 
   it("missing signature → 401 (also the empty headers of a hook without a secret)", async () => {
     const none = await post("/webhook/fj", push, { "content-type": "application/json", "x-forgejo-event": "push" });
     expect(none.status).toBe(401);
-    expect(none.json.message).toBe("the delivery carries no signature: set the webhook's secret in Forgejo to this instance's webhook_secret");
+    expect(none.json.message).toBe(
+      "the delivery carries no signature: set the webhook's secret in Forgejo to this instance's webhook_secret",
+    );
     const empty = buildDelivery("forgejo", "push", { ref: "x" }, {});
     const r = await post("/webhook/fj", empty.body, empty.headers);
     expect(r.status).toBe(401);
@@ -63,10 +79,15 @@ describe("POST /webhook/<name>", () => {
     for (const headers of forms) {
       const r = await post("/webhook/fj", push, { "content-type": "application/json", "x-forgejo-event": "push", ...headers });
       expect(r.status, JSON.stringify(headers)).toBe(401);
-      expect(r.json.message).toBe("the signature does not match: the webhook's secret in Forgejo differs from this instance's webhook_secret");
+      expect(r.json.message).toBe(
+        "the signature does not match: the webhook's secret in Forgejo differs from this instance's webhook_secret",
+      );
     }
     // Signed over a different body (tampered in transit).
-    const r = await post("/webhook/fj", push.replace("main", "evil"), { "content-type": "application/json", "x-forgejo-signature": sign(push) });
+    const r = await post("/webhook/fj", push.replace("main", "evil"), {
+      "content-type": "application/json",
+      "x-forgejo-signature": sign(push),
+    });
     expect(r.status).toBe(401);
     expect(await deliveries("fj", "bad_signature")).toBeGreaterThanOrEqual(6);
   });
@@ -75,7 +96,10 @@ describe("POST /webhook/<name>", () => {
     const big = JSON.stringify({ pad: "x".repeat(4096) });
     const r = await post("/webhook/fj", big, { "content-type": "application/json", "x-forgejo-signature": sign(big) });
     expect(r.status).toBe(413);
-    expect(r.json).toEqual({ error: "body_too_large", message: "webhook delivery is larger than the limit of 2048 bytes; raise webhooks.body_limit if this delivery is legitimate" });
+    expect(r.json).toEqual({
+      error: "body_too_large",
+      message: "webhook delivery is larger than the limit of 2048 bytes; raise webhooks.body_limit if this delivery is legitimate",
+    });
     expect(await deliveries("fj", "too_large")).toBe(1);
   });
 

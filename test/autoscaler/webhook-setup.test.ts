@@ -48,19 +48,35 @@ describe("webhook setup at start", () => {
     const forgejo = await startFakeForgejo({ version: "15.0.3", orgs: [{ name: "acme", owners: ["admin"] }] });
     stack = await startStack({
       forgejoServer: forgejo,
-      instance: { scope: { level: "organization", owner: "acme" }, webhook_secret: WEBHOOK_SECRET, webhook: { url: "http://127.0.0.1:9/webhook/fj" } },
+      instance: {
+        scope: { level: "organization", owner: "acme" },
+        webhook_secret: WEBHOOK_SECRET,
+        webhook: { url: "http://127.0.0.1:9/webhook/fj" },
+      },
     });
     const hook = await waitFor(() => stack!.forgejo.state.hooks[0], { what: "hook" });
     // Forgejo stores "pull_request" as its sub-events (routers/api/v1/utils/hook.go pullHook).
     const PULL = ["pull_request", "pull_request_assign", "pull_request_label", "pull_request_milestone", "pull_request_comment"];
-    const REVIEW = ["pull_request_review_approved", "pull_request_review_rejected", "pull_request_review_comment", "pull_request_sync", "pull_request_review_request"];
-    expect(hook.events.sort()).toEqual(["action_run_failure", "action_run_recover", "action_run_success", "push", ...PULL, ...REVIEW].sort());
+    const REVIEW = [
+      "pull_request_review_approved",
+      "pull_request_review_rejected",
+      "pull_request_review_comment",
+      "pull_request_sync",
+      "pull_request_review_request",
+    ];
+    expect(hook.events.sort()).toEqual(
+      ["action_run_failure", "action_run_recover", "action_run_success", "push", ...PULL, ...REVIEW].sort(),
+    );
     expect(hook.type).toBe("forgejo");
     await stack.close();
     // A restart with the same configuration leaves the hook alone: no PATCH on every start.
     stack = await startStack({
       forgejoServer: forgejo,
-      instance: { scope: { level: "organization", owner: "acme" }, webhook_secret: WEBHOOK_SECRET, webhook: { url: "http://127.0.0.1:9/webhook/fj" } },
+      instance: {
+        scope: { level: "organization", owner: "acme" },
+        webhook_secret: WEBHOOK_SECRET,
+        webhook: { url: "http://127.0.0.1:9/webhook/fj" },
+      },
     });
     await waitFor(async () => (await stack!.status()).instances[0]!.webhook.setup === "ok", { what: "setup ok after restart" });
     expect((await stack.status()).instances[0]!.webhook.message).toMatch(/^unchanged/);
@@ -72,7 +88,10 @@ describe("webhook setup at start", () => {
       instance: {
         scope: { level: "organization", owner: "acme" },
         webhook_secret: WEBHOOK_SECRET,
-        webhook: { url: "http://127.0.0.1:9/webhook/fj", events: ["push", "action_run_success", "action_run_failure", "action_run_recover"] },
+        webhook: {
+          url: "http://127.0.0.1:9/webhook/fj",
+          events: ["push", "action_run_success", "action_run_failure", "action_run_recover"],
+        },
       },
     });
     await waitFor(async () => (await stack!.status()).instances[0]!.webhook.setup === "ok", { what: "setup ok" });
@@ -85,7 +104,11 @@ describe("webhook setup at start", () => {
   });
 
   it("warns that Forgejo cannot send workflow_job, and keeps retrying while Forgejo refuses", async () => {
-    stack = await startStack({ forgejo: { version: "15.0.3" }, start: false, instance: { webhook_secret: WEBHOOK_SECRET, webhook: { url: "http://127.0.0.1:9/webhook/fj", events: ["workflow_job", "push"] } } });
+    stack = await startStack({
+      forgejo: { version: "15.0.3" },
+      start: false,
+      instance: { webhook_secret: WEBHOOK_SECRET, webhook: { url: "http://127.0.0.1:9/webhook/fj", events: ["workflow_job", "push"] } },
+    });
     stack.forgejo.failNext("/admin/hooks", 500, 3, { method: "GET" });
     stack.autoscaler.start();
     await waitFor(async () => (await stack!.status()).instances[0]!.webhook.setup === "error", { what: "setup error reported" });

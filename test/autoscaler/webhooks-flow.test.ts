@@ -24,7 +24,9 @@ async function addHook(forgejo: FakeForgejo, url: string, events: string[], repo
 
 const gitea = (over: Record<string, unknown> = {}) => ({
   forgejo: { kind: "gitea" as const, version: "1.25.0", repos: [{ owner: "acme", name: "app" }] },
-  instances: (url: string) => [instanceConfig(url, { name: "gt", webhook_secret: WEBHOOK_SECRET, targets: [{ labels: ["ubuntu-latest"] }], ...over })],
+  instances: (url: string) => [
+    instanceConfig(url, { name: "gt", webhook_secret: WEBHOOK_SECRET, targets: [{ labels: ["ubuntu-latest"] }], ...over }),
+  ],
 });
 
 /**
@@ -76,10 +78,13 @@ describe("Gitea workflow_job: webhook + poll + replay → exactly one runner per
     expect(dispatcher.posts().filter((p) => p.status === 202)).toHaveLength(1);
 
     // Polling stopped once workflow_job deliveries arrived: the next look is a resync, 5 minutes out.
-    const s = await waitFor(async () => {
-      const x = (await stack!.status()).instances[0]!;
-      return x.next_poll_at ? x : undefined;
-    }, { what: "no pass in progress" });
+    const s = await waitFor(
+      async () => {
+        const x = (await stack!.status()).instances[0]!;
+        return x.next_poll_at ? x : undefined;
+      },
+      { what: "no pass in progress" },
+    );
     expect(s.mode).toBe("resync");
     expect(s.webhook.workflow_job_seen).toBe(true);
     expect(Date.parse(s.next_poll_at!) - Date.now()).toBeGreaterThan(4 * 60_000);
@@ -174,7 +179,10 @@ describe("modes: polling → webhooks → resync", () => {
     const first = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
     await waitFor(async () => (await stack!.status()).instances[0]!.mode === "resync", { what: "resync mode" });
     // Deliveries stop reaching us (hook deleted): the next job is only found by the resync.
-    await fetch(`${forgejo.url}/api/v1/repos/acme/app/hooks/${hookId}`, { method: "DELETE", headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` } });
+    await fetch(`${forgejo.url}/api/v1/repos/acme/app/hooks/${hookId}`, {
+      method: "DELETE",
+      headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` },
+    });
     const lost = forgejo.addJob({ repo: "acme/app", runs_on: ["ubuntu-latest"] });
     const lostKey = `gt:job:${lost.id}:${forgejo.job(lost.id)!.attempt}`;
     await waitFor(() => dispatcher.dispatches.some((d) => d.key === lostKey), { what: "resync dispatch" });
@@ -203,7 +211,12 @@ describe("modes: polling → webhooks → resync", () => {
     await waitFor(() => r.passCount >= 1, { what: "first pass" });
     expect(stack.logs.text()).toContain("disable_polling is ignored");
     // Forgejo deliveries (even one dressed as workflow_job) never stop the polling.
-    await forgejo.deliver(`${stack.url}/webhook/fj`, "workflow_job", { action: "queued", workflow_job: { id: 999, labels: ["linux"], run_attempt: 1 } }, { secret: WEBHOOK_SECRET });
+    await forgejo.deliver(
+      `${stack.url}/webhook/fj`,
+      "workflow_job",
+      { action: "queued", workflow_job: { id: 999, labels: ["linux"], run_attempt: 1 } },
+      { secret: WEBHOOK_SECRET },
+    );
     await forgejo.deliver(`${stack.url}/webhook/fj`, "action_run_success", { action: "success", run: {} }, { secret: WEBHOOK_SECRET });
     const after = r.passCount;
     await waitFor(() => r.passCount >= after + 3, { what: "polling continues" });
@@ -213,13 +226,18 @@ describe("modes: polling → webhooks → resync", () => {
 
 describe("Gitea 1.24: workflow_job webhooks, no jobs search", () => {
   it("serves jobs from deliveries only, never polls the missing jobs API, and says so in status", async () => {
-    stack = await startStack({ forgejo: { kind: "gitea", version: "1.24.0", repos: [{ owner: "acme", name: "app" }] }, instances: gitea().instances });
+    stack = await startStack({
+      forgejo: { kind: "gitea", version: "1.24.0", repos: [{ owner: "acme", name: "app" }] },
+      instances: gitea().instances,
+    });
     const { forgejo, dispatcher } = stack;
     const r = stack.autoscaler.reconcilers[0]!;
     await waitFor(() => r.passCount >= 1, { what: "first pass" });
     const s0 = (await stack.status()).instances[0]!;
     expect(s0.mode).toBe("webhooks");
-    expect(s0.mode_reason).toMatch(/^Gitea 1\.24\.0 has no jobs API \(GET …\/actions\/jobs arrived in Gitea 1\.25\): runners are asked for from its workflow_job webhooks only/);
+    expect(s0.mode_reason).toMatch(
+      /^Gitea 1\.24\.0 has no jobs API \(GET …\/actions\/jobs arrived in Gitea 1\.25\): runners are asked for from its workflow_job webhooks only/,
+    );
     expect(s0.last_error).toBeNull();
     expect(s0.startup_error).toBeNull();
 

@@ -10,7 +10,22 @@ describe("bench/supervise.ts --json", () => {
   it("prints only the JSON document on stdout; progress goes to stderr", async () => {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      ["--import", "tsx", join(ROOT, "bench/supervise.ts"), "--json", "--runners", "20", "--ticks", "1", "--churn", "1", "--process-ticks", "0", "--dispatches", "0"],
+      [
+        "--import",
+        "tsx",
+        join(ROOT, "bench/supervise.ts"),
+        "--json",
+        "--runners",
+        "20",
+        "--ticks",
+        "1",
+        "--churn",
+        "1",
+        "--process-ticks",
+        "0",
+        "--dispatches",
+        "0",
+      ],
       { cwd: ROOT, timeout: 120_000 },
     );
     const doc = JSON.parse(stdout) as { machine: string; supervision: { runners: number } };

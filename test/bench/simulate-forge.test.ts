@@ -6,7 +6,14 @@ import { Forge } from "../../bench/simulate/forge.js";
 import type { TraceJob } from "../../bench/simulate/trace.js";
 
 const run = { id: 1, trigger: "push" as const, draws: { started: 0.5, finished: 0.5 } };
-const job = (id: number, arrival: number, label: string): TraceJob => ({ id, arrival, runsOn: [label], durationMs: 60_000, run, draws: { queued: 0.5, started: 0.5, completed: 0.5 } });
+const job = (id: number, arrival: number, label: string): TraceJob => ({
+  id,
+  arrival,
+  runsOn: [label],
+  durationMs: 60_000,
+  run,
+  draws: { queued: 0.5, started: 0.5, completed: 0.5 },
+});
 
 function world(jobs: TraceJob[], loss = 0) {
   const q = new EventQueue(0);

@@ -11,7 +11,8 @@ import { mixedDayTrace } from "../../bench/simulate/traces.js";
 describe("simulator: the improved planner on a mixed day (seed 2, 5% loss)", () => {
   it("kills no job at the deadline, launches fewer pinned runners for taken jobs, idles less, strands nothing", async () => {
     const trace = mixedDayTrace(2);
-    const run = (policy: string) => simulate({ trace, deployment: standardDeployment(), policy: policyNamed(policy).create, loss: 0.05, seed: 2 });
+    const run = (policy: string) =>
+      simulate({ trace, deployment: standardDeployment(), policy: policyNamed(policy).create, loss: 0.05, seed: 2 });
     const today = await run("today");
     const improved = await run("improved");
     expect(today.killed).toBeGreaterThan(0);

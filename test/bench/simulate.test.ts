@@ -16,7 +16,14 @@ function tinyDeployment(): Deployment {
     ...base,
     autoscaler: autoscalerInstance({
       dispatcher: { url: "http://dispatcher.sim.invalid" },
-      instances: [{ name: "tiny", forgejo: { base_url: "http://forgejo.sim.invalid", token: "t" }, poll_interval: "5s", targets: [{ name: "small", labels: [LINUX_SMALL] }] }],
+      instances: [
+        {
+          name: "tiny",
+          forgejo: { base_url: "http://forgejo.sim.invalid", token: "t" },
+          poll_interval: "5s",
+          targets: [{ name: "small", labels: [LINUX_SMALL] }],
+        },
+      ],
     }),
     dispatcher: { ...base.dispatcher, boot: { ...base.dispatcher.boot, linux: { kind: "fixed", ms: 10_000 } } },
   };
@@ -30,11 +37,21 @@ function oneJob(): Trace {
     description: "one job",
     start: T0,
     end: T0 + 60_000,
-    jobs: [{ id: 1, arrival: T0 + 1000, runsOn: [LINUX_SMALL], durationMs: 60_000, run, draws: { queued: 0.99, started: 0.99, completed: 0.99 } }],
+    jobs: [
+      {
+        id: 1,
+        arrival: T0 + 1000,
+        runsOn: [LINUX_SMALL],
+        durationMs: 60_000,
+        run,
+        draws: { queued: 0.99, started: 0.99, completed: 0.99 },
+      },
+    ],
   };
 }
 
-const run = (policy: string, loss: number) => simulate({ trace: oneJob(), deployment: tinyDeployment(), policy: policyNamed(policy).create, loss, seed: 1, drainMs: 600_000 });
+const run = (policy: string, loss: number) =>
+  simulate({ trace: oneJob(), deployment: tinyDeployment(), policy: policyNamed(policy).create, loss, seed: 1, drainMs: 600_000 });
 
 describe("simulator: one job, 10 s boot, 5 s poll", () => {
   it("today, every webhook lost: the poll at 5 s asks, the runner is up at 15 s: 14 s wait", async () => {
@@ -67,7 +84,13 @@ describe("simulator: losing webhooks", () => {
   it("at 50% loss today's polling strands no job of a mixed day, where the original strands many", async () => {
     const trace = mixedDayTrace(3);
     const today = await simulate({ trace, deployment: standardDeployment(), policy: policyNamed("today").create, loss: 0.5, seed: 3 });
-    const original = await simulate({ trace, deployment: standardDeployment(), policy: policyNamed("original").create, loss: 0.5, seed: 3 });
+    const original = await simulate({
+      trace,
+      deployment: standardDeployment(),
+      policy: policyNamed("original").create,
+      loss: 0.5,
+      seed: 3,
+    });
     expect(today.jobs).toBeGreaterThan(300);
     expect(today.stranded).toBe(0);
     expect(today.max.atLeast).toBe(false);
@@ -79,13 +102,14 @@ describe("simulator: determinism", () => {
   it("the same seed gives the same trace and the same figures; another seed another trace", async () => {
     expect(steadyTrace(7)).toEqual(steadyTrace(7));
     expect(steadyTrace(8).jobs).not.toEqual(steadyTrace(7).jobs);
-    const once = () => simulate({ trace: steadyTrace(7), deployment: standardDeployment(), policy: policyNamed("today").create, loss: 0.05, seed: 7 });
+    const once = () =>
+      simulate({ trace: steadyTrace(7), deployment: standardDeployment(), policy: policyNamed("today").create, loss: 0.05, seed: 7 });
     expect(await once()).toEqual(await once());
   });
 
   it("refuses a loss that is not a probability, saying so", async () => {
-    await expect(simulate({ trace: oneJob(), deployment: tinyDeployment(), policy: policyNamed("today").create, loss: 1.5, seed: 1 })).rejects.toThrow(
-      "loss must be a probability between 0 and 1, got 1.5",
-    );
+    await expect(
+      simulate({ trace: oneJob(), deployment: tinyDeployment(), policy: policyNamed("today").create, loss: 1.5, seed: 1 }),
+    ).rejects.toThrow("loss must be a probability between 0 and 1, got 1.5");
   });
 });

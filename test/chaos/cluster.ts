@@ -30,10 +30,15 @@ export class Replica {
   }
 
   async start(): Promise<void> {
-    const p = startProcess(`chaos-${this.name}`, process.execPath, ["--import", "tsx", join(ROOT, "src/bin", `${this.kind}.ts`), "--config", this.configPath], {
-      cwd: ROOT,
-      env: this.env,
-    });
+    const p = startProcess(
+      `chaos-${this.name}`,
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "src/bin", `${this.kind}.ts`), "--config", this.configPath],
+      {
+        cwd: ROOT,
+        env: this.env,
+      },
+    );
     this.proc = p;
     if (p.child.pid) this.pids.push(p.child.pid);
     await waitFor(
@@ -87,7 +92,13 @@ export class Replica {
 }
 
 /** Writes a replica's config and returns the replica (not started). */
-export async function makeReplica(kind: Kind, name: string, dir: string, config: Record<string, unknown>, env: NodeJS.ProcessEnv): Promise<Replica> {
+export async function makeReplica(
+  kind: Kind,
+  name: string,
+  dir: string,
+  config: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): Promise<Replica> {
   const port = await freePort();
   const path = join(dir, `${name}.yaml`);
   writeFileSync(path, stringify({ ...config, listen: `127.0.0.1:${port}` }), { mode: 0o600 });
@@ -99,7 +110,11 @@ export async function makeReplica(kind: Kind, name: string, dir: string, config:
  * says), waiting until one of `replicas` does. On timeout the error lists each replica's last
  * lease log lines.
  */
-export async function leader(replicas: readonly Replica[], holderNow: () => Promise<string | undefined>, timeoutMs = 30_000): Promise<Replica> {
+export async function leader(
+  replicas: readonly Replica[],
+  holderNow: () => Promise<string | undefined>,
+  timeoutMs = 30_000,
+): Promise<Replica> {
   try {
     return await waitFor(
       async () => {
@@ -111,7 +126,10 @@ export async function leader(replicas: readonly Replica[], holderNow: () => Prom
   } catch (err) {
     const tails = replicas.map((r) => {
       const lines = (r.incarnations().at(-1)?.lines ?? []).filter((l) => /lease|PostgreSQL|state database/i.test(String(l.msg)));
-      return `${r.name}: ${lines.slice(-5).map((l) => `${String(l.time)} ${String(l.msg)} ${String(l.err ?? "")}`).join(" | ")}`;
+      return `${r.name}: ${lines
+        .slice(-5)
+        .map((l) => `${String(l.time)} ${String(l.msg)} ${String(l.err ?? "")}`)
+        .join(" | ")}`;
     });
     throw new Error(`${(err as Error).message}\n${tails.join("\n")}`);
   }
@@ -131,7 +149,11 @@ function jsonLines(text: string): Record<string, unknown>[] {
 }
 
 /** deploy/Caddyfile.replicas.example as a loopback test runs it: plain HTTP, no admin endpoint, the replicas' ports. */
-export function caddyEnv(sites: { dispatcher: number; autoscaler: number }, dispatchers: readonly Replica[], autoscalers: readonly Replica[]): Record<string, string> {
+export function caddyEnv(
+  sites: { dispatcher: number; autoscaler: number },
+  dispatchers: readonly Replica[],
+  autoscalers: readonly Replica[],
+): Record<string, string> {
   return {
     FORGEJO_NSC_DISPATCHER_DOMAIN: `http://127.0.0.1:${sites.dispatcher}`,
     FORGEJO_NSC_AUTOSCALER_DOMAIN: `http://127.0.0.1:${sites.autoscaler}`,

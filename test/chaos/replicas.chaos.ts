@@ -72,12 +72,11 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   const dispatcherUrl = `http://127.0.0.1:${sites.dispatcher}`;
   const dispatchers: Replica[] = [];
   for (const name of ["d1", "d2", "d3"]) {
-    dispatchers.push(
-      await makeReplica("dispatcher", name, tmp.dir, dispatcherConfig(name, forgejo, nsc.bin, tmp.dir, db), env),
-    );
+    dispatchers.push(await makeReplica("dispatcher", name, tmp.dir, dispatcherConfig(name, forgejo, nsc.bin, tmp.dir, db), env));
   }
   const autoscalers: Replica[] = [];
-  for (const name of ["a1", "a2"]) autoscalers.push(await makeReplica("autoscaler", name, tmp.dir, autoscalerConfig(name, forgejo, dispatcherUrl, db), env));
+  for (const name of ["a1", "a2"])
+    autoscalers.push(await makeReplica("autoscaler", name, tmp.dir, autoscalerConfig(name, forgejo, dispatcherUrl, db), env));
   const all = [...dispatchers, ...autoscalers];
   cleanups.push(() => Promise.all(all.map((r) => r.stop())).then(() => undefined));
   await Promise.all(all.map((r) => r.start()));
@@ -89,7 +88,10 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
     env: { ...process.env, HOME: tmp.dir, ...caddyEnv(sites, dispatchers, autoscalers) },
   });
   cleanups.push(() => caddy.stop().then(() => undefined));
-  await waitFor(async () => (await fetch(`${dispatcherUrl}/healthz`).catch(() => undefined))?.ok, { timeoutMs: 30_000, what: "Caddy to proxy" });
+  await waitFor(async () => (await fetch(`${dispatcherUrl}/healthz`).catch(() => undefined))?.ok, {
+    timeoutMs: 30_000,
+    what: "Caddy to proxy",
+  });
 
   // Arrivals: JOBS jobs spread over ARRIVAL_MS; and direct dispatches (curl through Caddy) whose 202s must all be kept.
   const started = Date.now();
@@ -126,7 +128,11 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
     await l.kill();
     outages.push({ holder, at });
     say(`SIGKILL ${l.name} (${holder})`);
-    const next = await leader(group.filter((r) => r !== l), holderNow(l.kind), 30_000);
+    const next = await leader(
+      group.filter((r) => r !== l),
+      holderNow(l.kind),
+      30_000,
+    );
     say(`${next.name} leads`);
     await l.start();
   };
@@ -168,12 +174,19 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   say(`all ${JOBS} jobs arrived; ${accepted.length} direct dispatches accepted`);
 
   // Every job ran, every runner ended, every instance is gone.
-  await waitFor(() => jobs.every((j) => forgejo.job(j.id)?.status === "success"), { timeoutMs: 600_000, intervalMs: 1000, what: "every job to finish" });
+  await waitFor(() => jobs.every((j) => forgejo.job(j.id)?.status === "success"), {
+    timeoutMs: 600_000,
+    intervalMs: 1000,
+    what: "every job to finish",
+  });
   say("every job finished");
   for (const name of accepted) {
     await waitFor(
       async () => {
-        const res = await fetchJson(`${dispatcherUrl}/api/v1/runners/${name}?reason=chaos-test-done`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+        const res = await fetchJson(`${dispatcherUrl}/api/v1/runners/${name}?reason=chaos-test-done`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
         return res.status === 200;
       },
       { timeoutMs: 30_000, intervalMs: 500, what: `cancelling ${name}` },
@@ -181,7 +194,10 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   }
   const runners = await waitFor(
     async () => {
-      const res = await fetchJson(`${dispatcherUrl}/api/v1/runners?limit=5000`, { method: "GET", headers: { authorization: `Bearer ${TOKEN}` } });
+      const res = await fetchJson(`${dispatcherUrl}/api/v1/runners?limit=5000`, {
+        method: "GET",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
       const rs = res.body.runners as { name: string; state: string; job: { id: number } | null; instance_id: string | null }[];
       if (rs.length >= JOBS && rs.every((r) => r.state === "done" || r.state === "failed")) return rs;
       const states: Record<string, number> = {};
@@ -196,8 +212,14 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   const instances = nsc.instances({ includeDestroyed: true });
   const terms = { dispatcher: await leaseTerms(db, "dispatcher"), autoscaler: await leaseTerms(db, "autoscaler") };
   const effects = nscEffects(dispatchers, terms.dispatcher);
-  const failover = failoverTimes(outages.filter((o) => o.holder.startsWith("d")), terms.dispatcher).filter((x): x is number => x !== undefined);
-  const autoscalerFailover = failoverTimes(outages.filter((o) => o.holder.startsWith("a")), terms.autoscaler);
+  const failover = failoverTimes(
+    outages.filter((o) => o.holder.startsWith("d")),
+    terms.dispatcher,
+  ).filter((x): x is number => x !== undefined);
+  const autoscalerFailover = failoverTimes(
+    outages.filter((o) => o.holder.startsWith("a")),
+    terms.autoscaler,
+  );
   process.stdout.write(
     `chaos: ${JOBS} jobs, ${runners.length} runners, ${instances.length} instances; dispatcher lease terms ${terms.dispatcher.length}, ` +
       `failover median ${median(failover)} ms, max ${Math.max(...failover)} ms (${failover.join(", ")}); autoscaler failover ${autoscalerFailover.join(", ")} ms; ` +
@@ -208,19 +230,34 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
   for (const j of jobs) expect(forgejo.job(j.id)?.attempt, `job ${j.id} taken once`).toBe(1);
   const ran = runners.filter((r) => r.instance_id !== null && r.job !== null);
   expect([...repeated(ran.filter((r) => r.job).map((r) => String(r.job!.id)))], "jobs with more than one runner").toEqual([]);
-  expect(missing(jobs.map((j) => String(j.id)), ran.map((r) => String(r.job?.id))), "jobs without a runner").toEqual([]);
+  expect(
+    missing(
+      jobs.map((j) => String(j.id)),
+      ran.map((r) => String(r.job?.id)),
+    ),
+    "jobs without a runner",
+  ).toEqual([]);
   // None launched twice: one instance per runner name.
   expect([...repeated(instances.map((i) => i.labels["forgejo-nsc.runner"] ?? i.id))], "runners with two instances").toEqual([]);
   // No accepted dispatch lost.
-  expect(missing(accepted, runners.map((r) => r.name)), "accepted dispatches missing").toEqual([]);
+  expect(
+    missing(
+      accepted,
+      runners.map((r) => r.name),
+    ),
+    "accepted dispatches missing",
+  ).toEqual([]);
   expect(accepted.length).toBeGreaterThan(0);
   // No replica acted after losing its lease; failover within two supervise intervals (plus start-up slack on 2 cores).
   expect(effectsOutsideTerms(effects, terms.dispatcher)).toEqual([]);
   // /readyz says what each replica does: one leads, the others stand by.
-  const roles = await waitFor(async () => {
-    const rs = (await Promise.all(dispatchers.map((d) => d.role()))).sort();
-    return rs.join() === "leader,standby,standby" ? rs : undefined;
-  }, { timeoutMs: 30_000, what: "one dispatcher to say leader and two standby" });
+  const roles = await waitFor(
+    async () => {
+      const rs = (await Promise.all(dispatchers.map((d) => d.role()))).sort();
+      return rs.join() === "leader,standby,standby" ? rs : undefined;
+    },
+    { timeoutMs: 30_000, what: "one dispatcher to say leader and two standby" },
+  );
   expect(roles).toEqual(["leader", "standby", "standby"]);
   expect(failover.length).toBeGreaterThanOrEqual(3);
   expect(Math.max(...failover)).toBeLessThan(2 * LEASE_TTL_MS + 2000);
@@ -248,7 +285,15 @@ function dispatcherConfig(name: string, forgejo: FakeForgejo, nscBin: string, di
 function autoscalerConfig(name: string, forgejo: FakeForgejo, dispatcherUrl: string, db: { url: string; schema: string }) {
   return {
     dispatcher: { url: dispatcherUrl, token: TOKEN, timeout: "10s" },
-    instances: [{ name: "forge", forgejo: { base_url: forgejo.url, token: FAKE_ADMIN_TOKEN }, scope: SCOPE, poll_interval: "2s", targets: [{ labels: [LABEL], ttl: "15m" }] }],
+    instances: [
+      {
+        name: "forge",
+        forgejo: { base_url: forgejo.url, token: FAKE_ADMIN_TOKEN },
+        scope: SCOPE,
+        poll_interval: "2s",
+        targets: [{ labels: [LABEL], ttl: "15m" }],
+      },
+    ],
     replicas: { store: db.url, schema: db.schema, lease_ttl: `${LEASE_TTL_MS}ms`, name },
     log: { level: "info" },
   };
@@ -265,13 +310,21 @@ async function query<T extends pg.QueryResultRow>(db: { url: string }, sql: stri
 }
 
 async function leaseTerms(db: { url: string; schema: string }, name: string): Promise<Term[]> {
-  const rows = await query<{ epoch: string; holder: string; acquired_at: Date }>(db, `SELECT epoch::text AS epoch, holder, acquired_at FROM ${db.schema}.lease_terms WHERE name = $1`, [name]);
+  const rows = await query<{ epoch: string; holder: string; acquired_at: Date }>(
+    db,
+    `SELECT epoch::text AS epoch, holder, acquired_at FROM ${db.schema}.lease_terms WHERE name = $1`,
+    [name],
+  );
   return rows.map((r) => ({ epoch: Number(r.epoch), holder: r.holder, acquiredAt: r.acquired_at.getTime() }));
 }
 
 /** Who holds the lease right now by the database's clock (undefined: nobody, or unreachable). */
 async function liveHolder(db: { url: string; schema: string }, name: string): Promise<string | undefined> {
-  const rows = await query<{ holder: string }>(db, `SELECT holder FROM ${db.schema}.leases WHERE name = $1 AND expires_at > clock_timestamp()`, [name]).catch(() => []);
+  const rows = await query<{ holder: string }>(
+    db,
+    `SELECT holder FROM ${db.schema}.leases WHERE name = $1 AND expires_at > clock_timestamp()`,
+    [name],
+  ).catch(() => []);
   return rows[0]?.holder;
 }
 

@@ -84,8 +84,14 @@ describe("the forgejo-nsc binary", () => {
 
   it("status exits 0 against answering daemons and 1 when one is down", async () => {
     const token = "bin-test-token-0123456789abcdef";
-    const d = await startStubDaemon({ token, handle: (req) => (req.path === "/api/v1/runners" ? { status: 200, body: { runners: [] } } : undefined) });
-    const a = await startStubDaemon({ token, handle: (req) => (req.path === "/api/v1/status" ? { status: 200, body: { instances: [] } } : undefined) });
+    const d = await startStubDaemon({
+      token,
+      handle: (req) => (req.path === "/api/v1/runners" ? { status: 200, body: { runners: [] } } : undefined),
+    });
+    const a = await startStubDaemon({
+      token,
+      handle: (req) => (req.path === "/api/v1/status" ? { status: 200, body: { instances: [] } } : undefined),
+    });
     cleanups.push(d.close, a.close);
     const ok = await run(["status", "--dispatcher", d.url, "--autoscaler", a.url], { FORGEJO_NSC_TOKEN: token });
     expect(ok.stderr).toBe("");
@@ -107,7 +113,18 @@ describe("the forgejo-nsc binary", () => {
     });
     const out = join(tmp.dir, "out");
     const r = await run(
-      ["provision", "--out", out, "--forgejo-url", forgejo.url, "--forgejo-user", "admin", "--forgejo-password-stdin", "--nsc-token", "none"],
+      [
+        "provision",
+        "--out",
+        out,
+        "--forgejo-url",
+        forgejo.url,
+        "--forgejo-user",
+        "admin",
+        "--forgejo-password-stdin",
+        "--nsc-token",
+        "none",
+      ],
       {},
       `${FAKE_ADMIN_PASSWORD}\n`,
     );
@@ -116,13 +133,20 @@ describe("the forgejo-nsc binary", () => {
     expect(forgejo.callsTo("/api/v1/users/admin/tokens", "POST")).toHaveLength(1);
     const pat = readFileSync(join(out, "forgejo-token"), "utf8").trim();
     expect(pat).toBe(forgejo.state.tokens.at(-1)!.token);
-    for (const secret of [FAKE_ADMIN_PASSWORD, pat, readFileSync(join(out, "dispatcher-token"), "utf8").trim(), readFileSync(join(out, "webhook-secret"), "utf8").trim()]) {
+    for (const secret of [
+      FAKE_ADMIN_PASSWORD,
+      pat,
+      readFileSync(join(out, "dispatcher-token"), "utf8").trim(),
+      readFileSync(join(out, "webhook-secret"), "utf8").trim(),
+    ]) {
       expect(r.stdout + r.stderr).not.toContain(secret);
     }
   });
 
   it("status --watch stops cleanly on SIGINT", async () => {
-    const d = await startStubDaemon({ handle: (req) => (req.path === "/api/v1/runners" ? { status: 200, body: { runners: [] } } : undefined) });
+    const d = await startStubDaemon({
+      handle: (req) => (req.path === "/api/v1/runners" ? { status: 200, body: { runners: [] } } : undefined),
+    });
     cleanups.push(d.close);
     const p = start(["status", "--watch", "100ms", "--dispatcher", d.url, "--autoscaler", "none"]);
     await waitFor(() => d.requests.length >= 2, { what: "two refreshes", timeoutMs: 15_000 });

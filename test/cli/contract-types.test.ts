@@ -11,10 +11,16 @@ import type { RunnerRecord } from "../../src/store/types.js";
 // daemon renames or retypes a field the CLI reads.
 // The CLI's schemas are loose objects (unknown keys pass); their index signature is dropped here,
 // because the daemons' interfaces have none.
-type Known<T> = T extends readonly (infer U)[] ? Known<U>[] : T extends object ? { [K in keyof T as string extends K ? never : K]: Known<T[K]> } : T;
+type Known<T> = T extends readonly (infer U)[]
+  ? Known<U>[]
+  : T extends object
+    ? { [K in keyof T as string extends K ? never : K]: Known<T[K]> }
+    : T;
 type RunnerViewJson = ReturnType<typeof runnerView>;
 export const dispatcherListAccepted = (v: RunnerViewJson[]): Known<z.input<typeof runnerListSchema>> => ({ runners: v });
-export const dispatcherDetailAccepted = (v: RunnerViewJson & { history: RunnerRecord["history"] }): Known<z.input<typeof runnerDetailSchema>> => v;
+export const dispatcherDetailAccepted = (
+  v: RunnerViewJson & { history: RunnerRecord["history"] },
+): Known<z.input<typeof runnerDetailSchema>> => v;
 export const autoscalerAccepted = (v: DaemonAutoscalerStatus): Known<z.input<typeof autoscalerStatusSchema>> => v;
 
 const record: RunnerRecord = {
@@ -46,7 +52,12 @@ const record: RunnerRecord = {
 describe("the CLI reads what the daemons write", () => {
   it("parses the dispatcher's own runner views", () => {
     const list = runnerListSchema.parse({ runners: [runnerView(record)] });
-    expect(list.runners[0]).toMatchObject({ name: record.name, state: "running", job: { id: 7, attempt: 1, handle: "h-7" }, instance_id: "abcdefghijklm" });
+    expect(list.runners[0]).toMatchObject({
+      name: record.name,
+      state: "running",
+      job: { id: 7, attempt: 1, handle: "h-7" },
+      instance_id: "abcdefghijklm",
+    });
     const detail = runnerDetailSchema.parse(runnerView(record, { history: true }));
     expect(detail.history.map((h) => h.to)).toEqual(["pending", "running"]);
   });
@@ -66,15 +77,39 @@ describe("the CLI reads what the daemons write", () => {
           last_success_at: null,
           last_error: null,
           next_poll_at: null,
-          webhook: { configured: false, setup: "not_configured", message: null, last_delivery_at: null, last_delivery_event: null, workflow_job_seen: false },
-          targets: [{ name: "t", labels: ["a"], waiting: 0, running: 0, idle: null, in_flight: 0, min_idle: 0, min_idle_period: null, max_runners: null, note: null }],
+          webhook: {
+            configured: false,
+            setup: "not_configured",
+            message: null,
+            last_delivery_at: null,
+            last_delivery_event: null,
+            workflow_job_seen: false,
+          },
+          targets: [
+            {
+              name: "t",
+              labels: ["a"],
+              waiting: 0,
+              running: 0,
+              idle: null,
+              in_flight: 0,
+              min_idle: 0,
+              min_idle_period: null,
+              max_runners: null,
+              note: null,
+            },
+          ],
           waiting_jobs: [],
         },
       ],
     };
     const parsed = autoscalerStatusSchema.parse(status);
     const text = renderStatus(
-      { generatedAt: "2026-08-01T12:00:00.000Z", states: [], autoscaler: { daemon: "autoscaler", url: "http://a", ok: true, data: parsed } },
+      {
+        generatedAt: "2026-08-01T12:00:00.000Z",
+        states: [],
+        autoscaler: { daemon: "autoscaler", url: "http://a", ok: true, data: parsed },
+      },
       new Date("2026-08-01T12:00:00.000Z"),
     );
     expect(text).toContain("  instance old  |  server not reached yet  |  mode polling  |  not polled yet\n");

@@ -124,7 +124,10 @@ describe("provision → daemons → status, end to end", () => {
     const seen = await waitFor(
       async () => {
         const r = await status(["--json"]);
-        const doc = JSON.parse(r.out) as { ok: boolean; dispatcher: { runners?: { name: string; state: string; job: { id: number } | null }[] } };
+        const doc = JSON.parse(r.out) as {
+          ok: boolean;
+          dispatcher: { runners?: { name: string; state: string; job: { id: number } | null }[] };
+        };
         const runner = doc.dispatcher.runners?.find((x) => x.job?.id === job.id && x.state === "running");
         return doc.ok && runner ? runner : undefined;
       },
@@ -139,7 +142,9 @@ describe("provision → daemons → status, end to end", () => {
     expect(text.out).toMatch(/^ {2}instance forgejo {2}\| {2}Forgejo 15\.0\.3 {2}\| {2}mode polling/m);
     expect(text.out).toContain("scope repo:acme/app");
     // The autoscaler lists the job as waiting, matched to the dispatcher's runner for it.
-    expect(text.out).toMatch(new RegExp(`#${job.id}\\s+namespace-profile-linux-medium\\s+namespace-profile-linux-medium\\s+\\S+\\s+${seen.name}\\s`));
+    expect(text.out).toMatch(
+      new RegExp(`#${job.id}\\s+namespace-profile-linux-medium\\s+namespace-profile-linux-medium\\s+\\S+\\s+${seen.name}\\s`),
+    );
     expect(text.out).not.toContain(token);
 
     const detail = await status(["runner", seen.name]);

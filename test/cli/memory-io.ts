@@ -2,7 +2,9 @@ import { Readable } from "node:stream";
 import type { CliIo } from "../../src/cli/io.js";
 
 /** A CliIo writing into memory, with a fixed clock unless `now` is given. */
-export function memoryIo(opts: { env?: Record<string, string | undefined>; stdin?: string; now?: () => Date; signal?: AbortSignal; tty?: boolean } = {}) {
+export function memoryIo(
+  opts: { env?: Record<string, string | undefined>; stdin?: string; now?: () => Date; signal?: AbortSignal; tty?: boolean } = {},
+) {
   let out = "";
   let err = "";
   const io: CliIo = {

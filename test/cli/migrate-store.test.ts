@@ -17,12 +17,38 @@ const URL_WITH_PW = `postgres://postgres:${PW}@127.0.0.1:5432/test`;
 
 /** A SQLite store with records in every shape: keys, several runners, histories, outcomes, patches. */
 async function populate(store: Store): Promise<void> {
-  const a = dispatchWith({ id: "a", key: "job:7:1", runners: 2, env: { SECRET_ENV: "v" }, runner: { job: { id: 7, attempt: 1, handle: "h7" } } });
-  const b = dispatchWith({ id: "b", names: ["b-z", "b-a"], createdAtMs: 5000, labels: ["linux", "large"], scope: { level: "repository", owner: "acme", name: "app" } });
+  const a = dispatchWith({
+    id: "a",
+    key: "job:7:1",
+    runners: 2,
+    env: { SECRET_ENV: "v" },
+    runner: { job: { id: 7, attempt: 1, handle: "h7" } },
+  });
+  const b = dispatchWith({
+    id: "b",
+    names: ["b-z", "b-a"],
+    createdAtMs: 5000,
+    labels: ["linux", "large"],
+    scope: { level: "repository", owner: "acme", name: "app" },
+  });
   await store.createDispatch(a.dispatch, a.runners);
   await store.createDispatch(b.dispatch, b.runners);
-  await store.transition("a-r0", ["pending"], "launching", "creating credentials", { launchAttempts: 1, registration: "ephemeral" }, at(1000));
-  await store.transition("a-r0", ["launching"], "running", "instance ready", { instanceId: "i-1", forgejoRunnerId: 99, launchedAt: at(2000).toISOString(), expiresAt: at(9000).toISOString() }, at(2000));
+  await store.transition(
+    "a-r0",
+    ["pending"],
+    "launching",
+    "creating credentials",
+    { launchAttempts: 1, registration: "ephemeral" },
+    at(1000),
+  );
+  await store.transition(
+    "a-r0",
+    ["launching"],
+    "running",
+    "instance ready",
+    { instanceId: "i-1", forgejoRunnerId: 99, launchedAt: at(2000).toISOString(), expiresAt: at(9000).toISOString() },
+    at(2000),
+  );
   await store.transition("a-r0", ["running"], "finishing", "failing: job lost", { outcome: "failed" }, at(3000));
   await store.transition("a-r0", ["finishing"], "failed", "job lost", {}, at(4000));
   await store.transition("b-a", ["pending"], "launching", "creating credentials", {}, at(6000));
@@ -114,7 +140,9 @@ describe("forgejo-nsc migrate-store", () => {
   it("refuses a SQLite path with no database rather than copying an empty one", async () => {
     const r = await run(["--from", `sqlite:${join(tmp.dir, "typo.db")}`, "--to", URL_WITH_PW, "--schema", schema.name]);
     expect(r.code).toBe(1);
-    expect(r.err).toBe(`forgejo-nsc: there is no SQLite state database at ${join(tmp.dir, "typo.db")}; name the dispatcher's dispatcher.state_path file\n`);
+    expect(r.err).toBe(
+      `forgejo-nsc: there is no SQLite state database at ${join(tmp.dir, "typo.db")}; name the dispatcher's dispatcher.state_path file\n`,
+    );
   });
 
   it.each([

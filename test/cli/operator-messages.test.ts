@@ -46,7 +46,8 @@ function templateIn(file: string, fixed: string): void {
 describe("docs/cli.md", () => {
   it("shows the output the CLI prints, with messages the daemons really give", () => {
     // Reasons made by the daemons' own code where it is exported, checked against the source where not.
-    const record = (name: string, labels: string[]) => ({ name, labels, scope: { level: "repository", owner: "acme", name: "app" } }) as unknown as RunnerRecord;
+    const record = (name: string, labels: string[]) =>
+      ({ name, labels, scope: { level: "repository", owner: "acme", name: "app" } }) as unknown as RunnerRecord;
     const cap: CapConfig = { scope: "repo:acme/*", max: 2 };
     const pendingReason = admit(
       [record("nscloud-9qk2m1xv7a", ["namespace-profile-linux-medium"])],
@@ -90,9 +91,27 @@ describe("docs/cli.md", () => {
           last_poll_at: ago(3_000),
           next_poll_at: new Date(NOW.getTime() + 7_000).toISOString(),
           webhook: { configured: true, setup: "ok", last_delivery_at: ago(40_000), last_delivery_event: "action_run_success" },
-          targets: [{ name: "linux-medium", labels: ["namespace-profile-linux-medium"], waiting: 1, running: 1, idle: 0, in_flight: 2, min_idle: 1, max_runners: 5 }],
+          targets: [
+            {
+              name: "linux-medium",
+              labels: ["namespace-profile-linux-medium"],
+              waiting: 1,
+              running: 1,
+              idle: 0,
+              in_flight: 2,
+              min_idle: 1,
+              max_runners: 5,
+            },
+          ],
           waiting_jobs: [
-            { id: 43, attempt: null, runs_on: ["namespace-profile-linux-medium"], target: "linux-medium", state: "in_flight", reason: inFlight },
+            {
+              id: 43,
+              attempt: null,
+              runs_on: ["namespace-profile-linux-medium"],
+              target: "linux-medium",
+              state: "in_flight",
+              reason: inFlight,
+            },
             { id: 44, attempt: null, runs_on: ["gpu"], target: null, state: "unmatched", reason: unmatchedReason(["gpu"]) },
           ],
         },

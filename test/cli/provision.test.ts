@@ -92,7 +92,14 @@ function expectNoSecrets(printed: string, extra: string[], atLeast: number) {
 
 describe("forgejo-nsc provision", () => {
   it("mints an instance PAT, creates a Namespace token, and writes validated configs and 0600 secrets into a 0700 directory", async () => {
-    const r = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--region", "ord4"]);
+    const r = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--region",
+      "ord4",
+    ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
 
@@ -123,7 +130,11 @@ describe("forgejo-nsc provision", () => {
     expect(argv.slice(0, 2)).toEqual(["token", "create"]);
     expect(argv[argv.indexOf("--name") + 1]).toBe("forgejo-nsc-20260801T120000Z");
     expect(argv[argv.indexOf("--expires_in") + 1]).toBe("2160h");
-    expect(JSON.parse(argv[argv.indexOf("--grant") + 1]!)).toEqual({ resource_type: "instance", resource_id: "*", actions: ["create", "list", "get", "wait", "destroy"] });
+    expect(JSON.parse(argv[argv.indexOf("--grant") + 1]!)).toEqual({
+      resource_type: "instance",
+      resource_id: "*",
+      actions: ["create", "list", "get", "wait", "destroy"],
+    });
     expect(argv[argv.indexOf("--token_file") + 1]).toMatch(new RegExp(`^${out}/\\.provision-[^/]+/`));
     const nscTokens = nsc.state().tokens;
     expect(nscTokens).toHaveLength(1);
@@ -174,7 +185,9 @@ describe("forgejo-nsc provision", () => {
   });
 
   it("mints an organization PAT for an org owner with the password on stdin, and a repository PAT with FORGEJO_PASSWORD", async () => {
-    const org = await provision(["--scope", "org:acme", "--forgejo-user", "alice", "--forgejo-password-stdin", "--name", "main"], { stdin: `${ALICE_PASSWORD}\n` });
+    const org = await provision(["--scope", "org:acme", "--forgejo-user", "alice", "--forgejo-password-stdin", "--name", "main"], {
+      stdin: `${ALICE_PASSWORD}\n`,
+    });
     expect(org.stderr).toBe("");
     expect(org.code).toBe(0);
     expect(forgejo.callsTo("/api/v1/users/alice/tokens", "POST")[0]!.body).toMatchObject({ scopes: ["write:organization"] });
@@ -191,9 +204,12 @@ describe("forgejo-nsc provision", () => {
     expectNoSecrets(org.all, [ALICE_PASSWORD], 6);
 
     out = join(tmp.dir, "out-repo");
-    const repo = await provision(["--scope", "repo:acme/app", "--forgejo-user", "alice", "--pat-name", "ci-runners", "--nsc-token", "none"], {
-      env: { FORGEJO_PASSWORD: ALICE_PASSWORD },
-    });
+    const repo = await provision(
+      ["--scope", "repo:acme/app", "--forgejo-user", "alice", "--pat-name", "ci-runners", "--nsc-token", "none"],
+      {
+        env: { FORGEJO_PASSWORD: ALICE_PASSWORD },
+      },
+    );
     expect(repo.stderr).toBe("");
     expect(repo.code).toBe(0);
     expect(forgejo.callsTo("/api/v1/users/alice/tokens", "POST")[1]!.body).toEqual({ name: "ci-runners", scopes: ["write:repository"] });
@@ -301,7 +317,14 @@ describe("forgejo-nsc provision", () => {
   it("a failed run keeps a directory that existed before, with what was in it", async () => {
     mkdirSync(out, { mode: 0o700 });
     writeFileSync(join(out, "notes.txt"), "mine\n");
-    const r = await provision(["--forgejo-user", "alice", "--forgejo-password-file", passwordFile("wrong-password-0000"), "--scope", "org:acme"]);
+    const r = await provision([
+      "--forgejo-user",
+      "alice",
+      "--forgejo-password-file",
+      passwordFile("wrong-password-0000"),
+      "--scope",
+      "org:acme",
+    ]);
     expect(r.code).toBe(1);
     expect(readdirSync(out)).toEqual(["notes.txt"]);
   });
@@ -310,7 +333,17 @@ describe("forgejo-nsc provision", () => {
     const pw = passwordFile(FAKE_ADMIN_PASSWORD);
     expect((await provision(["--forgejo-user", "admin", "--forgejo-password-file", pw])).code).toBe(0);
     const oldNscToken = read("nsc-token.json");
-    const again = await provision(["--forgejo-user", "admin", "--forgejo-password-file", pw, "--pat-name", "second", "--nsc-token", "none", "--force"]);
+    const again = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      pw,
+      "--pat-name",
+      "second",
+      "--nsc-token",
+      "none",
+      "--force",
+    ]);
     expect(again.code).toBe(0);
     expect(readdirSync(out).sort()).toEqual(["autoscaler.yaml", "dispatcher-token", "dispatcher.yaml", "forgejo-token", "webhook-secret"]);
     expect(again.stderr).toContain(`removed ${join(out, "nsc-token.json")}`);
@@ -320,7 +353,14 @@ describe("forgejo-nsc provision", () => {
   });
 
   it("--nsc-token dev wraps a generate-dev-token token and warns that it expires in about an hour", async () => {
-    const r = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--nsc-token", "dev"]);
+    const r = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--nsc-token",
+      "dev",
+    ]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("warning: a token from nsc auth generate-dev-token expires in about an hour");
     const dev = nsc.state().tokens.find((t) => t.kind === "dev")!;
@@ -339,7 +379,14 @@ describe("forgejo-nsc provision", () => {
     expect(forgejo.callsTo("/tokens", "POST")).toEqual([]);
     expect(existsSync(out)).toBe(false);
 
-    const missing = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--nsc", join(tmp.dir, "no-such-nsc")]);
+    const missing = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--nsc",
+      join(tmp.dir, "no-such-nsc"),
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("nsc not found at");
     expect(missing.stderr).toContain("--nsc-token none");
@@ -347,14 +394,25 @@ describe("forgejo-nsc provision", () => {
 
   it("a failing nsc token create after the PAT was minted names the PAT to delete and writes nothing", async () => {
     // nsc rejects a grant that is not JSON; the login check before it passes.
-    const r = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--nsc-grant", "{not json"]);
+    const r = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--nsc-grant",
+      "{not json",
+    ]);
     expect(r.code).toBe(1);
     expect(nsc.calls().map((c) => [c.command, c.exitCode])).toEqual([
       ["auth check-login", 0],
       ["token create", 1],
     ]);
-    expect(r.stderr).toContain('creating the Namespace token "forgejo-nsc-20260801T120000Z" (nsc token create) failed (nsc exit 1): invalid --grant');
-    expect(r.stderr).toContain('The Forgejo token "forgejo-nsc-20260801T120000Z" was already created: delete it in Settings → Applications of admin');
+    expect(r.stderr).toContain(
+      'creating the Namespace token "forgejo-nsc-20260801T120000Z" (nsc token create) failed (nsc exit 1): invalid --grant',
+    );
+    expect(r.stderr).toContain(
+      'The Forgejo token "forgejo-nsc-20260801T120000Z" was already created: delete it in Settings → Applications of admin',
+    );
     expect(forgejo.state.tokens.filter((t) => t.name === "forgejo-nsc-20260801T120000Z")).toHaveLength(1);
     expect(existsSync(out)).toBe(false);
     expectNoSecrets(r.all, [FAKE_ADMIN_PASSWORD], 3);
@@ -381,11 +439,16 @@ describe("forgejo-nsc provision", () => {
     ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    const a = parseYaml(read("autoscaler.yaml")) as { instances: { webhook: { url: string }; webhook_secret_file: string; targets: { labels: string[] }[] }[] };
+    const a = parseYaml(read("autoscaler.yaml")) as {
+      instances: { webhook: { url: string }; webhook_secret_file: string; targets: { labels: string[] }[] }[];
+    };
     expect(a.instances[0]!.webhook).toEqual({ url: "https://ci.example.com/webhook/codeberg" });
     expect(a.instances[0]!.webhook_secret_file).toBe("/etc/forgejo-nsc/webhook-secret");
     expect(a.instances[0]!.targets[0]!.labels).toEqual(["namespace-profile-linux-medium", "namespace-profile-linux-large"]);
-    const d = parseYaml(read("dispatcher.yaml")) as { forgejo: { token_file: string; instance_url: string }; auth: { tokens_file: string } };
+    const d = parseYaml(read("dispatcher.yaml")) as {
+      forgejo: { token_file: string; instance_url: string };
+      auth: { tokens_file: string };
+    };
     expect(d.forgejo.token_file).toBe("/etc/forgejo-nsc/forgejo-token");
     expect(d.forgejo.instance_url).toBe("https://git.example.com");
     expect(d.auth.tokens_file).toBe("/etc/forgejo-nsc/dispatcher-token");
@@ -395,7 +458,16 @@ describe("forgejo-nsc provision", () => {
   });
 
   it("a flag value the daemons would reject fails before any token is created", async () => {
-    const r = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--dispatcher-listen", "localhost:http", "--labels", "linux medium"]);
+    const r = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--dispatcher-listen",
+      "localhost:http",
+      "--labels",
+      "linux medium",
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("invalid configuration in the rendered dispatcher.yaml:");
     expect(r.stderr).toContain("listen: must look like");
@@ -404,7 +476,14 @@ describe("forgejo-nsc provision", () => {
     expect(nsc.calls()).toEqual([]);
     expect(existsSync(out)).toBe(false);
 
-    const labels = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--labels", "linux medium"]);
+    const labels = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--labels",
+      "linux medium",
+    ]);
     expect(labels.code).toBe(1);
     expect(labels.stderr).toContain("invalid configuration in the rendered autoscaler.yaml:");
     expect(labels.stderr).toContain("instances[0].targets[0].labels[0]: must not contain commas or whitespace");
@@ -414,7 +493,14 @@ describe("forgejo-nsc provision", () => {
   it("tightens an existing group-readable --out directory to 0700 and says so", async () => {
     mkdirSync(out);
     chmodSync(out, 0o755);
-    const r = await provision(["--forgejo-user", "admin", "--forgejo-password-file", passwordFile(FAKE_ADMIN_PASSWORD), "--nsc-token", "none"]);
+    const r = await provision([
+      "--forgejo-user",
+      "admin",
+      "--forgejo-password-file",
+      passwordFile(FAKE_ADMIN_PASSWORD),
+      "--nsc-token",
+      "none",
+    ]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`note: ${out} was mode 755; changed it to 700`);
     expect(mode(out)).toBe(0o700);
@@ -425,12 +511,24 @@ describe("forgejo-nsc provision", () => {
       [["provision"], "--out <dir> is required"],
       [["provision", "--out", "/tmp/x"], "--forgejo-url <url> is required"],
       [["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example"], "a Forgejo token is needed"],
-      [["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--forgejo-token-file", "t"], "either --forgejo-token-file"],
-      [["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--scope", "team:x"], '--scope "team:x" is not a scope'],
-      [["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--scope", "repo:acme"], "--scope repo:acme: name required"],
+      [
+        ["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--forgejo-token-file", "t"],
+        "either --forgejo-token-file",
+      ],
+      [
+        ["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--scope", "team:x"],
+        '--scope "team:x" is not a scope',
+      ],
+      [
+        ["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--scope", "repo:acme"],
+        "--scope repo:acme: name required",
+      ],
       [["provision", "--out", "/tmp/x", "--forgejo-url", "ftp://f.example", "--forgejo-user", "a"], "--forgejo-url must be an http(s) URL"],
       [["provision", "--out", "/tmp/x", "--forgejo-url", "https://u:p@f.example", "--forgejo-user", "a"], "must not contain credentials"],
-      [["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--nsc-token", "magic"], '--nsc-token "magic" is not a mode'],
+      [
+        ["provision", "--out", "/tmp/x", "--forgejo-url", "https://f.example", "--forgejo-user", "a", "--nsc-token", "magic"],
+        '--nsc-token "magic" is not a mode',
+      ],
       [["provision", "--forgejo-password", "hunter2"], "unknown flag --forgejo-password"],
     ];
     for (const [argv, message] of cases) {

@@ -75,13 +75,47 @@ const AUTOSCALER_STATUS: AutoscalerStatus = {
       last_success_at: ago(3_000),
       last_error: { at: ago(120_000), message: "GET /api/v1/repos/acme/app/actions/runners/jobs: Forgejo answered 502" },
       next_poll_at: new Date(NOW.getTime() + 7_000).toISOString(),
-      webhook: { configured: true, setup: "ok", message: null, last_delivery_at: ago(40_000), last_delivery_event: "action_run_success", workflow_job_seen: false },
+      webhook: {
+        configured: true,
+        setup: "ok",
+        message: null,
+        last_delivery_at: ago(40_000),
+        last_delivery_event: "action_run_success",
+        workflow_job_seen: false,
+      },
       targets: [
-        { name: "linux-medium", labels: ["namespace-profile-linux-medium"], waiting: 2, running: 1, idle: 0, in_flight: 2, min_idle: 1, min_idle_period: null, max_runners: 5, note: null },
+        {
+          name: "linux-medium",
+          labels: ["namespace-profile-linux-medium"],
+          waiting: 2,
+          running: 1,
+          idle: 0,
+          in_flight: 2,
+          min_idle: 1,
+          min_idle_period: null,
+          max_runners: 5,
+          note: null,
+        },
       ],
       waiting_jobs: [
-        { id: 43, attempt: 0, handle: "h-43", runs_on: ["namespace-profile-linux-medium"], target: "linux-medium", state: "in_flight", reason: "runner requested from the dispatcher" },
-        { id: 44, attempt: null, handle: null, runs_on: ["gpu"], target: null, state: "unmatched", reason: "no target has every label of gpu" },
+        {
+          id: 43,
+          attempt: 0,
+          handle: "h-43",
+          runs_on: ["namespace-profile-linux-medium"],
+          target: "linux-medium",
+          state: "in_flight",
+          reason: "runner requested from the dispatcher",
+        },
+        {
+          id: 44,
+          attempt: null,
+          handle: null,
+          runs_on: ["gpu"],
+          target: null,
+          state: "unmatched",
+          reason: "no target has every label of gpu",
+        },
       ],
     },
   ],
@@ -145,12 +179,18 @@ describe("forgejo-nsc status", () => {
     expect(out).toContain(`Dispatcher ${d.url}`);
     expect(out).toContain("3 runners: 1 pending, 1 launching, 1 running");
     expect(out).toMatch(/RUNNER\s+STATE\s+AGE\s+PLATFORM\s+LABELS\s+JOB\s+REASON/);
-    expect(lineWith(out, "nscloud-aaa")).toMatch(/nscloud-aaa\s+running\s+4m12s\s+linux\s+namespace-profile-linux-medium\s+#42\/1\s+instance ready; forgejo-runner took the job$/);
-    expect(lineWith(out, "nscloud-bbb")).toMatch(/pending\s+30s\s+macos\s+namespace-profile-macos-large\s+-\s+waiting for a launch slot: cap repo:acme\/\* reached \(2 of 2\)$/);
+    expect(lineWith(out, "nscloud-aaa")).toMatch(
+      /nscloud-aaa\s+running\s+4m12s\s+linux\s+namespace-profile-linux-medium\s+#42\/1\s+instance ready; forgejo-runner took the job$/,
+    );
+    expect(lineWith(out, "nscloud-bbb")).toMatch(
+      /pending\s+30s\s+macos\s+namespace-profile-macos-large\s+-\s+waiting for a launch slot: cap repo:acme\/\* reached \(2 of 2\)$/,
+    );
     expect(lineWith(out, "nscloud-ccc")).toMatch(/launching\s+1m05s\s+linux\s+\S+\s+#43\s+nsc run in progress/);
 
     expect(out).toContain(`Autoscaler ${a.url}`);
-    expect(lineWith(out, "instance forgejo")).toBe("  instance forgejo  |  Forgejo 15.0.3  |  mode polling  |  last poll 3s ago  |  next in 7s");
+    expect(lineWith(out, "instance forgejo")).toBe(
+      "  instance forgejo  |  Forgejo 15.0.3  |  mode polling  |  last poll 3s ago  |  next in 7s",
+    );
     expect(out).toContain("  https://forgejo.example.com  scope repo:acme/app\n");
     expect(out).toContain("  last error 2m00s ago: GET /api/v1/repos/acme/app/actions/runners/jobs: Forgejo answered 502\n");
     expect(out).toContain("  webhook: ok, last delivery 40s ago (action_run_success)\n");
@@ -158,7 +198,9 @@ describe("forgejo-nsc status", () => {
     expect(lineWith(out, "    linux-medium")).toMatch(/^ {4}linux-medium\s+namespace-profile-linux-medium\s+2\s+1\s+0\s+2\s+1\s+5\s+-$/);
     expect(out).toContain("waiting jobs (2):");
     // Job 43 is matched to the dispatcher runner that serves it.
-    expect(lineWith(out, "in_flight")).toMatch(/#43\s+namespace-profile-linux-medium\s+linux-medium\s+in_flight\s+nscloud-ccc\s+runner requested from the dispatcher$/);
+    expect(lineWith(out, "in_flight")).toMatch(
+      /#43\s+namespace-profile-linux-medium\s+linux-medium\s+in_flight\s+nscloud-ccc\s+runner requested from the dispatcher$/,
+    );
     expect(lineWith(out, "#44")).toMatch(/#44\s+gpu\s+-\s+unmatched\s+-\s+no target has every label of gpu$/);
     expect(m.all()).not.toContain(TOKEN);
   });
@@ -316,7 +358,9 @@ describe("forgejo-nsc status", () => {
     await waitFor(() => t.stdout().split("\x1b[2J\x1b[H").length >= 3, { what: "two redraws" });
     tty.abort();
     expect(await ttyRun).toBe(0);
-    expect(t.stdout().startsWith("\x1b[2J\x1b[Hforgejo-nsc status at 2026-08-01T12:00:00.000Z (every 100ms; Ctrl-C stops)\n\nDispatcher")).toBe(true);
+    expect(
+      t.stdout().startsWith("\x1b[2J\x1b[Hforgejo-nsc status at 2026-08-01T12:00:00.000Z (every 100ms; Ctrl-C stops)\n\nDispatcher"),
+    ).toBe(true);
     const bad = memoryIo();
     expect(await runCli(["status", "--watch", "soon"], bad.io)).toBe(2);
     expect(bad.stderr()).toContain('--watch: "soon" is not a duration');

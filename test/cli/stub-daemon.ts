@@ -27,7 +27,11 @@ export async function startStubDaemon(opts: { token?: string; handle: StubHandle
     };
     if (opts.token !== undefined) {
       const auth = req.headers.authorization;
-      if (!auth) return send(401, { error: "unauthorized", message: "missing bearer token: send Authorization: Bearer <token> (see auth.tokens in the config)" });
+      if (!auth)
+        return send(401, {
+          error: "unauthorized",
+          message: "missing bearer token: send Authorization: Bearer <token> (see auth.tokens in the config)",
+        });
       if (auth !== `Bearer ${opts.token}`) return send(401, { error: "unauthorized", message: "bearer token not accepted" });
     }
     const answer = opts.handle(r);

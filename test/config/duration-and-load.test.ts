@@ -8,7 +8,14 @@ import { tempDir } from "../helpers/tmp.js";
 
 describe("Go durations", () => {
   it.each([
-    ["20m", 1_200_000], ["1h30m", 5_400_000], ["90s", 90_000], ["1.5h", 5_400_000], ["2d", 172_800_000], ["0", 0], ["500ms", 500], ["30m0s", 1_800_000],
+    ["20m", 1_200_000],
+    ["1h30m", 5_400_000],
+    ["90s", 90_000],
+    ["1.5h", 5_400_000],
+    ["2d", 172_800_000],
+    ["0", 0],
+    ["500ms", 500],
+    ["30m0s", 1_800_000],
   ])("%s", (text, ms) => expect(parseDuration(text)).toBe(ms));
   it.each(["", "20", "m", "1x", "-5m", "1h 30m"])("rejects %j", (text) => expect(parseDuration(text)).toBeUndefined());
   it("formats like Go", () => {
@@ -25,7 +32,9 @@ describe("config loading", () => {
   it("expands ${VAR} and reads *_file secrets", () => {
     const f = join(tmp.dir, "pat");
     writeFileSync(f, "file-secret-value\n");
-    const c = parseConfig(dispatcherConfigSchema, `forgejo:\n  base_url: \${URL}\n  token_file: ${f}\n`, "t.yaml", { URL: "https://forge.example" });
+    const c = parseConfig(dispatcherConfigSchema, `forgejo:\n  base_url: \${URL}\n  token_file: ${f}\n`, "t.yaml", {
+      URL: "https://forge.example",
+    });
     expect(c.forgejo.base_url).toBe("https://forge.example");
     expect(c.forgejo.token).toBe("file-secret-value");
   });
@@ -80,7 +89,12 @@ describe("namespace.token_file", () => {
     const tmp = tempDir();
     const f = join(tmp.dir, "nsc-token.json");
     writeFileSync(f, '{"bearer_token": "x"}');
-    const c = parseConfig(dispatcherConfigSchema, `forgejo: {base_url: 'https://f.example', token: t}\nnamespace: {token_file: ${f}}\n`, "t.yaml", {});
+    const c = parseConfig(
+      dispatcherConfigSchema,
+      `forgejo: {base_url: 'https://f.example', token: t}\nnamespace: {token_file: ${f}}\n`,
+      "t.yaml",
+      {},
+    );
     tmp.cleanup();
     expect(c.namespace.token_file).toBe(f);
   });

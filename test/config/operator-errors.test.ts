@@ -19,7 +19,8 @@ afterAll(() => tmp.cleanup());
 
 type Schema = typeof dispatcherConfigSchema | typeof autoscalerConfigSchema;
 
-const problemsOf = (schema: Schema, yaml: string, env: Record<string, string> = {}): string[] => configProblems(() => parseConfig(schema, yaml, "t.yaml", env));
+const problemsOf = (schema: Schema, yaml: string, env: Record<string, string> = {}): string[] =>
+  configProblems(() => parseConfig(schema, yaml, "t.yaml", env));
 
 const dispatcherBase = "forgejo: {base_url: 'https://f.example', token: t}\n";
 const autoscaler = (forgejo: string, extra = "") => `
@@ -44,11 +45,15 @@ describe("namespace.token_file", () => {
     // chmod 000 does not stop root (CI runs as root): a path through a regular file fails for everyone.
     const f = join(tmp.dir, "a-file");
     writeFileSync(f, "not a directory");
-    expect(problemsOf(dispatcherConfigSchema, `${dispatcherBase}namespace: {token_file: ${f}/nsc-token.json}\n`)[0]).toContain(`namespace.token_file: cannot read ${f}/nsc-token.json (ENOTDIR)`);
+    expect(problemsOf(dispatcherConfigSchema, `${dispatcherBase}namespace: {token_file: ${f}/nsc-token.json}\n`)[0]).toContain(
+      `namespace.token_file: cannot read ${f}/nsc-token.json (ENOTDIR)`,
+    );
   });
 
   it("a directory is refused", () => {
-    expect(problemsOf(dispatcherConfigSchema, `${dispatcherBase}namespace: {token_file: ${tmp.dir}}\n`)[0]).toMatch(/namespace\.token_file: .* is a directory/);
+    expect(problemsOf(dispatcherConfigSchema, `${dispatcherBase}namespace: {token_file: ${tmp.dir}}\n`)[0]).toMatch(
+      /namespace\.token_file: .* is a directory/,
+    );
   });
 
   it("an existing file stays a path: nsc and the Compute API read it themselves", () => {
@@ -63,12 +68,16 @@ describe("listen", () => {
   it("a port out of range is refused with the valid range", () => {
     const p = problemsOf(dispatcherConfigSchema, `listen: "127.0.0.1:99999"\n${dispatcherBase}`);
     expect(p).toEqual(['listen: port 99999 is out of range (0-65535); write it like "127.0.0.1:8080"']);
-    expect(problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}", 'listen: ":70000"\n'))[0]).toContain("port 70000 is out of range");
+    expect(problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}", 'listen: ":70000"\n'))[0]).toContain(
+      "port 70000 is out of range",
+    );
   });
 
   it("a bare number gets the expected form", () => {
     const p = problemsOf(dispatcherConfigSchema, `listen: 8080\n${dispatcherBase}`);
-    expect(p).toEqual(['listen: 8080 is a number; write the address as a string such as "127.0.0.1:8080" (or ":8080" for every interface)']);
+    expect(p).toEqual([
+      'listen: 8080 is a number; write the address as a string such as "127.0.0.1:8080" (or ":8080" for every interface)',
+    ]);
   });
 });
 
@@ -77,7 +86,11 @@ describe("URLs", () => {
     [dispatcherConfigSchema, "forgejo: {base_url: 'ftp://f.example', token: t}\n", "forgejo.base_url"],
     [dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', instance_url: 'file:///etc', token: t}\n", "forgejo.instance_url"],
     [autoscalerConfigSchema, autoscaler("{base_url: 'ftp://f.example', token: t}"), "instances[0].forgejo.base_url"],
-    [autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}").replace("http://127.0.0.1:8080", "gopher://x"), "dispatcher.url"],
+    [
+      autoscalerConfigSchema,
+      autoscaler("{base_url: 'https://f.example', token: t}").replace("http://127.0.0.1:8080", "gopher://x"),
+      "dispatcher.url",
+    ],
   ] as const)("only http and https (%#)", (schema, yaml, key) => {
     const p = problemsOf(schema, yaml);
     expect(p).toHaveLength(1);
@@ -87,8 +100,16 @@ describe("URLs", () => {
 
 describe("forgejo.extra_headers", () => {
   it.each([
-    [dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', token: t, extra_headers: {Authorization: 'Basic x'}}\n", "forgejo.extra_headers.Authorization"],
-    [autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t, extra_headers: {authorization: 'x'}}"), "instances[0].forgejo.extra_headers.authorization"],
+    [
+      dispatcherConfigSchema,
+      "forgejo: {base_url: 'https://f.example', token: t, extra_headers: {Authorization: 'Basic x'}}\n",
+      "forgejo.extra_headers.Authorization",
+    ],
+    [
+      autoscalerConfigSchema,
+      autoscaler("{base_url: 'https://f.example', token: t, extra_headers: {authorization: 'x'}}"),
+      "instances[0].forgejo.extra_headers.authorization",
+    ],
   ] as const)("Authorization is refused, not silently dropped (%#)", (schema, yaml, key) => {
     const p = problemsOf(schema, yaml);
     expect(p).toHaveLength(1);
@@ -97,7 +118,12 @@ describe("forgejo.extra_headers", () => {
   });
 
   it("other headers pass", () => {
-    const c = parseConfig(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', token: t, extra_headers: {X-Proxy: y}}\n", "t.yaml", {});
+    const c = parseConfig(
+      dispatcherConfigSchema,
+      "forgejo: {base_url: 'https://f.example', token: t, extra_headers: {X-Proxy: y}}\n",
+      "t.yaml",
+      {},
+    );
     expect(c.forgejo.extra_headers).toEqual({ "X-Proxy": "y" });
   });
 });
@@ -108,7 +134,9 @@ describe("every problem at once", () => {
     expect(d.some((p) => p.startsWith("forgejo.token: required"))).toBe(true);
     expect(d.some((p) => p.startsWith("forgejo.timeout:"))).toBe(true);
     expect(d.some((p) => p.startsWith("listen:"))).toBe(true);
-    expect(problemsOf(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example'}\n")).toEqual(["forgejo.token: required (or set forgejo.token_file)"]);
+    expect(problemsOf(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example'}\n")).toEqual([
+      "forgejo.token: required (or set forgejo.token_file)",
+    ]);
     const a = problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', timeout: forever}"));
     expect(a.some((p) => p.startsWith("instances[0].forgejo.token: required"))).toBe(true);
     expect(a.some((p) => p.startsWith("instances[0].forgejo.timeout:"))).toBe(true);
@@ -117,10 +145,17 @@ describe("every problem at once", () => {
 
 describe("env keys", () => {
   it("the key's own message is kept, not 'Invalid key in record'", () => {
-    const a = problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}").replace("- labels: [linux]", "- labels: [linux]\n        env: {'1BAD': x}"));
-    expect(a).toEqual(['instances[0].targets[0].env.1BAD: env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
+    const a = problemsOf(
+      autoscalerConfigSchema,
+      autoscaler("{base_url: 'https://f.example', token: t}").replace("- labels: [linux]", "- labels: [linux]\n        env: {'1BAD': x}"),
+    );
+    expect(a).toEqual([
+      "instances[0].targets[0].env.1BAD: env keys must be shell variable names (letters, digits and _, not starting with a digit)",
+    ]);
     const d = problemsOf(dispatcherConfigSchema, `${dispatcherBase}namespace: {environment: {'A-B': x}}\n`);
-    expect(d).toEqual(['namespace.environment.A-B: env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
+    expect(d).toEqual([
+      "namespace.environment.A-B: env keys must be shell variable names (letters, digits and _, not starting with a digit)",
+    ]);
   });
 });
 
@@ -153,7 +188,9 @@ describe("forgejo-nsc-dispatcher --check", () => {
   it("fails on a missing namespace.token_file and on an impossible port, naming both", async () => {
     const missing = join(tmp.dir, "gone.json");
     rmSync(missing, { force: true });
-    const r = await check(`listen: "127.0.0.1:99999"\nforgejo: {base_url: 'https://f.example', token: pat-value-0123}\nnamespace: {token_file: ${missing}}\n`);
+    const r = await check(
+      `listen: "127.0.0.1:99999"\nforgejo: {base_url: 'https://f.example', token: pat-value-0123}\nnamespace: {token_file: ${missing}}\n`,
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`namespace.token_file: cannot read ${missing} (ENOENT)`);
     expect(r.stderr).toContain("listen: port 99999 is out of range");
@@ -163,7 +200,12 @@ describe("forgejo-nsc-dispatcher --check", () => {
 
 describe("env keys that are not plain text", () => {
   it("are quoted and escaped in the message, not echoed into the path", () => {
-    const a = problemsOf(autoscalerConfigSchema, autoscaler("{base_url: 'https://f.example', token: t}").replace("- labels: [linux]", '- labels: [linux]\n        env: {"A\\tB": x}'));
-    expect(a).toEqual(['instances[0].targets[0].env: key "A\\tB": env keys must be shell variable names (letters, digits and _, not starting with a digit)']);
+    const a = problemsOf(
+      autoscalerConfigSchema,
+      autoscaler("{base_url: 'https://f.example', token: t}").replace("- labels: [linux]", '- labels: [linux]\n        env: {"A\\tB": x}'),
+    );
+    expect(a).toEqual([
+      'instances[0].targets[0].env: key "A\\tB": env keys must be shell variable names (letters, digits and _, not starting with a digit)',
+    ]);
   });
 });

@@ -21,10 +21,15 @@ describe("runner version and image", () => {
   });
 
   it("refuses a runner too old for ephemeral runners when registration is ephemeral, naming the key", () => {
-    const tooOld = problems("forgejo:\n  base_url: https://forge.example\n  token: t\n  registration: ephemeral\nrunner:\n  version: 12.6.4\n".replace(BASE, ""));
+    const tooOld = problems(
+      "forgejo:\n  base_url: https://forge.example\n  token: t\n  registration: ephemeral\nrunner:\n  version: 12.6.4\n".replace(BASE, ""),
+    );
     expect(tooOld.join("\n")).toMatch(/runner\.version.*12\.6\.4, too old for ephemeral runners.*12\.8\.0/);
     const image = problems(
-      "forgejo:\n  base_url: https://forge.example\n  token: t\n  registration: ephemeral\nnamespace:\n  image: data.forgejo.org/forgejo/runner:v11.3.1\n".replace(BASE, ""),
+      "forgejo:\n  base_url: https://forge.example\n  token: t\n  registration: ephemeral\nnamespace:\n  image: data.forgejo.org/forgejo/runner:v11.3.1\n".replace(
+        BASE,
+        "",
+      ),
     );
     expect(image.join("\n")).toMatch(/namespace\.image.*11\.3\.1, too old/);
     // Token mode runs on any release that has one-job.
@@ -40,10 +45,25 @@ describe("runner version and image", () => {
 
   it("with registration auto, an old runner on Forgejo >= 15 gets registration tokens and one warning", async () => {
     const config = parseConfig(dispatcherConfigSchema, `${BASE}runner:\n  version: 12.6.4\n`, "c.yaml", {});
-    const info: ServerInfo = { kind: "forgejo", version: "15.0.9", major: 15, minor: 0, jobsApi: true, jobsWithoutLabels: true, runnersApi: true, jobHandles: true, workflowJobWebhook: false };
+    const info: ServerInfo = {
+      kind: "forgejo",
+      version: "15.0.9",
+      major: 15,
+      minor: 0,
+      jobsApi: true,
+      jobsWithoutLabels: true,
+      runnersApi: true,
+      jobHandles: true,
+      workflowJobWebhook: false,
+    };
     const forgejo = { serverInfo: async () => info } as unknown as ForgejoApi;
     const warnings: string[] = [];
-    const creds = new CredentialSource(forgejo, config, () => new Date(), (m) => warnings.push(m));
+    const creds = new CredentialSource(
+      forgejo,
+      config,
+      () => new Date(),
+      (m) => warnings.push(m),
+    );
     expect(await creds.mode()).toBe("token");
     expect(await creds.mode()).toBe("token");
     expect(warnings).toHaveLength(1);

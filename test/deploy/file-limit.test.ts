@@ -23,7 +23,13 @@ describe("the packaging raises the file limit", () => {
       }
       const env = { ...process.env, PATH: `${tmp.dir}:${process.env.PATH ?? ""}` };
       const start = async (program: string) =>
-        (await run("bash", ["-c", 'ulimit -S -n 256 && ulimit -H -n 4096 && exec sh deploy/container/entrypoint.sh "$@"', "bash", program], { env })).stdout.trim();
+        (
+          await run(
+            "bash",
+            ["-c", 'ulimit -S -n 256 && ulimit -H -n 4096 && exec sh deploy/container/entrypoint.sh "$@"', "bash", program],
+            { env },
+          )
+        ).stdout.trim();
       expect(await start("dispatcher")).toBe("nofile=4096");
       expect(await start("autoscaler")).toBe("nofile=4096");
       // The CLI is not a server: left as it was.

@@ -28,7 +28,11 @@ function configWith(over: Record<string, unknown> = {}): DispatcherConfig {
     forgejo: { base_url: "https://forgejo.example", token: "pat", ...forgejo },
     namespace: { machine_type: "4x8", image: "runner:img", duration: "30m", ...namespace },
     dispatcher: { queue_timeout: "1h", supervise_interval: "10s", ...dispatcher },
-    runner: { name_prefix: "nscloud-", binaries: { windows_amd64: { url: "https://forgejo.example/forgejo-runner.exe", sha256: "0".repeat(64) } }, ...runner },
+    runner: {
+      name_prefix: "nscloud-",
+      binaries: { windows_amd64: { url: "https://forgejo.example/forgejo-runner.exe", sha256: "0".repeat(64) } },
+      ...runner,
+    },
   });
 }
 
@@ -41,7 +45,11 @@ afterEach(async () => {
 });
 
 function deps(cfg = config) {
-  return { config: cfg, records: new Records(store, captureLogger().logger, new Metrics({ defaultMetrics: false }), () => NOW), platformFor: platformForLabels };
+  return {
+    config: cfg,
+    records: new Records(store, captureLogger().logger, new Metrics({ defaultMetrics: false }), () => NOW),
+    platformFor: platformForLabels,
+  };
 }
 
 /** Parses the body as the route does, so the request has the schema's defaults. */
@@ -78,7 +86,9 @@ describe("a repeated idempotency key", () => {
     expect(first.status).toBe(202);
     const err = await refusal(accept({ ...base, ...change }, "k-1"));
     expect(err.statusCode).toBe(409);
-    expect(err.message).toBe(`idempotency key "k-1" was already used for a different request (dispatch ${first.dispatch.id}); use a new key`);
+    expect(err.message).toBe(
+      `idempotency key "k-1" was already used for a different request (dispatch ${first.dispatch.id}); use a new key`,
+    );
     expect(err.details).toEqual({ dispatch_id: first.dispatch.id });
     expect(await store.countRunners(["pending"])).toBe(1);
   });
@@ -97,7 +107,15 @@ describe("a repeated idempotency key", () => {
     const first = await accept({ ...base, count: 2 }, "k-2");
     await accept(base, "another-key");
     const again = await accept(
-      { count: 2, env: { B: "2", A: "1" }, scope: REPO, labels: ["namespace-profile-linux-small"], ttl: "30m", machine_type: "4x8", image: "runner:img" },
+      {
+        count: 2,
+        env: { B: "2", A: "1" },
+        scope: REPO,
+        labels: ["namespace-profile-linux-small"],
+        ttl: "30m",
+        machine_type: "4x8",
+        image: "runner:img",
+      },
       "k-2",
     );
     expect(again.status).toBe(200);
@@ -133,7 +151,13 @@ describe("the key a job implies", () => {
   });
 
   it("differs per attempt and per handle: a re-run of the job gets a runner of its own", async () => {
-    const jobs = [{ id: 5, attempt: 1 }, { id: 5, attempt: 2 }, { id: 5, handle: "h-1" }, { id: 5, handle: "h-2" }, { id: 6, attempt: 1 }];
+    const jobs = [
+      { id: 5, attempt: 1 },
+      { id: 5, attempt: 2 },
+      { id: 5, handle: "h-1" },
+      { id: 5, handle: "h-2" },
+      { id: 6, attempt: 1 },
+    ];
     const accepted = [];
     for (const job of jobs) accepted.push(await accept({ ...base, job }));
     expect(accepted.map((a) => a.status)).toEqual([202, 202, 202, 202, 202]);
@@ -199,7 +223,9 @@ describe("what an accepted dispatch records", () => {
   });
 
   it("fills in the configured defaults: labels, scope, TTL, machine type and image", async () => {
-    const cfg = configWith({ forgejo: { default_labels: ["namespace-profile-windows-medium"], default_scope: { level: "organization", owner: "acme" } } });
+    const cfg = configWith({
+      forgejo: { default_labels: ["namespace-profile-windows-medium"], default_scope: { level: "organization", owner: "acme" } },
+    });
     const r = await accept({}, undefined, cfg);
     expect(r.runners[0]).toMatchObject({
       labels: ["namespace-profile-windows-medium"],
@@ -270,7 +296,12 @@ describe("what accept refuses", () => {
 
   it("passes on an error of the platform choice that is not a conflict", async () => {
     const boom = new Error("boom");
-    const d = { ...deps(), platformFor: () => { throw boom; } };
+    const d = {
+      ...deps(),
+      platformFor: () => {
+        throw boom;
+      },
+    };
     await expect(acceptDispatch(d, dispatchRequestSchema.parse(base), undefined)).rejects.toBe(boom);
   });
 

@@ -6,7 +6,12 @@ import type { Harness } from "./harness.js";
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
-    forgejo: { repos: [{ owner: "acme", name: "app" }, { owner: "evil", name: "x" }] },
+    forgejo: {
+      repos: [
+        { owner: "acme", name: "app" },
+        { owner: "evil", name: "x" },
+      ],
+    },
     simulate: false,
     yaml: `namespace:\n  allow_labels: ["namespace-profile-*", "self-hosted"]\n  allow_scopes: ["repo:acme/*", "instance"]\n  max_runners: 50\ndispatcher:\n  max_queue: 6\n`,
   });
@@ -15,7 +20,11 @@ afterAll(async () => {
   await h?.close();
 });
 
-const body = (extra: Record<string, unknown> = {}) => ({ labels: ["namespace-profile-linux-small"], scope: { level: "repository", owner: "acme", name: "app" }, ...extra });
+const body = (extra: Record<string, unknown> = {}) => ({
+  labels: ["namespace-profile-linux-small"],
+  scope: { level: "repository", owner: "acme", name: "app" },
+  ...extra,
+});
 
 describe("POST /api/v1/dispatch: authentication and validation", () => {
   it("needs the bearer token", async () => {
@@ -109,10 +118,13 @@ describe("status and cancel", () => {
   it("cancels a running runner: instance destroyed, registration deleted, reason recorded", async () => {
     const r = await h.request("POST", "/api/v1/dispatch", body());
     const name = r.body.runners[0].name;
-    const running = await waitFor(async () => {
-      const x = await h.store.getRunner(name);
-      return x?.state === "running" ? x : undefined;
-    }, { what: "running" });
+    const running = await waitFor(
+      async () => {
+        const x = await h.store.getRunner(name);
+        return x?.state === "running" ? x : undefined;
+      },
+      { what: "running" },
+    );
     const del = await h.request("DELETE", `/api/v1/runners/${name}?reason=wrong%20branch`);
     expect(del.status).toBe(200);
     expect(del.body.state).toBe("failed");
@@ -130,10 +142,13 @@ describe("queueing", () => {
     const blocked = body({ labels: ["namespace-profile-blocked"], count: 4 });
     const a = await h.request("POST", "/api/v1/dispatch", blocked);
     expect(a.status).toBe(202);
-    await waitFor(async () => {
-      const x = await h.store.getRunner(a.body.runners[0].name);
-      return x?.reason.startsWith("waiting for capacity") ? x : undefined;
-    }, { what: "capacity reason" });
+    await waitFor(
+      async () => {
+        const x = await h.store.getRunner(a.body.runners[0].name);
+        return x?.reason.startsWith("waiting for capacity") ? x : undefined;
+      },
+      { what: "capacity reason" },
+    );
     const pending = await h.store.countRunners(["pending"]);
     const b = await h.request("POST", "/api/v1/dispatch", body({ labels: ["namespace-profile-blocked"], count: 7 - pending }));
     expect(b.status).toBe(429);

@@ -17,7 +17,9 @@ async function expect400(body: unknown, field: string, allowed: RegExp): Promise
   const r = await h.request("POST", "/api/v1/dispatch", body);
   expect(r.status, JSON.stringify(r.body).slice(0, 500)).toBe(400);
   expect(r.body.error).toBe("invalid_request");
-  const problem = (r.body.details.problems as string[]).find((p) => p.startsWith(`${field}:`) || p.startsWith(`${field}.`) || p.startsWith(`${field} `));
+  const problem = (r.body.details.problems as string[]).find(
+    (p) => p.startsWith(`${field}:`) || p.startsWith(`${field}.`) || p.startsWith(`${field} `),
+  );
   expect(problem, `a problem naming ${field} in ${JSON.stringify(r.body.details.problems)}`).toBeDefined();
   expect(problem).toMatch(allowed);
   return JSON.stringify(r.body);
@@ -60,7 +62,11 @@ describe("POST /api/v1/dispatch refuses bad values with a 400 that names the fie
   });
 
   it("a JSON body of null (or an array, or a number) is not taken for {}", async () => {
-    for (const [body, what] of [["null", "null"], ["[]", "an array"], ["7", "number"]] as const) {
+    for (const [body, what] of [
+      ["null", "null"],
+      ["[]", "an array"],
+      ["7", "number"],
+    ] as const) {
       const r = await h.request("POST", "/api/v1/dispatch", body);
       expect(r.status).toBe(400);
       expect(r.body.message).toContain(`the body must be a JSON object such as {"count": 1}, not ${what}`);

@@ -14,7 +14,11 @@ const own = closedAfterEach();
 const SCOPE = { level: "repository", owner: "example", name: "app" } as const;
 
 async function runningRunner(harness: Harness, job?: { id: number; handle: string }): Promise<string> {
-  const res = await harness.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-linux-medium"], scope: SCOPE, ...(job ? { job } : {}) });
+  const res = await harness.request("POST", "/api/v1/dispatch", {
+    labels: ["namespace-profile-linux-medium"],
+    scope: SCOPE,
+    ...(job ? { job } : {}),
+  });
   expect(res.status).toBe(202);
   const name = res.body.runners[0].name as string;
   await waitFor(async () => (await harness.store.getRunner(name))?.state === "running", { what: "runner running" });
@@ -45,7 +49,9 @@ describe("cancel if idle", () => {
     h = own(await startHarness({ forgejo: { repos: [{ owner: "example", name: "app" }] }, timers: true }));
     const idle = await runningRunner(h);
     // The simulated runner registers and polls, taking nothing.
-    await waitFor(() => h!.forgejo.state.runners.some((r) => r.name === idle && r.online && !r.busy), { what: "the runner idle in Forgejo" });
+    await waitFor(() => h!.forgejo.state.runners.some((r) => r.name === idle && r.online && !r.busy), {
+      what: "the runner idle in Forgejo",
+    });
     const res = await h.request("DELETE", `/api/v1/runners/${idle}?if_idle=true&reason=warm%20pool%20shrunk`);
     expect(res.status).toBe(200);
     expect(res.body.state).toMatch(/^(finishing|failed)$/);
@@ -58,7 +64,9 @@ describe("cancel if idle", () => {
     const res = await h.request("DELETE", `/api/v1/runners/${name}?if_idle=true`);
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("10");
-    expect(res.body.message).toMatch(new RegExp(`^cannot tell whether runner ${name} is idle \\(.*\\); it was not stopped, ask again later$`));
+    expect(res.body.message).toMatch(
+      new RegExp(`^cannot tell whether runner ${name} is idle \\(.*\\); it was not stopped, ask again later$`),
+    );
     expect((await h.store.getRunner(name))!.state).toBe("running");
   });
 });

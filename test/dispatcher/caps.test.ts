@@ -10,8 +10,22 @@ function runner(state: RunnerState, labels: string[], scope: Scope = { level: "i
   n += 1;
   const at = new Date(1_700_000_000_000 + n).toISOString();
   return {
-    name: `r${n}`, dispatchId: "d", state, reason: "", platform: "linux", labels, scope, machineType: "4x8", image: "i",
-    ttlMs: 60_000, env: {}, launchAttempts: 0, createdAt: at, updatedAt: at, queueDeadline: at, history: [],
+    name: `r${n}`,
+    dispatchId: "d",
+    state,
+    reason: "",
+    platform: "linux",
+    labels,
+    scope,
+    machineType: "4x8",
+    image: "i",
+    ttlMs: 60_000,
+    env: {},
+    launchAttempts: 0,
+    createdAt: at,
+    updatedAt: at,
+    queueDeadline: at,
+    history: [],
   };
 }
 const key = (r: RunnerRecord) => scopeKey(r.scope);
@@ -44,7 +58,12 @@ describe("admit", () => {
   });
 
   it("a scope pattern caps each matching scope separately, counting admissions in the same pass", () => {
-    const pending = [runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("a")), runner("pending", ["l"], repo("b"))];
+    const pending = [
+      runner("pending", ["l"], repo("a")),
+      runner("pending", ["l"], repo("a")),
+      runner("pending", ["l"], repo("a")),
+      runner("pending", ["l"], repo("b")),
+    ];
     const r = admit(pending, [], { maxRunners: 100, caps: [{ scope: "repo:acme/*", max: 2 }] }, key);
     expect(r.admit.map((x) => scopeKey(x.scope))).toEqual(["repo:acme/a", "repo:acme/a", "repo:acme/b"]);
     expect(r.waiting.has(pending[2]!.name)).toBe(true);
@@ -65,7 +84,12 @@ describe("admit", () => {
   it("a cap of several labels counts only live runners that carry all of them", () => {
     const cap = { labels: ["gpu", "large"], max: 1 };
     // Runners with some of the labels are not covered: they neither count nor wait.
-    const someOnly = admit([runner("pending", ["gpu", "large"])], [runner("running", ["gpu"]), runner("running", ["large", "x"])], { maxRunners: 100, caps: [cap] }, key);
+    const someOnly = admit(
+      [runner("pending", ["gpu", "large"])],
+      [runner("running", ["gpu"]), runner("running", ["large", "x"])],
+      { maxRunners: 100, caps: [cap] },
+      key,
+    );
     expect(someOnly.admit).toHaveLength(1);
     expect(someOnly.waiting.size).toBe(0);
     // A live runner with every label (and more) fills the cap.
@@ -87,8 +111,14 @@ describe("admit", () => {
     [{ labels: ["mac"], scope: "repo:acme/*", max: 1 }, "cap labels [mac] and scope repo:acme/* (per scope) max=1"],
     [{ max: 2 }, "cap (all) max=2"],
   ])("a cap with labels and a scope applies where both match, and says so: %o", (cap, described) => {
-    const live = cap.labels ? [runner("running", ["mac"], repo("a")), runner("running", ["mac"], repo("b"))] : [runner("running", ["x"]), runner("running", ["y"], repo("b"))];
-    const pending = [runner("pending", ["mac"], repo("a")), runner("pending", ["mac"], { level: "organization", owner: "acme" }), runner("pending", ["linux"], repo("a"))];
+    const live = cap.labels
+      ? [runner("running", ["mac"], repo("a")), runner("running", ["mac"], repo("b"))]
+      : [runner("running", ["x"]), runner("running", ["y"], repo("b"))];
+    const pending = [
+      runner("pending", ["mac"], repo("a")),
+      runner("pending", ["mac"], { level: "organization", owner: "acme" }),
+      runner("pending", ["linux"], repo("a")),
+    ];
     const r = admit(pending, live, { maxRunners: 100, caps: [cap] }, key);
     expect(r.waiting.get(pending[0]!.name)).toBe(`waiting for capacity: ${described} reached`);
     // Outside the scope pattern, or without the labels, the cap does not apply.
@@ -113,14 +143,24 @@ describe("admit", () => {
     expect(r.admit.map((x) => x.name)).toEqual([pending[2]!.name]);
     expect(r.waiting.get(pending[0]!.name)).toBe("waiting for capacity: cap labels [gpu] max=1 reached");
     expect(r.waiting.get(pending[1]!.name)).toBe("waiting for capacity: cap labels [gpu] max=1 reached");
-    const full = admit(pending, [runner("running", ["gpu"]), runner("running", ["x"])], { maxRunners: 2, caps: [{ labels: ["gpu"], max: 1 }] }, key);
+    const full = admit(
+      pending,
+      [runner("running", ["gpu"]), runner("running", ["x"])],
+      { maxRunners: 2, caps: [{ labels: ["gpu"], max: 1 }] },
+      key,
+    );
     expect(full.waiting.get(pending[0]!.name)).toBe("waiting for capacity: max_runners=2 reached");
   });
 
   it("a cap with a scope pattern leaves scopes outside the pattern alone, however many runners they have", () => {
     const org = { level: "organization" as const, owner: "acme" };
     const pending = runner("pending", ["mac"], org);
-    const r = admit([pending], [runner("running", ["mac"], org)], { maxRunners: 100, caps: [{ labels: ["mac"], scope: "repo:acme/*", max: 1 }] }, key);
+    const r = admit(
+      [pending],
+      [runner("running", ["mac"], org)],
+      { maxRunners: 100, caps: [{ labels: ["mac"], scope: "repo:acme/*", max: 1 }] },
+      key,
+    );
     expect(r.admit.map((x) => x.name)).toEqual([pending.name]);
   });
 

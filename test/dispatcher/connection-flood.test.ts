@@ -31,7 +31,13 @@ describe("a flood of unauthenticated connections beyond the file limit", () => {
 
     const flood: RawConnection[] = [];
     for (let i = 0; i < PER_KIND; i++) {
-      flood.push(...(await Promise.all([openRaw(proc.url), openRaw(proc.url, PARTIAL_HEADERS), openRaw(proc.url, partialBodyRequest("POST", "/api/v1/dispatch"))])));
+      flood.push(
+        ...(await Promise.all([
+          openRaw(proc.url),
+          openRaw(proc.url, PARTIAL_HEADERS),
+          openRaw(proc.url, partialBodyRequest("POST", "/api/v1/dispatch")),
+        ])),
+      );
     }
     expect(flood).toHaveLength(3 * PER_KIND);
 

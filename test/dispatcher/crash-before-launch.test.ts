@@ -45,7 +45,13 @@ describe("SIGKILL after 202, before nsc run", () => {
     const history = (await w.runner(a.name)).history as { from: string; to: string; reason: string }[];
     expect(history.map((t) => t.to)).toEqual(["pending", "launching", "pending", "launching", "running", "finishing", "done"]);
     expect(history[2]?.reason).toMatch(/recovered after a restart/);
-    expect((await w.runner(b.name)).history.map((t: { to: string }) => t.to)).toEqual(["pending", "launching", "running", "finishing", "done"]);
+    expect((await w.runner(b.name)).history.map((t: { to: string }) => t.to)).toEqual([
+      "pending",
+      "launching",
+      "running",
+      "finishing",
+      "done",
+    ]);
     // The call the kill cut off was never answered; the relaunch registered exactly once more.
     const regs = w.forgejo.callsTo(REGISTER, "POST").filter((c) => (c.body as { name?: string }).name === a.name);
     expect(regs.map((c) => c.status)).toEqual([0, 201]);

@@ -10,7 +10,11 @@ afterEach(async () => {
 
 /** Waits until the dispatcher has tried (and failed) to destroy at least `n` times. */
 async function failedDestroys(w: ProcessWorld, n: number): Promise<void> {
-  await waitFor(() => w.nsc.calls("destroy").filter((c) => c.exitCode === 1).length >= n, { timeoutMs: DEADLINE_MS, intervalMs: 100, what: `${n} failed destroy calls` });
+  await waitFor(() => w.nsc.calls("destroy").filter((c) => c.exitCode === 1).length >= n, {
+    timeoutMs: DEADLINE_MS,
+    intervalMs: 100,
+    what: `${n} failed destroy calls`,
+  });
 }
 
 describe("SIGKILL during destroy", () => {
@@ -20,7 +24,10 @@ describe("SIGKILL during destroy", () => {
     const sim = w.simulate({ jobMs: 60 * 60_000 });
     await w.start();
     const a = await w.dispatchJob();
-    await waitFor(() => sim.events.some((e) => e.type === "took_job" && e.job === a.job.id), { timeoutMs: DEADLINE_MS, what: "the runner to take its job" });
+    await waitFor(() => sim.events.some((e) => e.type === "took_job" && e.job === a.job.id), {
+      timeoutMs: DEADLINE_MS,
+      what: "the runner to take its job",
+    });
     const instanceId = (await w.waitState(a.name, "running")).instance_id as string;
     const registration = w.liveRegistrations().find((r) => r.name === a.name);
     expect(registration).toBeDefined();
@@ -64,12 +71,16 @@ describe("SIGKILL during destroy", () => {
     await w.kill("SIGKILL");
     const rec = (await w.records()).find((r) => r.name === a.name);
     expect(rec?.state).toBe("finishing");
-    expect(rec?.reason).toMatch(/^finishing: (instance .* ended after its job finished|job finished: Forgejo removed the ephemeral runner)/);
+    expect(rec?.reason).toMatch(
+      /^finishing: (instance .* ended after its job finished|job finished: Forgejo removed the ephemeral runner)/,
+    );
 
     w.nsc.setKnobs({ transient: null });
     await w.start();
     await expectSettled(w, [a], sim);
-    expect((await w.runner(a.name)).reason).toMatch(/^(instance .* ended after its job finished|job finished: Forgejo removed the ephemeral runner; instance .* destroyed)$/);
+    expect((await w.runner(a.name)).reason).toMatch(
+      /^(instance .* ended after its job finished|job finished: Forgejo removed the ephemeral runner; instance .* destroyed)$/,
+    );
     expectNoSecrets(w);
   });
 });

@@ -64,7 +64,10 @@ describe("SIGKILL during nsc run", () => {
     const sim = w.simulate();
     const { a, instance } = await killDuringRun(w);
     // The container became ready while nsc was still waiting: it takes its job, finishes it and exits.
-    await waitFor(() => sim.events.some((e) => e.type === "exited" && e.instance === instance.id), { timeoutMs: DEADLINE_MS, what: "the job to finish" });
+    await waitFor(() => sim.events.some((e) => e.type === "exited" && e.instance === instance.id), {
+      timeoutMs: DEADLINE_MS,
+      what: "the job to finish",
+    });
     await w.kill("SIGKILL");
     expect(w.nsc.instances()).toHaveLength(0);
     expect(w.forgejo.job(a.job.id)?.status).toBe("success");

@@ -17,7 +17,10 @@ async function runningJob(w: ProcessWorld) {
   const sim = w.simulate({ jobMs: 60 * 60_000 });
   await w.start();
   const a = await w.dispatchJob();
-  await waitFor(() => sim.events.some((e) => e.type === "took_job" && e.job === a.job.id), { timeoutMs: DEADLINE_MS, what: "the runner to take its job" });
+  await waitFor(() => sim.events.some((e) => e.type === "took_job" && e.job === a.job.id), {
+    timeoutMs: DEADLINE_MS,
+    what: "the runner to take its job",
+  });
   const running = await w.waitState(a.name, "running");
   return { sim, a, instanceId: running.instance_id as string };
 }
@@ -46,7 +49,19 @@ describe("SIGKILL while a job runs", () => {
     const stray = JSON.parse(
       execFileSync(
         w.nsc.bin,
-        ["create", "-o", "json", "--machine_type", "2x4", "--duration", "10m", "--label", "forgejo-nsc.owner=default", "--label", "forgejo-nsc.runner=nscloud-stray"],
+        [
+          "create",
+          "-o",
+          "json",
+          "--machine_type",
+          "2x4",
+          "--duration",
+          "10m",
+          "--label",
+          "forgejo-nsc.owner=default",
+          "--label",
+          "forgejo-nsc.runner=nscloud-stray",
+        ],
         { env: { ...process.env, ...w.nsc.env }, encoding: "utf8" },
       ),
     ) as { instance_id: string };

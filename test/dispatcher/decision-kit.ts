@@ -35,7 +35,11 @@ export interface DecisionKit {
   logs: () => string;
   advance(ms: number): void;
   /** A runner record in `state`, with the patch applied (instance id, registration, expiry …). */
-  runner(name: string, state: RunnerState, patch?: RunnerPatch & { platform?: Platform; job?: RunnerRecord["job"]; scope?: Scope; createdAtMs?: number }): Promise<RunnerRecord>;
+  runner(
+    name: string,
+    state: RunnerState,
+    patch?: RunnerPatch & { platform?: Platform; job?: RunnerRecord["job"]; scope?: Scope; createdAtMs?: number },
+  ): Promise<RunnerRecord>;
   /** An instance of ours on `platform`'s launcher, named for `runner` (omit for an unlabelled stray). */
   instance(id: string, runner?: string, platform?: Platform, extra?: Partial<InstanceInfo>): void;
   /** An ephemeral registration at the fake Forgejo, as the dispatcher makes one. */
@@ -52,7 +56,11 @@ export async function startDecisionKit(opts: { forgejo?: FakeForgejoOptions; yam
   const now = () => new Date(KIT_T0 + offset);
   const metrics = new Metrics({ defaultMetrics: false });
   const client = new ForgejoClient({ baseUrl: forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 5000, logger });
-  const launchers = { linux: new ControllableLauncher("linux"), windows: new ControllableLauncher("windows"), macos: new ControllableLauncher("macos") };
+  const launchers = {
+    linux: new ControllableLauncher("linux"),
+    windows: new ControllableLauncher("windows"),
+    macos: new ControllableLauncher("macos"),
+  };
   const ctx: DispatcherContext = {
     config,
     records: new Records(store, logger, metrics, now),
@@ -79,12 +87,32 @@ export async function startDecisionKit(opts: { forgejo?: FakeForgejoOptions; yam
     },
     async runner(name, state, patch = {}) {
       const { platform = "linux", job, scope, createdAtMs = offset, ...rest } = patch;
-      const { dispatch, runners } = dispatchWith({ id: `d-${++seq}`, names: [name], scope, createdAtMs: KIT_T0 + createdAtMs - T0, runner: { platform, job } });
+      const { dispatch, runners } = dispatchWith({
+        id: `d-${++seq}`,
+        names: [name],
+        scope,
+        createdAtMs: KIT_T0 + createdAtMs - T0,
+        runner: { platform, job },
+      });
       await store.createDispatch(dispatch, runners);
-      const path: RunnerState[] = { pending: [], launching: ["launching"], running: ["launching", "running"], finishing: ["launching", "running", "finishing"], done: ["done"], failed: ["failed"] }[state] as RunnerState[];
+      const path: RunnerState[] = {
+        pending: [],
+        launching: ["launching"],
+        running: ["launching", "running"],
+        finishing: ["launching", "running", "finishing"],
+        done: ["done"],
+        failed: ["failed"],
+      }[state] as RunnerState[];
       let from: RunnerState = "pending";
       for (const to of path) {
-        await store.transition(name, [from], to, to === "finishing" && rest.reason ? rest.reason : `test: ${to}`, to === state ? rest : {}, now());
+        await store.transition(
+          name,
+          [from],
+          to,
+          to === "finishing" && rest.reason ? rest.reason : `test: ${to}`,
+          to === state ? rest : {},
+          now(),
+        );
         from = to;
       }
       return (await store.getRunner(name)) as RunnerRecord;
@@ -96,7 +124,8 @@ export async function startDecisionKit(opts: { forgejo?: FakeForgejoOptions; yam
       launchers[platform].instances.set(id, { instanceId: id, labels, ...extra });
     },
     registration(name, scope = { level: "instance" }) {
-      const fake: FakeScope = scope.level === "repository" ? { level: "repository", owner: scope.owner ?? "", name: scope.name ?? "" } : { level: "instance" };
+      const fake: FakeScope =
+        scope.level === "repository" ? { level: "repository", owner: scope.owner ?? "", name: scope.name ?? "" } : { level: "instance" };
       return forgejo.world.registerRunner(fake, { name, ephemeral: true, via: "rest" });
     },
     async close() {

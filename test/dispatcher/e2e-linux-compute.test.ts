@@ -51,13 +51,18 @@ describe("Linux runner token exposure on the dispatcher host", () => {
     const inst = h.nsc.instances({ includeDestroyed: true }).find((i) => i.labels["forgejo-nsc.runner"] === name)!;
     expect(inst.created_by).toBe("compute-api");
     expect(inst.env!.FORGEJO_RUNNER_TOKEN).toBe(token);
-    await waitFor(() => h!.sim!.events.some((e) => e.type === "connected" && e.runner === name), { what: "the runner to connect with its token" });
+    await waitFor(() => h!.sim!.events.some((e) => e.type === "connected" && e.runner === name), {
+      what: "the runner to connect with its token",
+    });
 
     await waitFor(() => h!.forgejo.job(jobId)?.status === "success", { what: "job finished" });
-    await waitFor(async () => {
-      await h!.dispatcher.supervisor.tick();
-      return (await h!.store.getRunner(name))?.state === "done";
-    }, { timeoutMs: 15_000, intervalMs: 50, what: "runner done" });
+    await waitFor(
+      async () => {
+        await h!.dispatcher.supervisor.tick();
+        return (await h!.store.getRunner(name))?.state === "done";
+      },
+      { timeoutMs: 15_000, intervalMs: 50, what: "runner done" },
+    );
     expect(h.nsc.instances()).toEqual([]);
     expect(h.forgejo.job(jobId)?.runnerId).toBeDefined();
     const done = await h.request("GET", `/api/v1/runners/${name}`);

@@ -8,10 +8,13 @@ let h: Harness | undefined;
 const own = closedAfterEach();
 
 async function tickUntil(h: Harness, cond: () => Promise<boolean> | boolean, what: string) {
-  await waitFor(async () => {
-    await h.dispatcher.supervisor.tick();
-    return cond();
-  }, { timeoutMs: 15_000, intervalMs: 50, what });
+  await waitFor(
+    async () => {
+      await h.dispatcher.supervisor.tick();
+      return cond();
+    },
+    { timeoutMs: 15_000, intervalMs: 50, what },
+  );
 }
 
 describe("dispatcher end to end against fake Forgejo 15 and fake nsc", () => {
@@ -30,14 +33,19 @@ describe("dispatcher end to end against fake Forgejo 15 and fake nsc", () => {
     expect(name).toMatch(/^nscloud-[a-z2-7]{10}$/);
     expect(res.body.status_url).toBe(`/api/v1/dispatches/${res.body.dispatch_id}`);
 
-    const running = await waitFor(async () => {
-      const r = await h!.request("GET", `/api/v1/runners/${name}`);
-      return r.body.state === "running" ? r.body : undefined;
-    }, { what: "runner running" });
+    const running = await waitFor(
+      async () => {
+        const r = await h!.request("GET", `/api/v1/runners/${name}`);
+        return r.body.state === "running" ? r.body : undefined;
+      },
+      { what: "runner running" },
+    );
     expect(running.registration).toBe("ephemeral");
 
     const run = h.nsc.calls("run")[0]!;
-    expect(run.argv).toEqual(expect.arrayContaining(["-o", "json", "--duration", "1200s", "--image", "code.forgejo.org/forgejo/runner:12.13.2", "--name", name]));
+    expect(run.argv).toEqual(
+      expect.arrayContaining(["-o", "json", "--duration", "1200s", "--image", "code.forgejo.org/forgejo/runner:12.13.2", "--name", name]),
+    );
     expect(run.argv).toContain(`forgejo-nsc.runner=${name}`);
     expect(run.argv.indexOf("--")).toBeGreaterThan(0);
     expect(run.env.NS_DO_NOT_UPDATE).toBe("1");

@@ -17,11 +17,14 @@ async function dispatch(h: Harness, extra: Record<string, unknown> = {}) {
 }
 
 async function settle(h: Harness, name: string, states: string[], tick = true) {
-  return waitFor(async () => {
-    if (tick) await h.dispatcher.supervisor.tick();
-    const r = await h.store.getRunner(name);
-    return r && states.includes(r.state) ? r : undefined;
-  }, { timeoutMs: 20_000, intervalMs: 50, what: `${name} in ${states.join("/")}` });
+  return waitFor(
+    async () => {
+      if (tick) await h.dispatcher.supervisor.tick();
+      const r = await h.store.getRunner(name);
+      return r && states.includes(r.state) ? r : undefined;
+    },
+    { timeoutMs: 20_000, intervalMs: 50, what: `${name} in ${states.join("/")}` },
+  );
 }
 
 describe("Forgejo failures become failed runners that say why", () => {
@@ -31,7 +34,13 @@ describe("Forgejo failures become failed runners that say why", () => {
     [404, /does not exist|Actions/i],
     [500, /500/],
   ])("HTTP %i", async (status, pattern) => {
-    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, yaml: "dispatcher:\n  launch_attempts: 1\n" }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        simulate: false,
+        yaml: "dispatcher:\n  launch_attempts: 1\n",
+      }),
+    );
     h.forgejo.failNext("/actions/runners", status, 5, { method: "POST" });
     const [name] = await dispatch(h);
     const r = await settle(h, name!, ["failed"], false);
@@ -43,7 +52,13 @@ describe("Forgejo failures become failed runners that say why", () => {
   });
 
   it("a Forgejo timeout is retried, then fails naming the timeout", async () => {
-    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, yaml: "forgejo:\n  timeout: 300ms\ndispatcher:\n  launch_attempts: 1\n" }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        simulate: false,
+        yaml: "forgejo:\n  timeout: 300ms\ndispatcher:\n  launch_attempts: 1\n",
+      }),
+    );
     h.forgejo.delay(2_000, "/actions/runners");
     const [name] = await dispatch(h);
     const r = await settle(h, name!, ["failed"], false);
@@ -53,12 +68,22 @@ describe("Forgejo failures become failed runners that say why", () => {
 
 describe("nsc failures", () => {
   it("a capacity error is retried with backoff and then fails; no instance is left", async () => {
-    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, knobs: { runCapacity: true }, yaml: "dispatcher:\n  launch_attempts: 2\n" }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        simulate: false,
+        knobs: { runCapacity: true },
+        yaml: "dispatcher:\n  launch_attempts: 2\n",
+      }),
+    );
     const [name] = await dispatch(h);
-    const retrying = await waitFor(async () => {
-      const r = await h!.store.getRunner(name!);
-      return r?.state === "pending" && r.reason.startsWith("launch attempt 1/2 failed") ? r : undefined;
-    }, { what: "retry scheduled" });
+    const retrying = await waitFor(
+      async () => {
+        const r = await h!.store.getRunner(name!);
+        return r?.state === "pending" && r.reason.startsWith("launch attempt 1/2 failed") ? r : undefined;
+      },
+      { what: "retry scheduled" },
+    );
     expect(retrying.reason).toMatch(/capacity/);
     expect(retrying.reason).toMatch(/retrying in 5s/);
     // The unused ephemeral registration of the failed attempt is deleted.
@@ -70,7 +95,14 @@ describe("nsc failures", () => {
   });
 
   it("a wait timeout leaves an instance behind, which is destroyed", async () => {
-    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, simulate: false, knobs: { runNeverReady: true, neverReadyDelayMs: 50 }, yaml: "dispatcher:\n  launch_attempts: 1\n" }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        simulate: false,
+        knobs: { runNeverReady: true, neverReadyDelayMs: 50 },
+        yaml: "dispatcher:\n  launch_attempts: 1\n",
+      }),
+    );
     const [name] = await dispatch(h);
     await settle(h, name!, ["failed"], false);
     const all = h.nsc.instances({ includeDestroyed: true });
@@ -131,10 +163,19 @@ describe("registration tokens on Forgejo 11 and every scope", () => {
     [{ level: "repository", owner: "acme", name: "app" }, "/api/v1/repos/acme/app/actions/runners/registration-token"],
     [{ level: "user" }, "/api/v1/user/actions/runners/registration-token"],
   ])("%o", async (scope, path) => {
-    h = own(await startHarness({
-      forgejo: { version: "11.0.0", orgs: [{ name: "acme", owners: ["admin"] }], repos: [{ owner: "acme", name: "app" }, { owner: "admin", name: "own" }] },
-      jobMs: 50,
-    }));
+    h = own(
+      await startHarness({
+        forgejo: {
+          version: "11.0.0",
+          orgs: [{ name: "acme", owners: ["admin"] }],
+          repos: [
+            { owner: "acme", name: "app" },
+            { owner: "admin", name: "own" },
+          ],
+        },
+        jobMs: 50,
+      }),
+    );
     // A user-level runner serves the token owner's own repositories only.
     const job = h.forgejo.addJob({ repo: scope.level === "user" ? "admin/own" : "acme/app", runs_on: ["linux-x"] });
     const [name] = await dispatch(h, { scope });
@@ -152,7 +193,9 @@ describe("registration tokens on Forgejo 11 and every scope", () => {
 
 describe("request values reach the instance", () => {
   it("uses defaults, or the request's overrides, and keeps env values with = , and quotes intact", async () => {
-    h = own(await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, yaml: "namespace:\n  environment: {GLOBAL: one}\n" }));
+    h = own(
+      await startHarness({ forgejo: { repos: [{ owner: "acme", name: "app" }] }, yaml: "namespace:\n  environment: {GLOBAL: one}\n" }),
+    );
     const env = { URL_WITH_QUERY: "https://h/?a=b,c=d", QUOTED: 'say "hi"', PLAIN: "simple" };
     const [dflt] = await dispatch(h);
     const [custom] = await dispatch(h, { machine_type: "linux/arm64:8x16", image: "example.com/runner:1", ttl: "45m", env });
@@ -161,14 +204,22 @@ describe("request values reach the instance", () => {
     const runs = h.nsc.calls("run");
     const byName = (n: string) => runs.find((c) => c.argv.includes(n))!.argv;
     expect(byName(dflt!)).toEqual(expect.arrayContaining(["--machine_type", "4x8", "--duration", "1800s"]));
-    expect(byName(custom!)).toEqual(expect.arrayContaining(["--machine_type", "linux/arm64:8x16", "--image", "example.com/runner:1", "--duration", "2700s"]));
+    expect(byName(custom!)).toEqual(
+      expect.arrayContaining(["--machine_type", "linux/arm64:8x16", "--image", "example.com/runner:1", "--duration", "2700s"]),
+    );
     expect(byName(custom!)).toContain("PLAIN=simple");
     expect(byName(custom!)).toContain("GLOBAL=one");
     // What the runner process really saw: the fake forgejo-runner recorded FORGEJO_* only, so check via the simulator's shell.
     const inst = h.nsc.instances({ includeDestroyed: true }).find((i) => i.labels["forgejo-nsc.runner"] === custom)!;
     const script = inst.args![2]!;
     const { execFileSync } = await import("node:child_process");
-    const out = execFileSync("/bin/sh", ["-c", `${script.split("\n").filter((l) => l.startsWith("export ")).join("\n")}\nprintf '%s|%s' "$URL_WITH_QUERY" "$QUOTED"`]).toString();
+    const out = execFileSync("/bin/sh", [
+      "-c",
+      `${script
+        .split("\n")
+        .filter((l) => l.startsWith("export "))
+        .join("\n")}\nprintf '%s|%s' "$URL_WITH_QUERY" "$QUOTED"`,
+    ]).toString();
     expect(out).toBe(`${env.URL_WITH_QUERY}|${env.QUOTED}`);
   });
 });

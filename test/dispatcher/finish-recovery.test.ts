@@ -15,7 +15,13 @@ afterEach(async () => {
 
 const far = "2027-01-01T00:00:00.000Z";
 /** The first JSON log line with this message. */
-const logLine = (msg: string) => JSON.parse(k.logs().split("\n").find((l) => l.includes(`"msg":"${msg}"`)) ?? "null") as Record<string, unknown>;
+const logLine = (msg: string) =>
+  JSON.parse(
+    k
+      .logs()
+      .split("\n")
+      .find((l) => l.includes(`"msg":"${msg}"`)) ?? "null",
+  ) as Record<string, unknown>;
 
 describe("finishRunner", () => {
   it.each([
@@ -23,7 +29,12 @@ describe("finishRunner", () => {
     ["done", "finishing: "],
   ] as const)("records the intent first, then destroys, deletes the registration and ends %s", async (to, prefix) => {
     const reg = k.registration("nscloud-a");
-    const r = await k.runner("nscloud-a", "running", { instanceId: "ia", expiresAt: far, registration: "ephemeral", forgejoRunnerId: reg.id });
+    const r = await k.runner("nscloud-a", "running", {
+      instanceId: "ia",
+      expiresAt: far,
+      registration: "ephemeral",
+      forgejoRunnerId: reg.id,
+    });
     const seen: string[] = [];
     k.launchers.linux.destroy = async (id) => {
       seen.push(`destroy ${id} while ${(await k.store.getRunner("nscloud-a"))!.reason}`);
@@ -58,7 +69,12 @@ describe("finishRunner", () => {
 
   it("stays finishing when the destroy fails, and a later call completes it with the outcome first chosen", async () => {
     const reg = k.registration("nscloud-d");
-    const r = await k.runner("nscloud-d", "running", { instanceId: "id1", expiresAt: far, registration: "ephemeral", forgejoRunnerId: reg.id });
+    const r = await k.runner("nscloud-d", "running", {
+      instanceId: "id1",
+      expiresAt: far,
+      registration: "ephemeral",
+      forgejoRunnerId: reg.id,
+    });
     const destroy = k.launchers.linux.destroy.bind(k.launchers.linux);
     k.launchers.linux.destroy = async () => {
       throw new Error("invocation error: unavailable");
@@ -68,18 +84,31 @@ describe("finishRunner", () => {
     expect(stuck.outcome).toBe("failed");
     // The registration is kept until the instance is gone: the runner could still be using it.
     expect(k.forgejo.runner(reg.id)!.deleted).toBe(false);
-    expect(logLine("destroying the instance failed; will retry on the next supervision tick")).toMatchObject({ runner: "nscloud-d", instance: "id1", err: "invocation error: unavailable" });
+    expect(logLine("destroying the instance failed; will retry on the next supervision tick")).toMatchObject({
+      runner: "nscloud-d",
+      instance: "id1",
+      err: "invocation error: unavailable",
+    });
     k.launchers.linux.destroy = destroy;
     expect(await finishRunner(k.ctx, stuck)).toMatchObject({ state: "failed", reason: "TTL reached" });
   });
 
   it("stays finishing when the registration cannot be deleted", async () => {
     const reg = k.registration("nscloud-e");
-    const r = await k.runner("nscloud-e", "running", { instanceId: "ie", expiresAt: far, registration: "ephemeral", forgejoRunnerId: reg.id });
+    const r = await k.runner("nscloud-e", "running", {
+      instanceId: "ie",
+      expiresAt: far,
+      registration: "ephemeral",
+      forgejoRunnerId: reg.id,
+    });
     k.forgejo.failNext(`/actions/runners/${reg.id}`, 500, 1, { method: "DELETE" });
     const stuck = (await finishRunner(k.ctx, r, { to: "done", reason: "job done: a: b" }))!;
     expect(stuck.state).toBe("finishing");
-    expect(logLine("deleting the Forgejo runner registration failed; will retry on the next supervision tick")).toMatchObject({ runner: "nscloud-e", instance: "ie", err: expect.stringContaining("500") });
+    expect(logLine("deleting the Forgejo runner registration failed; will retry on the next supervision tick")).toMatchObject({
+      runner: "nscloud-e",
+      instance: "ie",
+      err: expect.stringContaining("500"),
+    });
     // Only the first ": " separates the intent from the reason.
     expect(await finishRunner(k.ctx, stuck)).toMatchObject({ state: "done", reason: "job done: a: b" });
   });
@@ -130,7 +159,10 @@ describe("recover", () => {
       expiresAt: new Date(KIT_T0 - 120_000 + 1_800_000).toISOString(),
     });
     // No creation time: from now.
-    expect(await k.store.getRunner("nscloud-b")).toMatchObject({ launchedAt: new Date(KIT_T0).toISOString(), expiresAt: new Date(KIT_T0 + 1_800_000).toISOString() });
+    expect(await k.store.getRunner("nscloud-b")).toMatchObject({
+      launchedAt: new Date(KIT_T0).toISOString(),
+      expiresAt: new Date(KIT_T0 + 1_800_000).toISOString(),
+    });
     expect(k.launchers.linux.listCalls).toEqual([{ "forgejo-nsc.owner": "default" }]);
   });
 
@@ -142,7 +174,12 @@ describe("recover", () => {
     await k.runner("nscloud-tok", "launching", { registration: "token", forgejoRunnerId: tokenReg.id });
     // Records in other states are none of recovery's business, registrations included.
     const other = k.registration("nscloud-running");
-    await k.runner("nscloud-running", "running", { instanceId: "ir", expiresAt: far, registration: "ephemeral", forgejoRunnerId: other.id });
+    await k.runner("nscloud-running", "running", {
+      instanceId: "ir",
+      expiresAt: far,
+      registration: "ephemeral",
+      forgejoRunnerId: other.id,
+    });
     await k.runner("nscloud-pending", "pending", {});
     const report = await recover(k.ctx);
     expect(report.requeued).toEqual(["nscloud-r", "nscloud-tok"]);
@@ -186,7 +223,10 @@ describe("recover", () => {
     await k.runner("nscloud-u", "launching", { registration: "ephemeral", forgejoRunnerId: reg.id });
     k.forgejo.failNext(`/actions/runners/${reg.id}`, 500, 1, { method: "DELETE" });
     expect((await recover(k.ctx)).requeued).toEqual(["nscloud-u"]);
-    expect(logLine("could not delete the unused registration of an interrupted launch")).toMatchObject({ runner: "nscloud-u", err: expect.stringContaining("500") });
+    expect(logLine("could not delete the unused registration of an interrupted launch")).toMatchObject({
+      runner: "nscloud-u",
+      err: expect.stringContaining("500"),
+    });
   });
 
   it("leaves launches of a platform it cannot list, and launches in flight, alone", async () => {
@@ -198,7 +238,9 @@ describe("recover", () => {
     expect(report).toEqual({ adopted: [], completed: [], requeued: ["nscloud-l"], failed: [], unobservable: ["windows"] });
     expect((await k.store.getRunner("nscloud-w"))!.state).toBe("launching");
     expect((await k.store.getRunner("nscloud-f"))!.state).toBe("launching");
-    expect(logLine("cannot list instances during recovery; interrupted launches stay pending until the next start or until listing works")).toMatchObject({
+    expect(
+      logLine("cannot list instances during recovery; interrupted launches stay pending until the next start or until listing works"),
+    ).toMatchObject({
       platform: "windows",
       err: "invocation error: unavailable",
     });
@@ -211,7 +253,10 @@ describe("recover", () => {
     // The shared nsc listing also shows Windows instances; one with this name is not this runner's.
     k.instance("iw", "nscloud-x", "linux");
     k.launchers.linux.instances.get("iw")!.labels["forgejo-nsc.platform"] = "windows";
-    k.launchers.linux.instances.set("bare", { instanceId: "bare", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-y" } });
+    k.launchers.linux.instances.set("bare", {
+      instanceId: "bare",
+      labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-y" },
+    });
     await k.runner("nscloud-y", "launching", {});
     const report = await recover(k.ctx);
     expect(report.requeued).toEqual(["nscloud-x"]);

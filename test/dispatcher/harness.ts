@@ -101,7 +101,8 @@ ${computeYaml}${opts.yaml ?? ""}`;
   const dispatcher = await createDispatcher({ ...deps, now, timers: opts.timers ?? false });
   await dispatcher.start();
   const address = await dispatcher.app.listen({ host: "127.0.0.1", port: 0 });
-  const sim = opts.simulate === false ? undefined : startRunnerSimulator({ nsc, forgejo, dir: join(tmp.dir, "sim"), jobMs: opts.jobMs ?? 100 });
+  const sim =
+    opts.simulate === false ? undefined : startRunnerSimulator({ nsc, forgejo, dir: join(tmp.dir, "sim"), jobMs: opts.jobMs ?? 100 });
   return {
     forgejo,
     nsc,
@@ -116,7 +117,8 @@ ${computeYaml}${opts.yaml ?? ""}`;
       offset += ms;
       nsc.advanceTime(ms);
     },
-    request: (method, path, body, headers = {}) => fetchJson(`${address}${path}`, { method, body, headers: { authorization: `Bearer ${API_TOKEN}`, ...headers } }),
+    request: (method, path, body, headers = {}) =>
+      fetchJson(`${address}${path}`, { method, body, headers: { authorization: `Bearer ${API_TOKEN}`, ...headers } }),
     async close() {
       sim?.stop();
       await dispatcher.stop();

@@ -15,33 +15,42 @@ const own = closedAfterEach();
 
 describe("a hung nsc", () => {
   it("is stopped, and the runner is launched again only after the instance it left is destroyed", async () => {
-    h = own(await startHarness({
-      forgejo: { repos: [{ owner: "acme", name: "app" }] },
-      // Instances stay up without running a job: the leftover must be removed, not end by itself.
-      simulate: false,
-      // The run hangs; so do the launcher's look for what it left and the dispatcher's first look.
-      knobs: { hang: { run: 1, list: 2 }, hangStubborn: true },
-      yaml: "namespace:\n  wait_timeout: 1s\n",
-      customize: (deps) => {
-        const nsc = new NscCli({
-          binary: deps.config.namespace.nsc_binary,
-          logger: deps.logger,
-          // Limits that leave a node-based fake time to start on a loaded machine, and keep the test short.
-          timeoutMs: { runMargin: 1_500, quick: 2_000, killGrace: 200 },
-        });
-        return { ...deps, launchers: { ...deps.launchers, linux: new LinuxLauncher({ config: deps.config, nsc, logger: deps.logger }) } };
-      },
-    }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        // Instances stay up without running a job: the leftover must be removed, not end by itself.
+        simulate: false,
+        // The run hangs; so do the launcher's look for what it left and the dispatcher's first look.
+        knobs: { hang: { run: 1, list: 2 }, hangStubborn: true },
+        yaml: "namespace:\n  wait_timeout: 1s\n",
+        customize: (deps) => {
+          const nsc = new NscCli({
+            binary: deps.config.namespace.nsc_binary,
+            logger: deps.logger,
+            // Limits that leave a node-based fake time to start on a loaded machine, and keep the test short.
+            timeoutMs: { runMargin: 1_500, quick: 2_000, killGrace: 200 },
+          });
+          return { ...deps, launchers: { ...deps.launchers, linux: new LinuxLauncher({ config: deps.config, nsc, logger: deps.logger }) } };
+        },
+      }),
+    );
     const job = h.forgejo.addJob({ repo: "acme/app", runs_on: ["linux-x"] });
-    const res = await h.request("POST", "/api/v1/dispatch", { labels: ["linux-x"], scope: { level: "repository", owner: "acme", name: "app" }, job: { id: job.id, handle: job.handle } });
+    const res = await h.request("POST", "/api/v1/dispatch", {
+      labels: ["linux-x"],
+      scope: { level: "repository", owner: "acme", name: "app" },
+      job: { id: job.id, handle: job.handle },
+    });
     expect(res.status).toBe(202);
     const name = res.body.runners[0].name as string;
 
     // While nobody can tell whether the hung run left an instance, the runner waits in launching.
-    const waiting = await waitFor(async () => {
-      const r = await h!.store.getRunner(name);
-      return r?.reason.includes("not launching again until it is known that this attempt left no instance") ? r : undefined;
-    }, { timeoutMs: 20_000, what: "the runner to wait for the leftover check" });
+    const waiting = await waitFor(
+      async () => {
+        const r = await h!.store.getRunner(name);
+        return r?.reason.includes("not launching again until it is known that this attempt left no instance") ? r : undefined;
+      },
+      { timeoutMs: 20_000, what: "the runner to wait for the leftover check" },
+    );
     expect(waiting.state).toBe("launching");
     expect(waiting.reason).toMatch(/^launch attempt 1\/3 failed: .*nsc run did not finish within 3s and was stopped/);
     expect(waiting.reason).toMatch(/nsc list did not finish within 2s and was stopped/);
@@ -51,16 +60,22 @@ describe("a hung nsc", () => {
     expect(leftover!.labels["forgejo-nsc.runner"]).toBe(name);
 
     // Once a look works, the leftover is destroyed, and only then is the runner queued again.
-    const retrying = await waitFor(async () => {
-      const r = await h!.store.getRunner(name);
-      return r?.state === "pending" ? r : undefined;
-    }, { timeoutMs: 20_000, what: "the runner to be queued again" });
+    const retrying = await waitFor(
+      async () => {
+        const r = await h!.store.getRunner(name);
+        return r?.state === "pending" ? r : undefined;
+      },
+      { timeoutMs: 20_000, what: "the runner to be queued again" },
+    );
     expect(retrying.reason).toMatch(/^launch attempt 1\/3 failed: .*retrying in 5s$/);
     expect(h.nsc.instances({ includeDestroyed: true }).find((i) => i.id === leftover!.id)!.destroyed_at).not.toBeNull();
 
     h.advance(5_000);
     h.dispatcher.scheduler.kick();
-    await waitFor(async () => (await h!.store.getRunner(name))?.state === "running", { timeoutMs: 20_000, what: "the second attempt to run" });
+    await waitFor(async () => (await h!.store.getRunner(name))?.state === "running", {
+      timeoutMs: 20_000,
+      what: "the second attempt to run",
+    });
     const calls = h.nsc.calls();
     const destroyAt = calls.findIndex((c) => c.command === "destroy" && c.argv.includes(leftover!.id));
     const secondRunAt = calls.findIndex((c, i) => c.command === "run" && i > calls.findIndex((x) => x.command === "run"));

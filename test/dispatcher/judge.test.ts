@@ -15,21 +15,40 @@ import { T0, dispatchWith, iso } from "../store/records.js";
 const NOW = T0 + 60_000;
 
 function runner(name: string, over: Partial<RunnerRecord> = {}): RunnerRecord {
-  const [r] = dispatchWith({ id: `d-${name}`, names: [name], runner: { state: "running", instanceId: `i-${name}`, expiresAt: iso(3_600_000), ...over } }).runners;
+  const [r] = dispatchWith({
+    id: `d-${name}`,
+    names: [name],
+    runner: { state: "running", instanceId: `i-${name}`, expiresAt: iso(3_600_000), ...over },
+  }).runners;
   return r as RunnerRecord;
 }
 
 /** One look: the runners, which of their instances the listing shows, and the misses before it. */
-function look(over: Partial<JudgeInput> & { missedBefore?: string[] } = {}): { endings: { name: string; why: Ending["why"]; outcome?: unknown }[]; missesAfter: Sightings } {
+function look(over: Partial<JudgeInput> & { missedBefore?: string[] } = {}): {
+  endings: { name: string; why: Ending["why"]; outcome?: unknown }[];
+  missesAfter: Sightings;
+} {
   const { missedBefore = [], ...rest } = over;
   const misses = new Sightings();
   for (const name of missedBefore) misses.see(name);
   const endings = judgeRunners({ runners: [], alive: new Set(), consumed: new Set(), now: NOW, misses, ...rest });
-  return { endings: endings.map((e) => ({ name: e.runner.name, why: e.why, ...("outcome" in e ? { outcome: e.outcome } : {}) })), missesAfter: misses };
+  return {
+    endings: endings.map((e) => ({ name: e.runner.name, why: e.why, ...("outcome" in e ? { outcome: e.outcome } : {}) })),
+    missesAfter: misses,
+  };
 }
 
 describe("judgeRunners: one runner, one look", () => {
-  const cases: { what: string; r: Partial<RunnerRecord>; alive?: boolean; consumed?: boolean; missedBefore?: boolean; ends?: Ending["why"]; outcome?: unknown; missing?: boolean }[] = [
+  const cases: {
+    what: string;
+    r: Partial<RunnerRecord>;
+    alive?: boolean;
+    consumed?: boolean;
+    missedBefore?: boolean;
+    ends?: Ending["why"];
+    outcome?: unknown;
+    missing?: boolean;
+  }[] = [
     { what: "running, its instance listed", r: {}, alive: true },
     { what: "running, its instance missing once", r: {}, missing: true },
     { what: "running, its instance missing twice in a row", r: {}, missedBefore: true, ends: "instance-ended" },
@@ -44,8 +63,19 @@ describe("judgeRunners: one runner, one look", () => {
     },
     // A consumed registration says nothing while the instance is missing: the misses decide.
     { what: "running, missing once, its registration consumed", r: {}, consumed: true, missing: true },
-    { what: "running, TTL reached (listed)", r: { expiresAt: iso(60_000) }, alive: true, ends: "ttl", outcome: { to: "failed", reason: "TTL 30m0s reached before the job finished; instance destroyed" } },
-    { what: "running, TTL reached (missing)", r: { expiresAt: iso(60_000), ttlMs: 90_000 }, ends: "ttl", outcome: { to: "failed", reason: "TTL 1m30s reached before the job finished; instance destroyed" } },
+    {
+      what: "running, TTL reached (listed)",
+      r: { expiresAt: iso(60_000) },
+      alive: true,
+      ends: "ttl",
+      outcome: { to: "failed", reason: "TTL 30m0s reached before the job finished; instance destroyed" },
+    },
+    {
+      what: "running, TTL reached (missing)",
+      r: { expiresAt: iso(60_000), ttlMs: 90_000 },
+      ends: "ttl",
+      outcome: { to: "failed", reason: "TTL 1m30s reached before the job finished; instance destroyed" },
+    },
     { what: "running, a millisecond before its TTL", r: { expiresAt: iso(60_001) }, alive: true },
     { what: "running without an expiry", r: { expiresAt: undefined }, alive: true },
     { what: "running without an instance id", r: { instanceId: undefined } },
@@ -72,7 +102,8 @@ describe("judgeRunners: misses across looks", () => {
   it("a runner missed, then absent from a look (cancelled, or not running), then missed again has missed once", () => {
     const misses = new Sightings();
     const r = runner("r");
-    const judge = (runners: RunnerRecord[]) => judgeRunners({ runners, alive: new Set(), consumed: new Set(), now: NOW, misses }).map((e) => e.runner.name);
+    const judge = (runners: RunnerRecord[]) =>
+      judgeRunners({ runners, alive: new Set(), consumed: new Set(), now: NOW, misses }).map((e) => e.runner.name);
     expect(judge([r])).toEqual([]);
     expect(judge([])).toEqual([]);
     expect(judge([r])).toEqual([]);
@@ -86,7 +117,9 @@ describe("judgeRunners: misses across looks", () => {
     const endings = judgeRunners({ runners: [a, b], alive: new Set(), consumed: new Set(), now: NOW, misses });
     expect(endings.map((e) => e.runner.name)).toEqual(["a"]);
     expect(misses.size).toBe(1);
-    expect(judgeRunners({ runners: [b], alive: new Set(), consumed: new Set(), now: NOW, misses }).map((e) => e.runner.name)).toEqual(["b"]);
+    expect(judgeRunners({ runners: [b], alive: new Set(), consumed: new Set(), now: NOW, misses }).map((e) => e.runner.name)).toEqual([
+      "b",
+    ]);
   });
 
   it("keeps the order of the records", () => {
@@ -97,11 +130,46 @@ describe("judgeRunners: misses across looks", () => {
 });
 
 describe("endedOutcome: an instance that ended on its own", () => {
-  const cases: { what: string; r: Partial<RunnerRecord>; asks: boolean; registration: "removed" | "kept" | { error: string } | undefined; to: string; reason: string }[] = [
-    { what: "a token-mode runner", r: { registration: "token", forgejoRunnerId: 7 }, asks: false, registration: undefined, to: "done", reason: "instance i-r ended: forgejo-runner exited" },
-    { what: "an ephemeral runner without an id", r: { registration: "ephemeral" }, asks: false, registration: undefined, to: "done", reason: "instance i-r ended: forgejo-runner exited" },
-    { what: "a runner without a registration mode", r: { forgejoRunnerId: 7 }, asks: false, registration: undefined, to: "done", reason: "instance i-r ended: forgejo-runner exited" },
-    { what: "an ephemeral runner whose registration Forgejo removed", r: { registration: "ephemeral", forgejoRunnerId: 0 }, asks: true, registration: "removed", to: "done", reason: "instance i-r ended after its job finished" },
+  const cases: {
+    what: string;
+    r: Partial<RunnerRecord>;
+    asks: boolean;
+    registration: "removed" | "kept" | { error: string } | undefined;
+    to: string;
+    reason: string;
+  }[] = [
+    {
+      what: "a token-mode runner",
+      r: { registration: "token", forgejoRunnerId: 7 },
+      asks: false,
+      registration: undefined,
+      to: "done",
+      reason: "instance i-r ended: forgejo-runner exited",
+    },
+    {
+      what: "an ephemeral runner without an id",
+      r: { registration: "ephemeral" },
+      asks: false,
+      registration: undefined,
+      to: "done",
+      reason: "instance i-r ended: forgejo-runner exited",
+    },
+    {
+      what: "a runner without a registration mode",
+      r: { forgejoRunnerId: 7 },
+      asks: false,
+      registration: undefined,
+      to: "done",
+      reason: "instance i-r ended: forgejo-runner exited",
+    },
+    {
+      what: "an ephemeral runner whose registration Forgejo removed",
+      r: { registration: "ephemeral", forgejoRunnerId: 0 },
+      asks: true,
+      registration: "removed",
+      to: "done",
+      reason: "instance i-r ended after its job finished",
+    },
     {
       what: "an ephemeral runner whose registration is still there",
       r: { registration: "ephemeral", forgejoRunnerId: 7 },
@@ -127,13 +195,21 @@ describe("endedOutcome: an instance that ended on its own", () => {
 });
 
 describe("unexplainedInstances", () => {
-  const inst = (id: string, runnerName?: string): InstanceInfo => ({ instanceId: id, labels: { [LABEL_OWNER]: "default", ...(runnerName ? { [LABEL_RUNNER]: runnerName } : {}) } });
+  const inst = (id: string, runnerName?: string): InstanceInfo => ({
+    instanceId: id,
+    labels: { [LABEL_OWNER]: "default", ...(runnerName ? { [LABEL_RUNNER]: runnerName } : {}) },
+  });
   const cases: { what: string; r?: Partial<RunnerRecord>; launching?: boolean; unexplained: boolean }[] = [
     { what: "no record of its name", unexplained: true },
     { what: "its runner's recorded instance", r: {}, unexplained: false },
     { what: "its finishing runner's recorded instance", r: { state: "finishing" }, unexplained: false },
     { what: "another instance than its running runner's", r: { instanceId: "other" }, unexplained: true },
-    { what: "a launch in flight's (another instance recorded)", r: { state: "launching", instanceId: "other" }, launching: true, unexplained: false },
+    {
+      what: "a launch in flight's (another instance recorded)",
+      r: { state: "launching", instanceId: "other" },
+      launching: true,
+      unexplained: false,
+    },
     { what: "an interrupted launch's without an instance id", r: { state: "launching", instanceId: undefined }, unexplained: false },
     { what: "an interrupted launch's that recorded another instance", r: { state: "launching", instanceId: "other" }, unexplained: true },
     { what: "a finishing runner's without an instance id", r: { state: "finishing", instanceId: undefined }, unexplained: true },

@@ -41,7 +41,12 @@ describe("writes on the way to nsc run", () => {
     await waitFor(() => kit.launchers.linux.inProgress.length === 1, { what: "the launch" });
     expect(writes).toEqual(["transition -> launching", "update"]);
     const r = (await kit.store.getRunner("nscloud-hot"))!;
-    expect(r).toMatchObject({ state: "launching", launchAttempts: 1, registration: "ephemeral", reason: "starting a linux instance (attempt 1/3)" });
+    expect(r).toMatchObject({
+      state: "launching",
+      launchAttempts: 1,
+      registration: "ephemeral",
+      reason: "starting a linux instance (attempt 1/3)",
+    });
     expect(r.forgejoRunnerId).toBeGreaterThan(0);
     expect(r.history.map((h) => h.reason)).toContain("launch slot acquired (attempt 1/3)");
   });

@@ -12,7 +12,13 @@ afterAll(async () => {
   await h?.close();
 });
 
-const VALUES = ["qs-secret-value-access-0001", "qs-secret-value-token-0002", "qs-secret-value-key-0003", "qs-secret-value-secret-0004", "qs-secret-value-pass-0005"];
+const VALUES = [
+  "qs-secret-value-access-0001",
+  "qs-secret-value-token-0002",
+  "qs-secret-value-key-0003",
+  "qs-secret-value-secret-0004",
+  "qs-secret-value-pass-0005",
+];
 
 describe("request logs", () => {
   it("never carry the value of a secret-looking query parameter", async () => {
@@ -35,7 +41,9 @@ describe("request logs", () => {
 
   it("redactUrl keeps ordinary parameters and cuts secret-looking ones", () => {
     expect(redactUrl("/a?wait=finished&timeout=5m")).toBe("/a?wait=finished&timeout=5m");
-    expect(redactUrl("/a?sig=abc&X-Amz-Signature=def&auth=ghi&session_id=1")).toBe("/a?sig=[redacted]&X-Amz-Signature=[redacted]&auth=[redacted]&session_id=[redacted]");
+    expect(redactUrl("/a?sig=abc&X-Amz-Signature=def&auth=ghi&session_id=1")).toBe(
+      "/a?sig=[redacted]&X-Amz-Signature=[redacted]&auth=[redacted]&session_id=[redacted]",
+    );
     expect(redactUrl("/a?%74oken=x")).toBe("/a?%74oken=[redacted]");
     expect(redactUrl("/a")).toBe("/a");
   });

@@ -129,7 +129,14 @@ export async function startPlatformWorld(platform: Platform): Promise<PlatformWo
       workdir: join(tmp.dir, "runner-work"),
     },
     // Upstream publishes no Windows build: the operator hosts one (never fetched in these tests).
-    runner: { binaries: { windows_amd64: { url: "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner.exe", sha256: "0".repeat(64) } } },
+    runner: {
+      binaries: {
+        windows_amd64: {
+          url: "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner.exe",
+          sha256: "0".repeat(64),
+        },
+      },
+    },
     // A launch left hanging by a failed test must not hold the teardown past vitest's hook timeout.
     dispatcher: { id: DISPATCHER_ID, state_path: join(tmp.dir, "state.db"), shutdown_timeout: "5s" },
     auth: { tokens: [apiToken] },

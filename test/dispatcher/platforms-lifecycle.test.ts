@@ -38,7 +38,12 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
   /** POST /api/v1/dispatch for one job-pinned runner with the platform's label. */
   async function dispatch(ttl = "30m"): Promise<{ job: FakeJob; name: string }> {
     const job = w!.forgejo.addJob({ repo: `${REPO.owner}/${REPO.name}`, runs_on: [w!.driver.label] });
-    const res = await w!.request("POST", "/api/v1/dispatch", { labels: [w!.driver.label], ttl, scope: SCOPE, job: { id: job.id, handle: job.handle } });
+    const res = await w!.request("POST", "/api/v1/dispatch", {
+      labels: [w!.driver.label],
+      ttl,
+      scope: SCOPE,
+      job: { id: job.id, handle: job.handle },
+    });
     expect(res.status).toBe(202);
     expect(res.body.runners).toHaveLength(1);
     return { job, name: res.body.runners[0].name as string };
@@ -56,7 +61,9 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
     );
   }
 
-  async function dispatchRunning(ttl?: string): Promise<{ job: FakeJob; name: string; rec: RunnerRecord; instanceId: string; forgejoId: number }> {
+  async function dispatchRunning(
+    ttl?: string,
+  ): Promise<{ job: FakeJob; name: string; rec: RunnerRecord; instanceId: string; forgejoId: number }> {
     const { job, name } = await dispatch(ttl);
     const rec = await untilRunning(name);
     return { job, name, rec, instanceId: rec.instanceId!, forgejoId: rec.forgejoRunnerId! };
@@ -67,7 +74,10 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
     const { name } = await dispatch();
     expect(name).toMatch(/^nscloud-[a-z2-7]{10}$/);
 
-    const inst = await waitFor(() => w!.driver.instances().find((i) => i.labels[LABEL_RUNNER] === name), { what: "the instance in the platform's fake", timeoutMs: 20_000 });
+    const inst = await waitFor(() => w!.driver.instances().find((i) => i.labels[LABEL_RUNNER] === name), {
+      what: "the instance in the platform's fake",
+      timeoutMs: 20_000,
+    });
     if (platform === "macos") {
       // CreateInstance answers CREATING; the launch is not done until the instance runs.
       expect(w.compute.instances.get(inst.id)!.status).toBe("CREATING");
@@ -83,12 +93,22 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
     // Our labels are on the instance, in the platform's own fake.
     expect(w.driver.instance(inst.id)).toMatchObject({ live: true, labels: ourLabels(platform, name) });
     // Routed by label: exactly one instance was asked for, of this platform only.
-    const asked = { linux: w.nsc.calls("run").length, macos: w.compute.calls("CreateInstance").length, windows: w.nsc.calls("create").length };
+    const asked = {
+      linux: w.nsc.calls("run").length,
+      macos: w.compute.calls("CreateInstance").length,
+      windows: w.nsc.calls("create").length,
+    };
     expect(asked).toEqual({ linux: 0, macos: 0, windows: 0, [platform]: 1 });
 
     // The ephemeral registration exists in Forgejo, and the machine got exactly its token.
     const reg = w.forgejo.runner(rec.forgejoRunnerId!);
-    expect(reg).toMatchObject({ name, ephemeral: true, deleted: false, registeredVia: "rest", scopeKey: `repo:${REPO.owner}/${REPO.name}` });
+    expect(reg).toMatchObject({
+      name,
+      ephemeral: true,
+      deleted: false,
+      registeredVia: "rest",
+      scopeKey: `repo:${REPO.owner}/${REPO.name}`,
+    });
     expect(w.driver.deliveredToken(name)).toBe(reg!.token);
 
     // Supervision leaves a healthy runner alone: not finished, not taken for an orphan.
@@ -108,7 +128,12 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
 
     // forgejo-runner on the machine: connects with the token it was given and takes its pinned job.
     const reg = w.forgejo.runner(forgejoId)!;
-    const connected = w.forgejo.connectRunner({ uuid: reg.uuid, token: w.driver.deliveredToken(name), labels: [w.driver.label], handle: job.handle });
+    const connected = w.forgejo.connectRunner({
+      uuid: reg.uuid,
+      token: w.driver.deliveredToken(name),
+      labels: [w.driver.label],
+      handle: job.handle,
+    });
     expect(connected.job?.id).toBe(job.id);
     w.forgejo.finishJob(job.id, "success");
     expect(w.forgejo.job(job.id)).toMatchObject({ status: "success", runnerId: forgejoId });
@@ -188,7 +213,12 @@ describe.each(PLATFORMS)("%s: runner lifecycle through the real dispatcher and l
     expect(adopted.reason).toBe(`recovered after a restart: adopted instance ${instanceId} whose launch was interrupted`);
     await w.current.d.scheduler.pass();
     expect(w.driver.launches()).toBe(launches);
-    expect(w.driver.instances().filter((i) => i.live && i.labels[LABEL_RUNNER] === name).map((i) => i.id)).toEqual([instanceId]);
+    expect(
+      w.driver
+        .instances()
+        .filter((i) => i.live && i.labels[LABEL_RUNNER] === name)
+        .map((i) => i.id),
+    ).toEqual([instanceId]);
 
     // An instance with our owner and platform labels that no record explains, and one of another dispatcher.
     const orphan = await w.driver.addInstance(ourLabels(platform, "nscloud-orphan0000"));

@@ -139,7 +139,8 @@ export class ProcessWorld {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.nsc.env };
     delete env.NODE_OPTIONS;
     const argv = [process.execPath, "--import", "tsx", ENTRY, "--config", this.configPath];
-    const [file, ...args] = opts.fileLimit === undefined ? argv : ["bash", "-c", `ulimit -n ${opts.fileLimit} && exec "$@"`, "bash", ...argv];
+    const [file, ...args] =
+      opts.fileLimit === undefined ? argv : ["bash", "-c", `ulimit -n ${opts.fileLimit} && exec "$@"`, "bash", ...argv];
     const child = spawn(file as string, args, {
       cwd: ROOT,
       env,
@@ -213,7 +214,13 @@ export class ProcessWorld {
   /** Dispatches one runner pinned to a new job in example/app; returns the runner name and the job. */
   async dispatchJob(extra: Record<string, unknown> = {}): Promise<{ name: string; job: FakeJob; dispatchId: string }> {
     const job = this.forgejo.addJob({ repo: `${REPO_SCOPE.owner}/${REPO_SCOPE.name}`, runs_on: [LABEL] });
-    const res = await this.request("POST", "/api/v1/dispatch", { labels: [LABEL], scope: REPO_SCOPE, ttl: "20m", job: { id: job.id, handle: job.handle }, ...extra });
+    const res = await this.request("POST", "/api/v1/dispatch", {
+      labels: [LABEL],
+      scope: REPO_SCOPE,
+      ttl: "20m",
+      job: { id: job.id, handle: job.handle },
+      ...extra,
+    });
     if (res.status !== 202) throw new Error(`dispatch answered ${res.status}: ${JSON.stringify(res.body)}`);
     return { name: res.body.runners[0].name as string, job, dispatchId: res.body.dispatch_id as string };
   }
@@ -332,7 +339,11 @@ export function expectNoSecrets(world: ProcessWorld, extra: readonly string[] = 
  * nothing lost (each runner done, its job run), nothing leaked (no live instance, no live
  * registration), nothing launched twice (one instance, one successful `nsc run`, one job attempt).
  */
-export async function expectSettled(world: ProcessWorld, runners: { name: string; job?: FakeJob }[], sim?: ReturnType<typeof startRunnerSimulator>): Promise<void> {
+export async function expectSettled(
+  world: ProcessWorld,
+  runners: { name: string; job?: FakeJob }[],
+  sim?: ReturnType<typeof startRunnerSimulator>,
+): Promise<void> {
   for (const { name } of runners) await world.waitState(name, "done");
   await waitFor(() => world.nsc.instances().length === 0, { timeoutMs: DEADLINE_MS, what: "no live instance" });
   // A registration whose answer was lost in a kill is swept as stale (offline, our prefix, no live record).
@@ -345,12 +356,19 @@ export async function expectSettled(world: ProcessWorld, runners: { name: string
     expect(world.instancesFor(name), `instances of ${name}`).toHaveLength(1);
     // A run the kill cut off counts (it created the one instance that was then adopted); a run
     // that failed with exit 1 is a launch attempt, and any instance it left is counted above.
-    expect(world.runCalls(name).filter((c) => c.exitCode !== 1), `nsc run calls for ${name} that did not fail`).toHaveLength(1);
+    expect(
+      world.runCalls(name).filter((c) => c.exitCode !== 1),
+      `nsc run calls for ${name} that did not fail`,
+    ).toHaveLength(1);
     if (job) {
       const j = world.forgejo.job(job.id);
       expect(j?.status, `job ${job.id}`).toBe("success");
       expect(j?.attempt, `attempts of job ${job.id}`).toBe(1);
-      if (sim) expect(sim.events.filter((e) => e.type === "took_job" && e.job === job.id), `runners that took job ${job.id}`).toHaveLength(1);
+      if (sim)
+        expect(
+          sim.events.filter((e) => e.type === "took_job" && e.job === job.id),
+          `runners that took job ${job.id}`,
+        ).toHaveLength(1);
     }
   }
 }

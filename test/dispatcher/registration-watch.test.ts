@@ -17,19 +17,40 @@ afterEach(async () => {
 const repo = (name: string) => ({ level: "repository" as const, owner: "acme", name });
 
 async function kit(version?: string): Promise<DecisionKit> {
-  k = await startDecisionKit({ forgejo: { version, repos: [{ owner: "acme", name: "one" }, { owner: "acme", name: "two" }] } });
+  k = await startDecisionKit({
+    forgejo: {
+      version,
+      repos: [
+        { owner: "acme", name: "one" },
+        { owner: "acme", name: "two" },
+      ],
+    },
+  });
   return k;
 }
 
 /** A running, ephemeral runner of `platform` with a registration at the fake. */
 async function watched(k: DecisionKit, name: string, platform: Platform = "windows", scope = repo("one")) {
   const reg = k.registration(name, scope);
-  await k.runner(name, "running", { platform, scope, instanceId: `i-${name}`, expiresAt: "2027-01-01T00:00:00.000Z", registration: "ephemeral", forgejoRunnerId: reg.id });
+  await k.runner(name, "running", {
+    platform,
+    scope,
+    instanceId: `i-${name}`,
+    expiresAt: "2027-01-01T00:00:00.000Z",
+    registration: "ephemeral",
+    forgejoRunnerId: reg.id,
+  });
   return reg;
 }
 
 const live = async (k: DecisionKit) => k.store.listRunners({ states: ["running"] });
-const logLine = (k: DecisionKit, msg: string) => JSON.parse(k.logs().split("\n").find((l) => l.includes(`"msg":"${msg}"`)) ?? "null") as Record<string, unknown>;
+const logLine = (k: DecisionKit, msg: string) =>
+  JSON.parse(
+    k
+      .logs()
+      .split("\n")
+      .find((l) => l.includes(`"msg":"${msg}"`)) ?? "null",
+  ) as Record<string, unknown>;
 
 describe("RegistrationWatch", () => {
   it("reports a runner after two listings without its registration and a GET that answers 404", async () => {
@@ -80,7 +101,10 @@ describe("RegistrationWatch", () => {
     await w.consumed(await live(k));
     k.forgejo.failNext(`/actions/runners/${reg.id}`, 500, 1, { method: "GET" });
     expect(await w.consumed(await live(k))).toEqual(new Set());
-    expect(logLine(k, "could not confirm the registration is gone; not judged this tick")).toMatchObject({ runner: "nscloud-w", err: expect.stringContaining("500") });
+    expect(logLine(k, "could not confirm the registration is gone; not judged this tick")).toMatchObject({
+      runner: "nscloud-w",
+      err: expect.stringContaining("500"),
+    });
     expect(await w.consumed(await live(k))).toEqual(new Set(["nscloud-w"]));
   });
 
@@ -91,7 +115,10 @@ describe("RegistrationWatch", () => {
     k.forgejo.world.deleteRunner(reg);
     k.forgejo.failNext(/\/actions\/runners$/, 500, 3, { method: "GET" });
     for (let i = 0; i < 3; i++) expect(await w.consumed(await live(k))).toEqual(new Set());
-    expect(logLine(k, "could not list Forgejo runners; registrations not judged this tick")).toMatchObject({ scope: "repo:acme/one", err: expect.stringContaining("500") });
+    expect(logLine(k, "could not list Forgejo runners; registrations not judged this tick")).toMatchObject({
+      scope: "repo:acme/one",
+      err: expect.stringContaining("500"),
+    });
     expect(await w.consumed(await live(k))).toEqual(new Set());
     expect(await w.consumed(await live(k))).toEqual(new Set(["nscloud-w"]));
   });
@@ -101,15 +128,35 @@ describe("RegistrationWatch", () => {
     const w = new RegistrationWatch(k.ctx);
     const mac = await watched(k, "nscloud-mac", "macos");
     const lin = await watched(k, "nscloud-lin", "linux");
-    await k.runner("nscloud-tok", "running", { platform: "windows", scope: repo("one"), instanceId: "it", expiresAt: "2027-01-01T00:00:00.000Z", registration: "token", forgejoRunnerId: 999 });
-    await k.runner("nscloud-noid", "running", { platform: "windows", scope: repo("one"), instanceId: "in", expiresAt: "2027-01-01T00:00:00.000Z", registration: "ephemeral" });
+    await k.runner("nscloud-tok", "running", {
+      platform: "windows",
+      scope: repo("one"),
+      instanceId: "it",
+      expiresAt: "2027-01-01T00:00:00.000Z",
+      registration: "token",
+      forgejoRunnerId: 999,
+    });
+    await k.runner("nscloud-noid", "running", {
+      platform: "windows",
+      scope: repo("one"),
+      instanceId: "in",
+      expiresAt: "2027-01-01T00:00:00.000Z",
+      registration: "ephemeral",
+    });
     const launching = k.registration("nscloud-launch", repo("one"));
-    await k.runner("nscloud-launch", "launching", { platform: "windows", scope: repo("one"), registration: "ephemeral", forgejoRunnerId: launching.id });
+    await k.runner("nscloud-launch", "launching", {
+      platform: "windows",
+      scope: repo("one"),
+      registration: "ephemeral",
+      forgejoRunnerId: launching.id,
+    });
     for (const r of [mac, lin, launching]) k.forgejo.world.deleteRunner(r);
     const all = await k.store.listRunners({ states: ["launching", "running"] });
     await w.consumed(all);
     expect(await w.consumed(all)).toEqual(new Set(["nscloud-mac"]));
-    expect(k.forgejo.callsTo(/\/actions\/runners\/\d+$/, "GET").map((c) => c.path)).toEqual([`/api/v1/repos/acme/one/actions/runners/${mac.id}`]);
+    expect(k.forgejo.callsTo(/\/actions\/runners\/\d+$/, "GET").map((c) => c.path)).toEqual([
+      `/api/v1/repos/acme/one/actions/runners/${mac.id}`,
+    ]);
   });
 
   it("costs no Forgejo call when nothing is watched, and none beyond the version on servers without the runners API", async () => {
@@ -122,7 +169,14 @@ describe("RegistrationWatch", () => {
     const old = await kit("14.0.0");
     const reg = old.registration("nscloud-w", repo("one"));
     old.forgejo.world.deleteRunner(reg);
-    await old.runner("nscloud-w", "running", { platform: "windows", scope: repo("one"), instanceId: "iw", expiresAt: "2027-01-01T00:00:00.000Z", registration: "ephemeral", forgejoRunnerId: reg.id });
+    await old.runner("nscloud-w", "running", {
+      platform: "windows",
+      scope: repo("one"),
+      instanceId: "iw",
+      expiresAt: "2027-01-01T00:00:00.000Z",
+      registration: "ephemeral",
+      forgejoRunnerId: reg.id,
+    });
     const w = new RegistrationWatch(old.ctx);
     for (let i = 0; i < 3; i++) expect(await w.consumed(await live(old))).toEqual(new Set());
     expect(old.forgejo.callsTo("/actions/runners")).toEqual([]);
@@ -144,10 +198,12 @@ describe("RegistrationWatch", () => {
     await watched(k, "nscloud-b", "windows", repo("one"));
     await watched(k, "nscloud-c", "macos", repo("two"));
     await new RegistrationWatch(k.ctx).consumed(await live(k));
-    expect(k.forgejo.callsTo(/\/actions\/runners$/, "GET").map((c) => c.path).sort()).toEqual([
-      "/api/v1/repos/acme/one/actions/runners",
-      "/api/v1/repos/acme/two/actions/runners",
-    ]);
+    expect(
+      k.forgejo
+        .callsTo(/\/actions\/runners$/, "GET")
+        .map((c) => c.path)
+        .sort(),
+    ).toEqual(["/api/v1/repos/acme/one/actions/runners", "/api/v1/repos/acme/two/actions/runners"]);
   });
 
   it("forgets the misses of a runner it no longer watches", async () => {

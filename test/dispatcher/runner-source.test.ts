@@ -20,7 +20,9 @@ describe("runner sources for macOS and Windows", () => {
     h = own(await startHarness({ simulate: false }));
     const r = await h.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-windows-large"] });
     expect(r.status).toBe(400);
-    expect(r.body.message).toMatch(/run on windows, which this dispatcher cannot serve: no forgejo-runner for Windows: upstream publishes forgejo-runner for Linux only; build it and set runner\.binaries\.windows_amd64 \(url and sha256\)/);
+    expect(r.body.message).toMatch(
+      /run on windows, which this dispatcher cannot serve: no forgejo-runner for Windows: upstream publishes forgejo-runner for Linux only; build it and set runner\.binaries\.windows_amd64 \(url and sha256\)/,
+    );
     expect(await h.store.listRunners({})).toEqual([]);
     expect(h.nsc.calls("create")).toEqual([]);
   });
@@ -34,7 +36,12 @@ describe("runner sources for macOS and Windows", () => {
   });
 
   it("accepts Windows once a binary is configured", async () => {
-    h = own(await startHarness({ simulate: false, yaml: `runner:\n  binaries:\n    windows_amd64:\n      url: ${BIN.url}\n      sha256: "${BIN.sha256}"\ndispatcher:\n  shutdown_timeout: 1s\n` }));
+    h = own(
+      await startHarness({
+        simulate: false,
+        yaml: `runner:\n  binaries:\n    windows_amd64:\n      url: ${BIN.url}\n      sha256: "${BIN.sha256}"\ndispatcher:\n  shutdown_timeout: 1s\n`,
+      }),
+    );
     const r = await h.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-windows-large"] });
     expect(r.status, JSON.stringify(r.body)).toBe(202);
   });
@@ -47,8 +54,15 @@ describe("runner sources for macOS and Windows", () => {
       archiveUrl: "https://code.forgejo.org/forgejo/runner/archive/v12.13.2.tar.gz",
       module: "code.forgejo.org/forgejo/runner/v12",
     });
-    expect(runnerSourceFor("macos", { ...base, binaries: { macos_arm64: BIN } })).toEqual({ kind: "download", url: BIN.url, sha256: BIN.sha256.toLowerCase() });
-    expect(runnerSourceFor("macos", { ...base, version: "13" })).toMatchObject({ kind: "none", problem: expect.stringContaining("is not a release such as 12.13.2") });
+    expect(runnerSourceFor("macos", { ...base, binaries: { macos_arm64: BIN } })).toEqual({
+      kind: "download",
+      url: BIN.url,
+      sha256: BIN.sha256.toLowerCase(),
+    });
+    expect(runnerSourceFor("macos", { ...base, version: "13" })).toMatchObject({
+      kind: "none",
+      problem: expect.stringContaining("is not a release such as 12.13.2"),
+    });
     expect(runnerSourceFor("windows", base)).toMatchObject({ kind: "none" });
   });
 });

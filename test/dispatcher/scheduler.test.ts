@@ -23,7 +23,13 @@ async function start(namespace: Record<string, unknown> = {}, dispatcher: Record
   return { k, s };
 }
 
-const logLine = (kit: DecisionKit, msg: string) => JSON.parse(kit.logs().split("\n").find((l) => l.includes(`"msg":"${msg}"`)) ?? "null") as Record<string, unknown>;
+const logLine = (kit: DecisionKit, msg: string) =>
+  JSON.parse(
+    kit
+      .logs()
+      .split("\n")
+      .find((l) => l.includes(`"msg":"${msg}"`)) ?? "null",
+  ) as Record<string, unknown>;
 
 /** Counts the passes `kick` starts. */
 function countPasses(sched: Scheduler): { count: () => number; idle: () => boolean } {
@@ -59,7 +65,10 @@ describe("Scheduler.pass", () => {
     expect((await k.store.getRunner("nscloud-a"))!.state).toBe("launching");
     expect((await k.store.getRunner("nscloud-a"))!.history.at(-1)!.reason).toBe("launch slot acquired (attempt 1/3)");
     expect((await k.store.getRunner("nscloud-b"))!.state).toBe("launching");
-    expect(await k.store.getRunner("nscloud-c")).toMatchObject({ state: "pending", reason: "waiting for a launch slot: namespace.max_parallel=2 launches in progress" });
+    expect(await k.store.getRunner("nscloud-c")).toMatchObject({
+      state: "pending",
+      reason: "waiting for a launch slot: namespace.max_parallel=2 launches in progress",
+    });
     expect(s.launchesInFlight).toBe(2);
     expect(s.isLaunching("nscloud-a")).toBe(true);
     expect(s.isLaunching("nscloud-c")).toBe(false);
@@ -124,7 +133,10 @@ describe("Scheduler.pass", () => {
     await k.runner("nscloud-f", "finishing", { instanceId: "i", reason: "finishing: job done" });
     await k.runner("nscloud-w", "pending");
     await s.pass();
-    expect(await k.store.getRunner("nscloud-w")).toMatchObject({ state: "pending", reason: "waiting for capacity: cap labels [namespace-profile-linux-medium] max=1 reached" });
+    expect(await k.store.getRunner("nscloud-w")).toMatchObject({
+      state: "pending",
+      reason: "waiting for capacity: cap labels [namespace-profile-linux-medium] max=1 reached",
+    });
   });
 
   it("retries a launch that failed for capacity only after its backoff", async () => {
@@ -181,7 +193,10 @@ describe("Scheduler.pass", () => {
     };
     k.launchers.linux.failLaunch("invalid", "bad machine type");
     await waitFor(() => !s.isLaunching("nscloud-c"), { what: "launch over" });
-    expect(logLine(k, "launch crashed unexpectedly; the supervisor settles the runner on its next tick")).toMatchObject({ runner: "nscloud-c", err: "disk I/O error" });
+    expect(logLine(k, "launch crashed unexpectedly; the supervisor settles the runner on its next tick")).toMatchObject({
+      runner: "nscloud-c",
+      err: "disk I/O error",
+    });
   });
 });
 

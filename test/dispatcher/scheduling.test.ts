@@ -35,7 +35,12 @@ const WINDOWS_BINARY = `runner: {binaries: {windows_amd64: {url: "https://forgej
 
 async function setup(yaml: string, caps = "", before?: (store: Store, launcher: ControllableLauncher) => Promise<void>): Promise<Setup> {
   const tmp = tempDir();
-  const forgejo = await startFakeForgejo({ repos: [{ owner: "a", name: "one" }, { owner: "a", name: "two" }] });
+  const forgejo = await startFakeForgejo({
+    repos: [
+      { owner: "a", name: "one" },
+      { owner: "a", name: "two" },
+    ],
+  });
   const config = parseConfig(
     dispatcherConfigSchema,
     `forgejo: {base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}"}\ndispatcher: {state_path: "${join(tmp.dir, "s.db")}", ${caps}}\n${WINDOWS_BINARY}${yaml}`,
@@ -79,12 +84,15 @@ describe("launch slots and caps", () => {
     await s.d.scheduler.pass();
     expect(s.launcher.launches).toHaveLength(4);
     let peak = 0;
-    await waitFor(async () => {
-      peak = Math.max(peak, s!.launcher.inProgress.length);
-      expect(s!.launcher.inProgress.length).toBeLessThanOrEqual(4);
-      if (s!.launcher.inProgress.length > 0) s!.launcher.finishLaunch();
-      return (await s!.store.countRunners(["running"])) === 50;
-    }, { what: "50 running", timeoutMs: 20_000, intervalMs: 5 });
+    await waitFor(
+      async () => {
+        peak = Math.max(peak, s!.launcher.inProgress.length);
+        expect(s!.launcher.inProgress.length).toBeLessThanOrEqual(4);
+        if (s!.launcher.inProgress.length > 0) s!.launcher.finishLaunch();
+        return (await s!.store.countRunners(["running"])) === 50;
+      },
+      { what: "50 running", timeoutMs: 20_000, intervalMs: 5 },
+    );
     expect(peak).toBe(4);
     expect(await s.store.countRunners(["done", "failed"])).toBe(0);
   });
@@ -95,10 +103,13 @@ describe("launch slots and caps", () => {
     const res = await post(s.d, { count: 3, labels: ["l"], scope: { level: "repository", owner: "a", name: "one" } });
     const names: string[] = res.runners.map((r: { name: string }) => r.name);
     await waitFor(async () => (await s!.store.countRunners(["running"])) === 2, { what: "2 running" });
-    const third = await waitFor(async () => {
-      const [r] = await s!.store.listRunners({ states: ["pending"] });
-      return r?.reason === "waiting for capacity: max_runners=2 reached" ? r : undefined;
-    }, { what: "the capacity reason" });
+    const third = await waitFor(
+      async () => {
+        const [r] = await s!.store.listRunners({ states: ["pending"] });
+        return r?.reason === "waiting for capacity: max_runners=2 reached" ? r : undefined;
+      },
+      { what: "the capacity reason" },
+    );
     expect(names).toContain(third.name);
     const [first] = await s.store.listRunners({ states: ["running"], limit: 1 });
     s.launcher.endInstance(first!.instanceId!);
@@ -134,11 +145,20 @@ describe("launch slots and caps", () => {
 
   it("destroys an orphan instance only after two sightings", async () => {
     s = await setup("");
-    s.launcher.instances.set("stray1", { instanceId: "stray1", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-gone", "forgejo-nsc.platform": "linux" } });
+    s.launcher.instances.set("stray1", {
+      instanceId: "stray1",
+      labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-gone", "forgejo-nsc.platform": "linux" },
+    });
     s.launcher.instances.set("unlabelled", { instanceId: "unlabelled", labels: { "forgejo-nsc.owner": "default" } });
-    s.launcher.instances.set("foreign", { instanceId: "foreign", labels: { "forgejo-nsc.owner": "someone-else", "forgejo-nsc.platform": "linux" } });
+    s.launcher.instances.set("foreign", {
+      instanceId: "foreign",
+      labels: { "forgejo-nsc.owner": "someone-else", "forgejo-nsc.platform": "linux" },
+    });
     // Another platform's instance sharing the same listing must not look like a Linux orphan.
-    s.launcher.instances.set("win1", { instanceId: "win1", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-win", "forgejo-nsc.platform": "windows" } });
+    s.launcher.instances.set("win1", {
+      instanceId: "win1",
+      labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "nscloud-win", "forgejo-nsc.platform": "windows" },
+    });
     // Every platform's pass runs each tick; an empty Windows list must not reset Linux sightings.
     const first = await s.d.supervisor.tick();
     expect(first.orphansDestroyed).toEqual([]);
@@ -153,12 +173,19 @@ describe("launch slots and caps", () => {
     s = await setup("");
     s.windows.autoComplete = true;
     const job = s.forgejo.addJob({ repo: "a/one", runs_on: ["namespace-profile-windows-medium"] });
-    const res = await post(s.d, { labels: ["namespace-profile-windows-medium"], scope: { level: "repository", owner: "a", name: "one" }, job: { id: job.id, handle: job.handle } });
+    const res = await post(s.d, {
+      labels: ["namespace-profile-windows-medium"],
+      scope: { level: "repository", owner: "a", name: "one" },
+      job: { id: job.id, handle: job.handle },
+    });
     const name = res.runners[0].name as string;
-    const running = await waitFor(async () => {
-      const r = await s!.store.getRunner(name);
-      return r?.state === "running" ? r : undefined;
-    }, { what: "running" });
+    const running = await waitFor(
+      async () => {
+        const r = await s!.store.getRunner(name);
+        return r?.state === "running" ? r : undefined;
+      },
+      { what: "running" },
+    );
     expect(running.platform).toBe("windows");
     const fr = s.forgejo.runner(running.forgejoRunnerId!)!;
     s.forgejo.connectRunner({ uuid: fr.uuid, labels: ["namespace-profile-windows-medium"], handle: job.handle });
@@ -210,7 +237,10 @@ describe("launch slots and caps", () => {
       const { dispatch, runners } = dispatchWith({ id: "d-int", names: [name], createdAtMs: Date.now() - T0 });
       await store.createDispatch(dispatch, runners);
       await store.transition(name, ["pending"], "launching", "launch slot acquired (attempt 1/3)");
-      launcher.instances.set("inst-int", { instanceId: "inst-int", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": name, "forgejo-nsc.platform": "linux" } });
+      launcher.instances.set("inst-int", {
+        instanceId: "inst-int",
+        labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": name, "forgejo-nsc.platform": "linux" },
+      });
       launcher.failList = 1;
     });
     // Start-up could not list: the runner stays launching rather than being launched a second time.

@@ -10,7 +10,12 @@ import type { Harness } from "./harness.js";
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
-    forgejo: { repos: [{ owner: "example", name: "app" }, { owner: "acme", name: "web" }] },
+    forgejo: {
+      repos: [
+        { owner: "example", name: "app" },
+        { owner: "acme", name: "web" },
+      ],
+    },
     simulate: false,
     yaml: `namespace:\n  allow_scopes: ["repo:Example/*", "repo:example/*", "repo:Acme/Web"]\ndispatcher:\n  caps: [{scope: "repo:*", max: 1}]\n`,
   });
@@ -20,9 +25,15 @@ afterAll(async () => {
 });
 
 const dispatch = (owner: string, name: string, headers: Record<string, string> = {}) =>
-  h.request("POST", "/api/v1/dispatch", { labels: ["namespace-profile-linux-small"], scope: { level: "repository", owner, name } }, headers);
+  h.request(
+    "POST",
+    "/api/v1/dispatch",
+    { labels: ["namespace-profile-linux-small"], scope: { level: "repository", owner, name } },
+    headers,
+  );
 
-const runnerState = async (name: string) => (await h.request("GET", `/api/v1/runners/${name}`)).body as { state: string; reason: string; scope_key: string };
+const runnerState = async (name: string) =>
+  (await h.request("GET", `/api/v1/runners/${name}`)).body as { state: string; reason: string; scope_key: string };
 
 describe("scope keys are compared in lower case", () => {
   it("owner Example and example share one per-scope cap of 1: one runs, the other waits", async () => {
@@ -35,10 +46,13 @@ describe("scope keys are compared in lower case", () => {
     const b = second.body.runners[0].name as string;
     await h.dispatcher.scheduler.pass();
     // Either it waits for the cap (fixed) or it gets launched (the bug): wait until one is known.
-    const seen = await waitFor(async () => {
-      const r = await runnerState(b);
-      return r.state !== "pending" || /waiting for capacity/.test(r.reason) ? r : undefined;
-    }, { what: "the second runner to be admitted or held" });
+    const seen = await waitFor(
+      async () => {
+        const r = await runnerState(b);
+        return r.state !== "pending" || /waiting for capacity/.test(r.reason) ? r : undefined;
+      },
+      { what: "the second runner to be admitted or held" },
+    );
     expect(seen.state).toBe("pending");
     expect(seen.reason).toBe("waiting for capacity: cap scope repo:* (per scope) max=1 reached");
     const running = (await h.request("GET", "/api/v1/runners?state=launching,running")).body.runners as unknown[];
@@ -72,7 +86,9 @@ describe("scope keys are compared in lower case", () => {
     expect((await dispatch("Example", "APP")).status).toBe(202);
     h.forgejo.clearCalls();
     await h.dispatcher.registrationSweep.run();
-    const listings = h.forgejo.calls.filter((c) => c.method === "GET" && /^\/api\/v1\/repos\/example\/app\/actions\/runners$/i.test(c.path));
+    const listings = h.forgejo.calls.filter(
+      (c) => c.method === "GET" && /^\/api\/v1\/repos\/example\/app\/actions\/runners$/i.test(c.path),
+    );
     expect(listings).toHaveLength(1);
   });
 });

@@ -66,9 +66,9 @@ describe("the Forgejo client never sends a path that leaves its scope", () => {
   it("refuses a scope that did not pass the schema instead of letting the URL resolve it", async () => {
     const client = new ForgejoClient({ baseUrl: h.forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 2000, logger: captureLogger().logger });
     h.forgejo.clearCalls();
-    await expect(client.registerRunner({ level: "repository", owner: "..", name: "admin" }, { name: "x", ephemeral: true })).rejects.toThrow(
-      /not a valid Forgejo owner name/,
-    );
+    await expect(
+      client.registerRunner({ level: "repository", owner: "..", name: "admin" }, { name: "x", ephemeral: true }),
+    ).rejects.toThrow(/not a valid Forgejo owner name/);
     await expect(client.listRunners({ level: "organization", owner: "." })).rejects.toThrow(/not a valid Forgejo owner name/);
     expect(h.forgejo.calls).toEqual([]);
   });

@@ -24,7 +24,9 @@ describe("listening without tokens", () => {
     const tmp = tempDir();
     const file = join(tmp.dir, "d.yaml");
     writeFileSync(file, "listen: 0.0.0.0:18080\nforgejo: {base_url: 'https://f.example', token: pat-value}\n");
-    const err = await run(process.execPath, ["--import", "tsx", "src/bin/dispatcher.ts", "--config", file, "--check"]).catch((e: { code: number; stderr: string }) => e);
+    const err = await run(process.execPath, ["--import", "tsx", "src/bin/dispatcher.ts", "--config", file, "--check"]).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     tmp.cleanup();
     expect((err as { code: number }).code).toBe(1);
     expect((err as { stderr: string }).stderr).toMatch(/refusing to listen on 0\.0\.0\.0:18080 without API tokens/);
@@ -35,7 +37,13 @@ describe("listening without tokens", () => {
 describe("open and protected endpoints", () => {
   let h: Harness;
   beforeAll(async () => {
-    h = await startHarness({ simulate: false, yaml: "auth:\n  tokens: [" + API_TOKEN + "]\n  protect_metrics: true\nhttp:\n  rate_limit_per_minute: 3\nnamespace:\n  nsc_binary: /nonexistent/nsc\n" });
+    h = await startHarness({
+      simulate: false,
+      yaml:
+        "auth:\n  tokens: [" +
+        API_TOKEN +
+        "]\n  protect_metrics: true\nhttp:\n  rate_limit_per_minute: 3\nnamespace:\n  nsc_binary: /nonexistent/nsc\n",
+    });
   });
   afterAll(async () => {
     await h?.close();
@@ -46,7 +54,9 @@ describe("open and protected endpoints", () => {
     expect(health.status).toBe(200);
     const ready = await fetch(`${h.url}/readyz`);
     expect(ready.status).toBe(503);
-    expect(((await ready.json()) as { problems: Record<string, string> }).problems.nsc).toBe('nsc executable "/nonexistent/nsc" not found; set namespace.nsc_binary');
+    expect(((await ready.json()) as { problems: Record<string, string> }).problems.nsc).toBe(
+      'nsc executable "/nonexistent/nsc" not found; set namespace.nsc_binary',
+    );
   });
 
   it("/metrics needs the token when protect_metrics is set", async () => {

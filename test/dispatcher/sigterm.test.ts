@@ -13,7 +13,10 @@ async function runningAndLaunching(w: ProcessWorld, createDelayMs: number) {
   const sim = w.simulate({ jobMs: 60 * 60_000 });
   await w.start();
   const a = await w.dispatchJob();
-  await waitFor(() => sim.events.some((e) => e.type === "took_job" && e.job === a.job.id), { timeoutMs: DEADLINE_MS, what: "the first runner to take its job" });
+  await waitFor(() => sim.events.some((e) => e.type === "took_job" && e.job === a.job.id), {
+    timeoutMs: DEADLINE_MS,
+    what: "the first runner to take its job",
+  });
   const aInstance = (await w.waitState(a.name, "running")).instance_id as string;
   w.nsc.setKnobs({ createDelayMs });
   const b = await w.dispatchJob();
@@ -34,7 +37,11 @@ describe("SIGTERM", () => {
     // Only the main process, as systemd's KillMode=mixed does: nsc must be allowed to finish.
     const sentAt = Date.now();
     process.kill(proc.pid, "SIGTERM");
-    await waitFor(async () => (await fetch(`${proc.url}/readyz`)).status === 503, { timeoutMs: DEADLINE_MS, intervalMs: 50, what: "/readyz to report shutting down" });
+    await waitFor(async () => (await fetch(`${proc.url}/readyz`)).status === 503, {
+      timeoutMs: DEADLINE_MS,
+      intervalMs: 50,
+      what: "/readyz to report shutting down",
+    });
     const refused = await w.request("POST", "/api/v1/dispatch", { labels: [LABEL] });
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("5");
@@ -63,27 +70,31 @@ describe("SIGTERM", () => {
     expectNoSecrets(w);
   });
 
-  it("exits within dispatcher.shutdown_timeout when a launch outlasts it; the next start adopts that instance", { timeout: 180_000 }, async () => {
-    world = await ProcessWorld.create({ config: { dispatcher: { shutdown_timeout: "1s" } } });
-    const w = world;
-    const { b } = await runningAndLaunching(w, 10 * 60_000);
-    const proc = w.current;
+  it(
+    "exits within dispatcher.shutdown_timeout when a launch outlasts it; the next start adopts that instance",
+    { timeout: 180_000 },
+    async () => {
+      world = await ProcessWorld.create({ config: { dispatcher: { shutdown_timeout: "1s" } } });
+      const w = world;
+      const { b } = await runningAndLaunching(w, 10 * 60_000);
+      const proc = w.current;
 
-    const sentAt = Date.now();
-    process.kill(proc.pid, "SIGTERM");
-    const exit = await proc.exited;
-    expect(exit).toEqual({ code: 0, signal: null });
-    // Far below the 10 minutes the launch would take: the bound, not the launch, ended the wait.
-    expect(Date.now() - sentAt).toBeLessThan(60_000);
-    expect(w.logLines(/launches still in progress at shutdown/)).toHaveLength(1);
-    expect((await w.records()).find((r) => r.name === b.name)?.state).toBe("launching");
+      const sentAt = Date.now();
+      process.kill(proc.pid, "SIGTERM");
+      const exit = await proc.exited;
+      expect(exit).toEqual({ code: 0, signal: null });
+      // Far below the 10 minutes the launch would take: the bound, not the launch, ended the wait.
+      expect(Date.now() - sentAt).toBeLessThan(60_000);
+      expect(w.logLines(/launches still in progress at shutdown/)).toHaveLength(1);
+      expect((await w.records()).find((r) => r.name === b.name)?.state).toBe("launching");
 
-    w.nsc.setKnobs({ createDelayMs: null });
-    await w.start();
-    expect(w.logLines(/recovered interrupted launches/).at(-1)).toMatchObject({ adopted: [b.name] });
-    expect(await w.runner(b.name)).toMatchObject({ state: "running", instance_id: w.instancesFor(b.name)[0]?.id });
-    expect(w.instancesFor(b.name)).toHaveLength(1);
-    expect(w.runCalls(b.name)).toHaveLength(1);
-    expectNoSecrets(w);
-  });
+      w.nsc.setKnobs({ createDelayMs: null });
+      await w.start();
+      expect(w.logLines(/recovered interrupted launches/).at(-1)).toMatchObject({ adopted: [b.name] });
+      expect(await w.runner(b.name)).toMatchObject({ state: "running", instance_id: w.instancesFor(b.name)[0]?.id });
+      expect(w.instancesFor(b.name)).toHaveLength(1);
+      expect(w.runCalls(b.name)).toHaveLength(1);
+      expectNoSecrets(w);
+    },
+  );
 });

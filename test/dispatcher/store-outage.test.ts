@@ -41,12 +41,14 @@ async function allDone(h: Harness, names: string[], jobs: number[]): Promise<voi
 describe("a state database that refuses writes during launches", () => {
   it("strands nothing: each runner reaches running, runs its job and is done; one instance each, none left", async () => {
     let failing!: FailingStore;
-    h = own(await startHarness({
-      forgejo: { repos: [{ owner: "acme", name: "app" }] },
-      timers: true,
-      knobs: { createDelayMs: 1_500 },
-      customize: (deps) => ({ ...deps, store: (failing = new FailingStore(deps.store)) }),
-    }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        timers: true,
+        knobs: { createDelayMs: 1_500 },
+        customize: (deps) => ({ ...deps, store: (failing = new FailingStore(deps.store)) }),
+      }),
+    );
     const { names, jobs } = await dispatchJobs(h, 3);
     await waitFor(() => h!.nsc.calls("run").length === 3, { what: "three nsc run calls in progress" });
     failing.failWrites();
@@ -79,19 +81,26 @@ describe("a state database that refuses writes during launches", () => {
       expect(r.history.map((t) => t.to)).toEqual(["pending", "launching", "running", "finishing", "done"]);
       expect(r.instanceId).toBe(instances.find((i) => i.labels["forgejo-nsc.runner"] === n)!.id);
     }
-    expect(h.logs()).toMatch(/cannot record runner nscloud-\w+: -> running \(instance \w+\) yet; retrying until the state database accepts writes/);
+    expect(h.logs()).toMatch(
+      /cannot record runner nscloud-\w+: -> running \(instance \w+\) yet; retrying until the state database accepts writes/,
+    );
   });
 });
 
 describe("a write lock held by another process", () => {
   it("keeps the event loop and /healthz responsive; the runner completes once the lock is released", async () => {
-    h = own(await startHarness({
-      forgejo: { repos: [{ owner: "acme", name: "app" }] },
-      timers: true,
-      knobs: { createDelayMs: 1_000 },
-      // A short lock wait, so that the launch's write gives up inside the store and is retried by the dispatcher.
-      customize: (deps) => ({ ...deps, store: openSqliteStore(deps.config.dispatcher.state_path, { busyTimeoutMs: 500, logger: deps.logger }) }),
-    }));
+    h = own(
+      await startHarness({
+        forgejo: { repos: [{ owner: "acme", name: "app" }] },
+        timers: true,
+        knobs: { createDelayMs: 1_000 },
+        // A short lock wait, so that the launch's write gives up inside the store and is retried by the dispatcher.
+        customize: (deps) => ({
+          ...deps,
+          store: openSqliteStore(deps.config.dispatcher.state_path, { busyTimeoutMs: 500, logger: deps.logger }),
+        }),
+      }),
+    );
     const { names, jobs } = await dispatchJobs(h, 1);
     await waitFor(() => h!.nsc.calls("run").length === 1, { what: "nsc run in progress" });
     const lock = await holdWriteLock(h.config.dispatcher.state_path);
@@ -106,7 +115,9 @@ describe("a write lock held by another process", () => {
       expect(health.status).toBe(200);
       const ready = await fetch(`${h.url}/readyz`, { signal: AbortSignal.timeout(2_000) });
       expect(ready.status).toBe(503);
-      expect(((await ready.json()) as { problems: Record<string, string> }).problems.state).toMatch(/is locked by another process \(SQLITE_BUSY\)/);
+      expect(((await ready.json()) as { problems: Record<string, string> }).problems.state).toMatch(
+        /is locked by another process \(SQLITE_BUSY\)/,
+      );
       expect(lock.released()).toBe(false);
       expect((await h.store.getRunner(names[0]!))!.state).toBe("launching");
     } finally {
@@ -117,19 +128,30 @@ describe("a write lock held by another process", () => {
     expect(loop.max / 1e6).toBeLessThan(500);
     await allDone(h, names, jobs);
     expect(h.nsc.calls("run")).toHaveLength(1);
-    expect((await h.store.getRunner(names[0]!))!.history.map((t) => t.to)).toEqual(["pending", "launching", "running", "finishing", "done"]);
+    expect((await h.store.getRunner(names[0]!))!.history.map((t) => t.to)).toEqual([
+      "pending",
+      "launching",
+      "running",
+      "finishing",
+      "done",
+    ]);
   });
 });
 
 describe("the periodic pruning of finished records", () => {
   it("fails without taking the dispatcher down while the database refuses writes", async () => {
-    h = own(await startHarness({
-      timers: true,
-      customize: (deps) => ({ ...deps, store: new FailingStore(deps.store, (c) => c.method === "pruneFinished") }),
-    }));
+    h = own(
+      await startHarness({
+        timers: true,
+        customize: (deps) => ({ ...deps, store: new FailingStore(deps.store, (c) => c.method === "pruneFinished") }),
+      }),
+    );
     // The first tick prunes; its failure is logged (an unhandled rejection would end the process).
     await waitFor(() => h!.logs().includes("pruning finished runner records failed"), { what: "the failed pruning to be logged" });
-    const line = h.logs().split("\n").find((l) => l.includes("pruning finished runner records failed; it is tried again later"));
+    const line = h
+      .logs()
+      .split("\n")
+      .find((l) => l.includes("pruning finished runner records failed; it is tried again later"));
     expect(line).toContain("the disk is full");
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
   });

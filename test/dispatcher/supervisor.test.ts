@@ -18,7 +18,13 @@ afterEach(async () => {
 
 const state = async (name: string) => (await k.store.getRunner(name))?.state;
 /** The first JSON log line whose message starts with `msg`. */
-const logLine = (kit: DecisionKit, msg: string) => JSON.parse(kit.logs().split("\n").find((l) => l.includes(`"msg":"${msg}`)) ?? "null") as Record<string, unknown>;
+const logLine = (kit: DecisionKit, msg: string) =>
+  JSON.parse(
+    kit
+      .logs()
+      .split("\n")
+      .find((l) => l.includes(`"msg":"${msg}`)) ?? "null",
+  ) as Record<string, unknown>;
 const reason = async (name: string) => (await k.store.getRunner(name))?.reason;
 
 describe("orphan instances", () => {
@@ -34,7 +40,10 @@ describe("orphan instances", () => {
     expect(k.launchers.linux.destroyed).toEqual([]);
     expect((await k.supervisor.tick()).orphansDestroyed).toEqual(["stray"]);
     expect(k.launchers.linux.destroyed).toEqual(["stray"]);
-    expect(logLine(k, "destroyed orphan instance stray: it carries our labels but no live runner record owns it")).toMatchObject({ instance: "stray", runner: "nscloud-gone" });
+    expect(logLine(k, "destroyed orphan instance stray: it carries our labels but no live runner record owns it")).toMatchObject({
+      instance: "stray",
+      runner: "nscloud-gone",
+    });
   });
 
   const cases: { what: string; state?: RunnerState; instanceId?: string; inFlight?: boolean; orphan: boolean }[] = [
@@ -44,7 +53,13 @@ describe("orphan instances", () => {
     { what: "a finishing record without an instance id (cancelled before its launch ended)", state: "finishing", orphan: true },
     { what: "a running record with another instance", state: "running", instanceId: "other", orphan: true },
     { what: "a launching record whose launch is in flight", state: "launching", inFlight: true, orphan: false },
-    { what: "a launching record in flight that recorded another instance", state: "launching", instanceId: "other", inFlight: true, orphan: false },
+    {
+      what: "a launching record in flight that recorded another instance",
+      state: "launching",
+      instanceId: "other",
+      inFlight: true,
+      orphan: false,
+    },
     { what: "an interrupted launch without an instance id (recovery adopts it)", state: "launching", orphan: false },
     { what: "an interrupted launch that recorded another instance", state: "launching", instanceId: "other", orphan: true },
     { what: "a done record with this instance", state: "done", instanceId: "inst", orphan: true },
@@ -67,22 +82,25 @@ describe("orphan instances", () => {
   it.each([
     { what: "without an instance id", instanceId: undefined, orphan: false },
     { what: "that recorded another instance", instanceId: "other", orphan: true },
-  ])("named for an interrupted launch $what that recovery cannot settle yet (its listings fail) → orphan: $orphan", async ({ instanceId, orphan }) => {
-    await k.runner("nscloud-i", "launching", instanceId ? { instanceId } : {});
-    k.instance("inst", "nscloud-i");
-    // Every tick recovery lists first and fails; the tick's own listing works.
-    const launcher = k.launchers.linux;
-    const list = launcher.list.bind(launcher);
-    let calls = 0;
-    launcher.list = async (labels) => {
-      if (calls++ % 2 === 0) throw new Error("invocation error: unavailable");
-      return list(labels);
-    };
-    await k.supervisor.tick();
-    const second = await k.supervisor.tick();
-    expect((await k.store.getRunner("nscloud-i"))!.state).toBe("launching");
-    expect(second.orphansDestroyed).toEqual(orphan ? ["inst"] : []);
-  });
+  ])(
+    "named for an interrupted launch $what that recovery cannot settle yet (its listings fail) → orphan: $orphan",
+    async ({ instanceId, orphan }) => {
+      await k.runner("nscloud-i", "launching", instanceId ? { instanceId } : {});
+      k.instance("inst", "nscloud-i");
+      // Every tick recovery lists first and fails; the tick's own listing works.
+      const launcher = k.launchers.linux;
+      const list = launcher.list.bind(launcher);
+      let calls = 0;
+      launcher.list = async (labels) => {
+        if (calls++ % 2 === 0) throw new Error("invocation error: unavailable");
+        return list(labels);
+      };
+      await k.supervisor.tick();
+      const second = await k.supervisor.tick();
+      expect((await k.store.getRunner("nscloud-i"))!.state).toBe("launching");
+      expect(second.orphansDestroyed).toEqual(orphan ? ["inst"] : []);
+    },
+  );
 
   it("a failed destroy is retried on the next tick", async () => {
     k.instance("stray", "nscloud-gone");
@@ -95,7 +113,10 @@ describe("orphan instances", () => {
     };
     await k.supervisor.tick();
     expect((await k.supervisor.tick()).orphansDestroyed).toEqual([]);
-    expect(logLine(k, "could not destroy orphan instance; will retry")).toMatchObject({ instance: "stray", err: "invocation error: unavailable" });
+    expect(logLine(k, "could not destroy orphan instance; will retry")).toMatchObject({
+      instance: "stray",
+      err: "invocation error: unavailable",
+    });
     expect((await k.supervisor.tick()).orphansDestroyed).toEqual(["stray"]);
   });
 
@@ -153,7 +174,10 @@ describe("launchers that share one listing", () => {
     await k.runner("nscloud-l", "running", { instanceId: "gone", expiresAt: "2027-01-01T00:00:00.000Z" });
     k.launchers.linux.failList = 3;
     for (let i = 0; i < 3; i++) expect((await k.supervisor.tick()).observed).toEqual({ linux: "error", windows: "error", macos: 0 });
-    expect(logLine(k, "could not list instances; no runner is judged on this tick")).toMatchObject({ source: "nsc", err: "invocation error: unavailable" });
+    expect(logLine(k, "could not list instances; no runner is judged on this tick")).toMatchObject({
+      source: "nsc",
+      err: "invocation error: unavailable",
+    });
     // Three failed looks are not two misses: the runner is judged only once lists agree.
     expect(await state("nscloud-l")).toBe("running");
     await k.supervisor.tick();
@@ -225,7 +249,10 @@ describe("running runners", () => {
     await k.supervisor.tick();
     const report = await k.supervisor.tick();
     expect(report.finished.sort()).toEqual(["nscloud-kept", "nscloud-noid", "nscloud-token", "nscloud-used"]);
-    expect(await k.store.getRunner("nscloud-kept")).toMatchObject({ state: "failed", reason: "instance i1 ended before forgejo-runner finished a job; registration removed" });
+    expect(await k.store.getRunner("nscloud-kept")).toMatchObject({
+      state: "failed",
+      reason: "instance i1 ended before forgejo-runner finished a job; registration removed",
+    });
     expect(k.forgejo.runner(kept.id)!.deleted).toBe(true);
     expect(await k.store.getRunner("nscloud-used")).toMatchObject({ state: "done", reason: "instance i2 ended after its job finished" });
     expect(await k.store.getRunner("nscloud-noid")).toMatchObject({ state: "done", reason: "instance i3 ended: forgejo-runner exited" });
@@ -253,7 +280,10 @@ describe("running runners", () => {
     expect((await k.supervisor.tick()).finished).toEqual([]);
     k.advance(1);
     expect((await k.supervisor.tick()).finished).toEqual(["nscloud-t"]);
-    expect(await k.store.getRunner("nscloud-t")).toMatchObject({ state: "failed", reason: "TTL 30m0s reached before the job finished; instance destroyed" });
+    expect(await k.store.getRunner("nscloud-t")).toMatchObject({
+      state: "failed",
+      reason: "TTL 30m0s reached before the job finished; instance destroyed",
+    });
     expect(k.launchers.linux.destroyed).toEqual(["it"]);
   });
 
@@ -344,7 +374,10 @@ describe("ticks", () => {
     expect(k.logs()).not.toContain("settled launches");
     await k.supervisor.tick();
     expect(await k.store.getRunner("nscloud-i")).toMatchObject({ state: "running", instanceId: "ii" });
-    expect(logLine(k, "recovered interrupted launches once their platform could be listed")).toMatchObject({ adopted: ["nscloud-i"], unobservable: [] });
+    expect(logLine(k, "recovered interrupted launches once their platform could be listed")).toMatchObject({
+      adopted: ["nscloud-i"],
+      unobservable: [],
+    });
     expect(k.logs()).not.toContain("settled launches");
     // Recovered: later ticks do not run recovery again (one listing per tick).
     const calls = k.launchers.linux.listCalls.length;
@@ -379,7 +412,11 @@ describe("launches that stopped without recording their outcome", () => {
       reason: "settled a launch that stopped without recording its outcome: no instance of it exists; launching again",
     });
     expect(await state("nscloud-f")).toBe("launching");
-    expect(logLine(k, "settled launches that stopped without recording their outcome")).toMatchObject({ requeued: ["nscloud-t"], adopted: [], failed: [] });
+    expect(logLine(k, "settled launches that stopped without recording their outcome")).toMatchObject({
+      requeued: ["nscloud-t"],
+      adopted: [],
+      failed: [],
+    });
     // Nothing stranded: later ticks list once each, as before.
     const calls = k.launchers.linux.listCalls.length;
     await k.supervisor.tick();
@@ -468,7 +505,13 @@ describe("tick bookkeeping", () => {
 describe("Windows runners whose registration Forgejo removed", () => {
   it("are done and their instance destroyed once two listings and a GET agree", async () => {
     const reg = k.registration("nscloud-w");
-    await k.runner("nscloud-w", "running", { platform: "windows", instanceId: "w1", expiresAt: "2027-01-01T00:00:00.000Z", registration: "ephemeral", forgejoRunnerId: reg.id });
+    await k.runner("nscloud-w", "running", {
+      platform: "windows",
+      instanceId: "w1",
+      expiresAt: "2027-01-01T00:00:00.000Z",
+      registration: "ephemeral",
+      forgejoRunnerId: reg.id,
+    });
     k.instance("w1", "nscloud-w", "windows");
     await k.supervisor.tick();
     k.forgejo.world.deleteRunner(reg);

@@ -9,7 +9,10 @@ import { describe, expect, it } from "vitest";
  * newer Node (npm prints EBADENGINE for each; cookie@2 through fastify's light-my-request did).
  */
 const ROOT = join(import.meta.dirname, "../..");
-const semver = createRequire(import.meta.url)("semver") as { minVersion(range: string): { version: string } | null; satisfies(v: string, range: string): boolean };
+const semver = createRequire(import.meta.url)("semver") as {
+  minVersion(range: string): { version: string } | null;
+  satisfies(v: string, range: string): boolean;
+};
 
 interface LockEntry {
   version?: string;

@@ -24,12 +24,17 @@ function runtimeStage(): string[] {
   return lines.slice(from[from.length - 1]);
 }
 
-const defaultStatePath = () => parseConfig(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', token: t}\n", "t.yaml", {}).dispatcher.state_path;
+const defaultStatePath = () =>
+  parseConfig(dispatcherConfigSchema, "forgejo: {base_url: 'https://f.example', token: t}\n", "t.yaml", {}).dispatcher.state_path;
 
 describe("the container's state path", () => {
   it("the default state path resolves into the volume, which uid 10001 owns", () => {
     const stage = runtimeStage();
-    const workdir = stage.filter((l) => l.startsWith("WORKDIR ")).pop()?.slice("WORKDIR ".length).trim();
+    const workdir = stage
+      .filter((l) => l.startsWith("WORKDIR "))
+      .pop()
+      ?.slice("WORKDIR ".length)
+      .trim();
     const volume = stage.find((l) => l.startsWith("VOLUME "));
     expect(stage.filter((l) => l.startsWith("USER ")).pop()).toBe("USER 10001:10001");
     expect(volume).toContain(`"${workdir}"`);
@@ -42,7 +47,11 @@ describe("the container's state path", () => {
 
   it("docs/store.md and docs/deployment.md give the real defaults", () => {
     const store = read("docs/store.md");
-    const workdir = runtimeStage().filter((l) => l.startsWith("WORKDIR ")).pop()?.slice("WORKDIR ".length).trim() as string;
+    const workdir = runtimeStage()
+      .filter((l) => l.startsWith("WORKDIR "))
+      .pop()
+      ?.slice("WORKDIR ".length)
+      .trim() as string;
     const container = join(workdir, defaultStatePath());
     const nixos = /dispatcher\.state_path = mkDefault "([^"]+)"/.exec(read("nix/module.nix"))?.[1] as string;
     expect(store).toContain(`\`${defaultStatePath()}\``);
@@ -60,7 +69,10 @@ describe("docs/deployment.md", () => {
     for (const r of runs) {
       const config = /--config (\S+)/.exec(r)?.[1] as string;
       const mounts = [...r.matchAll(/-v "?([^"\s]+)"?/g)].map((m) => (m[1] as string).split(":")[1] as string);
-      expect(mounts.some((m) => config === m || config.startsWith(`${m}/`)), r).toBe(true);
+      expect(
+        mounts.some((m) => config === m || config.startsWith(`${m}/`)),
+        r,
+      ).toBe(true);
     }
   });
 
@@ -125,7 +137,12 @@ describe(".forgejo/workflows/container.yml", () => {
       "steps.meta.outputs.image": "ghcr.io/acme/forgejo-nsc",
       "steps.meta.outputs.tag": "sha-0123",
     };
-    const env: Record<string, string> = { PATH: `${bin}:${process.env.PATH}`, GITHUB_SERVER_URL: "https://code.example", GITHUB_REPOSITORY: "acme/forgejo-nsc", GITHUB_SHA: "0123" };
+    const env: Record<string, string> = {
+      PATH: `${bin}:${process.env.PATH}`,
+      GITHUB_SERVER_URL: "https://code.example",
+      GITHUB_REPOSITORY: "acme/forgejo-nsc",
+      GITHUB_SHA: "0123",
+    };
     for (const [k, v] of Object.entries(step.env)) {
       const m = /^\$\{\{\s*([\w.]+)\s*\}\}$/.exec(v);
       if (!m || !((m[1] as string) in lookups)) throw new Error(`${k}: ${v} is not a plain lookup this test knows`);

@@ -43,7 +43,8 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
   const procs: TestProcess[] = [];
   let firstJob: FakeJob;
 
-  const logs = () => procs.map((p) => `--- ${p.name} (stdout)\n${p.stdout().slice(-4000)}\n--- ${p.name} (stderr)\n${p.stderr().slice(-2000)}`).join("\n");
+  const logs = () =>
+    procs.map((p) => `--- ${p.name} (stdout)\n${p.stdout().slice(-4000)}\n--- ${p.name} (stderr)\n${p.stderr().slice(-2000)}`).join("\n");
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const json = { "content-type": "application/json" };
 
@@ -145,7 +146,12 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     expect(none.status).toBe(401);
     expect(none.json).toMatchObject({ error: "unauthorized" });
     expect(none.headers["www-authenticate"]).toMatch(/^Bearer /);
-    const wrong = await send(url, { method: "POST", from: OUTSIDE_CLIENT, headers: { ...json, ...bearer("not-a-dispatcher-token-0000") }, body });
+    const wrong = await send(url, {
+      method: "POST",
+      from: OUTSIDE_CLIENT,
+      headers: { ...json, ...bearer("not-a-dispatcher-token-0000") },
+      body,
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.json).toMatchObject({ error: "unauthorized", message: "bearer token not accepted" });
     // Caddy's header policy from the example applies to the daemon's answers.
@@ -161,7 +167,13 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
       () =>
         dispatcher
           .jsonLines()
-          .find((l) => l.msg === "incoming request" && (l.req as { method?: string; url?: string } | undefined)?.method === "POST" && (l.req as { url?: string }).url === "/api/v1/dispatch" && (l.req as { remoteAddress?: string }).remoteAddress === OUTSIDE_CLIENT),
+          .find(
+            (l) =>
+              l.msg === "incoming request" &&
+              (l.req as { method?: string; url?: string } | undefined)?.method === "POST" &&
+              (l.req as { url?: string }).url === "/api/v1/dispatch" &&
+              (l.req as { remoteAddress?: string }).remoteAddress === OUTSIDE_CLIENT,
+          ),
       { timeoutMs: DEADLINE_MS, what: `a dispatcher log line for POST /api/v1/dispatch from ${OUTSIDE_CLIENT}\n${logs()}` },
     );
     expect(seen).toBeDefined();
@@ -178,7 +190,10 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     expect(forgejo.job(firstJob.id)?.status).toBe("success");
     expect(nsc.calls((c) => c.command === "run" && c.argv.includes(name))).toHaveLength(1);
     expect(sim?.events.filter((e) => e.type === "took_job" && e.job === firstJob.id)).toHaveLength(1);
-    await waitFor(() => nsc.instances().every((i) => i.labels["forgejo-nsc.runner"] !== name), { timeoutMs: DEADLINE_MS, what: `the instance of ${name} destroyed` });
+    await waitFor(() => nsc.instances().every((i) => i.labels["forgejo-nsc.runner"] !== name), {
+      timeoutMs: DEADLINE_MS,
+      what: `the instance of ${name} destroyed`,
+    });
   });
 
   it("rate-limits per client address as Caddy forwards it, and a forged X-Forwarded-For does not get around it", async () => {
@@ -189,7 +204,12 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
       const r = await send(url, { method: "POST", from: GREEDY_CLIENT, headers: { ...json, ...bearer(TEST_API_TOKEN) }, body: invalid });
       expect(r.status, r.text).toBe(400);
     }
-    const limited = await send(url, { method: "POST", from: GREEDY_CLIENT, headers: { ...json, ...bearer(TEST_API_TOKEN) }, body: invalid });
+    const limited = await send(url, {
+      method: "POST",
+      from: GREEDY_CLIENT,
+      headers: { ...json, ...bearer(TEST_API_TOKEN) },
+      body: invalid,
+    });
     expect(limited.status).toBe(429);
     expect(limited.json.error).toBe("rate_limited");
     // The dispatcher names the client Caddy saw, so it did not count Caddy's own 127.0.0.1.
@@ -197,7 +217,12 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
 
     // Caddy replaces a client's X-Forwarded-For (no trusted_proxies in the example): no escape.
-    const forged = await send(url, { method: "POST", from: GREEDY_CLIENT, headers: { ...json, ...bearer(TEST_API_TOKEN), "x-forwarded-for": "198.51.100.7" }, body: invalid });
+    const forged = await send(url, {
+      method: "POST",
+      from: GREEDY_CLIENT,
+      headers: { ...json, ...bearer(TEST_API_TOKEN), "x-forwarded-for": "198.51.100.7" },
+      body: invalid,
+    });
     expect(forged.status).toBe(429);
     expect(forged.json.message).toContain(`from ${GREEDY_CLIENT} `);
 
@@ -214,15 +239,23 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
         const r = await autoscalerStatus();
         const inst = r.json?.instances?.[0];
         const next = inst?.next_poll_at ? Date.parse(inst.next_poll_at as string) : 0;
-        return r.status === 200 && inst.webhook.setup === "ok" && inst.last_success_at && next - Date.now() > 30 * 60_000 ? inst : undefined;
+        return r.status === 200 && inst.webhook.setup === "ok" && inst.last_success_at && next - Date.now() > 30 * 60_000
+          ? inst
+          : undefined;
       },
       { timeoutMs: DEADLINE_MS, intervalMs: 100, what: `the autoscaler settled with its webhook set up\n${logs()}` },
     );
     expect(settled.webhook.last_delivery_at).toBeNull();
-    const hook = await waitFor(() => forgejo.state.hooks.find((h: FakeHook) => new URL(h.url).origin + new URL(h.url).pathname === `${caddy.autoscalerUrl}/webhook/${INSTANCE}`), {
-      timeoutMs: DEADLINE_MS,
-      what: "the hook the autoscaler created at Forgejo",
-    });
+    const hook = await waitFor(
+      () =>
+        forgejo.state.hooks.find(
+          (h: FakeHook) => new URL(h.url).origin + new URL(h.url).pathname === `${caddy.autoscalerUrl}/webhook/${INSTANCE}`,
+        ),
+      {
+        timeoutMs: DEADLINE_MS,
+        what: "the hook the autoscaler created at Forgejo",
+      },
+    );
     expect(hook.secret).toBe(TEST_WEBHOOK_SECRET);
     // The autoscaler marks the hook URL with a fragment (never sent) to notice a changed secret.
     expect(new URL(hook.url).hash).toMatch(/^#forgejo-nsc-secret=/);
@@ -259,7 +292,8 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     expect(Date.parse(after.last_poll_at as string)).toBeGreaterThan(Date.parse(settled.last_poll_at as string));
 
     await waitFor(
-      async () => (await send(`${caddy.dispatcherUrl}/api/v1/runners/${runner.name}`, { headers: bearer(TEST_API_TOKEN) })).json?.state === "done",
+      async () =>
+        (await send(`${caddy.dispatcherUrl}/api/v1/runners/${runner.name}`, { headers: bearer(TEST_API_TOKEN) })).json?.state === "done",
       { timeoutMs: DEADLINE_MS, intervalMs: 100, what: `runner ${runner.name} done\n${logs()}` },
     );
     expect(forgejo.job(job.id)?.status).toBe("success");
@@ -267,7 +301,9 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     // The autoscaler saw the deliveries from Forgejo's address (trust_proxy), and logged no signature.
     const rejected = autoscaler.jsonLines().filter((l) => l.msg === "webhook delivery rejected: bad signature");
     expect(rejected.map((l) => l.reason)).toEqual(["mismatch", "missing"]);
-    const incoming = autoscaler.jsonLines().filter((l) => l.msg === "incoming request" && (l.req as { url?: string }).url === `/webhook/${INSTANCE}`);
+    const incoming = autoscaler
+      .jsonLines()
+      .filter((l) => l.msg === "incoming request" && (l.req as { url?: string }).url === `/webhook/${INSTANCE}`);
     expect(incoming.length).toBe(3);
   });
 
@@ -330,13 +366,20 @@ describe("both daemons behind a real Caddy", { timeout: 120_000 }, () => {
     for (const p of procs) {
       const text = `${p.stdout()}\n${p.stderr()}`;
       expect(text.length, `${p.name} wrote nothing`).toBeGreaterThan(0);
-      expect(secrets.filter((s) => text.includes(s)), `secrets in the output of ${p.name}`).toEqual([]);
+      expect(
+        secrets.filter((s) => text.includes(s)),
+        `secrets in the output of ${p.name}`,
+      ).toEqual([]);
     }
     // Caddy's access log has the requests, with the bearer token redacted by Caddy itself.
-    const access = caddy.process.jsonLines().filter((l) => l.logger === "http.log.access.log0" || String(l.logger).startsWith("http.log.access"));
+    const access = caddy.process
+      .jsonLines()
+      .filter((l) => l.logger === "http.log.access.log0" || String(l.logger).startsWith("http.log.access"));
     const dispatched = access.filter((l) => (l.request as { uri?: string } | undefined)?.uri === "/api/v1/dispatch");
     expect(dispatched.length).toBeGreaterThan(0);
-    const authHeaders = dispatched.map((l) => (l.request as { headers?: Record<string, string[]> }).headers?.Authorization).filter((h) => h !== undefined);
+    const authHeaders = dispatched
+      .map((l) => (l.request as { headers?: Record<string, string[]> }).headers?.Authorization)
+      .filter((h) => h !== undefined);
     expect(authHeaders.length).toBeGreaterThan(0);
     // Caddy 2.6 logs the header with its values removed, later releases as ["REDACTED"].
     for (const h of authHeaders) expect(h.every((v) => v === "REDACTED")).toBe(true);

@@ -41,7 +41,9 @@ export interface CaddyfileParams {
 function replaceOnce(text: string, pattern: RegExp, replacement: string, what: string): string {
   const matches = text.match(new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`));
   if (!matches || matches.length === 0) {
-    throw new Error(`deploy/Caddyfile.example no longer contains ${what} (${pattern}); update test/e2e/caddy.ts to the example's new shape`);
+    throw new Error(
+      `deploy/Caddyfile.example no longer contains ${what} (${pattern}); update test/e2e/caddy.ts to the example's new shape`,
+    );
   }
   return text.replace(new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`), replacement);
 }
@@ -56,8 +58,18 @@ export function testCaddyfile(p: CaddyfileParams): string {
   let text = readFileSync(EXAMPLE_CADDYFILE, "utf8");
   // The global options block is the first block of the file, a "{" line of its own.
   text = replaceOnce(text, /^\{\n/m, `{\n\tauto_https off\n\tadmin off\n\tstorage file_system ${p.dataDir}\n`, "a global options block");
-  text = replaceOnce(text, /reverse_proxy 127\.0\.0\.1:8080\b/, `reverse_proxy 127.0.0.1:${p.dispatcherPort}`, "the dispatcher upstream 127.0.0.1:8080");
-  text = replaceOnce(text, /reverse_proxy 127\.0\.0\.1:8081\b/, `reverse_proxy 127.0.0.1:${p.autoscalerPort}`, "the autoscaler upstream 127.0.0.1:8081");
+  text = replaceOnce(
+    text,
+    /reverse_proxy 127\.0\.0\.1:8080\b/,
+    `reverse_proxy 127.0.0.1:${p.dispatcherPort}`,
+    "the dispatcher upstream 127.0.0.1:8080",
+  );
+  text = replaceOnce(
+    text,
+    /reverse_proxy 127\.0\.0\.1:8081\b/,
+    `reverse_proxy 127.0.0.1:${p.autoscalerPort}`,
+    "the autoscaler upstream 127.0.0.1:8081",
+  );
   text = replaceOnce(text, /(@outside_private not remote_ip) [^\n]+/, `$1 ${PRIVATE_CLIENT}/32`, "the @outside_private matcher");
   return text;
 }
@@ -85,7 +97,10 @@ export async function startCaddy(opts: {
   const dataDir = join(opts.dir, "caddy-data");
   mkdirSync(dataDir, { recursive: true });
   const caddyfile = join(opts.dir, "Caddyfile");
-  writeFileSync(caddyfile, testCaddyfile({ dispatcherPort: opts.upstreams.dispatcher, autoscalerPort: opts.upstreams.autoscaler, dataDir }));
+  writeFileSync(
+    caddyfile,
+    testCaddyfile({ dispatcherPort: opts.upstreams.dispatcher, autoscalerPort: opts.upstreams.autoscaler, dataDir }),
+  );
   const dispatcherUrl = `http://127.0.0.1:${opts.ports.dispatcher}`;
   const autoscalerUrl = `http://127.0.0.1:${opts.ports.autoscaler}`;
   const proc = startProcess("caddy", bin, ["run", "--config", caddyfile, "--adapter", "caddyfile"], {

@@ -19,7 +19,12 @@ export interface TestProcess {
   stop(graceMs?: number): Promise<Exit>;
 }
 
-export function startProcess(name: string, command: string, args: readonly string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): TestProcess {
+export function startProcess(
+  name: string,
+  command: string,
+  args: readonly string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv },
+): TestProcess {
   const child = spawn(command, [...args], { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
   const sink = scanSink(name);
   let out = "";
@@ -84,7 +89,10 @@ export async function listeningUrl(p: TestProcess, timeoutMs: number): Promise<s
   return waitFor(
     () => {
       const ended = p.exit();
-      if (ended) throw new Error(`${p.name} exited during start-up (${JSON.stringify(ended)}):\n${p.stderr().slice(-2000)}\n${p.stdout().slice(-2000)}`);
+      if (ended)
+        throw new Error(
+          `${p.name} exited during start-up (${JSON.stringify(ended)}):\n${p.stderr().slice(-2000)}\n${p.stdout().slice(-2000)}`,
+        );
       return /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(p.stdout())?.[1];
     },
     { timeoutMs, intervalMs: 50, what: `${p.name} to listen` },

@@ -40,7 +40,12 @@ describe("the whole-suite secret scan", () => {
     expect(report.files).toBe(2);
     expect(report.lines).toBe(3);
     expect(report.findings).toHaveLength(1);
-    expect(report.findings[0]).toMatchObject({ file: join(LOGS_SUBDIR, "leaky.log"), line: 2, kind: "value", what: "secret from test/fakes/forgejo/index.ts FAKE_ADMIN_TOKEN" });
+    expect(report.findings[0]).toMatchObject({
+      file: join(LOGS_SUBDIR, "leaky.log"),
+      line: 2,
+      kind: "value",
+      what: "secret from test/fakes/forgejo/index.ts FAKE_ADMIN_TOKEN",
+    });
     const text = formatReport(report);
     expect(text).toContain("1 leak(s) found");
     expect(text).toContain("logs/leaky.log:2");
@@ -98,7 +103,9 @@ describe("the whole-suite secret scan", () => {
   it("refuses secrets too short to scan for", () => {
     const t = scanDirWith({});
     cleanups.push(t.cleanup);
-    expect(() => scanLogDirectory(t.dir, [{ value: "abc", source: "somewhere" }])).toThrow(/secret from somewhere is shorter than 8 characters/);
+    expect(() => scanLogDirectory(t.dir, [{ value: "abc", source: "somewhere" }])).toThrow(
+      /secret from somewhere is shorter than 8 characters/,
+    );
   });
 
   it("lists every secret constant the test files declare, with the value they declare", () => {
@@ -109,13 +116,18 @@ describe("the whole-suite secret scan", () => {
       for (const file of s.source.match(/test\/\S+\.ts/g) ?? []) {
         const path = join(ROOT, file);
         expect(existsSync(path), `${file}, named as the source of a test secret, is gone; update test/helpers/secrets.ts`).toBe(true);
-        expect(readFileSync(path, "utf8").includes(s.value), `${file} no longer contains the secret listed for it; update test/helpers/secrets.ts`).toBe(true);
+        expect(
+          readFileSync(path, "utf8").includes(s.value),
+          `${file} no longer contains the secret listed for it; update test/helpers/secrets.ts`,
+        ).toBe(true);
       }
     }
     // Every constant named like a secret in a test file is in the scan.
     const missing: string[] = [];
     for (const file of sources) {
-      for (const m of readFileSync(file, "utf8").matchAll(/\bconst\s+([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD)[A-Z0-9_]*)\s*=\s*"([^"]{8,})"/g)) {
+      for (const m of readFileSync(file, "utf8").matchAll(
+        /\bconst\s+([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD)[A-Z0-9_]*)\s*=\s*"([^"]{8,})"/g,
+      )) {
         if (!known.has(m[2] as string)) missing.push(`${relative(ROOT, file)} ${m[1]}`);
       }
     }
@@ -149,13 +161,18 @@ it("logs one line", () => { captureLogger().logger.warn(${JSON.stringify(line)})
 `,
     );
     const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("VITEST") && k !== SCAN_DIR_ENV && k !== "NODE_OPTIONS" && k !== "FORGEJO_NSC_KEEP_TEST_LOGS") env[k] = v;
+    for (const [k, v] of Object.entries(process.env))
+      if (!k.startsWith("VITEST") && k !== SCAN_DIR_ENV && k !== "NODE_OPTIONS" && k !== "FORGEJO_NSC_KEEP_TEST_LOGS") env[k] = v;
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [join(ROOT, "node_modules/vitest/vitest.mjs"), "run", "--root", dir, "--config", join(dir, "vitest.config.mjs")], {
-        cwd: dir,
-        env: { ...env, NO_COLOR: "1" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const child = spawn(
+        process.execPath,
+        [join(ROOT, "node_modules/vitest/vitest.mjs"), "run", "--root", dir, "--config", join(dir, "vitest.config.mjs")],
+        {
+          cwd: dir,
+          env: { ...env, NO_COLOR: "1" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
       let out = "";
       child.stdout.on("data", (b: Buffer) => (out += b.toString()));
       child.stderr.on("data", (b: Buffer) => (out += b.toString()));

@@ -91,11 +91,20 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
       });
     } catch (err) {
       t.done = true;
-      emit({ type: "bootstrap_failed", instance: inst.id, runner, at: Date.now(), detail: (err as { stderr?: string }).stderr ?? String(err) });
+      emit({
+        type: "bootstrap_failed",
+        instance: inst.id,
+        runner,
+        at: Date.now(),
+        detail: (err as { stderr?: string }).stderr ?? String(err),
+      });
       await exitContainer(opts.nsc, inst.id, 1);
       return;
     }
-    const calls = readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as RunnerInvocation);
+    const calls = readFileSync(log, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as RunnerInvocation);
     const names = (ls: string[]) => ls.map((l) => l.split(":")[0] as string);
     const flag = (c: RunnerInvocation, f: string) => {
       const i = c.argv.indexOf(`--${f}`);
@@ -105,7 +114,13 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     const main = calls.find((c) => c.command === "one-job" || c.command === "daemon");
     if (!main || main.exitCode !== 0) {
       t.done = true;
-      emit({ type: "bootstrap_failed", instance: inst.id, runner, at: Date.now(), detail: JSON.stringify(main?.problems ?? "no one-job call") });
+      emit({
+        type: "bootstrap_failed",
+        instance: inst.id,
+        runner,
+        at: Date.now(),
+        detail: JSON.stringify(main?.problems ?? "no one-job call"),
+      });
       await exitContainer(opts.nsc, inst.id, 1);
       return;
     }

@@ -133,7 +133,12 @@ describe("ForgejoApiError messages", () => {
     const port = (srv.address() as AddressInfo).port;
     await new Promise<void>((r) => srv.close(() => r()));
     const log = captureLogger();
-    const client = new ForgejoClient({ baseUrl: `http://ci:hunter2pw@127.0.0.1:${port}/`, token: FAKE_ADMIN_TOKEN, timeoutMs: 2000, logger: log.logger });
+    const client = new ForgejoClient({
+      baseUrl: `http://ci:hunter2pw@127.0.0.1:${port}/`,
+      token: FAKE_ADMIN_TOKEN,
+      timeoutMs: 2000,
+      logger: log.logger,
+    });
     const err = (await rejection(client.serverInfo())) as ForgejoApiError;
     expect(err.kind).toBe("network");
     expect(err.isTransient).toBe(true);
@@ -180,7 +185,9 @@ describe("the PAT stays secret", () => {
     f.failNext("/hooks", 500, 1, { body: `plain text ${FAKE_ADMIN_TOKEN}` });
     errors.push(await rejection(client.listHooks(REPO)));
     f.delay(1000);
-    errors.push(await rejection(new ForgejoClient({ baseUrl: f.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 50, logger: log.logger }).serverInfo()));
+    errors.push(
+      await rejection(new ForgejoClient({ baseUrl: f.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 50, logger: log.logger }).serverInfo()),
+    );
     f.delay(0);
     await client.serverInfo();
     await client.registerRunner(REPO, { name: "r", ephemeral: true });
@@ -204,7 +211,15 @@ describe("metrics and logs", () => {
     await client.listHooks(REPO);
     await client.getRunner(REPO, 999);
     f.delay(500);
-    await rejection(new ForgejoClient({ baseUrl: f.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 30, logger: captureLogger().logger, metrics }).registrationToken(INSTANCE));
+    await rejection(
+      new ForgejoClient({
+        baseUrl: f.url,
+        token: FAKE_ADMIN_TOKEN,
+        timeoutMs: 30,
+        logger: captureLogger().logger,
+        metrics,
+      }).registrationToken(INSTANCE),
+    );
     const text = await metrics.registry.metrics();
     expect(text).toContain('forgejo_nsc_forgejo_calls_total{endpoint="version",status="200"} 1');
     expect(text).toContain('forgejo_nsc_forgejo_calls_total{endpoint="registration_token",status="200"} 1');
@@ -225,6 +240,12 @@ describe("metrics and logs", () => {
   });
 
   it("formats durations the way the config writes them", () => {
-    expect([formatDuration(150), formatDuration(30_000), formatDuration(1500), formatDuration(90_000), formatDuration(120_000)]).toEqual(["150ms", "30s", "1.5s", "1m30s", "2m"]);
+    expect([formatDuration(150), formatDuration(30_000), formatDuration(1500), formatDuration(90_000), formatDuration(120_000)]).toEqual([
+      "150ms",
+      "30s",
+      "1.5s",
+      "1m30s",
+      "2m",
+    ]);
   });
 });

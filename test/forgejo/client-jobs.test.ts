@@ -9,7 +9,9 @@ const { start } = fakeForgejoPerTest();
 describe("searchJobs on Forgejo", () => {
   it("reads the JSON null Forgejo sends for no jobs as an empty list", async () => {
     const f = await start({ version: "15.0.3" });
-    const raw = await fetch(`${f.url}/api/v1/repos/acme/app/actions/runners/jobs`, { headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` } });
+    const raw = await fetch(`${f.url}/api/v1/repos/acme/app/actions/runners/jobs`, {
+      headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` },
+    });
     expect(await raw.text()).toBe("null");
     const { client } = clientFor(f);
     expect(await client.searchJobs(REPO)).toEqual([]);
@@ -28,7 +30,13 @@ describe("searchJobs on Forgejo", () => {
     expect(await ids(["gpu", "linux", "other"])).toEqual([gpu.id, linux.id]);
     expect(await ids(["Linux"])).toEqual([]);
     expect(await ids([])).toEqual([bare.id]);
-    expect(f.callsTo("/actions/runners/jobs").map((c) => c.query)).toEqual([{}, { labels: "linux" }, { labels: "gpu,linux,other" }, { labels: "Linux" }, { labels: "" }]);
+    expect(f.callsTo("/actions/runners/jobs").map((c) => c.query)).toEqual([
+      {},
+      { labels: "linux" },
+      { labels: "gpu,linux,other" },
+      { labels: "Linux" },
+      { labels: "" },
+    ]);
   });
 
   it("returns waiting and running jobs only, with attempt and handle on 15 and run_id on 16", async () => {
@@ -90,7 +98,9 @@ describe("searchJobs on Forgejo", () => {
     expect(err.message).toMatch(/repo:acme\/app.*Forgejo 13\.0\.2 returns no jobs when no labels are given.*pass the labels/);
     expect(f.callsTo("/jobs")).toHaveLength(0);
     // The fake really does return nothing without labels on 13 (what the client protects against).
-    const raw = await fetch(`${f.url}/api/v1/repos/acme/app/actions/runners/jobs`, { headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` } });
+    const raw = await fetch(`${f.url}/api/v1/repos/acme/app/actions/runners/jobs`, {
+      headers: { authorization: `token ${FAKE_ADMIN_TOKEN}` },
+    });
     expect(await raw.text()).toBe("null");
     expect((await client.searchJobs(REPO, ["docker"])).map((j) => j.id)).toEqual([job.id]);
   });

@@ -94,7 +94,14 @@ describe("ephemeral runners (Forgejo 15)", () => {
     const post = f.callsTo("/actions/runners", "POST")[0]!;
     expect(post.body).toEqual({ name: "nscloud-a1", description: "forgejo-nsc test", ephemeral: true });
 
-    expect(await client.getRunner(scope, reg.id)).toEqual({ id: reg.id, uuid: reg.uuid, name: "nscloud-a1", status: "offline", labels: [], ephemeral: true });
+    expect(await client.getRunner(scope, reg.id)).toEqual({
+      id: reg.id,
+      uuid: reg.uuid,
+      name: "nscloud-a1",
+      status: "offline",
+      labels: [],
+      ephemeral: true,
+    });
     expect((await client.listRunners(scope)).map((r) => r.id)).toEqual([reg.id]);
 
     expect(await client.deleteRunner(scope, reg.id)).toBe(true);
@@ -165,7 +172,14 @@ describe("Gitea runners", () => {
 
     const list = await client.listRunners(INSTANCE);
     const byName = Object.fromEntries(list.map((r) => [r.name, r]));
-    expect(byName.idle).toEqual({ id: idle.id, name: "idle", status: "idle", labels: ["ubuntu-latest", "gpu"], busy: false, ephemeral: false });
+    expect(byName.idle).toEqual({
+      id: idle.id,
+      name: "idle",
+      status: "idle",
+      labels: ["ubuntu-latest", "gpu"],
+      busy: false,
+      ephemeral: false,
+    });
     expect(byName.busy).toMatchObject({ status: "active", busy: true, ephemeral: true, labels: ["linux"] });
     expect(byName.off).toMatchObject({ status: "offline", busy: false });
     expect(await client.getRunner(INSTANCE, busy.id)).toMatchObject({ name: "busy", status: "active", busy: true });
@@ -176,7 +190,8 @@ describe("Gitea runners", () => {
   it("pages Gitea runner lists by total_count", async () => {
     const f = await start({ kind: "gitea" });
     const { client } = clientFor(f);
-    for (let i = 0; i < 61; i++) f.world.registerRunner({ level: "instance" }, { name: `g${i}`, ephemeral: false, via: "registration_token" });
+    for (let i = 0; i < 61; i++)
+      f.world.registerRunner({ level: "instance" }, { name: `g${i}`, ephemeral: false, via: "registration_token" });
     expect(await client.listRunners(INSTANCE)).toHaveLength(61);
     expect(f.callsTo("/admin/actions/runners")).toHaveLength(2);
   });

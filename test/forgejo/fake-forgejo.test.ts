@@ -21,7 +21,11 @@ async function api(f: FakeForgejo, method: string, path: string, opts: { auth?: 
   const auth = opts.auth === undefined ? `token ${FAKE_ADMIN_TOKEN}` : opts.auth;
   if (auth !== null) headers.authorization = auth;
   if (opts.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${f.url}/api/v1${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  const res = await fetch(`${f.url}/api/v1${path}`, {
+    method,
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+  });
   const text = await res.text();
   return { status: res.status, text, json: text ? (JSON.parse(text) as unknown) : undefined, headers: res.headers };
 }
@@ -31,7 +35,13 @@ const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`
 describe("authentication (§1)", () => {
   it("accepts token/bearer in any case, Basic with the token as user, and ?token=", async () => {
     const f = await start({ tokens: { [FAKE_ADMIN_TOKEN]: ["read:admin"] } });
-    for (const auth of [`token ${FAKE_ADMIN_TOKEN}`, `Bearer ${FAKE_ADMIN_TOKEN}`, `TOKEN ${FAKE_ADMIN_TOKEN}`, basic(FAKE_ADMIN_TOKEN, ""), basic(FAKE_ADMIN_TOKEN, "x-oauth-basic")]) {
+    for (const auth of [
+      `token ${FAKE_ADMIN_TOKEN}`,
+      `Bearer ${FAKE_ADMIN_TOKEN}`,
+      `TOKEN ${FAKE_ADMIN_TOKEN}`,
+      basic(FAKE_ADMIN_TOKEN, ""),
+      basic(FAKE_ADMIN_TOKEN, "x-oauth-basic"),
+    ]) {
       expect((await api(f, "GET", "/admin/runners/registration-token", { auth })).status).toBe(200);
     }
     expect((await api(f, "GET", `/admin/runners/registration-token?token=${FAKE_ADMIN_TOKEN}`, { auth: null })).status).toBe(200);
@@ -55,8 +65,13 @@ describe("authentication (§1)", () => {
     expect((await api(f, "GET", "/repos/acme/app/actions/runners", { auth: "token t1" })).status).toBe(200);
     const denied = await api(f, "POST", "/repos/acme/app/actions/runners", { auth: "token t2", body: { name: "x" } });
     expect(denied.status).toBe(403);
-    expect(denied.json).toEqual({ message: "token does not have at least one of required scope(s): [write:repository]", url: `${f.url}/api/swagger` });
-    expect((await api(f, "GET", "/orgs/acme/hooks", { auth: "token t1" })).json).toMatchObject({ message: "token does not have at least one of required scope(s): [read:organization]" });
+    expect(denied.json).toEqual({
+      message: "token does not have at least one of required scope(s): [write:repository]",
+      url: `${f.url}/api/swagger`,
+    });
+    expect((await api(f, "GET", "/orgs/acme/hooks", { auth: "token t1" })).json).toMatchObject({
+      message: "token does not have at least one of required scope(s): [read:organization]",
+    });
     expect((await api(f, "GET", "/user", { auth: "token t1" })).status).toBe(403);
   });
 
@@ -64,7 +79,9 @@ describe("authentication (§1)", () => {
     const f = await start({ tokens: { dev: { user: "dev", scopes: ["all"] } }, repos: [{ owner: "acme", name: "app", admins: ["dev"] }] });
     const dev = { auth: "token dev" };
     expect((await api(f, "GET", "/admin/hooks", dev)).json).toMatchObject({ message: "user should be the site admin" });
-    expect((await api(f, "GET", "/orgs/acme/actions/runners/registration-token", dev)).json).toMatchObject({ message: "Must be an organization owner" });
+    expect((await api(f, "GET", "/orgs/acme/actions/runners/registration-token", dev)).json).toMatchObject({
+      message: "Must be an organization owner",
+    });
     expect((await api(f, "GET", "/repos/acme/app/actions/runners/registration-token", dev)).status).toBe(403);
     expect((await api(f, "GET", "/repos/acme/app/hooks", dev)).status).toBe(200);
     expect((await api(f, "GET", "/user/actions/runners/registration-token", dev)).status).toBe(200);
@@ -127,7 +144,10 @@ describe("routes by version (§0)", () => {
       total_count: 1,
     });
     f.addJob({ repo: "acme/app", runs_on: ["y"] });
-    const jobs = (await api(f, "GET", "/repos/acme/app/actions/jobs?status=queued")).json as { jobs: Record<string, unknown>[]; total_count: number };
+    const jobs = (await api(f, "GET", "/repos/acme/app/actions/jobs?status=queued")).json as {
+      jobs: Record<string, unknown>[];
+      total_count: number;
+    };
     expect(jobs.total_count).toBe(1);
     expect(jobs.jobs[0]).toMatchObject({ labels: ["y"], status: "queued", run_attempt: 0 });
     expect((await api(f, "GET", "/repos/acme/app/actions/jobs?status=bogus")).status).toBe(400);
@@ -141,12 +161,20 @@ describe("runner simulation", () => {
     const f = await start({ version: "15.0.3" });
     const first = f.addJob({ repo: "acme/app", runs_on: ["linux"] });
     const second = f.addJob({ repo: "acme/app", runs_on: ["linux"] });
-    const reg = (await api(f, "POST", "/repos/acme/app/actions/runners", { body: { name: "eph", ephemeral: true } })).json as { id: number; uuid: string; token: string };
+    const reg = (await api(f, "POST", "/repos/acme/app/actions/runners", { body: { name: "eph", ephemeral: true } })).json as {
+      id: number;
+      uuid: string;
+      token: string;
+    };
     expect(() => f.connectRunner({ uuid: reg.uuid, token: "0".repeat(40), labels: ["linux"] })).toThrow(/unauthenticated/);
     const { job } = f.connectRunner({ uuid: reg.uuid, token: reg.token, labels: ["linux"], handle: second.handle });
     expect(job?.id).toBe(second.id);
     expect(f.job(second.id)).toMatchObject({ status: "running", attempt: 1 });
-    expect((await api(f, "GET", `/repos/acme/app/actions/runners/${reg.id}`)).json).toMatchObject({ status: "active", labels: ["linux"], ephemeral: true });
+    expect((await api(f, "GET", `/repos/acme/app/actions/runners/${reg.id}`)).json).toMatchObject({
+      status: "active",
+      labels: ["linux"],
+      ephemeral: true,
+    });
     f.finishJob(second.id, "success");
     expect((await api(f, "GET", `/repos/acme/app/actions/runners/${reg.id}`)).status).toBe(404);
     expect(() => f.fetchTask(reg.uuid)).toThrow(/no runner/);
@@ -199,20 +227,48 @@ describe("runner simulation", () => {
 describe("hooks (§6 quirks)", () => {
   it("create: active defaults to false, events to push, unknown events dropped, url and content_type required", async () => {
     const f = await start();
-    const h = (await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "forgejo", config: { url: "http://127.0.0.1:1/x", content_type: "json" }, events: ["nonsense"] } })).json;
-    expect(h).toMatchObject({ active: false, events: ["push"], url: "http://127.0.0.1:1/x", content_type: "json", config: { url: "http://127.0.0.1:1/x", content_type: "json" } });
+    const h = (
+      await api(f, "POST", "/repos/acme/app/hooks", {
+        body: { type: "forgejo", config: { url: "http://127.0.0.1:1/x", content_type: "json" }, events: ["nonsense"] },
+      })
+    ).json;
+    expect(h).toMatchObject({
+      active: false,
+      events: ["push"],
+      url: "http://127.0.0.1:1/x",
+      content_type: "json",
+      config: { url: "http://127.0.0.1:1/x", content_type: "json" },
+    });
     expect(JSON.stringify(h)).not.toContain("secret");
-    expect((await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "forgejo", config: { content_type: "json" } } })).json).toMatchObject({ message: "Missing config option: url" });
-    expect((await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "forgejo", config: { url: "http://x/" } } })).json).toMatchObject({ message: "Missing config option: content_type" });
-    expect((await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "nope", config: { url: "http://x/", content_type: "json" } } })).status).toBe(422);
+    expect(
+      (await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "forgejo", config: { content_type: "json" } } })).json,
+    ).toMatchObject({ message: "Missing config option: url" });
+    expect((await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "forgejo", config: { url: "http://x/" } } })).json).toMatchObject(
+      { message: "Missing config option: content_type" },
+    );
+    expect(
+      (await api(f, "POST", "/repos/acme/app/hooks", { body: { type: "nope", config: { url: "http://x/", content_type: "json" } } }))
+        .status,
+    ).toBe(422);
   });
 
   it("edit: secret ignored, omitted events reset to push, action_run_* and package untouched, omitted active unchanged", async () => {
     const f = await start();
-    const created = (await api(f, "POST", "/orgs/acme/hooks", {
-      body: { type: "forgejo", config: { url: "http://127.0.0.1:1/x", content_type: "json", secret: "one" }, events: ["push", "action_run_failure"], active: true },
-    })).json as { id: number };
-    const edited = (await api(f, "PATCH", `/orgs/acme/hooks/${created.id}`, { body: { config: { secret: "two" }, events: ["release", "action_run_success"] } })).json;
+    const created = (
+      await api(f, "POST", "/orgs/acme/hooks", {
+        body: {
+          type: "forgejo",
+          config: { url: "http://127.0.0.1:1/x", content_type: "json", secret: "one" },
+          events: ["push", "action_run_failure"],
+          active: true,
+        },
+      })
+    ).json as { id: number };
+    const edited = (
+      await api(f, "PATCH", `/orgs/acme/hooks/${created.id}`, {
+        body: { config: { secret: "two" }, events: ["release", "action_run_success"] },
+      })
+    ).json;
     expect(edited).toMatchObject({ events: ["release", "action_run_failure"], active: true });
     expect(f.state.hooks[0]!.secret).toBe("one");
     const reset = (await api(f, "PATCH", `/orgs/acme/hooks/${created.id}`, { body: { active: false } })).json;
@@ -223,7 +279,11 @@ describe("hooks (§6 quirks)", () => {
 
   it("admin hooks: is_system_webhook makes a system hook; GET /admin/hooks lists only those", async () => {
     const f = await start();
-    const body = (sys: string) => ({ type: "forgejo", config: { url: "http://127.0.0.1:1/x", content_type: "json", is_system_webhook: sys }, active: true });
+    const body = (sys: string) => ({
+      type: "forgejo",
+      config: { url: "http://127.0.0.1:1/x", content_type: "json", is_system_webhook: sys },
+      active: true,
+    });
     await api(f, "POST", "/admin/hooks", { body: body("true") });
     await api(f, "POST", "/admin/hooks", { body: body("false") });
     const list = await api(f, "GET", "/admin/hooks");
@@ -254,7 +314,12 @@ describe("webhook delivery (§7.2)", () => {
   });
 
   it("Gitea: no X-Forgejo-*, adds the installation target type; no secret = empty signatures; form body signs the JSON", () => {
-    const { headers, body, json } = buildDelivery("gitea", "workflow_job", { x: "a b" }, { contentType: "form", targetType: "organization" });
+    const { headers, body, json } = buildDelivery(
+      "gitea",
+      "workflow_job",
+      { x: "a b" },
+      { contentType: "form", targetType: "organization" },
+    );
     expect(Object.keys(headers).some((k) => k.startsWith("X-Forgejo"))).toBe(false);
     expect(headers["X-Gitea-Hook-Installation-Target-Type"]).toBe("organization");
     expect(headers["X-GitHub-Hook-Installation-Target-Type"]).toBe("organization");
@@ -289,7 +354,10 @@ describe("webhook delivery (§7.2)", () => {
     const events = rx.received.map((r) => r.headers["x-forgejo-event"]).sort();
     expect(events).toEqual(["action_run_failure", "action_run_recover", "action_run_success"]);
     expect(rx.received.every((r) => r.url === "/hook" && r.headers.authorization === "Bearer receiver-token")).toBe(true);
-    const recover = JSON.parse(rx.received.find((r) => r.headers["x-forgejo-event"] === "action_run_recover")!.body.toString()) as Record<string, unknown>;
+    const recover = JSON.parse(rx.received.find((r) => r.headers["x-forgejo-event"] === "action_run_recover")!.body.toString()) as Record<
+      string,
+      unknown
+    >;
     expect(recover).toMatchObject({ action: "recover", run: { id: j2.runId }, last_run: { id: j1.runId, status: "failure" } });
     expect(Object.keys(recover).sort()).toEqual(["action", "last_run", "prior_status", "run"]);
     expect(f.deliveries.map((d) => d.status)).toEqual([202, 202, 202]);
@@ -306,7 +374,9 @@ describe("webhook delivery (§7.2)", () => {
     f.finishJob(j.id, "success");
     await waitFor(() => rx.received.length === 3);
     await f.settled();
-    const actions = rx.received.map((r) => (JSON.parse(r.body.toString()) as { action: string; workflow_job: { status: string; conclusion?: string } }));
+    const actions = rx.received.map(
+      (r) => JSON.parse(r.body.toString()) as { action: string; workflow_job: { status: string; conclusion?: string } },
+    );
     expect(actions.map((a) => a.action).sort()).toEqual(["completed", "in_progress", "queued"]);
     expect(actions.find((a) => a.action === "completed")!.workflow_job).toMatchObject({ status: "completed", conclusion: "success" });
     expect(rx.received[0]!.headers["x-gitea-hook-installation-target-type"]).toBe("repository");
@@ -316,7 +386,11 @@ describe("webhook delivery (§7.2)", () => {
   it("deliver() sends an arbitrary payload as a stored hook would", async () => {
     const f = await start();
     const rx = own(await startReceiver(500));
-    const h = (await api(f, "POST", "/user/hooks", { body: { type: "forgejo", config: { url: `${rx.url}/u`, content_type: "json", secret: "s" }, active: true } })).json as { id: number };
+    const h = (
+      await api(f, "POST", "/user/hooks", {
+        body: { type: "forgejo", config: { url: `${rx.url}/u`, content_type: "json", secret: "s" }, active: true },
+      })
+    ).json as { id: number };
     const d = await f.deliver(h.id, "push", { ref: "refs/heads/main" });
     expect(d.status).toBe(500);
     expect(rx.received[0]!.headers["x-forgejo-signature"]).toBe(createHmac("sha256", "s").update(rx.received[0]!.body).digest("hex"));
@@ -326,7 +400,10 @@ describe("webhook delivery (§7.2)", () => {
 describe("PAT minting and /user", () => {
   it("POST /users/{name}/tokens with Basic auth returns the AccessToken shape and a working token", async () => {
     const f = await start();
-    const r = await api(f, "POST", "/users/admin/tokens", { auth: basic("admin", FAKE_ADMIN_PASSWORD), body: { name: "forgejo-nsc", scopes: ["write:admin", "write:repository"] } });
+    const r = await api(f, "POST", "/users/admin/tokens", {
+      auth: basic("admin", FAKE_ADMIN_PASSWORD),
+      body: { name: "forgejo-nsc", scopes: ["write:admin", "write:repository"] },
+    });
     expect(r.status).toBe(201);
     const t = r.json as { id: number; name: string; sha1: string; token_last_eight: string; scopes: string[] };
     expect(t).toMatchObject({ name: "forgejo-nsc", scopes: ["write:admin", "write:repository"] });
@@ -334,7 +411,14 @@ describe("PAT minting and /user", () => {
     expect(t.token_last_eight).toBe(t.sha1.slice(-8));
     expect((await api(f, "GET", "/admin/runners/registration-token", { auth: `token ${t.sha1}` })).status).toBe(200);
     expect((await api(f, "GET", "/user", { auth: `token ${t.sha1}` })).status).toBe(403);
-    expect((await api(f, "POST", "/users/admin/tokens", { auth: basic("admin", FAKE_ADMIN_PASSWORD), body: { name: "forgejo-nsc", scopes: ["all"] } })).json).toMatchObject({
+    expect(
+      (
+        await api(f, "POST", "/users/admin/tokens", {
+          auth: basic("admin", FAKE_ADMIN_PASSWORD),
+          body: { name: "forgejo-nsc", scopes: ["all"] },
+        })
+      ).json,
+    ).toMatchObject({
       message: "access token name has been used already",
     });
   });
@@ -345,9 +429,21 @@ describe("PAT minting and /user", () => {
     expect(wrong.status).toBe(401);
     expect(wrong.json).toMatchObject({ message: expect.stringContaining("password is invalid") });
     expect((await api(f, "POST", "/users/admin/tokens", { body: { name: "a", scopes: ["all"] } })).status).toBe(401);
-    expect((await api(f, "POST", "/users/admin/tokens", { auth: basic("dev", "dev-pw"), body: { name: "a", scopes: ["all"] } })).status).toBe(403);
-    expect((await api(f, "POST", "/users/dev/tokens", { auth: basic("admin", FAKE_ADMIN_PASSWORD), body: { name: "for-dev", scopes: ["read:user"] } })).status).toBe(201);
-    expect((await api(f, "POST", "/users/dev/tokens", { auth: basic("dev", "dev-pw"), body: { name: "b", scopes: ["write:everything"] } })).status).toBe(400);
+    expect(
+      (await api(f, "POST", "/users/admin/tokens", { auth: basic("dev", "dev-pw"), body: { name: "a", scopes: ["all"] } })).status,
+    ).toBe(403);
+    expect(
+      (
+        await api(f, "POST", "/users/dev/tokens", {
+          auth: basic("admin", FAKE_ADMIN_PASSWORD),
+          body: { name: "for-dev", scopes: ["read:user"] },
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (await api(f, "POST", "/users/dev/tokens", { auth: basic("dev", "dev-pw"), body: { name: "b", scopes: ["write:everything"] } }))
+        .status,
+    ).toBe(400);
     expect((await api(f, "POST", "/users/dev/tokens", { auth: basic("dev", "dev-pw"), body: { name: "b", scopes: [] } })).status).toBe(400);
     expect((await api(f, "POST", "/users/dev/tokens", { auth: basic("dev", "dev-pw"), body: { scopes: ["all"] } })).status).toBe(422);
   });

@@ -162,9 +162,14 @@ describe("ensureWebhook", () => {
     const opts = { logger: log.logger, secretMarker: "none" as const };
     const created = await ensureWebhook(client, REPO, spec(), opts);
     expect(hooks(f)[0]!.url).toBe(spec().url);
-    expect((await ensureWebhook(client, REPO, spec(), { ...opts, previousSecretFingerprint: created.secretFingerprint })).action).toBe("unchanged");
+    expect((await ensureWebhook(client, REPO, spec(), { ...opts, previousSecretFingerprint: created.secretFingerprint })).action).toBe(
+      "unchanged",
+    );
     expect((await ensureWebhook(client, REPO, spec(), opts)).action).toBe("recreated");
-    const rotated = await ensureWebhook(client, REPO, spec({ secret: "new-one" }), { ...opts, previousSecretFingerprint: created.secretFingerprint });
+    const rotated = await ensureWebhook(client, REPO, spec({ secret: "new-one" }), {
+      ...opts,
+      previousSecretFingerprint: created.secretFingerprint,
+    });
     expect(rotated.action).toBe("recreated");
     expect(hooks(f)[0]!.secret).toBe("new-one");
   });
@@ -188,7 +193,9 @@ describe("ensureWebhook", () => {
     const desired = spec({ events: ["workflow_job"] });
     expect((await ensureWebhook(client, REPO, desired, { logger: log.logger })).action).toBe("created");
     expect((await ensureWebhook(client, REPO, desired, { logger: log.logger })).action).toBe("unchanged");
-    expect((await ensureWebhook(client, REPO, { ...desired, events: ["workflow_job", "push"] }, { logger: log.logger })).action).toBe("updated");
+    expect((await ensureWebhook(client, REPO, { ...desired, events: ["workflow_job", "push"] }, { logger: log.logger })).action).toBe(
+      "updated",
+    );
   });
 });
 
@@ -207,7 +214,11 @@ describe("end to end: an ensured hook delivers verifiable events to a receiver",
     expect(got.headers["x-forgejo-event"]).toBe("action_run_success");
     expect(verifyWebhookSignature(got.body, got.headers, SECRET)).toEqual({ ok: true, header: "x-forgejo-signature" });
     expect(verifyWebhookSignature(got.body, got.headers, "wrong")).toEqual({ ok: false, reason: "mismatch" });
-    expect(JSON.parse(got.body.toString("utf8"))).toMatchObject({ action: "success", prior_status: "running", run: { id: job.runId, status: "success" } });
+    expect(JSON.parse(got.body.toString("utf8"))).toMatchObject({
+      action: "success",
+      prior_status: "running",
+      run: { id: job.runId, status: "success" },
+    });
   });
 
   it("Gitea: workflow_job queued verifies through X-Gitea-Signature", async () => {
@@ -221,6 +232,9 @@ describe("end to end: an ensured hook delivers verifiable events to a receiver",
     expect(got.headers["x-forgejo-signature"]).toBeUndefined();
     expect(got.headers["x-gitea-hook-installation-target-type"]).toBe("organization");
     expect(verifyWebhookSignature(got.body, got.headers, SECRET)).toEqual({ ok: true, header: "x-gitea-signature" });
-    expect(JSON.parse(got.body.toString("utf8"))).toMatchObject({ action: "queued", workflow_job: { id: job.id, status: "queued", labels: ["ubuntu-latest"] } });
+    expect(JSON.parse(got.body.toString("utf8"))).toMatchObject({
+      action: "queued",
+      workflow_job: { id: job.id, status: "queued", labels: ["ubuntu-latest"] },
+    });
   });
 });

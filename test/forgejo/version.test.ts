@@ -6,16 +6,40 @@ type Row = [
   kind: "forgejo" | "gitea",
   major: number,
   minor: number,
-  caps: { jobsApi: boolean; jobsWithoutLabels: boolean; runnersApi: boolean; jobHandles: boolean; listRunnersApi: boolean; jobRunIds: boolean; workflowJobWebhook: boolean },
+  caps: {
+    jobsApi: boolean;
+    jobsWithoutLabels: boolean;
+    runnersApi: boolean;
+    jobHandles: boolean;
+    listRunnersApi: boolean;
+    jobRunIds: boolean;
+    workflowJobWebhook: boolean;
+  },
 ];
 
-const none = { jobsApi: false, jobsWithoutLabels: false, runnersApi: false, jobHandles: false, listRunnersApi: false, jobRunIds: false, workflowJobWebhook: false };
+const none = {
+  jobsApi: false,
+  jobsWithoutLabels: false,
+  runnersApi: false,
+  jobHandles: false,
+  listRunnersApi: false,
+  jobRunIds: false,
+  workflowJobWebhook: false,
+};
 const f11 = { ...none, jobsApi: true };
 const f14 = { ...f11, jobsWithoutLabels: true };
 const f15 = { ...f14, runnersApi: true, jobHandles: true, listRunnersApi: true };
 const f16 = { ...f15, jobRunIds: true };
 // Gitea 1.24 sends workflow_job webhooks but has no jobs search (it came in 1.25 with the workflow_run API).
-const g124 = { jobsApi: false, jobsWithoutLabels: false, runnersApi: false, jobHandles: false, listRunnersApi: true, jobRunIds: false, workflowJobWebhook: true };
+const g124 = {
+  jobsApi: false,
+  jobsWithoutLabels: false,
+  runnersApi: false,
+  jobHandles: false,
+  listRunnersApi: true,
+  jobRunIds: false,
+  workflowJobWebhook: true,
+};
 const g125 = { ...g124, jobsApi: true, jobsWithoutLabels: true, jobRunIds: true };
 
 const table: Row[] = [

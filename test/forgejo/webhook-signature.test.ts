@@ -14,7 +14,9 @@ describe("signWebhookBody", () => {
     expect(signWebhookBody(body.toString("utf8"), secret)).toBe(good);
     expect(good).toMatch(/^[0-9a-f]{64}$/);
     // RFC 4231 test case 2.
-    expect(signWebhookBody("what do ya want for nothing?", "Jefe")).toBe("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    expect(signWebhookBody("what do ya want for nothing?", "Jefe")).toBe(
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    );
   });
 });
 
@@ -28,21 +30,31 @@ describe("verifyWebhookSignature", () => {
   });
 
   it("accepts X-Hub-Signature-256 with the sha256= prefix, and header names in any case", () => {
-    expect(verifyWebhookSignature(body, { "X-Hub-Signature-256": `sha256=${good}` }, secret)).toEqual({ ok: true, header: "x-hub-signature-256" });
+    expect(verifyWebhookSignature(body, { "X-Hub-Signature-256": `sha256=${good}` }, secret)).toEqual({
+      ok: true,
+      header: "x-hub-signature-256",
+    });
     expect(verifyWebhookSignature(body, { "x-hub-signature-256": `SHA256=${good.toUpperCase()}` }, secret).ok).toBe(true);
   });
 
   it("reports missing when no signature header has a value (hook without a secret sends them empty)", () => {
     expect(verifyWebhookSignature(body, {}, secret)).toEqual({ ok: false, reason: "missing" });
     expect(
-      verifyWebhookSignature(body, { "x-forgejo-signature": "", "x-gitea-signature": "", "x-hub-signature-256": "sha256=", "x-hub-signature": "sha1=" }, secret),
+      verifyWebhookSignature(
+        body,
+        { "x-forgejo-signature": "", "x-gitea-signature": "", "x-hub-signature-256": "sha256=", "x-hub-signature": "sha1=" },
+        secret,
+      ),
     ).toEqual({ ok: false, reason: "missing" });
   });
 
   it("reports mismatch for a wrong secret, a changed body, a flipped digit and a wrong length", () => {
     const other = createHmac("sha256", "other").update(body).digest("hex");
     expect(verifyWebhookSignature(body, { "x-forgejo-signature": other }, secret)).toEqual({ ok: false, reason: "mismatch" });
-    expect(verifyWebhookSignature(Buffer.concat([body, Buffer.from(" ")]), { "x-forgejo-signature": good }, secret)).toEqual({ ok: false, reason: "mismatch" });
+    expect(verifyWebhookSignature(Buffer.concat([body, Buffer.from(" ")]), { "x-forgejo-signature": good }, secret)).toEqual({
+      ok: false,
+      reason: "mismatch",
+    });
     const flipFirst = (good[0] === "a" ? "b" : "a") + good.slice(1);
     const flipLast = good.slice(0, -1) + (good.endsWith("a") ? "b" : "a");
     expect(verifyWebhookSignature(body, { "x-forgejo-signature": flipFirst }, secret).ok).toBe(false);
@@ -59,7 +71,9 @@ describe("verifyWebhookSignature", () => {
   });
 
   it("lets the first signature header with a value decide (X-Forgejo before X-Gitea before X-Hub)", () => {
-    expect(verifyWebhookSignature(body, { "x-forgejo-signature": "00".repeat(32), "x-hub-signature-256": `sha256=${good}` }, secret).ok).toBe(false);
+    expect(
+      verifyWebhookSignature(body, { "x-forgejo-signature": "00".repeat(32), "x-hub-signature-256": `sha256=${good}` }, secret).ok,
+    ).toBe(false);
     expect(verifyWebhookSignature(body, { "x-forgejo-signature": "", "x-hub-signature-256": `sha256=${good}` }, secret).ok).toBe(true);
   });
 
@@ -99,8 +113,14 @@ describe("constant-time comparison", () => {
 
 describe("signature header values, edge by edge", () => {
   it("trims whitespace around a value; whitespace alone counts as missing", () => {
-    expect(verifyWebhookSignature(body, { "x-forgejo-signature": `  ${good}\n` }, secret)).toEqual({ ok: true, header: "x-forgejo-signature" });
-    expect(verifyWebhookSignature(body, { "x-forgejo-signature": "  ", "x-gitea-signature": good }, secret)).toEqual({ ok: true, header: "x-gitea-signature" });
+    expect(verifyWebhookSignature(body, { "x-forgejo-signature": `  ${good}\n` }, secret)).toEqual({
+      ok: true,
+      header: "x-forgejo-signature",
+    });
+    expect(verifyWebhookSignature(body, { "x-forgejo-signature": "  ", "x-gitea-signature": good }, secret)).toEqual({
+      ok: true,
+      header: "x-gitea-signature",
+    });
   });
 
   it('a bare "sha256=" is an empty GitHub-form header only in X-Hub-Signature-256; elsewhere it is malformed', () => {

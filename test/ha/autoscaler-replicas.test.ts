@@ -44,13 +44,22 @@ async function replica(name: string): Promise<{ autoscaler: Autoscaler; url: str
   const config = autoscalerConfigSchema.parse({
     listen: "127.0.0.1:0",
     dispatcher: { url: dispatcher.url, token: DISPATCHER_TOKEN, timeout: "2s" },
-    instances: [instanceConfig(forgejo.url, { scope: { level: "repository", owner: "acme", name: "app" }, targets: [{ name: "linux", labels: ["linux"] }] })],
+    instances: [
+      instanceConfig(forgejo.url, {
+        scope: { level: "repository", owner: "acme", name: "app" },
+        targets: [{ name: "linux", labels: ["linux"] }],
+      }),
+    ],
     webhooks: { debounce: "50ms" },
     replicas: { store: db.url, schema: db.schema, lease_ttl: "600ms", name },
   });
   const replicas = await openAutoscalerReplicas(config, logs.logger);
   const built = buildAutoscalerDeps(config, logs.logger, { metrics: new Metrics({ defaultMetrics: false }) });
-  const autoscaler = await createAutoscaler({ ...built, replicas, tuning: { detectRetryMs: { first: 50, max: 200 }, dispatchRetryBaseMs: 20 } });
+  const autoscaler = await createAutoscaler({
+    ...built,
+    replicas,
+    tuning: { detectRetryMs: { first: 50, max: 200 }, dispatchRetryBaseMs: 20 },
+  });
   await autoscaler.app.listen({ host: "127.0.0.1", port: 0 });
   autoscaler.start();
   running.push(autoscaler);
@@ -68,14 +77,24 @@ describe("autoscaler replicas", () => {
     await waitFor(async () => (await role(b.url)) === "standby", { timeoutMs: 10_000, what: "b to stand by" });
 
     const jobs = [1, 2, 3].map(() => forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] }));
-    await waitFor(() => jobs.every((j) => dispatcher.createdForJob(j.id).length === 1), { timeoutMs: 15_000, what: "a runner asked for each job" });
+    await waitFor(() => jobs.every((j) => dispatcher.createdForJob(j.id).length === 1), {
+      timeoutMs: 15_000,
+      what: "a runner asked for each job",
+    });
     const [ra, rb] = [a.autoscaler.reconcilers[0]!, b.autoscaler.reconcilers[0]!];
     expect(rb.passCount).toBe(0);
 
     // A delivery to the standby reaches the leader's reconciler.
-    const delivered = await fetch(`${b.url}/webhook/fj`, { method: "POST", headers: { "content-type": "application/json", "x-forgejo-event": "push" }, body: "{}" });
+    const delivered = await fetch(`${b.url}/webhook/fj`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forgejo-event": "push" },
+      body: "{}",
+    });
     expect(delivered.status).toBe(202);
-    await waitFor(() => ra.status().webhook.last_delivery_event === "push", { timeoutMs: 5000, what: "the leader to get the relayed delivery" });
+    await waitFor(() => ra.status().webhook.last_delivery_event === "push", {
+      timeoutMs: 5000,
+      what: "the leader to get the relayed delivery",
+    });
     expect(rb.status().webhook.last_delivery_event).toBeNull();
 
     // The leader goes away (its jobs are still waiting: no runner connected). b takes over; it

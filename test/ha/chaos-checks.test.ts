@@ -30,10 +30,27 @@ describe("effectsOutsideTerms", () => {
 
 describe("failoverTimes", () => {
   it("measures from the outage to the next term of another holder", () => {
-    expect(failoverTimes([{ holder: "a", at: 3000 }, { holder: "b", at: 7000 }, { holder: "a", at: 9500 }], terms)).toEqual([2000, 2000, undefined]);
+    expect(
+      failoverTimes(
+        [
+          { holder: "a", at: 3000 },
+          { holder: "b", at: 7000 },
+          { holder: "a", at: 9500 },
+        ],
+        terms,
+      ),
+    ).toEqual([2000, 2000, undefined]);
   });
   it("a term of the same holder is no failover", () => {
-    expect(failoverTimes([{ holder: "a", at: 4000 }], [{ epoch: 2, holder: "a", acquiredAt: 4500 }, { epoch: 3, holder: "c", acquiredAt: 6000 }])).toEqual([2000]);
+    expect(
+      failoverTimes(
+        [{ holder: "a", at: 4000 }],
+        [
+          { epoch: 2, holder: "a", acquiredAt: 4500 },
+          { epoch: 3, holder: "c", acquiredAt: 6000 },
+        ],
+      ),
+    ).toEqual([2000]);
   });
 });
 

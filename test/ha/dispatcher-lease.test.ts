@@ -71,10 +71,13 @@ describe("a replica that loses its lease mid-launch", () => {
     const b = new ManualLease("dispatcher", "b");
     const other = await replica(h, b);
     b.grant(2);
-    const adopted = await waitFor(async () => {
-      const r = await h!.store.getRunner(name);
-      return r?.state === "running" ? r : undefined;
-    }, { timeoutMs: 20_000, what: "B to adopt the runner" });
+    const adopted = await waitFor(
+      async () => {
+        const r = await h!.store.getRunner(name);
+        return r?.state === "running" ? r : undefined;
+      },
+      { timeoutMs: 20_000, what: "B to adopt the runner" },
+    );
     const instance = h.nsc.instances()[0]!;
     expect(adopted.instanceId).toBe(instance.id);
     expect(adopted.reason).toMatch(/^recovered when this replica took the lease over: adopted instance/);

@@ -33,7 +33,16 @@ function scripted() {
 
 function keeper(s: ReturnType<typeof scripted>, ttlMs = 3000, marginMs = 600) {
   const changes: LeaseChange[] = [];
-  const k = new LeaseKeeper({ name: "dispatcher", holder: "me", backend: s.backend, ttlMs, marginMs, logger: captureLogger().logger, monotonic: s.now, timers: false });
+  const k = new LeaseKeeper({
+    name: "dispatcher",
+    holder: "me",
+    backend: s.backend,
+    ttlMs,
+    marginMs,
+    logger: captureLogger().logger,
+    monotonic: s.now,
+    timers: false,
+  });
   k.onChange((c) => changes.push(c));
   return { k, changes };
 }
@@ -76,7 +85,10 @@ describe("LeaseKeeper: what listeners are told", () => {
     s.advance(1400);
     await k.renew();
     expect(k.held()).toBe(false);
-    expect(changes).toEqual([{ held: true, epoch: 3 }, { held: false, epoch: 3, why: "not renewed in time: connection refused" }]);
+    expect(changes).toEqual([
+      { held: true, epoch: 3 },
+      { held: false, epoch: 3, why: "not renewed in time: connection refused" },
+    ]);
     expect(k.status()).toMatchObject({ role: "standby", epoch: null, lastError: "connection refused", acquisitions: 1, losses: 1 });
   });
 
@@ -97,7 +109,11 @@ describe("LeaseKeeper: what listeners are told", () => {
     s.answers.push({ ok: true, epoch: 4 }, { ok: true, epoch: 5 });
     await k.renew();
     await k.renew();
-    expect(changes).toEqual([{ held: true, epoch: 4 }, { held: false, epoch: 4, why: "expired and taken again" }, { held: true, epoch: 5 }]);
+    expect(changes).toEqual([
+      { held: true, epoch: 4 },
+      { held: false, epoch: 4, why: "expired and taken again" },
+      { held: true, epoch: 5 },
+    ]);
     expect(k.epoch()).toBe(5);
   });
 
@@ -120,7 +136,10 @@ describe("LeaseKeeper: what listeners are told", () => {
     s.answers.push({ ok: true, epoch: 2 }, { ok: false, holder: "b", expiresAt: "2030-01-01T00:00:00.000Z" });
     await k.renew();
     await k.renew();
-    expect(changes).toEqual([{ held: true, epoch: 2 }, { held: false, epoch: 2, why: "expired or taken by another replica" }]);
+    expect(changes).toEqual([
+      { held: true, epoch: 2 },
+      { held: false, epoch: 2, why: "expired or taken by another replica" },
+    ]);
   });
 
   it("stop releases a held lease (and only then), and says nothing more", async () => {

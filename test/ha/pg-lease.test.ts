@@ -46,10 +46,13 @@ describe("PgLeaseBackend: one statement decides, by the database's clock", () =>
   it("an expired holding goes to the next claimant with the next epoch (the fencing token)", async () => {
     const name = leaseName();
     expect(await backend.claim(name, "a", 150)).toEqual({ ok: true, epoch: 1 });
-    const taken = await waitFor(async () => {
-      const c = await backend.claim(name, "b", 5000);
-      return c.ok ? c : undefined;
-    }, { timeoutMs: 5000, intervalMs: 25, what: "b to take the expired lease" });
+    const taken = await waitFor(
+      async () => {
+        const c = await backend.claim(name, "b", 5000);
+        return c.ok ? c : undefined;
+      },
+      { timeoutMs: 5000, intervalMs: 25, what: "b to take the expired lease" },
+    );
     expect(taken).toEqual({ ok: true, epoch: 2 });
     expect(await backend.claim(name, "a", 5000)).toMatchObject({ ok: false, holder: "b" });
     expect((await backend.terms(name)).map((t) => [t.epoch, t.holder])).toEqual([
@@ -61,10 +64,13 @@ describe("PgLeaseBackend: one statement decides, by the database's clock", () =>
   it("the same holder coming back after its holding expired gets a new epoch", async () => {
     const name = leaseName();
     await backend.claim(name, "a", 100);
-    await waitFor(async () => {
-      const r = await pool.query(`SELECT expires_at < clock_timestamp() AS expired FROM ${db.schema}.leases WHERE name = $1`, [name]);
-      return r.rows[0]?.expired === true;
-    }, { timeoutMs: 5000, what: "the holding to expire" });
+    await waitFor(
+      async () => {
+        const r = await pool.query(`SELECT expires_at < clock_timestamp() AS expired FROM ${db.schema}.leases WHERE name = $1`, [name]);
+        return r.rows[0]?.expired === true;
+      },
+      { timeoutMs: 5000, what: "the holding to expire" },
+    );
     expect(await backend.claim(name, "a", 5000)).toEqual({ ok: true, epoch: 2 });
   });
 
@@ -108,11 +114,14 @@ describe("LeaseKeeper on PostgreSQL: two replicas never act together", () => {
     await waitFor(() => b.k.status().heldBy === "a", { timeoutMs: 5000, what: "b to see a holding it" });
     // a renews on its own for a few TTLs: b never gets it meanwhile.
     const until = performance.now() + 3 * ttlMs;
-    await waitFor(() => {
-      expect(b.k.held()).toBe(false);
-      expect(a.k.held()).toBe(true);
-      return performance.now() > until;
-    }, { timeoutMs: 10_000, what: "a to keep renewing" });
+    await waitFor(
+      () => {
+        expect(b.k.held()).toBe(false);
+        expect(a.k.held()).toBe(true);
+        return performance.now() > until;
+      },
+      { timeoutMs: 10_000, what: "a to keep renewing" },
+    );
 
     // a "dies": it stops renewing without releasing (as after SIGKILL).
     const lastHeldCheck = () => a.k.held();
@@ -148,7 +157,13 @@ describe("openLease", () => {
     const sole = await openLease({ postgres: undefined, name: "dispatcher", ttlMs: 1000, logger });
     expect(sole.status().role).toBe("single");
     await sole.stop();
-    const lease = await openLease({ postgres: { connection: { connectionString: db.url }, schema: db.schema }, name: leaseName(), ttlMs: 1000, logger, replica: "replica-a" });
+    const lease = await openLease({
+      postgres: { connection: { connectionString: db.url }, schema: db.schema },
+      name: leaseName(),
+      ttlMs: 1000,
+      logger,
+      replica: "replica-a",
+    });
     await lease.start();
     expect(lease.held()).toBe(true);
     expect(lease.holder).toMatch(new RegExp(`^replica-a:${process.pid}:[0-9a-f]{6}$`));

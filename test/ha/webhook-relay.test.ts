@@ -46,8 +46,14 @@ describe("WebhookRelay", () => {
     const mine = sink();
     const theirs = sink();
     let leading = false;
-    leader.start(() => leading, (instance) => (instance === "forge" ? mine.s : undefined));
-    other.start(() => false, () => theirs.s);
+    leader.start(
+      () => leading,
+      (instance) => (instance === "forge" ? mine.s : undefined),
+    );
+    other.start(
+      () => false,
+      () => theirs.s,
+    );
     await standby.publish("forge", { kind: "workflow_job", job: { action: "queued", id: 7, attempt: 2, labels: ["linux"] } });
     await standby.publish("forge", { kind: "delivery", event: "push" });
     await standby.publish("unknown", { kind: "delivery", event: "push" });
@@ -74,10 +80,15 @@ describe("WebhookRelay", () => {
   it("deliveries older than keepMs are dropped: the next poll of Forgejo covers what they announced", async () => {
     const r = relay({ keepMs: 50 });
     await r.publish("forge", { kind: "delivery", event: "old" });
-    await waitFor(async () => {
-      const res = await pools[0]!.query(`SELECT count(*)::int AS n FROM ${db.schema}.webhook_relay WHERE received_at < clock_timestamp() - interval '60 milliseconds'`);
-      return res.rows[0].n === 1;
-    }, { timeoutMs: 5000, what: "the delivery to age" });
+    await waitFor(
+      async () => {
+        const res = await pools[0]!.query(
+          `SELECT count(*)::int AS n FROM ${db.schema}.webhook_relay WHERE received_at < clock_timestamp() - interval '60 milliseconds'`,
+        );
+        return res.rows[0].n === 1;
+      },
+      { timeoutMs: 5000, what: "the delivery to age" },
+    );
     await r.publish("forge", { kind: "delivery", event: "new" });
     expect((await r.take()).map((d) => (d.delivery.kind === "delivery" ? d.delivery.event : ""))).toEqual(["new"]);
   });

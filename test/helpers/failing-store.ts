@@ -1,5 +1,15 @@
 import { StateUnavailableError } from "../../src/store/errors.js";
-import type { CreateDispatchOptions, CreateDispatchResult, DispatchRecord, RunnerFields, RunnerFilter, RunnerPatch, RunnerRecord, RunnerState, Store } from "../../src/store/types.js";
+import type {
+  CreateDispatchOptions,
+  CreateDispatchResult,
+  DispatchRecord,
+  RunnerFields,
+  RunnerFilter,
+  RunnerPatch,
+  RunnerRecord,
+  RunnerState,
+  Store,
+} from "../../src/store/types.js";
 
 /** A write the wrapped store was asked for. */
 export interface WriteCall {
@@ -17,7 +27,8 @@ export class FailingStore implements Store {
   private failing: ((call: WriteCall) => boolean) | undefined;
   /** Every write refused, in order. */
   readonly refused: WriteCall[] = [];
-  readonly message = "state database /var/lib/forgejo-nsc/dispatcher.db cannot be written: the disk is full (SQLITE_FULL); free space on its file system; the dispatcher keeps retrying by itself";
+  readonly message =
+    "state database /var/lib/forgejo-nsc/dispatcher.db cannot be written: the disk is full (SQLITE_FULL); free space on its file system; the dispatcher keeps retrying by itself";
 
   /** `failing`: which writes to refuse from the start (see failWrites). */
   constructor(
@@ -48,7 +59,14 @@ export class FailingStore implements Store {
     return this.inner.createDispatch(dispatch, runners, options);
   }
 
-  async transition(name: string, from: readonly RunnerState[], to: RunnerState, reason: string, patch?: RunnerPatch, at?: Date): Promise<RunnerRecord | undefined> {
+  async transition(
+    name: string,
+    from: readonly RunnerState[],
+    to: RunnerState,
+    reason: string,
+    patch?: RunnerPatch,
+    at?: Date,
+  ): Promise<RunnerRecord | undefined> {
     this.guard({ method: "transition", runner: name, to });
     return this.inner.transition(name, from, to, reason, patch, at);
   }

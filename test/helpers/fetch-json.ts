@@ -18,7 +18,10 @@ export interface JsonReply {
  * One HTTP request whose answer is read as JSON where it is JSON. A string body is sent as it is,
  * any other body as JSON; with a body, content-type is application/json unless `headers` says else.
  */
-export async function fetchJson(url: string, init: { method: string; body?: unknown; headers?: Record<string, string> }): Promise<JsonReply> {
+export async function fetchJson(
+  url: string,
+  init: { method: string; body?: unknown; headers?: Record<string, string> },
+): Promise<JsonReply> {
   const { method, body, headers = {} } = init;
   const res = await fetch(url, {
     method,

@@ -20,7 +20,7 @@ export function processTreeGroups(pid: number): number[] {
   const all = liveProcesses();
   const groups = new Set<number>([pid]);
   const below = new Set<number>([pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const p of all) {
       if (below.has(p.ppid) && !below.has(p.pid)) {

@@ -34,7 +34,8 @@ const MIN_SECRET_LENGTH = 8;
  * one of these keys must carry a redaction marker, whatever the value looks like: this is what
  * catches runner and registration tokens no test wrote down, without guessing from their shape.
  */
-const SECRET_FIELD = /"(token|runner_token|registration_token|registrationToken|bearer_token|session_token|password|secret|webhook_secret|authorization|proxy-authorization|x-api-key)"\s*:\s*\[?\s*"([^"]*)"/gi;
+const SECRET_FIELD =
+  /"(token|runner_token|registration_token|registrationToken|bearer_token|session_token|password|secret|webhook_secret|authorization|proxy-authorization|x-api-key)"\s*:\s*\[?\s*"([^"]*)"/gi;
 const REDACTED_VALUES = new Set(["", "[redacted]", "redacted", "[Redacted]", "REDACTED"]);
 
 function lineAt(text: string, index: number): { line: number; start: number; end: number } {
@@ -70,7 +71,8 @@ function filesUnder(dir: string): string[] {
 export function readLedger(scanDir: string): SecretSpec[] {
   const out: SecretSpec[] = [];
   for (const f of filesUnder(join(scanDir, LEDGER_SUBDIR))) {
-    for (const v of readFileSync(f, "utf8").split("\n")) if (v) out.push({ value: v, source: `recorded at run time (${relative(scanDir, f)})` });
+    for (const v of readFileSync(f, "utf8").split("\n"))
+      if (v) out.push({ value: v, source: `recorded at run time (${relative(scanDir, f)})` });
   }
   return out;
 }
@@ -83,7 +85,8 @@ export function readLedger(scanDir: string): SecretSpec[] {
 export function scanLogDirectory(scanDir: string, secrets: readonly SecretSpec[]): ScanReport {
   const bySecret = new Map<string, string>();
   for (const s of secrets) {
-    if (s.value.length < MIN_SECRET_LENGTH) throw new Error(`secret from ${s.source} is shorter than ${MIN_SECRET_LENGTH} characters; a scan for it would match ordinary text`);
+    if (s.value.length < MIN_SECRET_LENGTH)
+      throw new Error(`secret from ${s.source} is shorter than ${MIN_SECRET_LENGTH} characters; a scan for it would match ordinary text`);
     if (!bySecret.has(s.value)) bySecret.set(s.value, s.source);
   }
   // Longest first, so a finding names the most specific secret when one contains another.
@@ -114,8 +117,17 @@ export function scanLogDirectory(scanDir: string, secrets: readonly SecretSpec[]
       const [whole, field, value] = m as unknown as [string, string, string];
       if (REDACTED_VALUES.has(value) || REDACTED_VALUES.has(value.replace(/^(Bearer|Basic|token)\s+/i, ""))) continue;
       const at = lineAt(text, m.index ?? 0);
-      const excerpt = text.slice(at.start, at.end).split(whole).join(whole.replace(value, mask(value)));
-      report.findings.push({ file: name, line: at.line, kind: "field", what: `field "${field}" carries an unredacted value`, excerpt: cut(excerpt) });
+      const excerpt = text
+        .slice(at.start, at.end)
+        .split(whole)
+        .join(whole.replace(value, mask(value)));
+      report.findings.push({
+        file: name,
+        line: at.line,
+        kind: "field",
+        what: `field "${field}" carries an unredacted value`,
+        excerpt: cut(excerpt),
+      });
     }
   }
   return report;

@@ -106,7 +106,8 @@ export function recordSecrets(values: Iterable<string | undefined | null>): void
   if (!dir) return;
   const list = [...values].filter((v): v is string => typeof v === "string" && v.length > 0);
   if (list.length === 0) return;
-  if (list.some((v) => /[\r\n]/.test(v))) throw new Error("recordSecrets: a secret with a line break cannot be recorded (the ledger is one secret per line)");
+  if (list.some((v) => /[\r\n]/.test(v)))
+    throw new Error("recordSecrets: a secret with a line break cannot be recorded (the ledger is one secret per line)");
   const ledger = join(dir, LEDGER_SUBDIR);
   mkdirSync(ledger, { recursive: true });
   appendFileSync(join(ledger, `ledger-${process.pid}.txt`), `${list.join("\n")}\n`, { mode: 0o600 });

@@ -31,7 +31,10 @@ export async function holdWriteLock(path: string, opts: { releaseAfterMs?: numbe
   let err = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  await waitFor(() => out.includes("locked\n") || child.exitCode !== null, { timeoutMs: 20_000, what: "the other process to take the lock" });
+  await waitFor(() => out.includes("locked\n") || child.exitCode !== null, {
+    timeoutMs: 20_000,
+    what: "the other process to take the lock",
+  });
   if (!out.includes("locked\n")) throw new Error(`the lock holder failed: ${err}`);
   const released = () => out.includes("released\n");
   return {

@@ -23,12 +23,29 @@ interface Daemon {
 
 const daemons: Record<string, () => Promise<Daemon>> = {
   dispatcher: async () => {
-    const h = await startHarness({ simulate: false, yaml: `http:\n${Object.entries(HTTP).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`).join("\n")}\n` });
-    return { url: h.url, protectedRoute: ["POST", "/api/v1/dispatch"], token: API_TOKEN, connections: () => count(h.dispatcher.app.server), close: () => h.close() };
+    const h = await startHarness({
+      simulate: false,
+      yaml: `http:\n${Object.entries(HTTP)
+        .map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`)
+        .join("\n")}\n`,
+    });
+    return {
+      url: h.url,
+      protectedRoute: ["POST", "/api/v1/dispatch"],
+      token: API_TOKEN,
+      connections: () => count(h.dispatcher.app.server),
+      close: () => h.close(),
+    };
   },
   autoscaler: async () => {
     const s = await startStack({ start: false, top: { http: HTTP } });
-    return { url: s.url, protectedRoute: ["GET", "/api/v1/status"], token: STATUS_TOKEN, connections: () => count(s.autoscaler.app.server), close: () => s.close() };
+    return {
+      url: s.url,
+      protectedRoute: ["GET", "/api/v1/status"],
+      token: STATUS_TOKEN,
+      connections: () => count(s.autoscaler.app.server),
+      close: () => s.close(),
+    };
   },
 };
 
@@ -94,7 +111,10 @@ describe.each(Object.keys(daemons))("%s connection limits", (name) => {
 
 describe("a dispatch that waits longer than http.connection_timeout", () => {
   it("gets its answer: the wait extends the connection's idle limit", async () => {
-    const h = await startHarness({ simulate: false, yaml: `http:\n  headers_timeout: 1s\n  request_timeout: 2s\n  connection_timeout: 2s\n` });
+    const h = await startHarness({
+      simulate: false,
+      yaml: `http:\n  headers_timeout: 1s\n  request_timeout: 2s\n  connection_timeout: 2s\n`,
+    });
     try {
       const r = await h.request("POST", "/api/v1/dispatch?wait=finished&timeout=3s", { labels: ["namespace-profile-linux-small"] });
       expect(r.status).toBe(202);

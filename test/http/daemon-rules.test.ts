@@ -45,7 +45,11 @@ describe("the listen-safety rule of both daemons", () => {
   });
 
   it("the autoscaler's config refuses what the dispatcher refuses, with the same words", () => {
-    const r = autoscalerConfigSchema.safeParse({ listen: "0.0.0.0:8081", dispatcher: { url: "http://127.0.0.1:8080" }, instances: [{ name: "fj", forgejo: { base_url: "https://f.example", token: "pat" }, targets: [{ labels: ["linux"] }] }] });
+    const r = autoscalerConfigSchema.safeParse({
+      listen: "0.0.0.0:8081",
+      dispatcher: { url: "http://127.0.0.1:8080" },
+      instances: [{ name: "fj", forgejo: { base_url: "https://f.example", token: "pat" }, targets: [{ labels: ["linux"] }] }],
+    });
     expect(r.success).toBe(false);
     const issue = r.error?.issues.find((i) => i.path.join(".") === "auth.tokens");
     expect(issue?.message).toBe(unsafeListenProblem("autoscaler", "0.0.0.0:8081", { tokens: [], allow_unauthenticated: false }));
@@ -53,7 +57,9 @@ describe("the listen-safety rule of both daemons", () => {
 });
 
 /** Adds a route that fails unexpectedly and asks it. */
-async function answerOfAFailure(app: FastifyInstance): Promise<{ status: number; body: { error: string; message: string; request_id: string } }> {
+async function answerOfAFailure(
+  app: FastifyInstance,
+): Promise<{ status: number; body: { error: string; message: string; request_id: string } }> {
   app.get("/boom", async () => {
     throw new Error("unexpected");
   });
@@ -66,7 +72,13 @@ describe("the 500 answer names the daemon whose log has the details", () => {
   afterAll(async () => {
     for (const c of closers.reverse()) await c();
   });
-  const limits = { headers_timeout: 10_000, request_timeout: 30_000, connection_timeout: 60_000, keep_alive_timeout: 130_000, max_connections: 10 };
+  const limits = {
+    headers_timeout: 10_000,
+    request_timeout: 30_000,
+    connection_timeout: 60_000,
+    keep_alive_timeout: 130_000,
+    max_connections: 10,
+  };
 
   for (const daemon of ["dispatcher", "autoscaler"] as const satisfies readonly DaemonName[]) {
     it(`createServer for the ${daemon}`, async () => {
@@ -81,8 +93,14 @@ describe("the 500 answer names the daemon whose log has the details", () => {
   }
 
   it("the autoscaler's app says autoscaler", async () => {
-    const config = autoscalerConfigSchema.parse({ listen: "127.0.0.1:0", dispatcher: { url: "http://127.0.0.1:9" }, instances: [{ name: "fj", forgejo: { base_url: "http://127.0.0.1:9", token: "pat" }, targets: [{ labels: ["linux"] }] }] });
-    const a = await createAutoscaler(buildAutoscalerDeps(config, captureLogger().logger, { metrics: new Metrics({ defaultMetrics: false }) }));
+    const config = autoscalerConfigSchema.parse({
+      listen: "127.0.0.1:0",
+      dispatcher: { url: "http://127.0.0.1:9" },
+      instances: [{ name: "fj", forgejo: { base_url: "http://127.0.0.1:9", token: "pat" }, targets: [{ labels: ["linux"] }] }],
+    });
+    const a = await createAutoscaler(
+      buildAutoscalerDeps(config, captureLogger().logger, { metrics: new Metrics({ defaultMetrics: false }) }),
+    );
     closers.push(() => a.stop());
     const { status, body } = await answerOfAFailure(a.app);
     expect(status).toBe(500);
@@ -91,10 +109,22 @@ describe("the 500 answer names the daemon whose log has the details", () => {
 
   it("the dispatcher's app says dispatcher", async () => {
     const tmp = tempDir("fnsc-500-");
-    const config = dispatcherConfigSchema.parse({ listen: "127.0.0.1:0", forgejo: { base_url: "http://127.0.0.1:9", token: "pat" }, dispatcher: { state_path: join(tmp.dir, "state.db") } });
+    const config = dispatcherConfigSchema.parse({
+      listen: "127.0.0.1:0",
+      forgejo: { base_url: "http://127.0.0.1:9", token: "pat" },
+      dispatcher: { state_path: join(tmp.dir, "state.db") },
+    });
     const { logger } = captureLogger();
     const store = await openStore(config.dispatcher.state_path, { logger });
-    const d = await createDispatcher({ config, logger, store, forgejo: {} as ForgejoApi, launchers: {}, metrics: new Metrics({ defaultMetrics: false }), timers: false });
+    const d = await createDispatcher({
+      config,
+      logger,
+      store,
+      forgejo: {} as ForgejoApi,
+      launchers: {},
+      metrics: new Metrics({ defaultMetrics: false }),
+      timers: false,
+    });
     closers.push(async () => {
       await d.app.close();
       await store.close();

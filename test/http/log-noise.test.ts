@@ -22,7 +22,11 @@ interface Line {
   req?: { method?: string; url?: string };
   repeated?: number | boolean;
 }
-const parse = (text: string): Line[] => text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Line);
+const parse = (text: string): Line[] =>
+  text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Line);
 const INFO = 30;
 const WARN = 40;
 
@@ -121,7 +125,9 @@ describe("autoscaler: a dispatcher that stays down", () => {
     await waitFor(() => r.passCount >= 1, { what: "first pass" });
     await stack.dispatcher.stop();
     stack.forgejo.addJob({ repo: "acme/app", runs_on: ["linux"] });
-    const failedFrom = await waitFor(async () => ((await stack.status()).instances[0]!.last_error ? r.passCount : undefined), { what: "the failure" });
+    const failedFrom = await waitFor(async () => ((await stack.status()).instances[0]!.last_error ? r.passCount : undefined), {
+      what: "the failure",
+    });
     await waitFor(() => r.passCount >= failedFrom + 3, { what: "more failing passes", timeoutMs: 15_000 });
     const during = parse(stack.logs.text()).filter((l) => l.msg === "reconcile pass incomplete");
     expect(during.length).toBeGreaterThanOrEqual(3);

@@ -42,7 +42,9 @@ describe("dispatcher /metrics", () => {
   });
 
   it("counts 401 and 429 answers to a dispatch", async () => {
-    expect((await h.request("POST", "/api/v1/dispatch", { count: 1 }, { authorization: "Bearer wrong-token-0123456789" })).status).toBe(401);
+    expect((await h.request("POST", "/api/v1/dispatch", { count: 1 }, { authorization: "Bearer wrong-token-0123456789" })).status).toBe(
+      401,
+    );
     expect((await h.request("POST", "/api/v1/dispatch", { count: 0 })).status).toBe(400);
     expect((await h.request("POST", "/api/v1/dispatch", { count: 0 })).status).toBe(429);
     const text = await (await fetch(`${h.url}/metrics`)).text();
@@ -75,7 +77,11 @@ describe("autoscaler /metrics", () => {
   });
 
   it("labels per-forge series `forge`, not Prometheus's `instance`, and serves only its own families", async () => {
-    const res = await fetch(`${s.url}/webhook/fj`, { method: "POST", headers: { "content-type": "application/json", "x-forgejo-event": "push" }, body: "{}" });
+    const res = await fetch(`${s.url}/webhook/fj`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forgejo-event": "push" },
+      body: "{}",
+    });
     expect(res.status).toBe(202);
     const text = await waitFor(
       async () => {

@@ -30,7 +30,13 @@ afterEach(async () => {
 
 function macCreate(labels: Record<string, string> = { "forgejo-nsc.runner": "r1" }): CreateInstanceRequest {
   return {
-    shape: { virtualCpu: 6, memoryMegabytes: 14336, machineArch: "arm64", os: "macos", selectors: [{ name: "macos.version", value: "15.x" }] },
+    shape: {
+      virtualCpu: 6,
+      memoryMegabytes: 14336,
+      machineArch: "arm64",
+      os: "macos",
+      selectors: [{ name: "macos.version", value: "15.x" }],
+    },
     labels: Object.entries(labels).map(([name, value]) => ({ name, value })),
     deadline: new Date(Date.now() + 3_600_000).toISOString(),
     applications: [{ name: "forgejo-runner", command: "/bin/bash", args: ["-lc", "true"], environment: { A: "1" }, workloadType: "JOB" }],
@@ -81,7 +87,9 @@ describe("ComputeApi", () => {
     expect(capacity.httpStatus).toBe(429);
     expect(capacity.message).toMatch(/capacity.*smaller namespace\.macos_machine_type/);
 
-    const invalid = (await api.createInstance({ ...macCreate(), shape: { ...macCreate().shape, virtualCpu: 5 } }).catch((e: unknown) => e)) as ComputeApiError;
+    const invalid = (await api
+      .createInstance({ ...macCreate(), shape: { ...macCreate().shape, virtualCpu: 5 } })
+      .catch((e: unknown) => e)) as ComputeApiError;
     expect(invalid.code).toBe("invalid_argument");
     expect(invalid.serverMessage).toContain("virtual_cpu");
 
@@ -114,7 +122,8 @@ describe("ComputeApi", () => {
     const api = new ComputeApi({ baseUrl: fake.url, tokenFile });
     fake.setKnobs({ pageSize: 2 });
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await api.createInstance(macCreate({ "forgejo-nsc.owner": "d1", "forgejo-nsc.runner": `r${i}` }))).metadata.instanceId);
+    for (let i = 0; i < 5; i++)
+      ids.push((await api.createInstance(macCreate({ "forgejo-nsc.owner": "d1", "forgejo-nsc.runner": `r${i}` }))).metadata.instanceId);
     await api.createInstance(macCreate({ "forgejo-nsc.owner": "other", "forgejo-nsc.runner": "x" }));
     fake.finish(ids[4]!);
     const listed = await api.listInstances({ "forgejo-nsc.owner": "d1" });
@@ -210,6 +219,8 @@ describe("proto3 JSON parsing", () => {
     expect(d.metadata.shape).toEqual({ virtualCpu: 12, memoryMegabytes: 28672, os: "macos", selectors: [] });
     expect(listInstancesResponseSchema.parse({})).toEqual({ instances: [] });
     expect(describeInstanceResponseSchema.safeParse({ metadata: { instanceId: "a", shape: { virtualCpu: "many" } } }).success).toBe(false);
-    expect(describeInstanceResponseSchema.parse({ metadata: { instanceId: "a", labels: [{ name: "k" }] } }).metadata.labels).toEqual([{ name: "k", value: "" }]);
+    expect(describeInstanceResponseSchema.parse({ metadata: { instanceId: "a", labels: [{ name: "k" }] } }).metadata.labels).toEqual([
+      { name: "k", value: "" },
+    ]);
   });
 });

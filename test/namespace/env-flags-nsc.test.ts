@@ -11,7 +11,7 @@ describe("flag-safe values survive nsc's real parsing rules", () => {
   it("delivers every value splitEnv sends as -e unchanged (sandbox.nsc nsc emulates pflag)", async () => {
     // Deterministic pseudo-random values over the characters that matter to pflag and CSV.
     let seed = 42;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const alphabet = ["a", "Z", "0", "=", ",", '"', "'", " ", "\n", "\r", "$", "\\", "/", "?", "&", "é"];
     const env: Record<string, string> = {};
     for (let i = 0; i < 300; i++) {
@@ -23,7 +23,10 @@ describe("flag-safe values survive nsc's real parsing rules", () => {
     const { flags, viaScript } = splitEnv(env);
     expect(Object.keys(viaScript).length).toBeGreaterThan(20);
     expect(flags.length / 2).toBeGreaterThan(100);
-    const r = await execa(sandbox.nsc.bin, ["run", "-o", "json", "--image", "i", ...flags, "--", "true"], { env: sandbox.nsc.env, reject: false });
+    const r = await execa(sandbox.nsc.bin, ["run", "-o", "json", "--image", "i", ...flags, "--", "true"], {
+      env: sandbox.nsc.env,
+      reject: false,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     const sent = Object.fromEntries(Object.entries(env).filter(([k]) => !(k in viaScript)));
     expect(sandbox.nsc.instances()[0]!.env).toEqual(sent);

@@ -7,7 +7,7 @@ describe("isFlagSafe", () => {
     ["a,b,c", true],
     ["https://h/?a=b", true],
     ["base64==", true],
-    ["say \"hi\" there", true],
+    ['say "hi" there', true],
     ["line1\nline2", true],
     ["", true],
     ["https://h/?a=b,c", false],

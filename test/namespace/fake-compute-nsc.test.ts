@@ -40,20 +40,33 @@ function linuxCreate(container: Record<string, unknown> = {}): CreateInstanceReq
     shape: { virtualCpu: 2, memoryMegabytes: 4096, machineArch: "amd64", os: "linux" },
     labels: [{ name: "t", value: "1" }],
     deadline: new Date(Date.now() + 600_000).toISOString(),
-    containers: [{ name: "c", imageRef: "img", args: ["/bin/sh", "-c", "true"], environment: { K: "v=1,\"2\"" }, workloadType: "JOB", ...container }],
+    containers: [
+      { name: "c", imageRef: "img", args: ["/bin/sh", "-c", "true"], environment: { K: 'v=1,"2"' }, workloadType: "JOB", ...container },
+    ],
   };
 }
 
-const nscJson = async (...args: string[]) => JSON.parse((await execa(nsc.bin, ["--region", "ord4", ...args], { env: nsc.env })).stdout) as unknown;
+const nscJson = async (...args: string[]) =>
+  JSON.parse((await execa(nsc.bin, ["--region", "ord4", ...args], { env: nsc.env })).stdout) as unknown;
 
 describe("fake Compute API backed by the fake nsc", () => {
   it("makes Linux containers in nsc's state; DestroyInstance ends them there, and nsc destroy ends them for the API", async () => {
     const a = (await api.createInstance(linuxCreate())).metadata.instanceId;
     const b = (await api.createInstance(linuxCreate())).metadata.instanceId;
-    const listed = (await nscJson("list", "--all", "-o", "json", "--label", "t=1")) as { cluster_id: string; labels: Record<string, string> }[];
+    const listed = (await nscJson("list", "--all", "-o", "json", "--label", "t=1")) as {
+      cluster_id: string;
+      labels: Record<string, string>;
+    }[];
     expect(listed.map((i) => i.cluster_id).sort()).toEqual([a, b].sort());
     const inst = nsc.instances().find((i) => i.id === a)!;
-    expect(inst).toMatchObject({ kind: "run", created_by: "compute-api", image: "img", args: ["/bin/sh", "-c", "true"], env: { K: "v=1,\"2\"" }, user: null });
+    expect(inst).toMatchObject({
+      kind: "run",
+      created_by: "compute-api",
+      image: "img",
+      args: ["/bin/sh", "-c", "true"],
+      env: { K: 'v=1,"2"' },
+      user: null,
+    });
     // Every request is recorded, body and all.
     expect(fake.calls("CreateInstance").map((r) => (r.body as CreateInstanceRequest).containers![0]!.imageRef)).toEqual(["img", "img"]);
 
@@ -67,9 +80,12 @@ describe("fake Compute API backed by the fake nsc", () => {
   it("ignores a field the API does not have (a container user, as connect-go's JSON codec does) and refuses malformed containers", async () => {
     const id = (await api.createInstance(linuxCreate({ user: "root" }))).metadata.instanceId;
     expect(nsc.instances().find((i) => i.id === id)!.user).toBeNull();
-    const refused = async (req: CreateInstanceRequest) => ((await api.createInstance(req).catch((e: unknown) => e)) as ComputeApiError).serverMessage;
+    const refused = async (req: CreateInstanceRequest) =>
+      ((await api.createInstance(req).catch((e: unknown) => e)) as ComputeApiError).serverMessage;
     expect(await refused(linuxCreate({ imageRef: "" }))).toContain("image_ref is required");
-    expect(await refused({ ...linuxCreate(), shape: { virtualCpu: 6, memoryMegabytes: 14336, machineArch: "arm64", os: "macos" } })).toContain("containers are only supported on linux");
+    expect(
+      await refused({ ...linuxCreate(), shape: { virtualCpu: 6, memoryMegabytes: 14336, machineArch: "arm64", os: "macos" } }),
+    ).toContain("containers are only supported on linux");
     expect(await refused(linuxCreate({ workloadType: "BATCH" }))).toContain("unknown workload type");
     expect(nsc.instances()).toHaveLength(1);
   });

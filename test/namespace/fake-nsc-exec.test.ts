@@ -21,7 +21,7 @@ beforeEach(() => {
   bin = join(tmp.dir, "bin");
   mkdirSync(bin);
   // A program found only through execute.pathPrefix, as the real forgejo-runner is in the suites.
-  writeFileSync(join(bin, "only-in-prefix"), "#!/bin/sh\necho \"prefix tool ran with $*\"\n");
+  writeFileSync(join(bin, "only-in-prefix"), '#!/bin/sh\necho "prefix tool ran with $*"\n');
   chmodSync(join(bin, "only-in-prefix"), 0o755);
   fake = createFakeNsc(join(tmp.dir, "nsc"), { execute: { pathPrefix: bin } });
 });
@@ -32,7 +32,10 @@ afterEach(() => {
 
 async function run(script: string, env: Record<string, string> = {}): Promise<string> {
   const flags = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
-  const r = await execa(fake.bin, ["run", "-o", "json", "--image", "img", "--label", "t=1", ...flags, "--", "/bin/sh", "-c", script], { env: fake.env, reject: false });
+  const r = await execa(fake.bin, ["run", "-o", "json", "--image", "img", "--label", "t=1", ...flags, "--", "/bin/sh", "-c", script], {
+    env: fake.env,
+    reject: false,
+  });
   expect(r.exitCode, r.stderr).toBe(0);
   return (JSON.parse(r.stdout) as { instance_id: string }).instance_id;
 }
@@ -73,7 +76,9 @@ describe("fake nsc executing stand-in", () => {
   });
 
   it("the instance deadline ends the processes too", async () => {
-    const r = await execa(fake.bin, ["run", "-o", "json", "--image", "img", "--duration", "10m", "--", "/bin/sh", "-c", "sleep 300"], { env: fake.env });
+    const r = await execa(fake.bin, ["run", "-o", "json", "--image", "img", "--duration", "10m", "--", "/bin/sh", "-c", "sleep 300"], {
+      env: fake.env,
+    });
     const id = (JSON.parse(r.stdout) as { instance_id: string }).instance_id;
     const pid = fake.instances().find((i) => i.id === id)!.container!.pid!;
     fake.advanceTime(11 * 60_000);

@@ -13,7 +13,13 @@ import { fakeNscSandbox } from "../helpers/fake-nsc-sandbox.js";
 const sandbox = fakeNscSandbox("fnsc-fake-");
 
 function nsc(args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
-  return execa(sandbox.nsc.bin, args, { env: { ...sandbox.nsc.env, ...opts.env }, reject: false, stripFinalNewline: false, ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }), cwd: sandbox.dir });
+  return execa(sandbox.nsc.bin, args, {
+    env: { ...sandbox.nsc.env, ...opts.env },
+    reject: false,
+    stripFinalNewline: false,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
+    cwd: sandbox.dir,
+  });
 }
 
 async function runOne(extra: string[] = [], region = "ord4"): Promise<string> {
@@ -113,7 +119,9 @@ describe("run (§13.2)", () => {
 
     const plain = await nsc(["run", "--image", "i"]);
     expect(plain.stdout.split("\n")).toHaveLength(6);
-    expect(plain.stdout).toMatch(/^\n {2}Created new ephemeral environment! ID: [0-9a-v]{13}\n\n {2}More at: https:\/\/cloud\.namespace\.so\/.+\n\n$/);
+    expect(plain.stdout).toMatch(
+      /^\n {2}Created new ephemeral environment! ID: [0-9a-v]{13}\n\n {2}More at: https:\/\/cloud\.namespace\.so\/.+\n\n$/,
+    );
 
     sandbox.nsc.setKnobs({ omitInstanceId: true });
     const old = JSON.parse((await nsc(["run", "-o", "json", "--image", "i"])).stdout) as Record<string, unknown>;
@@ -126,7 +134,12 @@ describe("run (§13.2)", () => {
     expect(results.map((r) => r.exitCode)).toEqual(Array(10).fill(0));
     const ids = results.map((r) => (JSON.parse(r.stdout) as { instance_id: string }).instance_id);
     expect(new Set(ids).size).toBe(10);
-    expect(sandbox.nsc.instances().map((i) => i.id).sort()).toEqual([...ids].sort());
+    expect(
+      sandbox.nsc
+        .instances()
+        .map((i) => i.id)
+        .sort(),
+    ).toEqual([...ids].sort());
   });
 
   it("fails with capacity for the next N runs only, creating nothing", async () => {
@@ -221,13 +234,21 @@ describe("lifecycle, describe, destroy, list (§13.2–13.4, §13.6)", () => {
   it("fails describe, list and destroy transiently for the next N calls", async () => {
     const id = await runOne();
     sandbox.nsc.setKnobs({ transient: { describe: 1, list: 1, destroy: 1 } });
-    for (const args of [["describe", id], ["list", "--all"], ["destroy", "--force", id]]) {
+    for (const args of [
+      ["describe", id],
+      ["list", "--all"],
+      ["destroy", "--force", id],
+    ]) {
       const r = await nsc(["--region", "ord4", ...args]);
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toContain("invocation error:");
       expect(r.stderr).toContain("unavailable");
     }
-    for (const args of [["describe", id], ["list", "--all"], ["destroy", "--force", id]]) {
+    for (const args of [
+      ["describe", id],
+      ["list", "--all"],
+      ["destroy", "--force", id],
+    ]) {
       expect((await nsc(["--region", "ord4", ...args])).exitCode).toBe(0);
     }
   });
@@ -277,12 +298,33 @@ describe("create (§13.5)", () => {
   it("writes the cidfile without a newline and the instance record with service credentials", async () => {
     const cid = join(sandbox.dir, "cid");
     const out = join(sandbox.dir, "out.json");
-    const r = await nsc(["--region", "ord4", "create", "--machine_type", "windows/amd64:8x16", "--duration", "1h", "--cidfile", cid, "--output_json_to", out, "-o", "json", "--wait_timeout", "6m"]);
+    const r = await nsc([
+      "--region",
+      "ord4",
+      "create",
+      "--machine_type",
+      "windows/amd64:8x16",
+      "--duration",
+      "1h",
+      "--cidfile",
+      cid,
+      "--output_json_to",
+      out,
+      "-o",
+      "json",
+      "--wait_timeout",
+      "6m",
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     const id = readFileSync(cid, "utf8");
     expect(id).toMatch(/^[0-9a-v]{13}$/);
     expect(JSON.parse(r.stdout)).toMatchObject({ cluster_id: id, instance_id: id });
-    const rec = JSON.parse(readFileSync(out, "utf8")) as { cluster_id: string; instance_id?: string; label: unknown; service_state: { name: string; credentials?: unknown }[] };
+    const rec = JSON.parse(readFileSync(out, "utf8")) as {
+      cluster_id: string;
+      instance_id?: string;
+      label: unknown;
+      service_state: { name: string; credentials?: unknown }[];
+    };
     expect(rec.cluster_id).toBe(id);
     expect(rec.instance_id).toBeUndefined();
     expect(rec.label).toEqual([{ name: "nsc.source", value: "nsc" }]);
@@ -297,8 +339,19 @@ describe("create (§13.5)", () => {
 
   it("validates selectors, --output_json_to with no wait, and warns about --output_to", async () => {
     expect((await nsc(["create", "--selectors", "macos.version=26.x,bad"])).stderr).toContain('invalid selector "bad": expected key=value');
-    expect((await nsc(["create", "--output_json_to", join(sandbox.dir, "o"), "--wait_timeout", "0"])).stderr).toContain("no instance information available with no wait timeout");
-    const r = await nsc(["create", "--machine_type", "macos/arm64:6x14", "--bare", "--selectors", "macos.version=26.x,image.with=xcode-26", "--output_to", join(sandbox.dir, "c")]);
+    expect((await nsc(["create", "--output_json_to", join(sandbox.dir, "o"), "--wait_timeout", "0"])).stderr).toContain(
+      "no instance information available with no wait timeout",
+    );
+    const r = await nsc([
+      "create",
+      "--machine_type",
+      "macos/arm64:6x14",
+      "--bare",
+      "--selectors",
+      "macos.version=26.x,image.with=xcode-26",
+      "--output_to",
+      join(sandbox.dir, "c"),
+    ]);
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain("Flag --output_to has been deprecated, use cidfile instead");
     const inst = sandbox.nsc.instances()[0]!;
@@ -355,7 +408,10 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
     const id = await createdInstance();
     sandbox.nsc.setKnobs({ forward: { "5985": `127.0.0.1:${echoPort}` } });
     expect((await nsc(["--region", "ord4", "instance", "port-forward", id])).stderr).toContain("--target_port is required");
-    const child = execa(sandbox.nsc.bin, ["--region", "ord4", "instance", "port-forward", id, "--target_port", "5985"], { env: sandbox.nsc.env, reject: false });
+    const child = execa(sandbox.nsc.bin, ["--region", "ord4", "instance", "port-forward", id, "--target_port", "5985"], {
+      env: sandbox.nsc.env,
+      reject: false,
+    });
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     try {
@@ -378,7 +434,10 @@ describe("ssh, port-forward, proxy (§13.7, §13.8)", () => {
     const id = await createdInstance();
     sandbox.nsc.setKnobs({ windowsCredentials: { username: "u", password: "p@ss" } });
     const other = await createdInstance();
-    const child = execa(sandbox.nsc.bin, ["--region", "ord4", "instance", "proxy", other, "-s", "rdp", "-o", "json", "--once"], { env: sandbox.nsc.env, reject: false });
+    const child = execa(sandbox.nsc.bin, ["--region", "ord4", "instance", "proxy", other, "-s", "rdp", "-o", "json", "--once"], {
+      env: sandbox.nsc.env,
+      reject: false,
+    });
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     const line = await waitFor(() => out.split("\n").find((l) => l.startsWith("{")), { what: "proxy JSON" });
@@ -414,7 +473,18 @@ describe("auth and tokens (§13.1, §13.9)", () => {
   it("token create writes {bearer_token} with mode 0600; generate-dev-token writes the raw token", async () => {
     mkdirSync(join(sandbox.dir, "out"));
     const file = join(sandbox.dir, "out", "nsc-token.json");
-    const r = await nsc(["token", "create", "--name", "forgejo-nsc", "--grant", '{"resource_type":"instance","resource_id":"*","actions":["create"]}', "--expires_in", "365d", "--token_file", file]);
+    const r = await nsc([
+      "token",
+      "create",
+      "--name",
+      "forgejo-nsc",
+      "--grant",
+      '{"resource_type":"instance","resource_id":"*","actions":["create"]}',
+      "--expires_in",
+      "365d",
+      "--token_file",
+      file,
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     const tok = JSON.parse(readFileSync(file, "utf8")) as { bearer_token: string };
     expect(tok.bearer_token).toMatch(/^nsrt_fake/);

@@ -53,7 +53,9 @@ describe("cacheVolume", () => {
     expect(cacheVolume("linux_cache_tag", undefined, "/cache", ["a"])).toBeUndefined();
     expect(cacheVolume("linux_cache_tag", "", "/cache", ["a"])).toBeUndefined();
     expect(cacheVolume("macos_cache_tag", "ci-{labels}", "/c", ["macos-14"])).toEqual({ tag: "ci-macos-14", path: "/c" });
-    expect(() => cacheVolume("macos_cache_tag", "-{labels}", "/c", ["x"])).toThrow(/namespace\.macos_cache_tag expands to "-x": use letters/);
+    expect(() => cacheVolume("macos_cache_tag", "-{labels}", "/c", ["x"])).toThrow(
+      /namespace\.macos_cache_tag expands to "-x": use letters/,
+    );
     expect(() => cacheVolume("linux_cache_tag", "a b", "/c", [])).toThrow(/namespace\.linux_cache_tag/);
   });
 });

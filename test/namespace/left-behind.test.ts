@@ -41,7 +41,10 @@ function workspace(instances: Record<string, Record<string, string>>, o: { listF
 
 describe("leftBehindFilter", () => {
   it("finds the runner by its instance label and owner, else by its name", () => {
-    expect(leftBehindFilter(spec({ [LABEL_RUNNER]: "r1-label", [LABEL_OWNER]: "d1" }))).toEqual({ [LABEL_RUNNER]: "r1-label", [LABEL_OWNER]: "d1" });
+    expect(leftBehindFilter(spec({ [LABEL_RUNNER]: "r1-label", [LABEL_OWNER]: "d1" }))).toEqual({
+      [LABEL_RUNNER]: "r1-label",
+      [LABEL_OWNER]: "d1",
+    });
     expect(leftBehindFilter(spec({}))).toEqual({ [LABEL_RUNNER]: "r1" });
   });
 });
@@ -50,7 +53,11 @@ describe("destroyLeftBehind", () => {
   const mine = { [LABEL_RUNNER]: "r1", [LABEL_OWNER]: "d1" };
 
   it("destroys the known instance and the runner's own, never another's, and names the first", async () => {
-    const ws = workspace({ i2: mine, other: { [LABEL_RUNNER]: "r2", [LABEL_OWNER]: "d1" }, foreign: { [LABEL_RUNNER]: "r1", [LABEL_OWNER]: "d2" } });
+    const ws = workspace({
+      i2: mine,
+      other: { [LABEL_RUNNER]: "r2", [LABEL_OWNER]: "d1" },
+      foreign: { [LABEL_RUNNER]: "r1", [LABEL_OWNER]: "d2" },
+    });
     const r = await destroyLeftBehind(spec(mine), { ...ws, known: ["i1"], look: true, log: captureLogger().logger });
     expect(ws.destroyed).toEqual(["i1", "i2"]);
     expect(r).toEqual({ notes: ["destroyed instance i1 it left behind", "destroyed instance i2 it left behind"], first: "i1" });

@@ -95,8 +95,22 @@ function spec(over: Partial<LaunchSpec> = {}): LaunchSpec {
   };
 }
 
-type ContainerBody = { name: string; imageRef: string; args: string[]; environment: Record<string, string>; workloadType: string; volumes?: unknown[]; user?: unknown };
-type CreateBody = { shape: Record<string, unknown>; labels: { name: string; value: string }[]; deadline: string; documentedPurpose: string; containers: ContainerBody[] };
+type ContainerBody = {
+  name: string;
+  imageRef: string;
+  args: string[];
+  environment: Record<string, string>;
+  workloadType: string;
+  volumes?: unknown[];
+  user?: unknown;
+};
+type CreateBody = {
+  shape: Record<string, unknown>;
+  labels: { name: string; value: string }[];
+  deadline: string;
+  documentedPurpose: string;
+  containers: ContainerBody[];
+};
 const created = (i = 0): CreateBody => api.calls("CreateInstance")[i]!.body as CreateBody;
 
 /** Every nsc invocation as the fake logged it (argv, stdout, stderr), the fake's own `__fake` calls included. */
@@ -112,7 +126,13 @@ const launchError = (p: Promise<unknown>): Promise<LaunchError> =>
 describe("LinuxLauncher with namespace.linux_launch: compute_api", () => {
   it("creates one JOB container with the whole runner environment in the request body; no nsc command line carries a value", async () => {
     const cachePath = join(tmp.dir, "container", "cache");
-    const l = launcher({ linux_cache_tag: "forgejo-{labels}", linux_cache_path: cachePath, linux_cache_size: "50gb", network: "host", machine_type: "2x4" });
+    const l = launcher({
+      linux_cache_tag: "forgejo-{labels}",
+      linux_cache_path: cachePath,
+      linux_cache_size: "50gb",
+      network: "host",
+      machine_type: "2x4",
+    });
     const launching = l.launch(spec({ machineType: "linux/arm64:8x16" }));
     const id = await waitFor(() => [...api.instances.keys()][0], { what: "CreateInstance" });
     await waitFor(() => api.calls("DescribeInstance").length >= 1, { what: "the launcher to poll while CREATING" });
@@ -123,13 +143,25 @@ describe("LinuxLauncher with namespace.linux_launch: compute_api", () => {
     expect(body.shape).toEqual({ virtualCpu: 8, memoryMegabytes: 16384, machineArch: "arm64", os: "linux" });
     expect(body.deadline).toBe(new Date(NOW.getTime() + 20 * 60_000).toISOString());
     expect(body.documentedPurpose).toBe("forgejo runner nscloud-api1");
-    expect(body.labels.map((x) => `${x.name}=${x.value}`).sort()).toEqual(["forgejo-nsc.owner=default", "forgejo-nsc.platform=linux", "forgejo-nsc.runner=nscloud-api1", "team=ci"]);
+    expect(body.labels.map((x) => `${x.name}=${x.value}`).sort()).toEqual([
+      "forgejo-nsc.owner=default",
+      "forgejo-nsc.platform=linux",
+      "forgejo-nsc.runner=nscloud-api1",
+      "team=ci",
+    ]);
     expect(body.containers).toHaveLength(1);
     const c = body.containers[0]!;
-    expect(c).toMatchObject({ name: "nscloud-api1", imageRef: "code.forgejo.org/forgejo/runner:12.13.2", workloadType: "JOB", network: "HOST" });
+    expect(c).toMatchObject({
+      name: "nscloud-api1",
+      imageRef: "code.forgejo.org/forgejo/runner:12.13.2",
+      workloadType: "JOB",
+      network: "HOST",
+    });
     // The public ContainerRequest has no user override; nothing pretends otherwise.
     expect(c).not.toHaveProperty("user");
-    expect(c.volumes).toEqual([{ tag: `forgejo-${labelSlug(spec().labels)}`, mountPoint: cachePath, sizeMb: "51200", persistencyKind: "CACHE" }]);
+    expect(c.volumes).toEqual([
+      { tag: `forgejo-${labelSlug(spec().labels)}`, mountPoint: cachePath, sizeMb: "51200", persistencyKind: "CACHE" },
+    ]);
     expect(c.environment).toEqual({
       FORGEJO_INSTANCE_URL: "https://forgejo.example",
       FORGEJO_RUNNER_LABELS: "namespace-profile-linux-medium:host",
@@ -148,9 +180,17 @@ describe("LinuxLauncher with namespace.linux_launch: compute_api", () => {
 
     // The instance lives where nsc sees it, with the environment the request carried.
     const [inst] = nscFake.instances();
-    expect(inst).toMatchObject({ id, region: "ord4", created_by: "compute-api", user: null, labels: { [LABEL_RUNNER]: "nscloud-api1", [LABEL_PLATFORM]: "linux" } });
+    expect(inst).toMatchObject({
+      id,
+      region: "ord4",
+      created_by: "compute-api",
+      user: null,
+      labels: { [LABEL_RUNNER]: "nscloud-api1", [LABEL_PLATFORM]: "linux" },
+    });
     expect(inst!.env!.FORGEJO_RUNNER_TOKEN).toBe(RUNNER_TOKEN);
-    expect(await l.list({ [LABEL_OWNER]: "default" })).toEqual([{ instanceId: id, labels: expect.objectContaining({ [LABEL_RUNNER]: "nscloud-api1" }), createdAt: expect.any(String) }]);
+    expect(await l.list({ [LABEL_OWNER]: "default" })).toEqual([
+      { instanceId: id, labels: expect.objectContaining({ [LABEL_RUNNER]: "nscloud-api1" }), createdAt: expect.any(String) },
+    ]);
 
     expect(nscFake.calls("run")).toEqual([]);
     expect(nscLog()).not.toContain(RUNNER_TOKEN);
@@ -165,12 +205,20 @@ describe("LinuxLauncher with namespace.linux_launch: compute_api", () => {
     nscFake.setKnobs({ execute: { pathPrefix: FAKE_RUNNER_DIR } });
     api.setKnobs({ initialStatus: "RUNNING" });
     const l = launcher({ environment: { FAKE_RUNNER_LOG: runnerLog } });
-    const { instanceId } = await l.launch(spec({ credentials: { mode: "token", instanceUrl: "https://forgejo.example", registrationToken: REG_TOKEN }, jobHandle: undefined }));
+    const { instanceId } = await l.launch(
+      spec({ credentials: { mode: "token", instanceUrl: "https://forgejo.example", registrationToken: REG_TOKEN }, jobHandle: undefined }),
+    );
 
-    const calls = await waitFor(() => {
-      const lines = readFileSync(runnerLog, "utf8").split("\n").filter(Boolean).map((x) => JSON.parse(x) as FakeRunnerCall);
-      return lines.some((x) => x.command === "one-job") ? lines : undefined;
-    }, { what: "forgejo-runner one-job in the container" });
+    const calls = await waitFor(
+      () => {
+        const lines = readFileSync(runnerLog, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((x) => JSON.parse(x) as FakeRunnerCall);
+        return lines.some((x) => x.command === "one-job") ? lines : undefined;
+      },
+      { what: "forgejo-runner one-job in the container" },
+    );
     const register = calls.find((x) => x.command === "register")!;
     expect(register.argv).toEqual(expect.arrayContaining(["--token", REG_TOKEN, "--name", "nscloud-api1"]));
     expect(register.problems).toEqual([]);
@@ -178,7 +226,9 @@ describe("LinuxLauncher with namespace.linux_launch: compute_api", () => {
     expect(calls.find((x) => x.command === "one-job")!.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
 
     // The container exited: the instance is gone for nsc and for the API alike.
-    await waitFor(async () => (await l.list({ [LABEL_RUNNER]: "nscloud-api1" })).length === 0, { what: "the instance to end with its container" });
+    await waitFor(async () => (await l.list({ [LABEL_RUNNER]: "nscloud-api1" })).length === 0, {
+      what: "the instance to end with its container",
+    });
     const ended = nscFake.instances({ includeDestroyed: true }).find((i) => i.id === instanceId)!;
     expect(ended.destroy_reason).toBe("container exited");
     expect(ended.container!.exit_code).toBe(0);
@@ -222,12 +272,34 @@ describe("LinuxLauncher with namespace.linux_launch: compute_api", () => {
     expect(nscFake.calls("list")).toEqual([]);
 
     // An instance an earlier, timed-out create made, carrying this runner's labels.
-    const left = await execa(nscFake.bin, ["--region", "ord4", "run", "-o", "json", "--image", "img", "--label", `${LABEL_RUNNER}=nscloud-api1`, "--label", `${LABEL_OWNER}=default`, "--", "true"], { env: nscFake.env });
+    const left = await execa(
+      nscFake.bin,
+      [
+        "--region",
+        "ord4",
+        "run",
+        "-o",
+        "json",
+        "--image",
+        "img",
+        "--label",
+        `${LABEL_RUNNER}=nscloud-api1`,
+        "--label",
+        `${LABEL_OWNER}=default`,
+        "--",
+        "true",
+      ],
+      { env: nscFake.env },
+    );
     const leftId = (JSON.parse(left.stdout) as { instance_id: string }).instance_id;
-    api.setKnobs({ failNext: [{ method: "CreateInstance", code: "unavailable", status: 503, message: `echoed ${RUNNER_TOKEN}`, times: 1 }] });
+    api.setKnobs({
+      failNext: [{ method: "CreateInstance", code: "unavailable", status: 503, message: `echoed ${RUNNER_TOKEN}`, times: 1 }],
+    });
     const transient = await launchError(launcher().launch(spec()));
     expect(transient.kind).toBe("transient");
-    expect(transient.message).toContain(`creating linux instance for runner nscloud-api1 failed: Namespace Compute API CreateInstance failed (unavailable, HTTP 503): echoed [redacted]`);
+    expect(transient.message).toContain(
+      `creating linux instance for runner nscloud-api1 failed: Namespace Compute API CreateInstance failed (unavailable, HTTP 503): echoed [redacted]`,
+    );
     expect(transient.message).toContain(`destroyed instance ${leftId} it left behind`);
     expect(nscFake.instances()).toEqual([]);
     // A server echoing a request value does not put it in the error or the log.
@@ -245,15 +317,21 @@ describe("namespace.linux_launch configuration", () => {
 
   it("defaults to nsc, and refuses compute_api without a token file or a region, saying what to set", () => {
     expect(dispatcherConfigSchema.parse(base).namespace.linux_launch).toBe("nsc");
-    expect(problems({ linux_launch: "compute_api", region: "ord4" })).toEqual([expect.stringMatching(/^namespace\.linux_launch: compute_api needs namespace\.token_file .*use linux_launch: nsc$/)]);
-    expect(problems({ linux_launch: "compute_api", token_file: "/t.json" })).toEqual([expect.stringMatching(/^namespace\.linux_launch: compute_api needs namespace\.region/)]);
+    expect(problems({ linux_launch: "compute_api", region: "ord4" })).toEqual([
+      expect.stringMatching(/^namespace\.linux_launch: compute_api needs namespace\.token_file .*use linux_launch: nsc$/),
+    ]);
+    expect(problems({ linux_launch: "compute_api", token_file: "/t.json" })).toEqual([
+      expect.stringMatching(/^namespace\.linux_launch: compute_api needs namespace\.region/),
+    ]);
     expect(problems({ linux_launch: "compute_api", token_file: "/t.json", region: "ord4" })).toEqual([]);
     expect(problems({ linux_launch: "api" })).toEqual([expect.stringMatching(/^namespace\.linux_launch: /)]);
   });
 
   it("refuses at start-up what the Compute API cannot take: no client, a non-Linux or malformed machine type, an unknown network", () => {
     const nsc = new NscCli({ binary: nscFake.bin, region: "ord4", logger: logs.logger, env: nscFake.env });
-    expect(() => new LinuxLauncher({ config: config(), nsc, logger: logs.logger })).toThrow(/no Compute API client .*namespace\.token_file/);
+    expect(() => new LinuxLauncher({ config: config(), nsc, logger: logs.logger })).toThrow(
+      /no Compute API client .*namespace\.token_file/,
+    );
     expect(() => launcher({ machine_type: "windows/amd64:4x8" })).toThrow(LinuxConfigError);
     expect(() => launcher({ machine_type: "4cpu" })).toThrow(/not CPUxMEM/);
     expect(() => launcher({ machine_type: "linux/riscv64:4x8" })).toThrow(/amd64 or arm64/);

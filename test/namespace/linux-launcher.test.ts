@@ -50,7 +50,14 @@ function launcher(namespace: Record<string, unknown> = {}, runnerCfg: Record<str
     },
     runner: runnerCfg,
   });
-  const nsc = new NscCli({ binary: config.namespace.nsc_binary, region: config.namespace.region, tokenFile: config.namespace.token_file, logger: logs.logger, metrics: new Metrics({ defaultMetrics: false }), env: fake.env });
+  const nsc = new NscCli({
+    binary: config.namespace.nsc_binary,
+    region: config.namespace.region,
+    tokenFile: config.namespace.token_file,
+    logger: logs.logger,
+    metrics: new Metrics({ defaultMetrics: false }),
+    env: fake.env,
+  });
   return { launcher: new LinuxLauncher({ config, nsc, logger: logs.logger }), config };
 }
 
@@ -73,7 +80,11 @@ function spec(over: Partial<LaunchSpec> = {}): LaunchSpec {
 async function runContainer(inst: FakeNscInstance, recordEnv: string[] = []) {
   const [sh, flag, script] = inst.args!;
   expect([sh, flag]).toEqual(["/bin/sh", "-c"]);
-  return execa("/bin/sh", ["-c", script!], { env: { ...inst.env, ...runner.env, FAKE_RUNNER_RECORD_ENV: recordEnv.join(",") }, extendEnv: false, reject: false });
+  return execa("/bin/sh", ["-c", script!], {
+    env: { ...inst.env, ...runner.env, FAKE_RUNNER_RECORD_ENV: recordEnv.join(",") },
+    extendEnv: false,
+    reject: false,
+  });
 }
 
 async function launchError(p: Promise<unknown>): Promise<LaunchError> {
@@ -92,7 +103,12 @@ function allText(err?: Error): string {
 describe("LinuxLauncher.launch", () => {
   it("runs nsc with the documented flags, our labels on the instance and the bootstrap after --", async () => {
     const cachePath = join(tmp.dir, "container", "cache");
-    const { launcher: l } = launcher({ linux_cache_tag: "forgejo-{labels}", linux_cache_path: cachePath, linux_cache_size: "20gb", network: "host" });
+    const { launcher: l } = launcher({
+      linux_cache_tag: "forgejo-{labels}",
+      linux_cache_path: cachePath,
+      linux_cache_size: "20gb",
+      network: "host",
+    });
     const { instanceId } = await l.launch(spec());
     const [call] = fake.calls("run");
     const argv = call!.argv;
@@ -111,7 +127,12 @@ describe("LinuxLauncher.launch", () => {
     expect(pairs("--network")).toEqual(["host"]);
     const slug = labelSlug(spec().labels);
     expect(pairs("--volume")).toEqual([`cache:forgejo-${slug}:${cachePath}:20gb`]);
-    expect(pairs("--label").sort()).toEqual(["forgejo-nsc.owner=default", "forgejo-nsc.platform=linux", "forgejo-nsc.runner=nscloud-3f2a", "team=ci"]);
+    expect(pairs("--label").sort()).toEqual([
+      "forgejo-nsc.owner=default",
+      "forgejo-nsc.platform=linux",
+      "forgejo-nsc.runner=nscloud-3f2a",
+      "team=ci",
+    ]);
     expect(pairs("-e").sort()).toEqual(
       [
         "FORGEJO_INSTANCE_URL=https://forgejo.example",
@@ -132,7 +153,17 @@ describe("LinuxLauncher.launch", () => {
     const r = await runContainer(inst!);
     expect(r.exitCode, r.stderr).toBe(0);
     const [reg, job] = runner.calls();
-    expect(reg!.argv).toEqual(expect.arrayContaining(["register", "--token", REG_TOKEN, "--name", "nscloud-3f2a", "--labels", "namespace-profile-linux-medium:host,ubuntu:docker://node:20"]));
+    expect(reg!.argv).toEqual(
+      expect.arrayContaining([
+        "register",
+        "--token",
+        REG_TOKEN,
+        "--name",
+        "nscloud-3f2a",
+        "--labels",
+        "namespace-profile-linux-medium:host,ubuntu:docker://node:20",
+      ]),
+    );
     expect(job!.argv).toEqual(["one-job", "--config", "runner.yaml"]);
     expect(job!.config!.content).toContain(`${cachePath}/actcache`);
     expect(existsSync(cachePath)).toBe(true);
@@ -171,14 +202,21 @@ describe("LinuxLauncher.launch", () => {
 
   it("pins an ephemeral runner to its job with the runner token in a file", async () => {
     const { launcher: l } = launcher();
-    const credentials: RunnerCredentials = { mode: "ephemeral", instanceUrl: "https://forgejo.example", uuid: "9f1c-uuid", token: RUNNER_TOKEN };
+    const credentials: RunnerCredentials = {
+      mode: "ephemeral",
+      instanceUrl: "https://forgejo.example",
+      uuid: "9f1c-uuid",
+      token: RUNNER_TOKEN,
+    };
     await l.launch(spec({ credentials, jobHandle: "9d52c7d8-handle" }));
     const inst = fake.instances()[0]!;
     expect(inst.env).toMatchObject({ FORGEJO_RUNNER_UUID: "9f1c-uuid", FORGEJO_RUNNER_TOKEN: RUNNER_TOKEN });
     const r = await runContainer(inst);
     expect(r.exitCode, r.stderr).toBe(0);
     const [job] = runner.calls();
-    expect(job!.argv).toEqual(expect.arrayContaining(["one-job", "--url", "https://forgejo.example", "--uuid", "9f1c-uuid", "--handle", "9d52c7d8-handle"]));
+    expect(job!.argv).toEqual(
+      expect.arrayContaining(["one-job", "--url", "https://forgejo.example", "--uuid", "9f1c-uuid", "--handle", "9d52c7d8-handle"]),
+    );
     expect(job!.tokenFile).toMatchObject({ content: RUNNER_TOKEN, mode: "600" });
     expect(allText()).not.toContain(RUNNER_TOKEN);
   });
@@ -223,7 +261,9 @@ describe("LinuxLauncher failures", () => {
     const { launcher: l } = launcher();
     const err = await launchError(l.launch(spec()));
     expect(fake.calls("run")[0]!.stderr).not.toContain("cluster id");
-    expect(fake.calls("list")[0]!.argv).toEqual(expect.arrayContaining(["--all", "--label", "forgejo-nsc.runner=nscloud-3f2a", "--label", "forgejo-nsc.owner=default"]));
+    expect(fake.calls("list")[0]!.argv).toEqual(
+      expect.arrayContaining(["--all", "--label", "forgejo-nsc.runner=nscloud-3f2a", "--label", "forgejo-nsc.owner=default"]),
+    );
     expect(fake.instances()).toEqual([]);
     expect(err.message).toContain("it left behind");
   });
@@ -273,7 +313,9 @@ describe("LinuxLauncher.list / destroy and cacheTag", () => {
     const { launcher: l } = launcher();
     const { instanceId } = await l.launch(spec());
     const list = await l.list({ [LABEL_OWNER]: "default" });
-    expect(list).toEqual([expect.objectContaining({ instanceId, labels: expect.objectContaining({ [LABEL_RUNNER]: "nscloud-3f2a" }) as unknown })]);
+    expect(list).toEqual([
+      expect.objectContaining({ instanceId, labels: expect.objectContaining({ [LABEL_RUNNER]: "nscloud-3f2a" }) as unknown }),
+    ]);
     await l.destroy(instanceId);
     await l.destroy(instanceId);
     expect(await l.list({ [LABEL_OWNER]: "default" })).toEqual([]);

@@ -48,7 +48,14 @@ function config(ns: Record<string, unknown> = {}) {
 }
 
 function nscCli(logger: Logger = log.logger, region: string | undefined = "ord4", createTimeoutMs = 10_000): NscCli {
-  return new NscCli({ binary: nscFake.bin, region, tokenFile, logger, env: nscFake.env, timeoutMs: { create: createTimeoutMs, ssh: 10_000 } });
+  return new NscCli({
+    binary: nscFake.bin,
+    region,
+    tokenFile,
+    logger,
+    env: nscFake.env,
+    timeoutMs: { create: createTimeoutMs, ssh: 10_000 },
+  });
 }
 
 function launcher(ns: Record<string, unknown> = {}, opts: { nsc?: NscCli | undefined } = {}): MacosLauncher {
@@ -156,12 +163,16 @@ describe("MacosLauncher via the Compute API", () => {
     expect(err).toBeInstanceOf(LaunchError);
     expect(err.kind).toBe("transient");
     expect(err.instanceId).toBe(id);
-    expect(err.message).toContain(`ended (ERROR) before it ran: the Compute API reports no reason; see the instance in the Namespace dashboard (https://cloud.namespace.so/fake-workspace/instance/${id})`);
+    expect(err.message).toContain(
+      `ended (ERROR) before it ran: the Compute API reports no reason; see the instance in the Namespace dashboard (https://cloud.namespace.so/fake-workspace/instance/${id})`,
+    );
     expect(api.calls("DestroyInstance")).toHaveLength(1);
   });
 
   it("gives up after namespace.wait_timeout and destroys the instance", async () => {
-    const err = (await launcher({ wait_timeout: "100ms" }).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher({ wait_timeout: "100ms" })
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("transient");
     expect(err.message).toContain("still CREATING after namespace.wait_timeout");
     const id = [...api.instances.keys()][0]!;
@@ -215,26 +226,41 @@ describe("MacosLauncher via the Compute API", () => {
   it("requests a cache volume per label set and exports NSC_CACHE_PATH", async () => {
     api.setKnobs({ initialStatus: "RUNNING" });
     await launcher({ macos_cache_tag: "mac-{labels}", macos_cache_size: "50gb" }).launch(spec());
-    expect(created().volumes).toEqual([{ tag: "mac-namespace-profile-macos-large-xcode", mountPoint: "/Users/runner/.cache/nscloud", sizeMb: "51200", persistencyKind: "CACHE" }]);
+    expect(created().volumes).toEqual([
+      {
+        tag: "mac-namespace-profile-macos-large-xcode",
+        mountPoint: "/Users/runner/.cache/nscloud",
+        sizeMb: "51200",
+        persistencyKind: "CACHE",
+      },
+    ]);
     expect(created().applications[0]!.environment.NSC_CACHE_PATH).toBe("/Users/runner/.cache/nscloud");
     expect(created().applications[0]!.args[1]).toContain("/Users/runner/.cache/nscloud/actcache");
   });
 
   it("maps API errors to launch error kinds and does not fall back on auth or invalid requests", async () => {
     writeFileSync(tokenFile, JSON.stringify({ bearer_token: "nsrt_wrong" }));
-    const auth = (await launcher().launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const auth = (await launcher()
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(auth.kind).toBe("auth");
     expect(auth.message).toContain("namespace.token_file");
     writeFileSync(tokenFile, JSON.stringify({ bearer_token: api.token }));
 
-    api.setKnobs({ failNext: [{ method: "CreateInstance", code: "invalid_argument", status: 400, message: "selector not allowed", times: 1 }] });
-    const invalid = (await launcher().launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    api.setKnobs({
+      failNext: [{ method: "CreateInstance", code: "invalid_argument", status: 400, message: "selector not allowed", times: 1 }],
+    });
+    const invalid = (await launcher()
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(invalid.kind).toBe("invalid");
     expect(invalid.message).toContain("selector not allowed");
     expect(nscFake.calls("create")).toEqual([]);
 
     api.setKnobs({ capacity: 1 });
-    const capacity = (await launcher({ macos_fallback_nsc: false }, { nsc: undefined }).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const capacity = (await launcher({ macos_fallback_nsc: false }, { nsc: undefined })
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(capacity.kind).toBe("capacity");
     expect(capacity.message).toContain("resource_exhausted");
     assertNoSecrets(`${auth.message}${invalid.message}${capacity.message}${log.text()}`);
@@ -244,16 +270,34 @@ describe("MacosLauncher via the Compute API", () => {
     api.setKnobs({ initialStatus: "RUNNING" });
     const first = launcher();
     const { instanceId } = await first.launch(spec());
-    const done = await first.launch(spec({ runnerName: "nscloud-mac2", instanceLabels: { ...spec().instanceLabels, [LABEL_RUNNER]: "nscloud-mac2" } }));
+    const done = await first.launch(
+      spec({ runnerName: "nscloud-mac2", instanceLabels: { ...spec().instanceLabels, [LABEL_RUNNER]: "nscloud-mac2" } }),
+    );
     api.finish(done.instanceId);
     // Somebody else's instance and a Windows-labelled one with our owner label stay invisible.
-    api.addInstance({ labels: [{ name: LABEL_OWNER, value: "other" }, { name: LABEL_PLATFORM, value: "macos" }] });
-    api.addInstance({ labels: [{ name: LABEL_OWNER, value: "d1" }, { name: LABEL_PLATFORM, value: "windows" }] });
+    api.addInstance({
+      labels: [
+        { name: LABEL_OWNER, value: "other" },
+        { name: LABEL_PLATFORM, value: "macos" },
+      ],
+    });
+    api.addInstance({
+      labels: [
+        { name: LABEL_OWNER, value: "d1" },
+        { name: LABEL_PLATFORM, value: "windows" },
+      ],
+    });
 
     // A fresh launcher, as after a dispatcher restart.
     const after = launcher();
     const listed = await after.list({ [LABEL_OWNER]: "d1" });
-    expect(listed).toEqual([{ instanceId, labels: { [LABEL_OWNER]: "d1", [LABEL_RUNNER]: "nscloud-mac1", [LABEL_PLATFORM]: "macos", team: "ios" }, createdAt: expect.any(String) }]);
+    expect(listed).toEqual([
+      {
+        instanceId,
+        labels: { [LABEL_OWNER]: "d1", [LABEL_RUNNER]: "nscloud-mac1", [LABEL_PLATFORM]: "macos", team: "ios" },
+        createdAt: expect.any(String),
+      },
+    ]);
     expect(api.calls("ListInstances").at(-1)!.body).toEqual({
       labelFilter: [
         { name: LABEL_OWNER, value: "d1", op: "EQUAL" },
@@ -275,7 +319,9 @@ describe("MacosLauncher via the Compute API", () => {
 describe("MacosLauncher fallback to nsc create + nsc ssh", () => {
   it("falls back on capacity: nsc create with the macOS shape and selectors, then the detached script over ssh", async () => {
     api.setKnobs({ capacity: true });
-    const { instanceId } = await launcher({ macos_cache_tag: "mac" }).launch(spec({ credentials: { mode: "token", instanceUrl: "https://forgejo.example", registrationToken: REG_TOKEN } }));
+    const { instanceId } = await launcher({ macos_cache_tag: "mac" }).launch(
+      spec({ credentials: { mode: "token", instanceUrl: "https://forgejo.example", registrationToken: REG_TOKEN } }),
+    );
     expect(log.text()).toContain("falling back to nsc create");
 
     const [create] = nscFake.calls("create");
@@ -321,7 +367,9 @@ describe("MacosLauncher fallback to nsc create + nsc ssh", () => {
   it("reports a fallback whose nsc create blocks on capacity as capacity, after the outer timeout", async () => {
     api.setKnobs({ capacity: true });
     nscFake.setKnobs({ createCapacity: true, createRetryLogMs: 100 });
-    const err = (await launcher({}, { nsc: nscCli(log.logger, "ord4", 1_500) }).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher({}, { nsc: nscCli(log.logger, "ord4", 1_500) })
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("capacity");
     expect(err.message).toMatch(/macOS fallback \(nsc create\).*did not finish within 2s/);
     expect(nscFake.instances()).toEqual([]);
@@ -330,7 +378,9 @@ describe("MacosLauncher fallback to nsc create + nsc ssh", () => {
   it("destroys the fallback instance when the script cannot be started over ssh", async () => {
     api.setKnobs({ failNext: [{ method: "CreateInstance", code: "unavailable", status: 503, times: 1 }] });
     nscFake.setKnobs({ ssh: { stderr: "bash: permission denied\n", exitCode: 126 } });
-    const err = (await launcher().launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher()
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("transient");
     expect(err.message).toContain("over nsc ssh failed");
     expect(err.message).toContain("Process exited with status 126");
@@ -340,7 +390,9 @@ describe("MacosLauncher fallback to nsc create + nsc ssh", () => {
 
   it("is not used when namespace.macos_fallback_nsc is false", async () => {
     api.setKnobs({ failNext: [{ method: "CreateInstance", code: "unavailable", status: 503, times: 1 }] });
-    const err = (await launcher({ macos_fallback_nsc: false }).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher({ macos_fallback_nsc: false })
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("transient");
     expect(nscFake.calls("create")).toEqual([]);
   });

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { MACOS_MEMORY_GB, MACOS_VCPUS, MacosConfigError, macosImage, parseMacosShape, parseSizeMb, selectorsFlag } from "../../src/namespace/macos-shape.js";
+import {
+  MACOS_MEMORY_GB,
+  MACOS_VCPUS,
+  MacosConfigError,
+  macosImage,
+  parseMacosShape,
+  parseSizeMb,
+  selectorsFlag,
+} from "../../src/namespace/macos-shape.js";
 import { PlatformConflictError, defaultMachineType, platformForLabels, windowsShapeForLabels } from "../../src/namespace/platform.js";
 
 describe("platformForLabels", () => {
@@ -40,7 +48,13 @@ describe("parseMacosShape", () => {
   it("keeps every allowed shape exactly, in GB and MB and with the os/arch prefix", () => {
     for (const cpu of MACOS_VCPUS) {
       for (const gb of MACOS_MEMORY_GB) {
-        const want = { virtualCpu: cpu, memoryMegabytes: gb * 1024, machineArch: "arm64", machineType: `macos/arm64:${cpu}x${gb}`, rounded: false };
+        const want = {
+          virtualCpu: cpu,
+          memoryMegabytes: gb * 1024,
+          machineArch: "arm64",
+          machineType: `macos/arm64:${cpu}x${gb}`,
+          rounded: false,
+        };
         expect(parseMacosShape(`${cpu}x${gb}`)).toEqual(want);
         expect(parseMacosShape(`macos/arm64:${cpu}x${gb}`)).toEqual(want);
         expect(parseMacosShape(`${cpu}x${gb * 1024}`)).toEqual(want);
@@ -61,7 +75,19 @@ describe("parseMacosShape", () => {
   });
 
   it("refuses sizes beyond the largest shape, other systems and malformed text, listing what works", () => {
-    for (const bad of ["13x28", "12x57", "0x14", "6x0", "6X14GB", "linux/amd64:4x8", "windows/amd64:8x16", "macos/amd64:6x14", "", "6", "x14"]) {
+    for (const bad of [
+      "13x28",
+      "12x57",
+      "0x14",
+      "6x0",
+      "6X14GB",
+      "linux/amd64:4x8",
+      "windows/amd64:8x16",
+      "macos/amd64:6x14",
+      "",
+      "6",
+      "x14",
+    ]) {
       expect(() => parseMacosShape(bad), bad).toThrow(MacosConfigError);
       expect(() => parseMacosShape(bad), bad).toThrow(/vCPU 4\/6\/8\/12 × memory 7\/14\/28\/56 GB/);
     }

@@ -26,14 +26,29 @@ beforeEach(() => {
 afterEach(() => tmp.cleanup());
 
 function cli(over: Partial<ConstructorParameters<typeof NscCli>[0]> = {}): NscCli {
-  return new NscCli({ binary: fake.bin, tokenFile: join(tmp.dir, "token.json"), logger: captureLogger().logger, metrics, env: fake.env, ...over });
+  return new NscCli({
+    binary: fake.bin,
+    tokenFile: join(tmp.dir, "token.json"),
+    logger: captureLogger().logger,
+    metrics,
+    env: fake.env,
+    ...over,
+  });
 }
 
 /** The promise's rejection, or a failure if it neither settles within `deadlineMs` nor rejects. */
 async function rejection(p: Promise<unknown>, deadlineMs = 15_000): Promise<NscError> {
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`still running after ${deadlineMs} ms`), deadlineMs)));
-  const outcome = await Promise.race([p.then((v) => ({ resolved: v }), (e: unknown) => ({ rejected: e })), deadline]);
+  const deadline = new Promise<string>(
+    (resolve) => (timer = setTimeout(() => resolve(`still running after ${deadlineMs} ms`), deadlineMs)),
+  );
+  const outcome = await Promise.race([
+    p.then(
+      (v) => ({ resolved: v }),
+      (e: unknown) => ({ rejected: e }),
+    ),
+    deadline,
+  ]);
   clearTimeout(timer);
   if (typeof outcome === "string") throw new Error(outcome);
   if ("resolved" in outcome) throw new Error(`expected a rejection, got ${JSON.stringify(outcome.resolved).slice(0, 200)}`);
@@ -83,14 +98,18 @@ describe("nsc answers are checked against a schema", () => {
   it("refuses a describe answer that is not the summary list", async () => {
     const { instanceId } = await cli().run(runOpts);
     fake.setKnobs({ output: { describe: '{"resource": "pods"}\n' } });
-    expect((await rejection(cli().describe(instanceId))).message).toMatch(/nsc describe printed output forgejo-nsc cannot use \(the answer: .*expected array/);
+    expect((await rejection(cli().describe(instanceId))).message).toMatch(
+      /nsc describe printed output forgejo-nsc cannot use \(the answer: .*expected array/,
+    );
   });
 
   it("refuses a create record whose service credentials are malformed, without quoting them", async () => {
     const record = { cluster_id: "abc123", service_state: [{ name: "rdp", credentials: { username: "runneradmin", password: 12345678 } }] };
     fake.setKnobs({ output: { createRecord: JSON.stringify(record) } });
     const err = await rejection(cli().create({ machineType: "windows/amd64:4x8" }));
-    expect(err.message).toMatch(/^nsc create wrote an --output_json_to file forgejo-nsc cannot use \(service_state\[0\]\.credentials\.password: .*expected string, received number\)/);
+    expect(err.message).toMatch(
+      /^nsc create wrote an --output_json_to file forgejo-nsc cannot use \(service_state\[0\]\.credentials\.password: .*expected string, received number\)/,
+    );
     expect(err.message).not.toContain("runneradmin");
     expect(err.message).not.toContain("12345678");
     expect(err.instanceId).toMatch(/^[a-z0-9]+$/);
@@ -100,7 +119,9 @@ describe("nsc answers are checked against a schema", () => {
     expect(await cli().list({})).toEqual([]);
     fake.setKnobs({ omitInstanceId: true });
     const { instanceId } = await cli().run(runOpts);
-    expect(await cli().list({ "forgejo-nsc.runner": "r1" })).toEqual([{ instanceId, labels: { "forgejo-nsc.runner": "r1" }, createdAt: expect.any(String) }]);
+    expect(await cli().list({ "forgejo-nsc.runner": "r1" })).toEqual([
+      { instanceId, labels: { "forgejo-nsc.runner": "r1" }, createdAt: expect.any(String) },
+    ]);
   });
 });
 

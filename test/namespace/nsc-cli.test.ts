@@ -104,7 +104,15 @@ describe("NscCli.run", () => {
     ]);
     expect(call!.env).toMatchObject({ NS_DO_NOT_UPDATE: "1", NSC_TOKEN_FILE: tokenFile });
     const [inst] = fake.instances();
-    expect(inst).toMatchObject({ id: instanceId, region: "ord4", env: { A: "1", URL: "https://h/?a=b" }, args: ["/bin/sh", "-c", "echo 'hi' -- --not-a-flag"], name: "nscloud-abc", user: "root", network: "host" });
+    expect(inst).toMatchObject({
+      id: instanceId,
+      region: "ord4",
+      env: { A: "1", URL: "https://h/?a=b" },
+      args: ["/bin/sh", "-c", "echo 'hi' -- --not-a-flag"],
+      name: "nscloud-abc",
+      user: "root",
+      network: "host",
+    });
     expect(await counts()).toEqual({ "nsc/run/ok": 1 });
   });
 
@@ -180,10 +188,19 @@ describe("NscCli secrets", () => {
   it("keeps env values out of errors and log lines even when nsc echoes them", async () => {
     // An nsc that echoes its whole command line in its error report, as pflag does for a bad flag value.
     const echoing = join(tmp.dir, "echo-nsc");
-    writeFileSync(echoing, '#!/bin/sh\nprintf \'\\n========================================\\nFailed: invalid argument "%s" for flag\\n========================================\\n\' "$*" >&2\nexit 1\n');
+    writeFileSync(
+      echoing,
+      '#!/bin/sh\nprintf \'\\n========================================\\nFailed: invalid argument "%s" for flag\\n========================================\\n\' "$*" >&2\nexit 1\n',
+    );
     chmodSync(echoing, 0o755);
     const secret = "regtok-Sup3rS3cret-0123456789";
-    const err = await rejection(cli({ binary: echoing }).run({ image: "i", env: { FORGEJO_RUNNER_TOKEN: secret, OTHER: "visible-only-as-value-x" }, command: ["true"] }));
+    const err = await rejection(
+      cli({ binary: echoing }).run({
+        image: "i",
+        env: { FORGEJO_RUNNER_TOKEN: secret, OTHER: "visible-only-as-value-x" },
+        command: ["true"],
+      }),
+    );
     expect(err.message).not.toContain(secret);
     expect(err.detail).not.toContain(secret);
     expect(err.message).toContain("[redacted]");
@@ -193,7 +210,12 @@ describe("NscCli secrets", () => {
 
   it("logs flag names but no values on success", async () => {
     const secret = "eph-runner-token-abcdef0123456789";
-    await cli().run({ image: "i", env: { FORGEJO_RUNNER_TOKEN: secret }, labels: { a: "b" }, command: ["/bin/sh", "-c", "script-body-text"] });
+    await cli().run({
+      image: "i",
+      env: { FORGEJO_RUNNER_TOKEN: secret },
+      labels: { a: "b" },
+      command: ["/bin/sh", "-c", "script-body-text"],
+    });
     const text = logs.text();
     expect(text).toContain('"nsc":"run"');
     expect(text).toContain('"-e"');
@@ -205,11 +227,26 @@ describe("NscCli secrets", () => {
 describe("NscCli.list / describe / destroy", () => {
   it("lists with --all and label filters, maps null to []", async () => {
     expect(await cli().list({ "forgejo-nsc.owner": "default" })).toEqual([]);
-    const { instanceId } = await cli().run({ image: "i", labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "r1" }, command: ["true"] });
+    const { instanceId } = await cli().run({
+      image: "i",
+      labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "r1" },
+      command: ["true"],
+    });
     await cli().run({ image: "i", labels: { "forgejo-nsc.owner": "other" }, command: ["true"] });
     const list = await cli().list({ "forgejo-nsc.owner": "default" });
-    expect(list).toEqual([{ instanceId, labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "r1" }, createdAt: expect.any(String) as string }]);
-    expect(fake.calls("list")[1]!.argv).toEqual(["--region", "ord4", "list", "--all", "-o", "json", "--label", "forgejo-nsc.owner=default"]);
+    expect(list).toEqual([
+      { instanceId, labels: { "forgejo-nsc.owner": "default", "forgejo-nsc.runner": "r1" }, createdAt: expect.any(String) as string },
+    ]);
+    expect(fake.calls("list")[1]!.argv).toEqual([
+      "--region",
+      "ord4",
+      "list",
+      "--all",
+      "-o",
+      "json",
+      "--label",
+      "forgejo-nsc.owner=default",
+    ]);
   });
 
   it("describes running as running, and gone in both wordings; other failures throw", async () => {
@@ -243,18 +280,41 @@ describe("NscCli.list / describe / destroy", () => {
 
 describe("NscCli.create / ssh / portForward / proxy", () => {
   it("creates with cidfile and output_json_to and returns the record", async () => {
-    const { instanceId, record } = await cli().create({ machineType: "windows/amd64:8x16", durationMs: 3_600_000, labels: { "forgejo-nsc.runner": "w1" }, purpose: "p", waitTimeoutMs: 360_000 });
+    const { instanceId, record } = await cli().create({
+      machineType: "windows/amd64:8x16",
+      durationMs: 3_600_000,
+      labels: { "forgejo-nsc.runner": "w1" },
+      purpose: "p",
+      waitTimeoutMs: 360_000,
+    });
     expect(record.cluster_id).toBe(instanceId);
     expect(record.service_state?.find((s) => s.name === "winrm")?.credentials?.username).toBe("runneradmin");
     const argv = fake.calls("create")[0]!.argv;
-    expect(argv).toEqual(expect.arrayContaining(["--machine_type", "windows/amd64:8x16", "--duration", "3600s", "--label", "forgejo-nsc.runner=w1", "--purpose", "p", "--wait_timeout", "360s", "-o", "json"]));
+    expect(argv).toEqual(
+      expect.arrayContaining([
+        "--machine_type",
+        "windows/amd64:8x16",
+        "--duration",
+        "3600s",
+        "--label",
+        "forgejo-nsc.runner=w1",
+        "--purpose",
+        "p",
+        "--wait_timeout",
+        "360s",
+        "-o",
+        "json",
+      ]),
+    );
     expect(argv).toContain("--cidfile");
     expect(argv).toContain("--output_json_to");
   });
 
   it("bounds a create that retries capacity forever", async () => {
     fake.setKnobs({ createCapacity: true });
-    const err = await rejection(cli().create({ machineType: "macos/arm64:6x14", bare: true, selectors: ["macos.version=26.x"], timeoutMs: 400 }));
+    const err = await rejection(
+      cli().create({ machineType: "macos/arm64:6x14", bare: true, selectors: ["macos.version=26.x"], timeoutMs: 400 }),
+    );
     expect(err.kind).toBe("timeout");
     expect(err.instanceId).toBeUndefined();
     expect(fake.instances()).toEqual([]);

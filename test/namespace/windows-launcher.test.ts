@@ -57,12 +57,26 @@ function config(ns: Record<string, unknown> = {}) {
     forgejo: { base_url: "https://forgejo.example", token: "pat" },
     namespace: { token_file: tokenFile, region: "ord4", wait_timeout: "2s", ...ns },
     // Upstream publishes no Windows build: the operator hosts one (never fetched in these tests).
-    runner: { binaries: { windows_amd64: { url: "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner.exe", sha256: "0".repeat(64) } } },
+    runner: {
+      binaries: {
+        windows_amd64: {
+          url: "https://forgejo.example/api/packages/ops/generic/forgejo-runner/12.13.2/forgejo-runner.exe",
+          sha256: "0".repeat(64),
+        },
+      },
+    },
   });
 }
 
 function nscCli(): NscCli {
-  return new NscCli({ binary: nscFake.bin, region: "ord4", tokenFile, logger: log.logger, env: nscFake.env, timeoutMs: { create: 10_000, tunnel: 10_000 } });
+  return new NscCli({
+    binary: nscFake.bin,
+    region: "ord4",
+    tokenFile,
+    logger: log.logger,
+    env: nscFake.env,
+    timeoutMs: { create: 10_000, tunnel: 10_000 },
+  });
 }
 
 function launcher(ns: Record<string, unknown> = {}, nsc: WindowsNsc = nscCli()): WindowsLauncher {
@@ -126,7 +140,11 @@ describe("WindowsLauncher", () => {
     expect(argv).not.toContain("--bare");
     expect(argv).toContain("--cidfile");
     expect(argv).toContain("--output_json_to");
-    expect(argv.filter((a, i) => argv[i - 1] === "--label").sort()).toEqual([`${LABEL_OWNER}=d1`, `${LABEL_PLATFORM}=windows`, `${LABEL_RUNNER}=nscloud-win1`]);
+    expect(argv.filter((a, i) => argv[i - 1] === "--label").sort()).toEqual([
+      `${LABEL_OWNER}=d1`,
+      `${LABEL_PLATFORM}=windows`,
+      `${LABEL_RUNNER}=nscloud-win1`,
+    ]);
 
     const [pf] = nscFake.calls("instance port-forward");
     expect(pf!.argv).toEqual(["--region", "ord4", "instance", "port-forward", instanceId, "--target_port", "5985"]);
@@ -165,7 +183,9 @@ describe("WindowsLauncher", () => {
     const shell = [...winrm.shells.values()][0]!;
     expect(shell.env.FORGEJO_RUNNER_TOKEN).toBe(REG_TOKEN);
     expect(shell.env.FORGEJO_RUNNER_UUID).toBeUndefined();
-    expect(embeddedBootstrap(launched[0]!.launcher)).toContain("Invoke-Runner @('register', '--no-interactive', '--instance', 'https://forgejo.example', '--token', $env:FORGEJO_RUNNER_TOKEN");
+    expect(embeddedBootstrap(launched[0]!.launcher)).toContain(
+      "Invoke-Runner @('register', '--no-interactive', '--instance', 'https://forgejo.example', '--token', $env:FORGEJO_RUNNER_TOKEN",
+    );
     assertNoSecrets(launched[0]!.launcher);
   });
 
@@ -182,14 +202,18 @@ describe("WindowsLauncher", () => {
     const argv = nscFake.calls("create")[0]!.argv;
     expect(argv[argv.indexOf("--machine_type") + 1]).toBe("windows/amd64:4x8");
 
-    const err = (await launcher().launch(spec({ machineType: "linux/arm64:4x8" })).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher()
+      .launch(spec({ machineType: "linux/arm64:4x8" }))
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("invalid");
     expect(nscFake.calls("create")).toHaveLength(1);
   });
 
   it("fails clearly and destroys the instance when the record has no credentials", async () => {
     nscFake.setKnobs({ windowsCredentials: { username: "", password: "" } });
-    const err = (await launcher().launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher()
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err).toBeInstanceOf(LaunchError);
     expect(err.kind).toBe("transient");
     expect(err.message).toContain("no rdp or winrm credentials in its service_state");
@@ -199,7 +223,9 @@ describe("WindowsLauncher", () => {
 
   it("gives up when WinRM refuses the credentials, without revealing them, and destroys the instance", async () => {
     nscFake.setKnobs({ windowsCredentials: { username: "runneradmin", password: "Wrong-Pa55-44dd" } });
-    const err = (await launcher({ wait_timeout: "300ms" }).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher({ wait_timeout: "300ms" })
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.message).toContain('WinRM refused the credentials of user "runneradmin"');
     expect(err.message).not.toContain("Wrong-Pa55-44dd");
     expect(winrm.auth.every((a) => !a.ok)).toBe(true);
@@ -221,7 +247,9 @@ describe("WindowsLauncher", () => {
 
   it("fails when WinRM never answers through the tunnel", async () => {
     nscFake.setKnobs({ forward: null });
-    const err = (await launcher({ wait_timeout: "300ms" }).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher({ wait_timeout: "300ms" })
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("transient");
     expect(err.message).toMatch(/WinRM at 127\.0\.0\.1:\d+ is not reachable/);
     expect(nscFake.instances()).toEqual([]);
@@ -238,7 +266,9 @@ describe("WindowsLauncher", () => {
         return real.portForward(id, port);
       },
     };
-    const err = (await launcher({}, vanishing).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher({}, vanishing)
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("transient");
     expect(err.message).toContain("opening the WinRM tunnel (nsc instance port-forward");
     expect(err.message).toContain("is no longer running");
@@ -251,7 +281,9 @@ describe("WindowsLauncher", () => {
         exitCode: 1,
       }),
     });
-    const err = (await launcher().launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const err = (await launcher()
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(err.kind).toBe("transient");
     expect(err.message).toContain("the PowerShell launcher failed (exit 1): Register-ScheduledTask : Access is denied. token=[redacted]");
     assertNoSecrets(err.message + log.text());
@@ -260,11 +292,22 @@ describe("WindowsLauncher", () => {
 
   it("maps nsc create failures to launch error kinds", async () => {
     nscFake.setKnobs({ auth: "expired" });
-    const auth = (await launcher().launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const auth = (await launcher()
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(auth.kind).toBe("auth");
     nscFake.setKnobs({ auth: null, createCapacity: true, createRetryLogMs: 100 });
-    const short = new NscCli({ binary: nscFake.bin, region: "ord4", tokenFile, logger: log.logger, env: nscFake.env, timeoutMs: { create: 1_000 } });
-    const capacity = (await launcher({}, short).launch(spec()).catch((e: unknown) => e)) as LaunchError;
+    const short = new NscCli({
+      binary: nscFake.bin,
+      region: "ord4",
+      tokenFile,
+      logger: log.logger,
+      env: nscFake.env,
+      timeoutMs: { create: 1_000 },
+    });
+    const capacity = (await launcher({}, short)
+      .launch(spec())
+      .catch((e: unknown) => e)) as LaunchError;
     expect(capacity.kind).toBe("capacity");
     expect(capacity.message).toContain("creating Windows instance for runner nscloud-win1 failed");
   });
@@ -272,17 +315,29 @@ describe("WindowsLauncher", () => {
   it("lists only its Windows instances, with labels, from a fresh launcher (restart recovery)", async () => {
     const { instanceId } = await launcher().launch(spec());
     // A Linux runner of the same dispatcher must not show up as a Windows instance.
-    await nscCli().run({ image: "img", labels: { [LABEL_OWNER]: "d1", [LABEL_RUNNER]: "linux1", [LABEL_PLATFORM]: "linux" }, command: ["/bin/true"] });
+    await nscCli().run({
+      image: "img",
+      labels: { [LABEL_OWNER]: "d1", [LABEL_RUNNER]: "linux1", [LABEL_PLATFORM]: "linux" },
+      command: ["/bin/true"],
+    });
     const after = launcher();
     const listed = await after.list({ [LABEL_OWNER]: "d1" });
-    expect(listed).toEqual([{ instanceId, labels: { [LABEL_OWNER]: "d1", [LABEL_RUNNER]: "nscloud-win1", [LABEL_PLATFORM]: "windows" }, createdAt: expect.any(String) }]);
+    expect(listed).toEqual([
+      {
+        instanceId,
+        labels: { [LABEL_OWNER]: "d1", [LABEL_RUNNER]: "nscloud-win1", [LABEL_PLATFORM]: "windows" },
+        createdAt: expect.any(String),
+      },
+    ]);
     await after.destroy(instanceId);
     await after.destroy(instanceId);
     expect(await after.list({ [LABEL_OWNER]: "d1" })).toEqual([]);
   });
 
   it("reads credentials from winrm first, then rdp", () => {
-    expect(windowsCredentials({ cluster_id: "x", service_state: [{ name: "rdp", credentials: { username: "r", password: "p1" } }] })).toEqual({ username: "r", password: "p1" });
+    expect(
+      windowsCredentials({ cluster_id: "x", service_state: [{ name: "rdp", credentials: { username: "r", password: "p1" } }] }),
+    ).toEqual({ username: "r", password: "p1" });
     expect(
       windowsCredentials({
         cluster_id: "x",

@@ -12,7 +12,7 @@ import {
   unwrapMessage,
   wrapMessage,
 } from "../../src/namespace/winrm/ntlm-session.js";
-import type { ServerSession} from "../fakes/winrm/ntlm-server.js";
+import type { ServerSession } from "../fakes/winrm/ntlm-server.js";
 import { challengeMessage, openBody, sealBody, verifyType3 } from "../fakes/winrm/ntlm-server.js";
 
 // MS-NLMP §4.2.4 (NTLMv2 authentication) example values.
@@ -32,8 +32,24 @@ function av(id: number, value: Buffer): Buffer {
   h.writeUInt16LE(value.length, 2);
   return Buffer.concat([h, value]);
 }
-const targetInfo = Buffer.concat([av(2, Buffer.from("Domain", "utf16le")), av(1, Buffer.from("Server", "utf16le")), av(0, Buffer.alloc(0))]);
-const flags = (FLAGS.KEY_EXCH | FLAGS.N56 | FLAGS.N128 | FLAGS.VERSION | FLAGS.TARGET_INFO | FLAGS.EXTENDED_SESSIONSECURITY | FLAGS.ALWAYS_SIGN | FLAGS.NTLM | FLAGS.SEAL | FLAGS.SIGN | FLAGS.UNICODE) >>> 0;
+const targetInfo = Buffer.concat([
+  av(2, Buffer.from("Domain", "utf16le")),
+  av(1, Buffer.from("Server", "utf16le")),
+  av(0, Buffer.alloc(0)),
+]);
+const flags =
+  (FLAGS.KEY_EXCH |
+    FLAGS.N56 |
+    FLAGS.N128 |
+    FLAGS.VERSION |
+    FLAGS.TARGET_INFO |
+    FLAGS.EXTENDED_SESSIONSECURITY |
+    FLAGS.ALWAYS_SIGN |
+    FLAGS.NTLM |
+    FLAGS.SEAL |
+    FLAGS.SIGN |
+    FLAGS.UNICODE) >>>
+  0;
 
 describe("NTLMv2 against the MS-NLMP §4.2.4 test vectors", () => {
   const auth = authenticateMessage({
@@ -67,7 +83,9 @@ describe("NTLMv2 against the MS-NLMP §4.2.4 test vectors", () => {
     const { signature, sealed } = session.seal(Buffer.from("Plaintext", "utf16le"));
     expect(sealed.toString("hex")).toBe("54e50165bf1936dc996020c1811b0f06fb5f");
     expect(signature.toString("hex")).toBe("010000007fb38ec5c55d497600000000");
-    expect(md5(V.randomSessionKey, Buffer.from("session key to client-to-server sealing key magic constant\0", "latin1")).toString("hex")).toBe("59f600973cc4960a25480a7c196e4c58");
+    expect(
+      md5(V.randomSessionKey, Buffer.from("session key to client-to-server sealing key magic constant\0", "latin1")).toString("hex"),
+    ).toBe("59f600973cc4960a25480a7c196e4c58");
   });
 
   it("RC4 keeps its stream across calls", () => {

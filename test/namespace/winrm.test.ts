@@ -21,7 +21,13 @@ let metrics: Metrics;
 async function setup(password?: string): Promise<{ fake: FakeWinRm; client: WinRmClient }> {
   fake = await createFakeWinRm();
   metrics = new Metrics({ defaultMetrics: false });
-  client = new WinRmClient({ endpoint: fake.endpoint, username: fake.username, password: password ?? fake.password, requestTimeoutMs: 5_000, metrics });
+  client = new WinRmClient({
+    endpoint: fake.endpoint,
+    username: fake.username,
+    password: password ?? fake.password,
+    requestTimeoutMs: 5_000,
+    metrics,
+  });
   return { fake, client };
 }
 
@@ -48,7 +54,8 @@ describe("WinRM client against the fake endpoint", () => {
     const shellRec = [...fake.shells.values()][0]!;
     expect(shellRec.deleted).toBe(true);
     const counted = await metrics.registry.getSingleMetricAsString("forgejo_nsc_namespace_calls_total");
-    for (const command of ["Create", "Command", "Receive", "Signal", "Delete"]) expect(counted).toContain(`api="winrm",command="${command}",outcome="ok"} 1`);
+    for (const command of ["Create", "Command", "Receive", "Signal", "Delete"])
+      expect(counted).toContain(`api="winrm",command="${command}",outcome="ok"} 1`);
     expect(shellRec.commands[0]!.signalled).toBe(true);
   });
 
@@ -144,7 +151,9 @@ describe("openShellWithRetry", () => {
     fake = undefined;
     client = new WinRmClient({ endpoint: `127.0.0.1:${port}`, username: "u", password: "p" });
     const started = Date.now();
-    const err = (await openShellWithRetry(client, {}, { deadlineMs: Date.now() + 300, intervalMs: 50 }).catch((e: unknown) => e)) as WinRmError;
+    const err = (await openShellWithRetry(client, {}, { deadlineMs: Date.now() + 300, intervalMs: 50 }).catch(
+      (e: unknown) => e,
+    )) as WinRmError;
     expect(err.kind).toBe("unreachable");
     expect(err.message).toMatch(/not reachable .*after \d+ attempts/);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -166,7 +175,13 @@ describe("SOAP builders and parsers", () => {
   });
 
   it("builds envelopes whose parse gives back the action, selector and body", () => {
-    const xml = envelope({ to: "http://h:1/wsman", action: "urn:act", shellId: "S-1", options: { K: "V" }, body: createShellBody({ X: "a&b" }) });
+    const xml = envelope({
+      to: "http://h:1/wsman",
+      action: "urn:act",
+      shellId: "S-1",
+      options: { K: "V" },
+      body: createShellBody({ X: "a&b" }),
+    });
     const p = parseEnvelope(xml);
     expect(p.action).toBe("urn:act");
     expect(JSON.stringify(p.header)).toContain("S-1");

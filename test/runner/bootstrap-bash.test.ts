@@ -17,13 +17,22 @@ import { waitFor } from "../helpers/wait.js";
 const SECRET = "macOS-s3cr3t-T0ken-77aa";
 
 /** PATH without the fake forgejo-runner, so the bootstrap has to fetch one. */
-const pathWithoutRunner = () => (process.env.PATH ?? "/usr/bin:/bin").split(":").filter((d) => d !== FAKE_RUNNER_DIR).join(":");
+const pathWithoutRunner = () =>
+  (process.env.PATH ?? "/usr/bin:/bin")
+    .split(":")
+    .filter((d) => d !== FAKE_RUNNER_DIR)
+    .join(":");
 
 const sandbox = runnerSandbox("fnsc-bash-");
 
 /** As the Compute API application runs it: /bin/bash -c <script> with the env (login shell skipped). */
 function run(script: string, env: Record<string, string> = { FORGEJO_RUNNER_TOKEN: SECRET }, path = sandbox.runner.env.PATH!) {
-  return execa("/bin/bash", ["-c", script], { env: { ...sandbox.runner.env, PATH: path, HOME: sandbox.dir, ...env }, extendEnv: false, reject: false, cwd: sandbox.dir });
+  return execa("/bin/bash", ["-c", script], {
+    env: { ...sandbox.runner.env, PATH: path, HOME: sandbox.dir, ...env },
+    extendEnv: false,
+    reject: false,
+    cwd: sandbox.dir,
+  });
 }
 
 function hostile(): Pick<BashBootstrapOptions, "runnerName" | "labels" | "jobHandle"> {
@@ -36,7 +45,13 @@ function hostile(): Pick<BashBootstrapOptions, "runnerName" | "labels" | "jobHan
 
 function base(workdir: string): Omit<BashBootstrapOptions, "credentials"> {
   // Never the real release URL: a test must not reach out of this machine.
-  return { ...hostile(), executor: "host", mode: "one-job", workdir, source: { kind: "download", url: "http://127.0.0.1:9/no-download-in-tests", sha256: "0".repeat(64) } };
+  return {
+    ...hostile(),
+    executor: "host",
+    mode: "one-job",
+    workdir,
+    source: { kind: "download", url: "http://127.0.0.1:9/no-download-in-tests", sha256: "0".repeat(64) },
+  };
 }
 
 describe("buildBashBootstrap", () => {
@@ -44,7 +59,11 @@ describe("buildBashBootstrap", () => {
     const workdir = join(sandbox.dir, "work dir $HOME");
     const script = buildBashBootstrap({
       ...base(workdir),
-      credentials: publicCredentials({ mode: "token", instanceUrl: `https://forgejo.example/$(touch ${sandbox.marker})`, registrationToken: SECRET }),
+      credentials: publicCredentials({
+        mode: "token",
+        instanceUrl: `https://forgejo.example/$(touch ${sandbox.marker})`,
+        registrationToken: SECRET,
+      }),
     });
     expect(script).not.toContain(SECRET);
     const r = await run(script);
@@ -56,7 +75,13 @@ describe("buildBashBootstrap", () => {
     const calls = sandbox.runner.calls();
     expect(calls.map((c) => c.command)).toEqual(["register", "one-job"]);
     const [reg, job] = calls as [(typeof calls)[number], (typeof calls)[number]];
-    const labels = [`lab$(touch ${sandbox.marker}):host`, "back`touch " + sandbox.marker + "`tick:host", `quote'n"d:host`, "macos-\u2028ls:host", "xcode:host"];
+    const labels = [
+      `lab$(touch ${sandbox.marker}):host`,
+      "back`touch " + sandbox.marker + "`tick:host",
+      `quote'n"d:host`,
+      "macos-\u2028ls:host",
+      "xcode:host",
+    ];
     expect(reg.problems).toEqual([]);
     expect(reg.argv).toEqual([
       "register",
@@ -77,7 +102,11 @@ describe("buildBashBootstrap", () => {
     expect(job.problems).toEqual([]);
     // The job never sees the registration token.
     expect(job.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
-    const yaml = JSON.parse(job.config!.content!) as { runner: { labels: string[]; capacity: number }; cache: { enabled: boolean }; host: { workdir_parent: string } };
+    const yaml = JSON.parse(job.config!.content!) as {
+      runner: { labels: string[]; capacity: number };
+      cache: { enabled: boolean };
+      host: { workdir_parent: string };
+    };
     expect(yaml.runner.labels).toEqual(labels);
     expect(yaml.runner.capacity).toBe(1);
     expect(yaml.cache.enabled).toBe(false);
@@ -162,20 +191,34 @@ describe("buildBashBootstrap", () => {
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const workdir = join(sandbox.dir, "dl");
-      const ok = buildBashBootstrap({ ...base(workdir), source: { kind: "download", url: `${origin}/ok/forgejo-runner`, sha256 }, credentials: { mode: "token", instanceUrl: "https://f" } });
+      const ok = buildBashBootstrap({
+        ...base(workdir),
+        source: { kind: "download", url: `${origin}/ok/forgejo-runner`, sha256 },
+        credentials: { mode: "token", instanceUrl: "https://f" },
+      });
       const r = await run(ok, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.stderr).toContain(`downloading ${origin}/ok/forgejo-runner`);
       expect(sandbox.runner.calls().map((c) => c.command)).toEqual(["register", "one-job"]);
       expect(readdirSync(join(workdir, "bin"))).toEqual(["forgejo-runner"]);
 
-      const tampered = buildBashBootstrap({ ...base(join(sandbox.dir, "dl3")), source: { kind: "download", url: `${origin}/ok/forgejo-runner`, sha256: "f".repeat(64) }, credentials: { mode: "token", instanceUrl: "https://f" } });
+      const tampered = buildBashBootstrap({
+        ...base(join(sandbox.dir, "dl3")),
+        source: { kind: "download", url: `${origin}/ok/forgejo-runner`, sha256: "f".repeat(64) },
+        credentials: { mode: "token", instanceUrl: "https://f" },
+      });
       const r3 = await run(tampered, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
       expect(r3.exitCode).toBe(3);
-      expect(r3.stderr).toContain(`checksum mismatch for ${origin}/ok/forgejo-runner: the file has SHA-256 ${sha256}, runner.binaries.macos_arm64.sha256 says ${"f".repeat(64)}`);
+      expect(r3.stderr).toContain(
+        `checksum mismatch for ${origin}/ok/forgejo-runner: the file has SHA-256 ${sha256}, runner.binaries.macos_arm64.sha256 says ${"f".repeat(64)}`,
+      );
       expect(existsSync(join(sandbox.dir, "dl3", "bin", "forgejo-runner"))).toBe(false);
 
-      const bad = buildBashBootstrap({ ...base(join(sandbox.dir, "dl2")), source: { kind: "download", url: `${origin}/missing`, sha256 }, credentials: { mode: "token", instanceUrl: "https://f" } });
+      const bad = buildBashBootstrap({
+        ...base(join(sandbox.dir, "dl2")),
+        source: { kind: "download", url: `${origin}/missing`, sha256 },
+        credentials: { mode: "token", instanceUrl: "https://f" },
+      });
       const r2 = await run(bad, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
       expect(r2.exitCode).toBe(3);
       expect(r2.stderr).toContain(`download of ${origin}/missing failed: check runner.binaries.macos_arm64.url`);
@@ -226,7 +269,9 @@ describe("buildBashBootstrap", () => {
       expect(cwd).toBe(join(sandbox.dir, "b1", "runner-src"));
       expect(gopath).toBe(join(cache, "go"));
       expect(cgo).toBe("0");
-      expect(args).toBe(`build -trimpath -ldflags -s -w -X code.forgejo.org/forgejo/runner/v12/internal/pkg/ver.version=v12.13.2 -o ${join(sandbox.dir, "b1", "bin", "forgejo-runner")} .`);
+      expect(args).toBe(
+        `build -trimpath -ldflags -s -w -X code.forgejo.org/forgejo/runner/v12/internal/pkg/ver.version=v12.13.2 -o ${join(sandbox.dir, "b1", "bin", "forgejo-runner")} .`,
+      );
       expect(existsSync(join(cache, "forgejo-runner", "v12.13.2", "forgejo-runner"))).toBe(true);
       expect(sandbox.runner.calls().map((c) => c.command)).toEqual(["register", "one-job"]);
 
@@ -244,15 +289,29 @@ describe("buildBashBootstrap", () => {
   it("without Go or a configured binary, stops and says what to set", async () => {
     const noGo = buildBashBootstrap({
       ...base(join(sandbox.dir, "n1")),
-      source: { kind: "source", version: "12.13.2", archiveUrl: "http://127.0.0.1:9/x.tar.gz", module: "code.forgejo.org/forgejo/runner/v12" },
+      source: {
+        kind: "source",
+        version: "12.13.2",
+        archiveUrl: "http://127.0.0.1:9/x.tar.gz",
+        module: "code.forgejo.org/forgejo/runner/v12",
+      },
       credentials: { mode: "token", instanceUrl: "https://f" },
     });
     // No go, no brew, no forgejo-runner on PATH.
-    const withoutGo = pathWithoutRunner().split(":").filter((d) => !existsSync(join(d, "go")) && !existsSync(join(d, "brew"))).join(":");
+    const withoutGo = pathWithoutRunner()
+      .split(":")
+      .filter((d) => !existsSync(join(d, "go")) && !existsSync(join(d, "brew")))
+      .join(":");
     const r = await run(noGo, { FORGEJO_RUNNER_TOKEN: SECRET }, withoutGo);
     expect(r.exitCode).toBe(3);
-    expect(r.stderr).toContain("cannot build forgejo-runner: no go on this image; install Go in the image, or set runner.binaries.macos_arm64");
-    const none = buildBashBootstrap({ ...base(join(sandbox.dir, "n2")), source: { kind: "none", problem: "no forgejo-runner for macOS: set runner.binaries.macos_arm64" }, credentials: { mode: "token", instanceUrl: "https://f" } });
+    expect(r.stderr).toContain(
+      "cannot build forgejo-runner: no go on this image; install Go in the image, or set runner.binaries.macos_arm64",
+    );
+    const none = buildBashBootstrap({
+      ...base(join(sandbox.dir, "n2")),
+      source: { kind: "none", problem: "no forgejo-runner for macOS: set runner.binaries.macos_arm64" },
+      credentials: { mode: "token", instanceUrl: "https://f" },
+    });
     const r2 = await run(none, { FORGEJO_RUNNER_TOKEN: SECRET }, pathWithoutRunner());
     expect(r2.exitCode).toBe(3);
     expect(r2.stderr).toContain("no forgejo-runner for macOS: set runner.binaries.macos_arm64");
@@ -272,17 +331,28 @@ describe("buildDetachedBashLauncher (the nsc ssh fallback)", () => {
     const script = buildBashBootstrap({ ...base(workdir), credentials: { mode: "ephemeral", instanceUrl: "https://f", uuid: "u" } });
     // A value that contains a would-be heredoc terminator on its own line.
     const sneaky = `x\nFNSC_EOF_0000\ntouch ${sandbox.marker}\n'$(touch ${sandbox.marker})'`;
-    const payload = buildDetachedBashLauncher({ script, env: { FORGEJO_RUNNER_TOKEN: SECRET, FORGEJO_SNEAKY: sneaky, PATH: sandbox.runner.env.PATH! } });
+    const payload = buildDetachedBashLauncher({
+      script,
+      env: { FORGEJO_RUNNER_TOKEN: SECRET, FORGEJO_SNEAKY: sneaky, PATH: sandbox.runner.env.PATH! },
+    });
     const started = Date.now();
-    const r = await execa("/bin/bash", [], { input: payload, env: { TMPDIR: sandbox.dir, HOME: sandbox.dir, FAKE_RUNNER_LOG: sandbox.runner.logPath, PATH: "/usr/bin:/bin" }, extendEnv: false, reject: false });
+    const r = await execa("/bin/bash", [], {
+      input: payload,
+      env: { TMPDIR: sandbox.dir, HOME: sandbox.dir, FAKE_RUNNER_LOG: sandbox.runner.logPath, PATH: "/usr/bin:/bin" },
+      extendEnv: false,
+      reject: false,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/runner started in the background \(pid \d+, log .*forgejo-nsc\.\w+\/log\)/);
     expect(Date.now() - started).toBeLessThan(10_000);
 
     const dir = readdirSync(sandbox.dir).find((d) => d.startsWith("forgejo-nsc."))!;
-    const status = await waitFor(() => (existsSync(join(sandbox.dir, dir, "exit-status")) ? readFileSync(join(sandbox.dir, dir, "exit-status"), "utf8") : undefined), {
-      what: "the background bootstrap to finish",
-    });
+    const status = await waitFor(
+      () => (existsSync(join(sandbox.dir, dir, "exit-status")) ? readFileSync(join(sandbox.dir, dir, "exit-status"), "utf8") : undefined),
+      {
+        what: "the background bootstrap to finish",
+      },
+    );
     expect(status.trim()).toBe("0");
     expect(existsSync(sandbox.marker)).toBe(false);
     const [job] = sandbox.runner.calls();
@@ -296,7 +366,9 @@ describe("buildDetachedBashLauncher (the nsc ssh fallback)", () => {
 
   it("on a Mac, destroys its own instance with the image's nsc and asks to shut down once the job is done", async () => {
     const nsc = createFakeNsc(join(sandbox.dir, "nsc"));
-    const created = await execa(nsc.bin, ["--region", "ord4", "create", "-o", "json", "--machine_type", "macos/arm64:6x14", "--bare"], { env: nsc.env });
+    const created = await execa(nsc.bin, ["--region", "ord4", "create", "-o", "json", "--machine_type", "macos/arm64:6x14", "--bare"], {
+      env: nsc.env,
+    });
     const instanceId = (JSON.parse(created.stdout) as { cluster_id: string }).cluster_id;
     // Stand-ins for macOS: uname says Darwin, sudo records what it was asked, nsc is the fake.
     const bin = join(sandbox.dir, "mac-bin");
@@ -306,9 +378,21 @@ describe("buildDetachedBashLauncher (the nsc ssh fallback)", () => {
     writeFileSync(join(bin, "sudo"), `#!/bin/sh\necho "$*" >> ${JSON.stringify(sudoLog)}\n`, { mode: 0o755 });
     symlinkSync(nsc.bin, join(bin, "nsc"));
 
-    const script = buildBashBootstrap({ ...base(join(sandbox.dir, "mac")), credentials: { mode: "ephemeral", instanceUrl: "https://f", uuid: "u" } });
-    const payload = buildDetachedBashLauncher({ script, env: { FORGEJO_RUNNER_TOKEN: SECRET, ...nsc.env }, selfDestroy: { instanceId, region: "ord4" } });
-    const r = await execa("/bin/bash", [], { input: payload, env: { TMPDIR: sandbox.dir, HOME: sandbox.dir, FAKE_RUNNER_LOG: sandbox.runner.logPath, PATH: `${bin}:${sandbox.runner.env.PATH!}` }, extendEnv: false, reject: false });
+    const script = buildBashBootstrap({
+      ...base(join(sandbox.dir, "mac")),
+      credentials: { mode: "ephemeral", instanceUrl: "https://f", uuid: "u" },
+    });
+    const payload = buildDetachedBashLauncher({
+      script,
+      env: { FORGEJO_RUNNER_TOKEN: SECRET, ...nsc.env },
+      selfDestroy: { instanceId, region: "ord4" },
+    });
+    const r = await execa("/bin/bash", [], {
+      input: payload,
+      env: { TMPDIR: sandbox.dir, HOME: sandbox.dir, FAKE_RUNNER_LOG: sandbox.runner.logPath, PATH: `${bin}:${sandbox.runner.env.PATH!}` },
+      extendEnv: false,
+      reject: false,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     await waitFor(() => existsSync(sudoLog), { what: "the shutdown request" });
     expect(readFileSync(sudoLog, "utf8")).toBe("-n /sbin/shutdown -h now\n");

@@ -41,7 +41,12 @@ const base: ShBootstrapOptions = {
 async function run(o: Partial<ShBootstrapOptions>, withNode = false) {
   if (withNode) symlinkSync(process.execPath, join(bin, "node"));
   const script = buildShBootstrap({ ...base, workdir: join(sandbox.dir, "w"), ...o });
-  const r = await execa("/bin/sh", ["-c", script], { env: { ...sandbox.runner.env, PATH: bin, FORGEJO_RUNNER_TOKEN: "tok" }, extendEnv: false, reject: false, cwd: sandbox.dir });
+  const r = await execa("/bin/sh", ["-c", script], {
+    env: { ...sandbox.runner.env, PATH: bin, FORGEJO_RUNNER_TOKEN: "tok" },
+    extendEnv: false,
+    reject: false,
+    cwd: sandbox.dir,
+  });
   expect(r.exitCode, r.stderr).toBe(0);
   return { apk: existsSync(apkLog) ? readFileSync(apkLog, "utf8").trim().split("\n") : [], stderr: r.stderr };
 }

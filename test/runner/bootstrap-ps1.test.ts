@@ -56,7 +56,8 @@ function lex(src: string): { code: string; literals: string[] } {
       i = end;
     } else if (DQ.has(c)) {
       let j = i + 1;
-      while (j < src.length && !(DQ.has(src[j]!) && !DQ.has(src[j + 1] ?? ""))) j += src[j] === "`" || (DQ.has(src[j]!) && DQ.has(src[j + 1] ?? "")) ? 2 : 1;
+      while (j < src.length && !(DQ.has(src[j]!) && !DQ.has(src[j + 1] ?? "")))
+        j += src[j] === "`" || (DQ.has(src[j]!) && DQ.has(src[j + 1] ?? "")) ? 2 : 1;
       code += src.slice(i, j + 1);
       i = j + 1;
     } else if (c === "#") {
@@ -75,7 +76,7 @@ function splitWindowsCommandLine(line: string): string[] {
   let cur = "";
   let inArg = false;
   let quoted = false;
-  for (let i = 0; i < line.length; ) {
+  for (let i = 0; i < line.length;) {
     const c = line[i]!;
     if (!quoted && (c === " " || c === "\t")) {
       if (inArg) args.push(cur);
@@ -134,13 +135,41 @@ describe("psQuote", () => {
       for (const value of [c, `a${c}b${c}${c}`, `'${c}’`]) {
         const lit = psQuote(value);
         const { value: parsed, end } = scanSingleQuoted(`${lit} + $tail`, 0);
-        if (parsed !== value || end !== lit.length) throw new Error(`U+${code.toString(16)}: ${JSON.stringify(value)} → ${JSON.stringify(lit)} → ${JSON.stringify(parsed)}`);
+        if (parsed !== value || end !== lit.length)
+          throw new Error(`U+${code.toString(16)}: ${JSON.stringify(value)} → ${JSON.stringify(lit)} → ${JSON.stringify(parsed)}`);
       }
     }
   });
 
   it("round-trips random hostile strings", () => {
-    const alphabet = ["'", "‘", "’", "‚", "‛", '"', "“", "”", "$", "`", "(", ")", "{", "}", ";", "|", "&", "\n", "\r", " ", "#", "@", "a", "\\", "\u2028", "😀"];
+    const alphabet = [
+      "'",
+      "‘",
+      "’",
+      "‚",
+      "‛",
+      '"',
+      "“",
+      "”",
+      "$",
+      "`",
+      "(",
+      ")",
+      "{",
+      "}",
+      ";",
+      "|",
+      "&",
+      "\n",
+      "\r",
+      " ",
+      "#",
+      "@",
+      "a",
+      "\\",
+      "\u2028",
+      "😀",
+    ];
     const next = rng(42);
     for (let n = 0; n < 20_000; n++) {
       let v = "";
@@ -214,7 +243,14 @@ describe("buildPs1Bootstrap", () => {
     const script = buildPs1Bootstrap(o);
     const { code, literals } = lex(script);
     expect(code).not.toContain(MARK);
-    for (const v of [o.credentials.instanceUrl, (o.credentials as { uuid: string }).uuid, o.jobHandle!, `lab$(${MARK}):host`, `q'uo’te"${MARK}:host`, `nl\n${MARK}:host`]) {
+    for (const v of [
+      o.credentials.instanceUrl,
+      (o.credentials as { uuid: string }).uuid,
+      o.jobHandle!,
+      `lab$(${MARK}):host`,
+      `q'uo’te"${MARK}:host`,
+      `nl\n${MARK}:host`,
+    ]) {
       expect(literals).toContain(v);
     }
     // runner.yaml is one literal holding JSON with the resolved labels.
@@ -243,7 +279,9 @@ describe("buildPs1Bootstrap", () => {
   });
 
   it("token mode registers with the token from the environment, then removes it", () => {
-    const script = buildPs1Bootstrap(hostileOptions({ credentials: { mode: "token", instanceUrl: "https://f" }, mode: "daemon", shutdownWhenDone: false }));
+    const script = buildPs1Bootstrap(
+      hostileOptions({ credentials: { mode: "token", instanceUrl: "https://f" }, mode: "daemon", shutdownWhenDone: false }),
+    );
     const { code, literals } = lex(script);
     expect(code).not.toContain(MARK);
     expect(script).toContain("'--token', $env:FORGEJO_RUNNER_TOKEN, '--name', 'nscloud-win1'");
@@ -257,9 +295,13 @@ describe("buildPs1Bootstrap", () => {
 
   it("tries to destroy its own instance with the image's nsc before shutting down", () => {
     const script = buildPs1Bootstrap(hostileOptions({ selfDestroy: { instanceId: "abc123def4567", region: "ord4" } }));
-    expect(script).toContain("if ($nsc) { try { & $nsc.Source @('--region', 'ord4', 'destroy', '--force', 'abc123def4567') *> $null } catch { } }");
+    expect(script).toContain(
+      "if ($nsc) { try { & $nsc.Source @('--region', 'ord4', 'destroy', '--force', 'abc123def4567') *> $null } catch { } }",
+    );
     expect(script.indexOf("'destroy', '--force'")).toBeLessThan(script.indexOf("Stop-Computer -Force"));
-    expect(script.indexOf("'destroy', '--force'")).toBeGreaterThan(script.indexOf("Set-Content -LiteralPath (Join-Path $Dir 'exit-status')"));
+    expect(script.indexOf("'destroy', '--force'")).toBeGreaterThan(
+      script.indexOf("Set-Content -LiteralPath (Join-Path $Dir 'exit-status')"),
+    );
     expect(buildPs1Bootstrap(hostileOptions())).not.toContain("'destroy'");
   });
 
@@ -273,7 +315,12 @@ describe("buildPs1Bootstrap", () => {
 describe("buildPs1Launcher, chunks and prelude", () => {
   it("embeds the bootstrap as one literal and names, never values, of the environment", () => {
     const bootstrap = buildPs1Bootstrap(hostileOptions());
-    const launcher = buildPs1Launcher({ runnerName: "nscloud-win1", bootstrap, envNames: ["FORGEJO_RUNNER_TOKEN", "X"], ttlMs: 90 * 60_000 });
+    const launcher = buildPs1Launcher({
+      runnerName: "nscloud-win1",
+      bootstrap,
+      envNames: ["FORGEJO_RUNNER_TOKEN", "X"],
+      ttlMs: 90 * 60_000,
+    });
     const { code, literals } = lex(launcher);
     expect(literals).toContain(bootstrap);
     expect(code).not.toContain(MARK);

@@ -14,13 +14,24 @@ const sandbox = runnerSandbox("fnsc-boot-");
 
 /** Runs the script the way the container does: /bin/sh -c <script>, the secret in the environment. */
 function run(script: string, env: Record<string, string> = { FORGEJO_RUNNER_TOKEN: SECRET }) {
-  return execa("/bin/sh", ["-c", script], { env: { ...sandbox.runner.env, FAKE_RUNNER_RECORD_ENV: "WEIRD,DQ", ...env }, extendEnv: false, reject: false, cwd: sandbox.dir });
+  return execa("/bin/sh", ["-c", script], {
+    env: { ...sandbox.runner.env, FAKE_RUNNER_RECORD_ENV: "WEIRD,DQ", ...env },
+    extendEnv: false,
+    reject: false,
+    cwd: sandbox.dir,
+  });
 }
 
 function hostile(): Pick<ShBootstrapOptions, "runnerName" | "labels" | "scriptEnv" | "jobHandle"> {
   return {
     runnerName: `evil'; touch ${sandbox.marker}; echo '`,
-    labels: [`lab$(touch ${sandbox.marker})`, "back`touch " + sandbox.marker + "`tick", `quote'n"d:host`, "new\nline", "ubuntu:docker://node:20"],
+    labels: [
+      `lab$(touch ${sandbox.marker})`,
+      "back`touch " + sandbox.marker + "`tick",
+      `quote'n"d:host`,
+      "new\nline",
+      "ubuntu:docker://node:20",
+    ],
     scriptEnv: {
       WEIRD: `a=b,c"d'e$(touch ${sandbox.marker})\`touch ${sandbox.marker}\`\nline2 $HOME \\n`,
       DQ: '"quoted"',
@@ -41,7 +52,11 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
       executor: "host",
       mode: "one-job",
       workdir,
-      credentials: publicCredentials({ mode: "token", instanceUrl: `https://forgejo.example/$(touch ${sandbox.marker})`, registrationToken: SECRET }),
+      credentials: publicCredentials({
+        mode: "token",
+        instanceUrl: `https://forgejo.example/$(touch ${sandbox.marker})`,
+        registrationToken: SECRET,
+      }),
     });
     expect(script).not.toContain(SECRET);
     expect(script.startsWith("set -eu\n")).toBe(true);
@@ -77,7 +92,11 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
     expect(job.problems).toEqual([]);
     expect(job.env.FORGEJO_RUNNER_TOKEN).toBeUndefined();
 
-    const yaml = parseYaml(job.config!.content!) as { runner: Record<string, unknown>; cache: Record<string, unknown>; host: Record<string, unknown> };
+    const yaml = parseYaml(job.config!.content!) as {
+      runner: Record<string, unknown>;
+      cache: Record<string, unknown>;
+      host: Record<string, unknown>;
+    };
     expect(yaml.runner.capacity).toBe(1);
     expect(yaml.runner.labels).toEqual(resolved());
     expect(yaml.runner.fetch_interval).toBe("2s");
@@ -109,13 +128,29 @@ describe("buildShBootstrap (token mode, Forgejo < 15)", () => {
   });
 
   it("passes forgejo-runner's exit status on", async () => {
-    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(sandbox.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
+    const script = buildShBootstrap({
+      runnerName: "r",
+      labels: ["x"],
+      executor: "host",
+      mode: "one-job",
+      workdir: join(sandbox.dir, "w"),
+      credentials: { mode: "token", instanceUrl: "https://f" },
+      scriptEnv: {},
+    });
     const r = await run(script, { FORGEJO_RUNNER_TOKEN: SECRET, FAKE_RUNNER_EXIT_CODE: "3" });
     expect(r.exitCode).toBe(3);
   });
 
   it("stops with a clear message when the token variable is missing", async () => {
-    const script = buildShBootstrap({ runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: join(sandbox.dir, "w"), credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} });
+    const script = buildShBootstrap({
+      runnerName: "r",
+      labels: ["x"],
+      executor: "host",
+      mode: "one-job",
+      workdir: join(sandbox.dir, "w"),
+      credentials: { mode: "token", instanceUrl: "https://f" },
+      scriptEnv: {},
+    });
     const r = await run(script, {});
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toContain("FORGEJO_RUNNER_TOKEN is not set");
@@ -190,7 +225,14 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
   });
 
   it("waits for a job when there is no handle, and runs the daemon without one", async () => {
-    const base = { runnerName: "r", labels: ["x"], executor: "docker://node:22", workdir: join(sandbox.dir, "w"), credentials: { mode: "ephemeral" as const, instanceUrl: "https://f", uuid: "u-1" }, scriptEnv: {} };
+    const base = {
+      runnerName: "r",
+      labels: ["x"],
+      executor: "docker://node:22",
+      workdir: join(sandbox.dir, "w"),
+      credentials: { mode: "ephemeral" as const, instanceUrl: "https://f", uuid: "u-1" },
+      scriptEnv: {},
+    };
     expect((await run(buildShBootstrap({ ...base, mode: "one-job" }))).exitCode).toBe(0);
     expect((await run(buildShBootstrap({ ...base, mode: "daemon", jobHandle: "ignored" }))).exitCode).toBe(0);
     const [oneJob, daemon] = sandbox.runner.calls();
@@ -205,7 +247,15 @@ describe("buildShBootstrap (ephemeral mode, Forgejo >= 15)", () => {
 });
 
 describe("buildShBootstrap input checks", () => {
-  const base: ShBootstrapOptions = { runnerName: "r", labels: ["x"], executor: "host", mode: "one-job", workdir: "/w", credentials: { mode: "token", instanceUrl: "https://f" }, scriptEnv: {} };
+  const base: ShBootstrapOptions = {
+    runnerName: "r",
+    labels: ["x"],
+    executor: "host",
+    mode: "one-job",
+    workdir: "/w",
+    credentials: { mode: "token", instanceUrl: "https://f" },
+    scriptEnv: {},
+  };
   it("refuses a relative workdir, a bad env name, and the token in the script env", () => {
     expect(() => buildShBootstrap({ ...base, workdir: "w" })).toThrow(/absolute path/);
     expect(() => buildShBootstrap({ ...base, scriptEnv: { "BAD-NAME": "x" } })).toThrow(/BAD-NAME/);

@@ -81,7 +81,9 @@ describe("labelSlug, edge by edge", () => {
   });
 
   it("hashes long sets: a readable prefix (dashes kept, a trailing one dropped) and eight hex digits", () => {
-    expect(labelSlug(["namespace-profile-linux-extra-large-runner-with-gpu", "x0"])).toBe("namespace-profile-linux-extra-large-run-03faf715");
+    expect(labelSlug(["namespace-profile-linux-extra-large-runner-with-gpu", "x0"])).toBe(
+      "namespace-profile-linux-extra-large-run-03faf715",
+    );
     expect(labelSlug(["a".repeat(38), "z".repeat(20)])).toMatch(new RegExp(`^${"a".repeat(38)}-[0-9a-f]{8}$`));
   });
 

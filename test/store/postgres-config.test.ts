@@ -21,14 +21,27 @@ describe("postgresTarget", () => {
 
   it("reads host, port, user, password and database, and shows the URL without the password", () => {
     const t = postgresTarget(`postgres://fnsc:${encodeURIComponent("p@ss/w:rd")}@db.example:6432/dispatch?application_name=fnsc-a`);
-    expect(t.pool).toMatchObject({ host: "db.example", port: 6432, user: "fnsc", password: "p@ss/w:rd", database: "dispatch", application_name: "fnsc-a", ssl: false });
+    expect(t.pool).toMatchObject({
+      host: "db.example",
+      port: 6432,
+      user: "fnsc",
+      password: "p@ss/w:rd",
+      database: "dispatch",
+      application_name: "fnsc-a",
+      ssl: false,
+    });
     expect(t.display).toBe("postgres://fnsc@db.example:6432/dispatch");
     expect(t.schema).toBe("public");
     expect(t.pool.options).toBe("-c search_path=public");
   });
 
   it("applies the pool size, timeouts and schema, with defaults", () => {
-    expect(postgresTarget("postgresql://u@h/d").pool).toMatchObject({ max: 10, statement_timeout: 10_000, connectionTimeoutMillis: 5_000, port: 5432 });
+    expect(postgresTarget("postgresql://u@h/d").pool).toMatchObject({
+      max: 10,
+      statement_timeout: 10_000,
+      connectionTimeoutMillis: 5_000,
+      port: 5432,
+    });
     const t = postgresTarget("postgres://u@h/d", { poolSize: 3, statementTimeoutMs: 250, connectTimeoutMs: 900, schema: "fleet_b" });
     expect(t.pool).toMatchObject({ max: 3, statement_timeout: 250, connectionTimeoutMillis: 900, options: "-c search_path=fleet_b" });
   });
@@ -37,14 +50,21 @@ describe("postgresTarget", () => {
     ["no sslmode, no tls options: plain", "", undefined, false],
     ["sslmode=disable", "?sslmode=disable", undefined, false],
     ["sslmode=require: encrypted, not verified", "?sslmode=require", undefined, { rejectUnauthorized: false }],
-    ["sslmode=require with a CA: verified like verify-ca", "?sslmode=require", { caFile: true }, { rejectUnauthorized: true, ca: "PEM", checkServerIdentity: "skip" }],
+    [
+      "sslmode=require with a CA: verified like verify-ca",
+      "?sslmode=require",
+      { caFile: true },
+      { rejectUnauthorized: true, ca: "PEM", checkServerIdentity: "skip" },
+    ],
     ["sslmode=verify-ca", "?sslmode=verify-ca", { caFile: true }, { rejectUnauthorized: true, ca: "PEM", checkServerIdentity: "skip" }],
     ["sslmode=verify-full", "?sslmode=verify-full", undefined, { rejectUnauthorized: true }],
     ["tls.ca_file alone turns on verify-full", "", { caFile: true }, { rejectUnauthorized: true, ca: "PEM" }],
     ["tls.reject_unauthorized: false wins", "?sslmode=verify-full", { rejectUnauthorized: false }, { rejectUnauthorized: false }],
   ];
   it.each(tlsCases)("TLS: %s", (_name, query, tls, expected) => {
-    const t = postgresTarget(`postgres://u:${PW}@h/d${query}`, { tls: tls && { caFile: tls.caFile ? ca : undefined, rejectUnauthorized: tls.rejectUnauthorized } });
+    const t = postgresTarget(`postgres://u:${PW}@h/d${query}`, {
+      tls: tls && { caFile: tls.caFile ? ca : undefined, rejectUnauthorized: tls.rejectUnauthorized },
+    });
     const ssl = t.pool.ssl;
     if (expected === false) {
       expect(ssl).toBe(false);
@@ -62,11 +82,31 @@ describe("postgresTarget", () => {
   });
 
   const refusals: [string, string, PostgresTargetOptions, RegExp][] = [
-    ["sslmode=prefer (no fallback in node-postgres)", `postgres://u:${PW}@h/d?sslmode=prefer`, {}, /sslmode=prefer, which node-postgres cannot do; use one of disable, require, verify-ca, verify-full/],
+    [
+      "sslmode=prefer (no fallback in node-postgres)",
+      `postgres://u:${PW}@h/d?sslmode=prefer`,
+      {},
+      /sslmode=prefer, which node-postgres cannot do; use one of disable, require, verify-ca, verify-full/,
+    ],
     ["an unknown parameter", `postgres://u:${PW}@h/d?connect_timeout=3`, {}, /parameter connect_timeout, which forgejo-nsc does not use/],
-    ["sslmode=disable with tls options", `postgres://u:${PW}@h/d?sslmode=disable`, { tls: { rejectUnauthorized: true } }, /sslmode=disable but dispatcher.postgres.tls is set/],
-    ["a missing CA file", `postgres://u:${PW}@h/d`, { tls: { caFile: "/nonexistent/ca.pem" } }, /cannot read dispatcher.postgres.tls.ca_file \/nonexistent\/ca.pem \(ENOENT\)/],
-    ["a schema name that would need quoting", `postgres://u:${PW}@h/d`, { schema: "Fleet-B" }, /dispatcher.postgres.schema "Fleet-B" must be lower-case/],
+    [
+      "sslmode=disable with tls options",
+      `postgres://u:${PW}@h/d?sslmode=disable`,
+      { tls: { rejectUnauthorized: true } },
+      /sslmode=disable but dispatcher.postgres.tls is set/,
+    ],
+    [
+      "a missing CA file",
+      `postgres://u:${PW}@h/d`,
+      { tls: { caFile: "/nonexistent/ca.pem" } },
+      /cannot read dispatcher.postgres.tls.ca_file \/nonexistent\/ca.pem \(ENOENT\)/,
+    ],
+    [
+      "a schema name that would need quoting",
+      `postgres://u:${PW}@h/d`,
+      { schema: "Fleet-B" },
+      /dispatcher.postgres.schema "Fleet-B" must be lower-case/,
+    ],
     ["a URL of another database", `mysql://u:${PW}@h/d`, {}, /must be a postgres:\/\/ or postgresql:\/\/ URL/],
     ["a URL that does not parse", `postgres://u:${PW}@h:99999/d`, {}, /is not a valid URL \(postgres:\/\/u:…@h:99999\/d\)/],
   ];
@@ -126,16 +166,40 @@ describe("dispatcher.store in the config", () => {
   it("reads the URL from store_file, and the PostgreSQL settings", () => {
     const file = join(tmp.dir, "store-url");
     writeFileSync(file, `postgres://fnsc:${PW}@db/fnsc?sslmode=verify-full\n`);
-    const d = parse(`dispatcher:\n  store_file: ${file}\n  postgres: {pool_size: 4, statement_timeout: 2s, connect_timeout: 1s, schema: fleet_a, tls: {ca_file: /etc/ca.pem, reject_unauthorized: true}}\n`);
+    const d = parse(
+      `dispatcher:\n  store_file: ${file}\n  postgres: {pool_size: 4, statement_timeout: 2s, connect_timeout: 1s, schema: fleet_a, tls: {ca_file: /etc/ca.pem, reject_unauthorized: true}}\n`,
+    );
     expect(d.store).toBe(`postgres://fnsc:${PW}@db/fnsc?sslmode=verify-full`);
-    expect(d.postgres).toEqual({ pool_size: 4, statement_timeout: 2000, connect_timeout: 1000, schema: "fleet_a", tls: { ca_file: "/etc/ca.pem", reject_unauthorized: true } });
+    expect(d.postgres).toEqual({
+      pool_size: 4,
+      statement_timeout: 2000,
+      connect_timeout: 1000,
+      schema: "fleet_a",
+      tls: { ca_file: "/etc/ca.pem", reject_unauthorized: true },
+    });
   });
 
   it.each([
-    ["both keys", `dispatcher: {store: "postgres://u:${PW}@h/d", state_path: /var/lib/x.db}`, "dispatcher.state_path: set either dispatcher.state_path (SQLite) or dispatcher.store (PostgreSQL), not both"],
-    ["a PostgreSQL URL in state_path", `dispatcher: {state_path: "postgres://u:${PW}@h/d"}`, "dispatcher.state_path: is a PostgreSQL URL; state_path names the SQLite file: put the URL in dispatcher.store (or store_file) instead"],
-    ["a store that is not a PostgreSQL URL", `dispatcher: {store: "mysql://u:${PW}@h/d"}`, "dispatcher.store: must be a postgres:// or postgresql:// URL; for SQLite set dispatcher.state_path and leave store out"],
-    ["store and store_file", `dispatcher: {store: "postgres://u:${PW}@h/d", store_file: FILE}`, "dispatcher.store_file: set either store or store_file, not both"],
+    [
+      "both keys",
+      `dispatcher: {store: "postgres://u:${PW}@h/d", state_path: /var/lib/x.db}`,
+      "dispatcher.state_path: set either dispatcher.state_path (SQLite) or dispatcher.store (PostgreSQL), not both",
+    ],
+    [
+      "a PostgreSQL URL in state_path",
+      `dispatcher: {state_path: "postgres://u:${PW}@h/d"}`,
+      "dispatcher.state_path: is a PostgreSQL URL; state_path names the SQLite file: put the URL in dispatcher.store (or store_file) instead",
+    ],
+    [
+      "a store that is not a PostgreSQL URL",
+      `dispatcher: {store: "mysql://u:${PW}@h/d"}`,
+      "dispatcher.store: must be a postgres:// or postgresql:// URL; for SQLite set dispatcher.state_path and leave store out",
+    ],
+    [
+      "store and store_file",
+      `dispatcher: {store: "postgres://u:${PW}@h/d", store_file: FILE}`,
+      "dispatcher.store_file: set either store or store_file, not both",
+    ],
     ["an unknown postgres key", "dispatcher: {postgres: {poolsize: 3}}", 'dispatcher.postgres: Unrecognized key: "poolsize"'],
   ])("refuses %s without echoing the URL", (_name, yaml, problem) => {
     const file = join(tmp.dir, "url");

@@ -57,8 +57,15 @@ describe("PostgresStore: opening and migrating", () => {
     opened.push(...(await Promise.all(Array.from({ length: 4 }, () => schema.open()))));
     const { rows } = await adminQuery(`SELECT version FROM "${schema.name}".schema_migrations ORDER BY version`);
     expect(rows.map((r: { version: number }) => r.version)).toEqual(Array.from({ length: PG_LATEST_SCHEMA_VERSION }, (_, i) => i + 1));
-    const tables = await adminQuery("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [schema.name]);
-    expect(tables.rows.map((r: { table_name: string }) => r.table_name)).toEqual(["dispatches", "runner_transitions", "runners", "schema_migrations"]);
+    const tables = await adminQuery("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [
+      schema.name,
+    ]);
+    expect(tables.rows.map((r: { table_name: string }) => r.table_name)).toEqual([
+      "dispatches",
+      "runner_transitions",
+      "runners",
+      "schema_migrations",
+    ]);
   });
 
   it("refuses a schema written by a newer release, naming dispatcher.store", async () => {
@@ -78,7 +85,9 @@ describe("PostgresStore: opening and migrating", () => {
     await store.createDispatch(dispatch, runners);
     await store.close();
     const s = `"${schema.name}"`;
-    await adminQuery(`UPDATE ${s}.runners SET state = 'finishing', outcome = NULL, reason = CASE name WHEN 'failing' THEN 'failing: launch failed' ELSE 'finishing: job done' END`);
+    await adminQuery(
+      `UPDATE ${s}.runners SET state = 'finishing', outcome = NULL, reason = CASE name WHEN 'failing' THEN 'failing: launch failed' ELSE 'finishing: job done' END`,
+    );
     await adminQuery(`ALTER TABLE ${s}.runners DROP COLUMN outcome`);
     await adminQuery(`DELETE FROM ${s}.schema_migrations WHERE version >= 3`);
     const reopened = await schema.open();
@@ -112,7 +121,9 @@ describe("PostgresStore: the server unreachable or slow", () => {
 
   it("fails to open with StateUnavailableError naming the host, never the password", async () => {
     const port = await freePort();
-    const err = await openPostgresStore(`postgres://fnsc:${PW}@127.0.0.1:${port}/fnsc`, { connectTimeoutMs: 2000 }).catch((e: unknown) => e);
+    const err = await openPostgresStore(`postgres://fnsc:${PW}@127.0.0.1:${port}/fnsc`, { connectTimeoutMs: 2000 }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StateUnavailableError);
     expect((err as Error).message).toBe(
       `state database postgres://fnsc@127.0.0.1:${port}/fnsc: cannot connect (ECONNREFUSED); start the server or check dispatcher.store's host and port and the network; the dispatcher keeps retrying by itself`,
@@ -123,14 +134,19 @@ describe("PostgresStore: the server unreachable or slow", () => {
   it("names a database that does not exist", async () => {
     const err = await openPostgresStore(`postgres://postgres:${PW}@127.0.0.1:5432/fnsc_no_such_db`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StateUnavailableError);
-    expect((err as Error).message).toMatch(/postgres:\/\/postgres@127\.0\.0\.1:5432\/fnsc_no_such_db: the database does not exist \(3D000: database "fnsc_no_such_db" does not exist\); create it/);
+    expect((err as Error).message).toMatch(
+      /postgres:\/\/postgres@127\.0\.0\.1:5432\/fnsc_no_such_db: the database does not exist \(3D000: database "fnsc_no_such_db" does not exist\); create it/,
+    );
     expect((err as Error).message).not.toContain(PW);
   });
 
   it("answers StateUnavailableError while the server is gone, tells writeProblem, and works again when it is back", async () => {
     const hop = new Hop(await freePort());
     await hop.up();
-    const store = await openPostgresStore(`postgres://postgres:${PW}@127.0.0.1:${hop.port}/test`, { schema: schema.name, connectTimeoutMs: 1000 });
+    const store = await openPostgresStore(`postgres://postgres:${PW}@127.0.0.1:${hop.port}/test`, {
+      schema: schema.name,
+      connectTimeoutMs: 1000,
+    });
     try {
       const a = dispatchWith({ id: "a" });
       expect((await store.createDispatch(a.dispatch, a.runners)).created).toBe(true);

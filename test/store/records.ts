@@ -37,26 +37,24 @@ export function dispatchWith(spec: DispatchSpec): { dispatch: DispatchRecord; ru
     runnerNames: names,
     createdAt: created,
   };
-  const runners = names.map(
-    (name): RunnerRecord => ({
-      name,
-      dispatchId: spec.id,
-      state: "pending",
-      reason: "accepted, waiting for a launch slot",
-      platform: "linux",
-      labels: spec.labels ?? ["namespace-profile-linux-medium"],
-      scope: spec.scope ?? { level: "instance" },
-      machineType: "4x8",
-      image: "code.forgejo.org/forgejo/runner:12",
-      ttlMs: 1_800_000,
-      env: spec.env ?? {},
-      launchAttempts: 0,
-      createdAt: created,
-      updatedAt: created,
-      queueDeadline: iso((spec.createdAtMs ?? 0) + 3_600_000),
-      history: [],
-      ...spec.runner,
-    }),
-  );
+  const runners = names.map((name): RunnerRecord => ({
+    name,
+    dispatchId: spec.id,
+    state: "pending",
+    reason: "accepted, waiting for a launch slot",
+    platform: "linux",
+    labels: spec.labels ?? ["namespace-profile-linux-medium"],
+    scope: spec.scope ?? { level: "instance" },
+    machineType: "4x8",
+    image: "code.forgejo.org/forgejo/runner:12",
+    ttlMs: 1_800_000,
+    env: spec.env ?? {},
+    launchAttempts: 0,
+    createdAt: created,
+    updatedAt: created,
+    queueDeadline: iso((spec.createdAtMs ?? 0) + 3_600_000),
+    history: [],
+    ...spec.runner,
+  }));
   return { dispatch, runners };
 }

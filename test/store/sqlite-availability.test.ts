@@ -64,7 +64,9 @@ describe("a lock held by another process", () => {
     expect(err).toBeInstanceOf(HttpError);
     expect((err as HttpError).statusCode).toBe(503);
     expect((err as HttpError).headers).toEqual({ "retry-after": "5" });
-    expect((err as Error).message).toMatch(new RegExp(`state database ${path} is locked by another process \\(SQLITE_BUSY\\) .*second dispatcher on the same file`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`state database ${path} is locked by another process \\(SQLITE_BUSY\\) .*second dispatcher on the same file`),
+    );
     // Reads still work (WAL): the status API keeps answering.
     expect((await s.getRunner("d1-r0"))?.state).toBe("pending");
     expect(await s.writeProblem()).toMatch(/is locked by another process/);

@@ -41,12 +41,18 @@ describe("SqliteStore on disk", () => {
       expect(raw.pragma("journal_mode", { simple: true })).toBe("wal");
       const versions = raw.prepare("SELECT version FROM schema_migrations ORDER BY version").all() as { version: number }[];
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1));
-      const tables = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((t) => t.name);
-      expect(tables).toEqual(["dispatches", "runner_transitions", "runners", "schema_migrations"]);
-      const indexes = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runners' AND sql IS NOT NULL").all() as { name: string }[]).map(
+      const tables = (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map(
         (t) => t.name,
       );
-      expect(indexes).toEqual(expect.arrayContaining(["runners_by_state", "runners_by_scope_key", "runners_by_job_id", "runners_by_instance_id"]));
+      expect(tables).toEqual(["dispatches", "runner_transitions", "runners", "schema_migrations"]);
+      const indexes = (
+        raw.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runners' AND sql IS NOT NULL").all() as {
+          name: string;
+        }[]
+      ).map((t) => t.name);
+      expect(indexes).toEqual(
+        expect.arrayContaining(["runners_by_state", "runners_by_scope_key", "runners_by_job_id", "runners_by_instance_id"]),
+      );
     } finally {
       raw.close();
     }
@@ -66,7 +72,9 @@ describe("SqliteStore on disk", () => {
     const log = captureLogger();
     await openSqliteStore(path, { logger: log.logger }).close();
     await openSqliteStore(path, { logger: log.logger }).close();
-    const migrated = log.lines.map((l) => JSON.parse(l) as { msg: string; from?: number; to?: number }).filter((l) => l.msg === "state database schema migrated");
+    const migrated = log.lines
+      .map((l) => JSON.parse(l) as { msg: string; from?: number; to?: number })
+      .filter((l) => l.msg === "state database schema migrated");
     expect(migrated).toEqual([expect.objectContaining({ from: 0, to: LATEST_SCHEMA_VERSION })]);
   });
 
@@ -74,7 +82,9 @@ describe("SqliteStore on disk", () => {
     const path = join(tmp.dir, "newer.db");
     await openSqliteStore(path).close();
     const raw = new Database(path);
-    raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(LATEST_SCHEMA_VERSION + 5, "from the future", new Date().toISOString());
+    raw
+      .prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+      .run(LATEST_SCHEMA_VERSION + 5, "from the future", new Date().toISOString());
     raw.close();
 
     let error: unknown;
@@ -119,7 +129,8 @@ describe("SqliteStore on disk", () => {
       child.on("exit", (code) => (out.code = code));
       return { child, out };
     });
-    for (const w of workers) await waitFor(() => w.out.stdout.includes("ready\n") || w.out.code !== undefined, { timeoutMs: 20_000, what: "worker ready" });
+    for (const w of workers)
+      await waitFor(() => w.out.stdout.includes("ready\n") || w.out.code !== undefined, { timeoutMs: 20_000, what: "worker ready" });
     for (const w of workers) w.child.stdin.write("go\n");
     for (const w of workers) await waitFor(() => w.out.code !== undefined, { timeoutMs: 30_000, what: "worker exit" });
     for (const w of workers) expect(w.out.code, w.out.stderr).toBe(0);
@@ -244,9 +255,13 @@ async function openedAfter(
     raw.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT");
     for (const m of MIGRATIONS.filter((m) => m.version <= version)) {
       raw.exec(m.sql);
-      raw.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(m.version, m.name, new Date().toISOString());
+      raw
+        .prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+        .run(m.version, m.name, new Date().toISOString());
     }
-    raw.prepare("INSERT INTO dispatches (id, request_hash, request, created_at) VALUES ('d1', 'h', '{}', '2026-11-01T00:00:00.000Z')").run();
+    raw
+      .prepare("INSERT INTO dispatches (id, request_hash, request, created_at) VALUES ('d1', 'h', '{}', '2026-11-01T00:00:00.000Z')")
+      .run();
     raw
       .prepare(
         `INSERT INTO runners (name, dispatch_id, dispatch_index, state, reason, platform, labels, scope, scope_key, machine_type, image, ttl_ms, env, created_at, updated_at, queue_deadline)

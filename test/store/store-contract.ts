@@ -172,7 +172,13 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
           { instanceId: "inst-1", forgejoRunnerId: 42, launchedAt: iso(3000), expiresAt: iso(3000 + 1_800_000) },
           at(3000),
         );
-        expect(running).toMatchObject({ state: "running", instanceId: "inst-1", forgejoRunnerId: 42, launchedAt: iso(3000), expiresAt: iso(1_803_000) });
+        expect(running).toMatchObject({
+          state: "running",
+          instanceId: "inst-1",
+          forgejoRunnerId: 42,
+          launchedAt: iso(3000),
+          expiresAt: iso(1_803_000),
+        });
         expect(running?.finishedAt).toBeUndefined();
 
         const done = await store.transition(r.name, ["running", "finishing"], "done", "job finished", {}, at(4000));
@@ -187,7 +193,14 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
 
       it("keeps an explicit finish time and ignores a patch reason in favour of the transition's", async () => {
         const r = await seed();
-        const failed = await store.transition(r.name, ["pending"], "failed", "queue timeout", { finishedAt: iso(500), reason: "ignored" }, at(900));
+        const failed = await store.transition(
+          r.name,
+          ["pending"],
+          "failed",
+          "queue timeout",
+          { finishedAt: iso(500), reason: "ignored" },
+          at(900),
+        );
         expect(failed?.finishedAt).toBe(iso(500));
         expect(failed?.reason).toBe("queue timeout");
       });
@@ -236,7 +249,13 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         const { dispatch, runners } = dispatchWith({ id: "d1" });
         await store.createDispatch(dispatch, runners);
         const updated = await store.update("d1-r0", { instanceId: "inst-9", launchAttempts: 2, reason: "retrying launch" }, at(5000));
-        expect(updated).toMatchObject({ state: "pending", instanceId: "inst-9", launchAttempts: 2, reason: "retrying launch", updatedAt: iso(5000) });
+        expect(updated).toMatchObject({
+          state: "pending",
+          instanceId: "inst-9",
+          launchAttempts: 2,
+          reason: "retrying launch",
+          updatedAt: iso(5000),
+        });
         expect(updated?.history).toHaveLength(1);
         const again = await store.update("d1-r0", { launchAttempts: 3 });
         expect(again?.instanceId).toBe("inst-9");
@@ -247,9 +266,28 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
     describe("listRunners and countRunners", () => {
       beforeEach(async () => {
         const specs = [
-          dispatchWith({ id: "a", runners: 2, createdAtMs: 3000, labels: ["linux", "medium"], scope: { level: "organization", owner: "acme" } }),
-          dispatchWith({ id: "b", runners: 1, createdAtMs: 1000, labels: ["linux", "large"], scope: { level: "instance" }, runner: { job: { id: 7 } } }),
-          dispatchWith({ id: "c", names: ["c-z", "c-a"], createdAtMs: 2000, labels: ["macos"], scope: { level: "repository", owner: "acme", name: "app" } }),
+          dispatchWith({
+            id: "a",
+            runners: 2,
+            createdAtMs: 3000,
+            labels: ["linux", "medium"],
+            scope: { level: "organization", owner: "acme" },
+          }),
+          dispatchWith({
+            id: "b",
+            runners: 1,
+            createdAtMs: 1000,
+            labels: ["linux", "large"],
+            scope: { level: "instance" },
+            runner: { job: { id: 7 } },
+          }),
+          dispatchWith({
+            id: "c",
+            names: ["c-z", "c-a"],
+            createdAtMs: 2000,
+            labels: ["macos"],
+            scope: { level: "repository", owner: "acme", name: "app" },
+          }),
         ];
         for (const s of specs) await store.createDispatch(s.dispatch, s.runners);
         await store.transition("a-r1", ["pending"], "launching", "launching");

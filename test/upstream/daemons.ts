@@ -84,13 +84,20 @@ auth:
         scope: opts.scope,
         poll_interval: "2s",
         ...(opts.webhooks
-          ? { disable_polling: true, resync_interval: "0", webhook_secret: UPSTREAM_WEBHOOK_SECRET, webhook: { url: `${autoscalerUrl}/webhook/forge` } }
+          ? {
+              disable_polling: true,
+              resync_interval: "0",
+              webhook_secret: UPSTREAM_WEBHOOK_SECRET,
+              webhook: { url: `${autoscalerUrl}/webhook/forge` },
+            }
           : {}),
         targets: [{ labels: [LABEL], ttl: "15m" }],
       },
     ],
   });
-  const autoscaler = await createAutoscaler(buildAutoscalerDeps(config, autoscalerLogs.logger, { metrics: new Metrics({ daemon: "autoscaler", defaultMetrics: false }) }));
+  const autoscaler = await createAutoscaler(
+    buildAutoscalerDeps(config, autoscalerLogs.logger, { metrics: new Metrics({ daemon: "autoscaler", defaultMetrics: false }) }),
+  );
   await autoscaler.app.listen({ host: "127.0.0.1", port });
   autoscaler.start();
   return {

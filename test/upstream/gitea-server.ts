@@ -81,11 +81,31 @@ export async function startGitea(version: string, dir: string): Promise<GiteaSer
       "",
     ].join("\n"),
   );
-  const cli = (args: string[]) => execFileSync(bin, ["--config", ini, "--work-path", dir, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+  const cli = (args: string[]) =>
+    execFileSync(bin, ["--config", ini, "--work-path", dir, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
   cli(["migrate"]);
-  cli(["admin", "user", "create", "--admin", "--username", GITEA_ADMIN, "--password", GITEA_ADMIN_PASSWORD, "--email", "root@example.com", "--must-change-password=false"]);
-  const proc = startProcess(`gitea-${version}`, bin, ["--config", ini, "--work-path", dir, "web"], { cwd: dir, env: { ...process.env, HOME: dir } });
-  await waitFor(async () => (await fetch(`${url}/api/v1/version`).catch(() => undefined))?.ok, { what: `gitea ${version} to answer`, timeoutMs: 60_000, intervalMs: 200 });
+  cli([
+    "admin",
+    "user",
+    "create",
+    "--admin",
+    "--username",
+    GITEA_ADMIN,
+    "--password",
+    GITEA_ADMIN_PASSWORD,
+    "--email",
+    "root@example.com",
+    "--must-change-password=false",
+  ]);
+  const proc = startProcess(`gitea-${version}`, bin, ["--config", ini, "--work-path", dir, "web"], {
+    cwd: dir,
+    env: { ...process.env, HOME: dir },
+  });
+  await waitFor(async () => (await fetch(`${url}/api/v1/version`).catch(() => undefined))?.ok, {
+    what: `gitea ${version} to answer`,
+    timeoutMs: 60_000,
+    intervalMs: 200,
+  });
 
   const basic = `Basic ${Buffer.from(`${GITEA_ADMIN}:${GITEA_ADMIN_PASSWORD}`).toString("base64")}`;
   const minted = await fetch(`${url}/api/v1/users/${GITEA_ADMIN}/tokens`, {

@@ -55,10 +55,13 @@ async function status(d: Daemons): Promise<InstanceStatus> {
 /** Waits until the runner (default: the first) is finished, its instance gone and none of its processes left. */
 async function expectCleanEnd(d: Daemons, name?: string): Promise<void> {
   const runnerName = name ?? (await d.store.listRunners({}))[0]!.name;
-  const finished = await waitFor(async () => {
-    const r = (await d.store.getRunner(runnerName))!;
-    return ["done", "failed"].includes(r.state) ? r : undefined;
-  }, { what: `runner ${runnerName} to finish`, timeoutMs: 60_000 });
+  const finished = await waitFor(
+    async () => {
+      const r = (await d.store.getRunner(runnerName))!;
+      return ["done", "failed"].includes(r.state) ? r : undefined;
+    },
+    { what: `runner ${runnerName} to finish`, timeoutMs: 60_000 },
+  );
   const instances = d.nsc.instances({ includeDestroyed: true }).filter((i) => i.labels?.["forgejo-nsc.runner"] === runnerName);
   expect(instances.map((i) => i.id)).toEqual([finished.instanceId]);
   await waitFor(() => instances.every((i) => i.destroyed_at), { what: `the instance of ${runnerName} to be gone` });
@@ -71,27 +74,47 @@ describe("Gitea 1.25.5 (real): workflow_job webhook → autoscaler → dispatche
     gitea = await startGitea("1.25.5", `${tmp.dir}/gitea`);
     expect(gitea.version).toBe("1.25.5");
     await createRepo(gitea, "app");
-    daemons = await startDaemons({ dir: tmp.dir, forge: { url: gitea.url, token: gitea.token }, scope: { level: "repository", owner: GITEA_ADMIN, name: "app" }, webhooks: true });
+    daemons = await startDaemons({
+      dir: tmp.dir,
+      forge: { url: gitea.url, token: gitea.token },
+      scope: { level: "repository", owner: GITEA_ADMIN, name: "app" },
+      webhooks: true,
+    });
     const d = daemons;
 
     // The autoscaler created its hook in the real Gitea; what Gitea stored is what it compares.
-    const hook = await waitFor(async () => {
-      const hooks = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/hooks`)).json as { id: number; config: { url: string }; events: string[] }[];
-      // The product marks its hook URL with a #fragment (a secret fingerprint) that Gitea keeps and drops when delivering.
-      return hooks.find((h) => h.config.url.split("#")[0] === `${d.autoscalerUrl}/webhook/forge`);
-    }, { what: "the autoscaler's hook in Gitea", timeoutMs: 20_000 });
+    const hook = await waitFor(
+      async () => {
+        const hooks = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/hooks`)).json as {
+          id: number;
+          config: { url: string };
+          events: string[];
+        }[];
+        // The product marks its hook URL with a #fragment (a secret fingerprint) that Gitea keeps and drops when delivering.
+        return hooks.find((h) => h.config.url.split("#")[0] === `${d.autoscalerUrl}/webhook/forge`);
+      },
+      { what: "the autoscaler's hook in Gitea", timeoutMs: 20_000 },
+    );
     expect(hook.events).toEqual(["workflow_job"]);
     await waitFor(async () => (await status(d)).webhook.setup === "ok", { what: "webhook setup ok" });
     expect((await status(d)).mode).toBe("webhooks");
 
     await pushWorkflow(gitea, "app");
     // Gitea's jobs search shows the job; the runner request came from its webhook (polling is off).
-    const job = await waitFor(async () => {
-      const r = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).json as { jobs: { id: number; status: string; labels: string[]; run_attempt: number }[] };
-      return r.jobs[0];
-    }, { what: "the job in Gitea" });
+    const job = await waitFor(
+      async () => {
+        const r = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).json as {
+          jobs: { id: number; status: string; labels: string[]; run_attempt: number }[];
+        };
+        return r.jobs[0];
+      },
+      { what: "the job in Gitea" },
+    );
     expect(job).toMatchObject({ status: "queued", labels: [LABEL] });
-    const runner = await waitFor(async () => (await d.store.listRunners({}))[0], { what: "a dispatch from the delivery", timeoutMs: 30_000 });
+    const runner = await waitFor(async () => (await d.store.listRunners({}))[0], {
+      what: "a dispatch from the delivery",
+      timeoutMs: 30_000,
+    });
     const s = await status(d);
     expect(s.webhook.workflow_job_seen).toBe(true);
     expect(s.webhook.last_delivery_event).toMatch(/^workflow_job\./);
@@ -101,7 +124,10 @@ describe("Gitea 1.25.5 (real): workflow_job webhook → autoscaler → dispatche
 
     // The instance got the registration token Gitea issues for this repository right now.
     // Destroyed ones too: the instance ends with the bootstrap's `forgejo-runner register` and may be gone already.
-    const instance = await waitFor(() => d.nsc.instances({ includeDestroyed: true }).find((i) => i.labels?.["forgejo-nsc.runner"] === runner.name), { what: `the instance of ${runner.name}` });
+    const instance = await waitFor(
+      () => d.nsc.instances({ includeDestroyed: true }).find((i) => i.labels?.["forgejo-nsc.runner"] === runner.name),
+      { what: `the instance of ${runner.name}` },
+    );
     const current = (await gitea.api("GET", `/repos/${GITEA_ADMIN}/app/actions/runners/registration-token`)).json as { token: string };
     expect(instance.env?.FORGEJO_RUNNER_TOKEN).toBe(current.token);
     expect(instance.image).toBe("code.forgejo.org/forgejo/runner:12.13.2");
@@ -116,7 +142,12 @@ describe("Gitea 1.25.5 (real): workflow_job webhook → autoscaler → dispatche
 
     // What Gitea stores for expanded event names is what ensureWebhook compares against.
     const requested = ["push", "pull_request", "issues"];
-    const created = await gitea.api("POST", `/repos/${GITEA_ADMIN}/app/hooks`, { type: "gitea", config: { url: "http://127.0.0.1:9/other", content_type: "json" }, events: requested, active: true });
+    const created = await gitea.api("POST", `/repos/${GITEA_ADMIN}/app/hooks`, {
+      type: "gitea",
+      config: { url: "http://127.0.0.1:9/other", content_type: "json" },
+      events: requested,
+      active: true,
+    });
     expect(created.status, created.text).toBe(201);
     expect([...(created.json as { events: string[] }).events].sort()).toEqual(storedHookEvents("gitea", requested).sort());
   });
@@ -127,13 +158,23 @@ describe("Gitea 1.25.5 (real), polling: the jobs search is read as Gitea answers
     tmp = tempDir("fnsc-up-gitea125p-");
     gitea = await startGitea("1.25.5", `${tmp.dir}/gitea`);
     await createRepo(gitea, "app");
-    daemons = await startDaemons({ dir: tmp.dir, forge: { url: gitea.url, token: gitea.token }, scope: { level: "repository", owner: GITEA_ADMIN, name: "app" }, webhooks: false });
+    daemons = await startDaemons({
+      dir: tmp.dir,
+      forge: { url: gitea.url, token: gitea.token },
+      scope: { level: "repository", owner: GITEA_ADMIN, name: "app" },
+      webhooks: false,
+    });
     const d = daemons;
     await pushWorkflow(gitea, "app");
-    const job = await waitFor(async () => {
-      const r = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).json as { jobs: { id: number; run_attempt: number }[] };
-      return r.jobs[0];
-    }, { what: "the job in Gitea" });
+    const job = await waitFor(
+      async () => {
+        const r = (await gitea!.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).json as {
+          jobs: { id: number; run_attempt: number }[];
+        };
+        return r.jobs[0];
+      },
+      { what: "the job in Gitea" },
+    );
     const runner = await waitFor(async () => (await d.store.listRunners({}))[0], { what: "a dispatch from polling", timeoutMs: 30_000 });
     const s = await status(d);
     expect(s.mode).toBe("polling");
@@ -143,12 +184,17 @@ describe("Gitea 1.25.5 (real), polling: the jobs search is read as Gitea answers
     // The autoscaler does not leave it stranded: it asks again with the next generation of the key
     // (keys.ts: ":r1"), once, and says why in its status.
     await expectCleanEnd(d, runner.name);
-    const second = await waitFor(async () => (await d.store.listRunners({})).find((x) => x.name !== runner.name), { what: "the next generation", timeoutMs: 30_000 });
+    const second = await waitFor(async () => (await d.store.listRunners({})).find((x) => x.name !== runner.name), {
+      what: "the next generation",
+      timeoutMs: 30_000,
+    });
     expect((await d.store.getDispatch(second.dispatchId))?.idempotencyKey).toBe(`forge:job:${job.id}:${job.run_attempt}:r1`);
     const r = d.autoscaler.reconcilers[0]!;
     const passes = r.passCount;
     await waitFor(() => r.passCount >= passes + 2, { what: "two more passes", timeoutMs: 20_000 });
-    const keys = await Promise.all((await d.store.listRunners({})).map(async (x) => (await d.store.getDispatch(x.dispatchId))?.idempotencyKey));
+    const keys = await Promise.all(
+      (await d.store.listRunners({})).map(async (x) => (await d.store.getDispatch(x.dispatchId))?.idempotencyKey),
+    );
     // One runner per generation, never two for the same one.
     expect(new Set(keys).size).toBe(keys.length);
     await expectCleanEnd(d, second.name);
@@ -164,7 +210,12 @@ describe("Gitea 1.24.6 (real): no jobs search, webhooks only", () => {
     // The contract fact itself, from the real server.
     expect((await gitea.api("GET", `/repos/${GITEA_ADMIN}/app/actions/jobs`)).status).toBe(404);
 
-    daemons = await startDaemons({ dir: tmp.dir, forge: { url: gitea.url, token: gitea.token }, scope: { level: "repository", owner: GITEA_ADMIN, name: "app" }, webhooks: true });
+    daemons = await startDaemons({
+      dir: tmp.dir,
+      forge: { url: gitea.url, token: gitea.token },
+      scope: { level: "repository", owner: GITEA_ADMIN, name: "app" },
+      webhooks: true,
+    });
     const d = daemons;
     await waitFor(async () => (await status(d)).webhook.setup === "ok", { what: "webhook setup ok", timeoutMs: 20_000 });
     const s0 = await status(d);
@@ -172,7 +223,10 @@ describe("Gitea 1.24.6 (real): no jobs search, webhooks only", () => {
     expect(s0.mode_reason).toMatch(/^Gitea 1\.24\.6 has no jobs API/);
 
     await pushWorkflow(gitea, "app");
-    const runner = await waitFor(async () => (await d.store.listRunners({}))[0], { what: "a dispatch from the delivery", timeoutMs: 30_000 });
+    const runner = await waitFor(async () => (await d.store.listRunners({}))[0], {
+      what: "a dispatch from the delivery",
+      timeoutMs: 30_000,
+    });
     expect(runner.labels).toEqual([LABEL]);
     const s1 = await status(d);
     expect(s1.last_error).toBeNull();

@@ -59,7 +59,8 @@ export class GarmPolicy implements Policy {
 
   onDelivery(d: Delivery): void {
     const known = this.jobs.get(d.job.id);
-    if (d.event === "queued" && !known) this.jobs.set(d.job.id, { id: d.job.id, runsOn: d.job.runsOn, status: "queued", recordedAt: this.ctx.q.now });
+    if (d.event === "queued" && !known)
+      this.jobs.set(d.job.id, { id: d.job.id, runsOn: d.job.runsOn, status: "queued", recordedAt: this.ctx.q.now });
     else if (d.event === "in_progress" && known) known.status = "in_progress";
     else if (d.event === "completed") this.jobs.delete(d.job.id);
   }

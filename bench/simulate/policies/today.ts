@@ -60,7 +60,8 @@ class SimDispatcherClient extends DispatcherClient {
 
 /** The two Forgejo calls a pass makes; the rest of the API is never used by observe(). */
 function simForgejoApi(forge: Forge): ForgejoApi {
-  const unused = (what: string) => () => Promise.reject(new Error(`the simulated Forgejo does not implement ${what}; only searchJobs and listRunners are modelled`));
+  const unused = (what: string) => () =>
+    Promise.reject(new Error(`the simulated Forgejo does not implement ${what}; only searchJobs and listRunners are modelled`));
   return {
     serverInfo: async () => FORGEJO_15,
     searchJobs: async (): Promise<ActionRunJob[]> => forge.jobList(),
@@ -161,7 +162,14 @@ export class TodayPolicy implements Policy {
   private async pass(): Promise<void> {
     const config = this.ctx.deployment.autoscaler;
     const now = () => this.ctx.q.now;
-    const obs = await observe({ api: this.api, info: FORGEJO_15, dispatcher: this.client, scope: config.scope, targetLabels: config.targets.map((t) => t.labels), now: () => new Date(now()) });
+    const obs = await observe({
+      api: this.api,
+      info: FORGEJO_15,
+      dispatcher: this.client,
+      scope: config.scope,
+      targetLabels: config.targets.map((t) => t.labels),
+      now: () => new Date(now()),
+    });
     const jobs = obs.jobs ?? [];
     const targets = this.ctx.deployment.autoscaler.targets.map((t) => ({ name: targetName(t), labels: t.labels }));
     this.arrivals.note(

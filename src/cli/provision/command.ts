@@ -8,7 +8,16 @@ import { noPositionals, parseFlags } from "../args.js";
 import { CliError, UsageError } from "../errors.js";
 import type { CliIo } from "../io.js";
 import { readSecretFile, readSecretStdin } from "../secret-input.js";
-import { commitFiles, existingFiles, makeStaging, prepareOutDir, removeFiles, removeIfEmpty, removeStaging, writePrivateFile } from "./files.js";
+import {
+  commitFiles,
+  existingFiles,
+  makeStaging,
+  prepareOutDir,
+  removeFiles,
+  removeIfEmpty,
+  removeStaging,
+  writePrivateFile,
+} from "./files.js";
 import { checkPatForScope, forgejoVersion, mintPat, patScopesFor, roleFor } from "./forgejo-pat.js";
 import { DEFAULT_NSC_GRANT, checkNscLogin, createNscToken, devNscToken, readNscTokenFile } from "./nsc-token.js";
 import type { NscRun } from "./nsc-token.js";
@@ -120,7 +129,10 @@ function httpUrl(flag: string, text: string): string {
 
 /** UTC time as a token-name suffix: 20260801T101500Z. */
 function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  return d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
 }
 
 function defaultInstanceName(forgejoUrl: string): string {
@@ -148,13 +160,18 @@ function plan(v: Values, io: CliIo): Plan {
   const forgejoUrl = httpUrl("--forgejo-url", v["forgejo-url"]);
   const scope = parseScopeArg(v.scope);
   if (typeof scope === "string") throw usage(scope);
-  const labels = v.labels.split(",").map((l) => l.trim()).filter(Boolean);
+  const labels = v.labels
+    .split(",")
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (labels.length === 0) throw usage("--labels needs at least one label");
   const timeoutMs = parseDuration(v.timeout);
   if (timeoutMs === undefined || timeoutMs < 100) throw usage(`--timeout "${v.timeout}" is not a duration such as 30s`);
-  if (parseDuration(v["nsc-token-expires"]) === undefined) throw usage(`--nsc-token-expires "${v["nsc-token-expires"]}" is not a duration such as 2160h`);
+  if (parseDuration(v["nsc-token-expires"]) === undefined)
+    throw usage(`--nsc-token-expires "${v["nsc-token-expires"]}" is not a duration such as 2160h`);
 
-  if (v["forgejo-token-file"] && v["forgejo-user"]) throw usage("give either --forgejo-token-file (an existing token) or --forgejo-user (mint one), not both");
+  if (v["forgejo-token-file"] && v["forgejo-user"])
+    throw usage("give either --forgejo-token-file (an existing token) or --forgejo-user (mint one), not both");
   if (!v["forgejo-token-file"] && !v["forgejo-user"]) {
     throw usage("a Forgejo token is needed: pass --forgejo-token-file <file>, or --forgejo-user <login> with a password to mint one");
   }
@@ -165,7 +182,8 @@ function plan(v: Values, io: CliIo): Plan {
   if (pat.kind === "file" && (v["forgejo-password-file"] || v["forgejo-password-stdin"] || v["forgejo-otp"] || v["pat-name"])) {
     throw usage("--forgejo-password-*, --forgejo-otp and --pat-name only apply with --forgejo-user");
   }
-  if (v["forgejo-password-file"] && v["forgejo-password-stdin"]) throw usage("give either --forgejo-password-file or --forgejo-password-stdin, not both");
+  if (v["forgejo-password-file"] && v["forgejo-password-stdin"])
+    throw usage("give either --forgejo-password-file or --forgejo-password-stdin, not both");
 
   let nsc: NscMode;
   if (v["nsc-token-file"]) nsc = { kind: "file", path: v["nsc-token-file"] };
@@ -173,7 +191,8 @@ function plan(v: Values, io: CliIo): Plan {
   else throw usage(`--nsc-token "${v["nsc-token"]}" is not a mode: use create, dev or none (or --nsc-token-file <file>)`);
 
   const instanceName = v.name ?? defaultInstanceName(forgejoUrl);
-  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(instanceName)) throw usage(`--name "${instanceName}": letters, digits, '-' and '_' only, at most 63 characters`);
+  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/i.test(instanceName))
+    throw usage(`--name "${instanceName}": letters, digits, '-' and '_' only, at most 63 characters`);
   const out = resolve(v.out);
   const configDir = v["config-dir"] ? resolve(v["config-dir"]) : out;
   const render: RenderInput = {
@@ -207,7 +226,13 @@ async function readPassword(v: Values, io: CliIo, user: string): Promise<string>
 
 function isPrivateHost(url: string): boolean {
   const h = new URL(url).hostname.replace(/^\[|\]$/g, "");
-  return isLoopbackHost(h) || /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(h) || h.endsWith(".local") || h.endsWith(".internal") || !h.includes(".");
+  return (
+    isLoopbackHost(h) ||
+    /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(h) ||
+    h.endsWith(".local") ||
+    h.endsWith(".internal") ||
+    !h.includes(".")
+  );
 }
 
 export async function provisionCommand(argv: string[], io: CliIo): Promise<number> {
@@ -281,7 +306,9 @@ async function provisionInto(p: Plan, v: Values, io: CliIo, dirState: { tightene
     await removeStaging(staging);
     if (!(err instanceof CliError)) throw err;
     const who = p.pat.kind === "mint" ? p.pat.user : "its user";
-    const cleanup = minted ? ` The Forgejo token "${minted}" was already created: delete it in Settings → Applications of ${who}, or reuse it with --forgejo-token-file.` : "";
+    const cleanup = minted
+      ? ` The Forgejo token "${minted}" was already created: delete it in Settings → Applications of ${who}, or reuse it with --forgejo-token-file.`
+      : "";
     throw new CliError(`${err.message}\nNothing was written.${cleanup}`);
   }
   try {
@@ -296,7 +323,10 @@ async function provisionInto(p: Plan, v: Values, io: CliIo, dirState: { tightene
 
 /** With --force, a file of an earlier run that the new configs no longer name (nsc-token.json after --nsc-token none) goes too. */
 async function removeUnnamed(p: Plan, io: CliIo): Promise<void> {
-  for (const name of await removeFiles(p.out, Object.values(FILES).filter((n) => !p.names.includes(n)))) {
+  for (const name of await removeFiles(
+    p.out,
+    Object.values(FILES).filter((n) => !p.names.includes(n)),
+  )) {
     const revoke = name === FILES.nscToken ? "; if it held a revocable token, revoke it (nsc token list / nsc token revoke)" : "";
     io.err(`note: removed ${join(p.out, name)}: the new configs do not use it${revoke}\n`);
   }
@@ -313,10 +343,21 @@ async function obtainForgejoToken(p: Plan, v: Values, password: string | undefin
     scopes: patScopesFor(p.render.scope),
     timeoutMs: p.timeoutMs,
   });
-  return { token: minted.token, minted: minted.name, summary: `Forgejo token: created "${minted.name}" for user ${p.pat.user} with scope ${minted.scopes.join(", ")}` };
+  return {
+    token: minted.token,
+    minted: minted.name,
+    summary: `Forgejo token: created "${minted.name}" for user ${p.pat.user} with scope ${minted.scopes.join(", ")}`,
+  };
 }
 
-async function obtainNscToken(p: Plan, v: Values, io: CliIo, run: NscRun, staging: string, given: string | undefined): Promise<{ json?: string | undefined; summary: string }> {
+async function obtainNscToken(
+  p: Plan,
+  v: Values,
+  io: CliIo,
+  run: NscRun,
+  staging: string,
+  given: string | undefined,
+): Promise<{ json?: string | undefined; summary: string }> {
   switch (p.nsc.kind) {
     case "create": {
       const name = v["nsc-token-name"] ?? `forgejo-nsc-${stamp(io.now())}`;

@@ -8,7 +8,8 @@ export async function prepareOutDir(dir: string): Promise<{ created: boolean; ti
   try {
     st = await lstat(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new CliError(`cannot inspect ${dir} (${(err as NodeJS.ErrnoException).code}); check --out`);
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new CliError(`cannot inspect ${dir} (${(err as NodeJS.ErrnoException).code}); check --out`);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await chmod(dir, 0o700);
@@ -23,7 +24,9 @@ export async function prepareOutDir(dir: string): Promise<{ created: boolean; ti
     try {
       await chmod(dir, 0o700);
     } catch (e) {
-      throw new CliError(`${dir} is readable by other users (mode ${mode.toString(8)}) and cannot be changed to 0700 (${(e as NodeJS.ErrnoException).code}); use a directory you own`);
+      throw new CliError(
+        `${dir} is readable by other users (mode ${mode.toString(8)}) and cannot be changed to 0700 (${(e as NodeJS.ErrnoException).code}); use a directory you own`,
+      );
     }
     return { created: false, tightenedFrom: mode };
   }
@@ -83,7 +86,6 @@ export async function removeStaging(staging: string): Promise<void> {
   await rm(staging, { recursive: true, force: true });
 }
 
-
 /** Removes `dir` when it is empty (a directory a failed run created); anything in it is kept. */
 export async function removeIfEmpty(dir: string): Promise<void> {
   await rmdir(dir).catch(() => undefined);
@@ -98,7 +100,8 @@ export async function removeFiles(dir: string, names: readonly string[]): Promis
       removed.push(n);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT") throw new CliError(`cannot remove ${join(dir, n)}, which the new configs no longer use (${code}); delete it by hand`);
+      if (code !== "ENOENT")
+        throw new CliError(`cannot remove ${join(dir, n)}, which the new configs no longer use (${code}); delete it by hand`);
     }
   }
   return removed;

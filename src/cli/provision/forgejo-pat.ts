@@ -41,7 +41,8 @@ export async function forgejoVersion(baseUrl: string, timeoutMs: number): Promis
   try {
     const { body } = await callJson(`${apiBase(baseUrl)}/version`, { timeoutMs });
     const v = body && typeof body === "object" ? (body as { version?: unknown }).version : undefined;
-    if (typeof v !== "string") throw new CliError(`${baseUrl} answered /api/v1/version without a version; is --forgejo-url the Forgejo base URL?`);
+    if (typeof v !== "string")
+      throw new CliError(`${baseUrl} answered /api/v1/version without a version; is --forgejo-url the Forgejo base URL?`);
     try {
       return parseServerVersion(v);
     } catch (e) {
@@ -49,7 +50,9 @@ export async function forgejoVersion(baseUrl: string, timeoutMs: number): Promis
     }
   } catch (err) {
     if (err instanceof HttpFailure) {
-      throw new CliError(`cannot read the Forgejo version at ${baseUrl}: ${err.message}; check --forgejo-url (the URL you open Forgejo at, without /api/v1)`);
+      throw new CliError(
+        `cannot read the Forgejo version at ${baseUrl}: ${err.message}; check --forgejo-url (the URL you open Forgejo at, without /api/v1)`,
+      );
     }
     throw err;
   }
@@ -88,7 +91,9 @@ export async function mintPat(req: MintRequest): Promise<MintedPat> {
   }
   const b = (body ?? {}) as { id?: unknown; name?: unknown; sha1?: unknown; scopes?: unknown };
   if (typeof b.sha1 !== "string" || b.sha1 === "") {
-    throw new CliError(`Forgejo created the token "${req.name}" for user ${req.user} but did not return its value; delete it in Settings → Applications and create one by hand (pass it with --forgejo-token-file)`);
+    throw new CliError(
+      `Forgejo created the token "${req.name}" for user ${req.user} but did not return its value; delete it in Settings → Applications and create one by hand (pass it with --forgejo-token-file)`,
+    );
   }
   return {
     id: typeof b.id === "number" ? b.id : undefined,
@@ -120,7 +125,8 @@ function mintFailure(req: MintRequest, err: HttpFailure): string {
       }
       return `Forgejo refused to create the token "${req.name}" for user "${req.user}" (${err.status})${detail}; ${byHand}`;
     default:
-      if (err.kind === "unreachable" || err.kind === "timeout") return `cannot reach Forgejo to create a token: ${err.message}; check --forgejo-url`;
+      if (err.kind === "unreachable" || err.kind === "timeout")
+        return `cannot reach Forgejo to create a token: ${err.message}; check --forgejo-url`;
       return `creating an access token for user "${req.user}" failed: ${err.message}; ${byHand}`;
   }
 }
@@ -137,7 +143,13 @@ function jobsPath(scope: Scope, server: ServerInfo): string {
  * creation is sent with an empty body, which Forgejo refuses with 422 only after the write scope
  * and the role were accepted. Returns a problem text, or undefined when all passed.
  */
-export async function checkPatForScope(baseUrl: string, token: string, scope: Scope, server: ServerInfo, timeoutMs: number): Promise<string | undefined> {
+export async function checkPatForScope(
+  baseUrl: string,
+  token: string,
+  scope: Scope,
+  server: ServerInfo,
+  timeoutMs: number,
+): Promise<string | undefined> {
   const where = scopeKey(scope);
   const hooks = `${scopeApiPrefix(scope)}/hooks`;
   const notFound = `Forgejo found nothing at ${where}: check the --scope owner and name`;

@@ -35,14 +35,18 @@ async function runNsc(run: NscRun, args: string[], what: string): Promise<{ stdo
     stdin: "ignore",
   });
   if ((r as { code?: string }).code === "ENOENT") {
-    throw new CliError(`nsc not found at "${run.nsc}": install the Namespace CLI, pass --nsc <path>, or skip the Namespace token with --nsc-token none`);
+    throw new CliError(
+      `nsc not found at "${run.nsc}": install the Namespace CLI, pass --nsc <path>, or skip the Namespace token with --nsc-token none`,
+    );
   }
   if (r.timedOut) throw new CliError(`${what}: nsc did not finish within ${run.timeoutMs} ms`);
   if (r.exitCode !== 0) {
     const why = nscFailure(String(r.stderr ?? ""));
     let todo = "see the nsc message above";
-    if (/not logged in|login token expired|session expired|no credentials found/i.test(why)) todo = "run nsc login as this user first, then retry";
-    else if (/not allowed|missing the permission/i.test(why)) todo = "creating tokens needs a workspace admin; ask one, or pass --nsc-token-user to bind the token to your own membership";
+    if (/not logged in|login token expired|session expired|no credentials found/i.test(why))
+      todo = "run nsc login as this user first, then retry";
+    else if (/not allowed|missing the permission/i.test(why))
+      todo = "creating tokens needs a workspace admin; ask one, or pass --nsc-token-user to bind the token to your own membership";
     throw new CliError(`${what} failed (nsc exit ${r.exitCode ?? "?"}): ${why}; ${todo}`);
   }
   return { stdout: String(r.stdout ?? "") };
@@ -107,7 +111,11 @@ export async function createNscToken(run: NscRun, o: CreateTokenOptions): Promis
 /** `nsc auth generate-dev-token`, wrapped as {"bearer_token": …}; such tokens last about an hour. */
 export async function devNscToken(run: NscRun, rawOut: string): Promise<string> {
   try {
-    await runNsc(run, ["auth", "generate-dev-token", "--output_to", rawOut], "generating a Namespace dev token (nsc auth generate-dev-token)");
+    await runNsc(
+      run,
+      ["auth", "generate-dev-token", "--output_to", rawOut],
+      "generating a Namespace dev token (nsc auth generate-dev-token)",
+    );
     return await readNscTokenFile(rawOut, "nsc auth generate-dev-token --output_to");
   } finally {
     await rm(rawOut, { force: true });

@@ -55,7 +55,10 @@ function parseStates(text: string | undefined): string[] {
   const states = commaList(text) ?? [];
   const bad = states.filter((s) => !isOneOf(RUNNER_STATES, s));
   if (bad.length > 0 || states.length === 0) {
-    throw new UsageError(`--state: unknown state ${bad.map((b) => JSON.stringify(b)).join(", ") || "(empty)"}; use ${RUNNER_STATES.join(", ")} or all`, STATUS_USAGE);
+    throw new UsageError(
+      `--state: unknown state ${bad.map((b) => JSON.stringify(b)).join(", ") || "(empty)"}; use ${RUNNER_STATES.join(", ")} or all`,
+      STATUS_USAGE,
+    );
   }
   return states;
 }
@@ -80,7 +83,9 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     ? await readSecretFile(values["autoscaler-token-file"], "the autoscaler API token", "--autoscaler-token-file")
     : token;
   const skip = (u: string) => u.trim() === "" || u.trim() === "none";
-  const dispatcher: Endpoint | undefined = skip(values.dispatcher) ? undefined : { daemon: "dispatcher", url: values.dispatcher, token, timeoutMs };
+  const dispatcher: Endpoint | undefined = skip(values.dispatcher)
+    ? undefined
+    : { daemon: "dispatcher", url: values.dispatcher, token, timeoutMs };
   const autoscaler: Endpoint | undefined = skip(values.autoscaler)
     ? undefined
     : { daemon: "autoscaler", url: values.autoscaler, token: autoscalerToken, timeoutMs };
@@ -90,7 +95,8 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     const name = positionals[1];
     if (!name) throw new UsageError("status runner: name the runner, e.g. forgejo-nsc status runner nscloud-1a2b3c", STATUS_USAGE);
     if (!dispatcher) throw new UsageError("status runner needs the dispatcher; do not pass --dispatcher none", STATUS_USAGE);
-    if (values.watch !== undefined || values.state !== undefined) throw new UsageError("--watch and --state apply to the runner list, not to status runner", STATUS_USAGE);
+    if (values.watch !== undefined || values.state !== undefined)
+      throw new UsageError("--watch and --state apply to the runner list, not to status runner", STATUS_USAGE);
     return runnerCommand(dispatcher, name, values.json, io);
   }
   noPositionals(positionals, STATUS_USAGE);
@@ -99,7 +105,10 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
   const watchMs = values.watch !== undefined ? parseInterval("--watch", values.watch, 100) : undefined;
 
   for (;;) {
-    const [d, a] = await Promise.all([dispatcher ? fetchRunners(dispatcher, states) : undefined, autoscaler ? fetchAutoscalerStatus(autoscaler) : undefined]);
+    const [d, a] = await Promise.all([
+      dispatcher ? fetchRunners(dispatcher, states) : undefined,
+      autoscaler ? fetchAutoscalerStatus(autoscaler) : undefined,
+    ]);
     const now = io.now();
     const report: StatusReport = { generatedAt: now.toISOString(), states, dispatcher: d, autoscaler: a };
     if (values.json) {
@@ -107,7 +116,9 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     } else {
       // A terminal gets a redrawn screen; a pipe or log gets one block per refresh.
       if (watchMs !== undefined) {
-        io.out(`${io.stdoutIsTty ? "\x1b[2J\x1b[H" : ""}forgejo-nsc status at ${report.generatedAt} (every ${values.watch}; Ctrl-C stops)\n\n`);
+        io.out(
+          `${io.stdoutIsTty ? "\x1b[2J\x1b[H" : ""}forgejo-nsc status at ${report.generatedAt} (every ${values.watch}; Ctrl-C stops)\n\n`,
+        );
       }
       io.out(renderStatus(report, now));
     }

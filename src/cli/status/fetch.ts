@@ -67,7 +67,15 @@ async function getParsed<S extends z.ZodType>(ep: Endpoint, path: string, schema
     return { daemon: ep.daemon, url: ep.url, ok: true, data: parsed.data };
   } catch (err) {
     if (!(err instanceof HttpFailure)) throw err;
-    return { daemon: ep.daemon, url: ep.url, ok: false, kind: err.kind, error: err.message, hint: hintFor(ep, err), ...(err.status ? { status: err.status } : {}) };
+    return {
+      daemon: ep.daemon,
+      url: ep.url,
+      ok: false,
+      kind: err.kind,
+      error: err.message,
+      hint: hintFor(ep, err),
+      ...(err.status ? { status: err.status } : {}),
+    };
   }
 }
 

@@ -4,4 +4,8 @@ import { z } from "zod";
 export const nullish = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined);
 
 /** A list a daemon may send as null or leave out: read as empty. */
-export const list = <T extends z.ZodType>(t: T) => z.array(t).nullish().transform((v) => v ?? []);
+export const list = <T extends z.ZodType>(t: T) =>
+  z
+    .array(t)
+    .nullish()
+    .transform((v) => v ?? []);

@@ -89,7 +89,9 @@ function instanceHeader(i: InstanceStatus, now: Date): string {
   const w = i.webhook;
   if (w) {
     const setup = w.setup === "not_configured" || (!w.setup && !w.configured) ? "not managed" : dash(w.setup);
-    const last = w.last_delivery_at ? `, last delivery ${agoText(w.last_delivery_at, now)}${w.last_delivery_event ? ` (${w.last_delivery_event})` : ""}` : ", no delivery yet";
+    const last = w.last_delivery_at
+      ? `, last delivery ${agoText(w.last_delivery_at, now)}${w.last_delivery_event ? ` (${w.last_delivery_event})` : ""}`
+      : ", no delivery yet";
     lines.push(`  webhook: ${setup}${w.message ? ` (${w.message})` : ""}${last}`);
   }
   return lines.join("\n") + "\n";
@@ -136,7 +138,11 @@ function renderAutoscaler(r: DaemonResult<AutoscalerStatus>, now: Date, runners:
       out += "\n    no waiting jobs\n";
     } else {
       out += `\n    waiting jobs (${inst.waiting_jobs.length}):\n`;
-      out += formatTable(["JOB", "RUNS ON", "TARGET", "STATE", "RUNNER", "WHY NO RUNNER YET"], waitingRows(inst.waiting_jobs, runnerByJob), "    ");
+      out += formatTable(
+        ["JOB", "RUNS ON", "TARGET", "STATE", "RUNNER", "WHY NO RUNNER YET"],
+        waitingRows(inst.waiting_jobs, runnerByJob),
+        "    ",
+      );
     }
   }
   return out;
@@ -180,7 +186,9 @@ function when(iso: string | undefined, now: Date): string {
 export function renderRunner(r: RunnerDetail, now: Date): string {
   const lastChange = r.history.length ? r.history[r.history.length - 1]?.at : undefined;
   const job = r.job
-    ? [`#${r.job.id}`, r.job.attempt !== undefined ? `attempt ${r.job.attempt}` : "", r.job.handle ? `handle ${r.job.handle}` : ""].filter(Boolean).join("  ")
+    ? [`#${r.job.id}`, r.job.attempt !== undefined ? `attempt ${r.job.attempt}` : "", r.job.handle ? `handle ${r.job.handle}` : ""]
+        .filter(Boolean)
+        .join("  ")
     : "- (not pinned to a job)";
   const fields: [string, string][] = [
     ["Runner", r.name],

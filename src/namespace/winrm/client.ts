@@ -4,7 +4,15 @@ import type { Metrics } from "../../http/metrics.js";
 import { WinRmError } from "./errors.js";
 import { chooseScheme, ntlmIdentity, parseAuthenticate } from "./ntlm.js";
 import type { AuthScheme, NtlmIdentity } from "./ntlm.js";
-import { ENCRYPTED_CONTENT_TYPE, NtlmSession, authenticateMessage, negotiateMessage, parseChallenge, unwrapMessage, wrapMessage } from "./ntlm-session.js";
+import {
+  ENCRYPTED_CONTENT_TYPE,
+  NtlmSession,
+  authenticateMessage,
+  negotiateMessage,
+  parseChallenge,
+  unwrapMessage,
+  wrapMessage,
+} from "./ntlm-session.js";
 import {
   ACTION,
   FAULT_OPERATION_TIMEOUT,
@@ -146,8 +154,19 @@ export class WinRmClient {
     }
   }
 
-  private async call(action: string, body: string, o: { shellId?: string; options?: Record<string, string>; operationTimeoutSec?: number } = {}): Promise<ParsedEnvelope> {
-    const xml = envelope({ to: this.url, action, shellId: o.shellId, options: o.options, operationTimeoutSec: o.operationTimeoutSec, body });
+  private async call(
+    action: string,
+    body: string,
+    o: { shellId?: string; options?: Record<string, string>; operationTimeoutSec?: number } = {},
+  ): Promise<ParsedEnvelope> {
+    const xml = envelope({
+      to: this.url,
+      action,
+      shellId: o.shellId,
+      options: o.options,
+      operationTimeoutSec: o.operationTimeoutSec,
+      body,
+    });
     const command = action.slice(action.lastIndexOf("/") + 1);
     try {
       const parsed = await this.exchange(xml);
@@ -170,7 +189,12 @@ export class WinRmClient {
     }
     if (parsed.fault) {
       const f = parsed.fault;
-      throw new WinRmError("fault", `WinRM fault${f.wsmanCode ? ` ${f.wsmanCode}` : ""}: ${f.message || f.reason || f.subcode || f.code}`, res.status, f.wsmanCode);
+      throw new WinRmError(
+        "fault",
+        `WinRM fault${f.wsmanCode ? ` ${f.wsmanCode}` : ""}: ${f.message || f.reason || f.subcode || f.code}`,
+        res.status,
+        f.wsmanCode,
+      );
     }
     if (res.status !== 200) throw new WinRmError("protocol", `WinRM answered HTTP ${res.status}`, res.status);
     return parsed;
@@ -184,7 +208,8 @@ export class WinRmClient {
       this.authenticated = false;
       await this.handshake();
       res = await this.sendSoap(xml);
-      if (res.status === 401) throw new WinRmError("auth", `WinRM answered 401 on an authenticated connection for user "${this.opts.username}"`, 401);
+      if (res.status === 401)
+        throw new WinRmError("auth", `WinRM answered 401 on an authenticated connection for user "${this.opts.username}"`, 401);
     }
     return res;
   }
@@ -192,7 +217,9 @@ export class WinRmClient {
   /** Sends one SOAP message, sealed when the session allows it, and opens the sealed answer. */
   private async sendSoap(xml: string): Promise<{ status: number; body: string }> {
     const session = this.session;
-    const res = session ? await this.send(wrapMessage(session, xml), ENCRYPTED_CONTENT_TYPE, undefined) : await this.send(Buffer.from(xml, "utf8"), CONTENT_TYPE, undefined);
+    const res = session
+      ? await this.send(wrapMessage(session, xml), ENCRYPTED_CONTENT_TYPE, undefined)
+      : await this.send(Buffer.from(xml, "utf8"), CONTENT_TYPE, undefined);
     const ctype = String(res.headers["content-type"] ?? "");
     if (session && ctype.includes("HTTP-SPNEGO-session-encrypted")) {
       try {
@@ -239,7 +266,11 @@ export class WinRmClient {
     }
     const r3 = await this.send(empty, CONTENT_TYPE, `${this.scheme} ${auth.message.toString("base64")}`);
     if (r3.status === 401) {
-      throw new WinRmError("auth", `WinRM refused the credentials of user "${this.opts.username}" (NTLM); check the instance's service_state credentials`, 401);
+      throw new WinRmError(
+        "auth",
+        `WinRM refused the credentials of user "${this.opts.username}" (NTLM); check the instance's service_state credentials`,
+        401,
+      );
     }
     if (r3.status >= 400) throw new WinRmError("protocol", `WinRM answered the NTLM authentication with HTTP ${r3.status}`, r3.status);
     // Without sealing granted, messages go in the clear (only works where the service allows it).
@@ -247,7 +278,11 @@ export class WinRmClient {
     this.authenticated = true;
   }
 
-  private async send(body: Buffer, contentType: string, authorization: string | undefined): Promise<{ status: number; body: Buffer; headers: Record<string, string | string[] | undefined> }> {
+  private async send(
+    body: Buffer,
+    contentType: string,
+    authorization: string | undefined,
+  ): Promise<{ status: number; body: Buffer; headers: Record<string, string | string[] | undefined> }> {
     const headers: Record<string, string> = { "content-type": contentType, "user-agent": "forgejo-nsc WinRM" };
     if (authorization) headers.authorization = authorization;
     try {
@@ -287,7 +322,8 @@ export async function openShellWithRetry(
       return await client.openShell(env);
     } catch (err) {
       const e = err instanceof WinRmError ? err : new WinRmError("protocol", errorMessage(err));
-      const retryable = e.kind === "unreachable" || e.kind === "timeout" || e.kind === "auth" || (e.httpStatus !== undefined && e.httpStatus >= 500);
+      const retryable =
+        e.kind === "unreachable" || e.kind === "timeout" || e.kind === "auth" || (e.httpStatus !== undefined && e.httpStatus >= 500);
       if (!retryable || now() + interval > o.deadlineMs || o.signal?.aborted) {
         throw new WinRmError(e.kind, `${e.message} (after ${attempt} attempt${attempt === 1 ? "" : "s"})`, e.httpStatus, e.wsmanCode);
       }

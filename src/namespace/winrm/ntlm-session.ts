@@ -113,12 +113,16 @@ export function parseChallenge(token: Buffer): Challenge {
     failure = err;
   });
   if (!t2) throw new Error(`the server's NTLM challenge could not be read (${failure?.message ?? "not a type 2 message"})`);
-  return { flags: t2.negotiateFlags >>> 0, serverChallenge: Buffer.from(t2.serverChallenge), targetInfo: Buffer.from(t2.targetInfo ?? Buffer.alloc(0)) };
+  return {
+    flags: t2.negotiateFlags >>> 0,
+    serverChallenge: Buffer.from(t2.serverChallenge),
+    targetInfo: Buffer.from(t2.targetInfo ?? Buffer.alloc(0)),
+  };
 }
 
 /** The MsvAvTimestamp of a target info block (AV pair 7), if the server sent one. */
 function avTimestamp(targetInfo: Buffer): Buffer | undefined {
-  for (let at = 0; at + 4 <= targetInfo.length; ) {
+  for (let at = 0; at + 4 <= targetInfo.length;) {
     const id = targetInfo.readUInt16LE(at);
     const len = targetInfo.readUInt16LE(at + 2);
     if (id === 0) return undefined;
@@ -163,7 +167,15 @@ export function authenticateMessage(a: AuthenticateInput): Authenticated {
   const responseKey = ntowfv2(a.password, a.username, a.domain);
   const clientChallenge = a.clientChallenge ?? randomBytes(8);
   const timestamp = a.timestamp ?? avTimestamp(a.challenge.targetInfo) ?? fileTimeNow();
-  const temp = Buffer.concat([Buffer.from([1, 1, 0, 0]), Buffer.alloc(4), timestamp, clientChallenge, Buffer.alloc(4), a.challenge.targetInfo, Buffer.alloc(4)]);
+  const temp = Buffer.concat([
+    Buffer.from([1, 1, 0, 0]),
+    Buffer.alloc(4),
+    timestamp,
+    clientChallenge,
+    Buffer.alloc(4),
+    a.challenge.targetInfo,
+    Buffer.alloc(4),
+  ]);
   const ntProofStr = hmacMd5(responseKey, a.challenge.serverChallenge, temp);
   const ntResponse = Buffer.concat([ntProofStr, temp]);
   const lmResponse = Buffer.concat([hmacMd5(responseKey, a.challenge.serverChallenge, clientChallenge), clientChallenge]);
@@ -219,8 +231,14 @@ export class NtlmSession {
     readonly flags: number,
     role: "client" | "server" = "client",
   ) {
-    const c2s = { sign: md5(exportedSessionKey, magic("client-to-server signing")), seal: md5(exportedSessionKey, magic("client-to-server sealing")) };
-    const s2c = { sign: md5(exportedSessionKey, magic("server-to-client signing")), seal: md5(exportedSessionKey, magic("server-to-client sealing")) };
+    const c2s = {
+      sign: md5(exportedSessionKey, magic("client-to-server signing")),
+      seal: md5(exportedSessionKey, magic("client-to-server sealing")),
+    };
+    const s2c = {
+      sign: md5(exportedSessionKey, magic("server-to-client signing")),
+      seal: md5(exportedSessionKey, magic("server-to-client sealing")),
+    };
     const [send, recv] = role === "client" ? [c2s, s2c] : [s2c, c2s];
     this.sendSign = send.sign;
     this.recvSign = recv.sign;
@@ -255,7 +273,8 @@ export class NtlmSession {
 }
 
 /** WinRM's multipart/encrypted body (MS-WSMV §2.2.9.1): one part describing, one carrying the sealed SOAP. */
-export const ENCRYPTED_CONTENT_TYPE = 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"';
+export const ENCRYPTED_CONTENT_TYPE =
+  'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted";boundary="Encrypted Boundary"';
 const BOUNDARY = "--Encrypted Boundary";
 
 export function wrapMessage(session: NtlmSession, xml: string): Buffer {

@@ -48,9 +48,7 @@ export interface EnvelopeOptions {
 }
 
 export function envelope(o: EnvelopeOptions): string {
-  const selector = o.shellId
-    ? `<w:SelectorSet><w:Selector Name="ShellId">${xmlEscape(o.shellId)}</w:Selector></w:SelectorSet>`
-    : "";
+  const selector = o.shellId ? `<w:SelectorSet><w:Selector Name="ShellId">${xmlEscape(o.shellId)}</w:Selector></w:SelectorSet>` : "";
   const options = o.options
     ? `<w:OptionSet>${Object.entries(o.options)
         .map(([k, v]) => `<w:Option Name="${xmlEscape(k)}">${xmlEscape(v)}</w:Option>`)

@@ -54,7 +54,9 @@ function readCa(file: string, what: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {
-    return fail(`cannot read ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? "error"}); point it at the PEM file of the CA that signed the server's certificate`);
+    return fail(
+      `cannot read ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? "error"}); point it at the PEM file of the CA that signed the server's certificate`,
+    );
   }
 }
 
@@ -66,7 +68,8 @@ function readCa(file: string, what: string): string {
  */
 function tlsFor(mode: SslMode | undefined, ca: string | undefined, rejectUnauthorized: boolean | undefined): false | ConnectionOptions {
   if (mode === "disable") {
-    if (ca !== undefined || rejectUnauthorized !== undefined) fail("dispatcher.store says sslmode=disable but dispatcher.postgres.tls is set; remove one of them");
+    if (ca !== undefined || rejectUnauthorized !== undefined)
+      fail("dispatcher.store says sslmode=disable but dispatcher.postgres.tls is set; remove one of them");
     return false;
   }
   if (mode === undefined && ca === undefined && rejectUnauthorized === undefined) return false;
@@ -78,11 +81,14 @@ function tlsFor(mode: SslMode | undefined, ca: string | undefined, rejectUnautho
 }
 
 function parseUrl(url: string): URL {
-  if (!isPostgresUrl(url)) fail("dispatcher.store must be a postgres:// or postgresql:// URL (for SQLite set dispatcher.state_path instead)");
+  if (!isPostgresUrl(url))
+    fail("dispatcher.store must be a postgres:// or postgresql:// URL (for SQLite set dispatcher.state_path instead)");
   try {
     return new URL(url);
   } catch {
-    return fail(`dispatcher.store is not a valid URL (${redactUrl(url)}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE, percent-encoding special characters in the password`);
+    return fail(
+      `dispatcher.store is not a valid URL (${redactUrl(url)}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE, percent-encoding special characters in the password`,
+    );
   }
 }
 
@@ -98,13 +104,19 @@ export function postgresTarget(url: string, options: PostgresOptions = {}): Post
   const params = u.searchParams;
   for (const key of params.keys()) {
     if (key !== "sslmode" && key !== "sslrootcert" && !PASSED_PARAMS.has(key)) {
-      fail(`dispatcher.store has the parameter ${key}, which forgejo-nsc does not use; remove it (TLS: sslmode and sslrootcert, or dispatcher.postgres.tls)`);
+      fail(
+        `dispatcher.store has the parameter ${key}, which forgejo-nsc does not use; remove it (TLS: sslmode and sslrootcert, or dispatcher.postgres.tls)`,
+      );
     }
   }
   const schema = options.schema ?? "public";
-  if (!SCHEMA_NAME.test(schema)) fail(`dispatcher.postgres.schema "${schema}" must be lower-case letters, digits and underscores, starting with a letter or underscore`);
+  if (!SCHEMA_NAME.test(schema))
+    fail(`dispatcher.postgres.schema "${schema}" must be lower-case letters, digits and underscores, starting with a letter or underscore`);
   const caFile = options.tls?.caFile ?? params.get("sslrootcert") ?? undefined;
-  const ca = caFile === undefined ? undefined : readCa(caFile, options.tls?.caFile !== undefined ? "dispatcher.postgres.tls.ca_file" : "the sslrootcert of dispatcher.store");
+  const ca =
+    caFile === undefined
+      ? undefined
+      : readCa(caFile, options.tls?.caFile !== undefined ? "dispatcher.postgres.tls.ca_file" : "the sslrootcert of dispatcher.store");
   const decode = (s: string) => (s === "" ? undefined : decodeURIComponent(s));
   const host = params.get("host") ?? (decode(u.hostname) || "localhost");
   const port = Number(params.get("port") ?? (u.port || 5432));

@@ -53,7 +53,8 @@ export class TargetNotEmptyError extends StateDatabaseError {
 /** Every record of the SQLite file, read in one snapshot after migrating it to the latest schema. */
 async function readSqlite(path: string): Promise<{ dispatches: Row[]; runners: Row[]; transitions: Row[] }> {
   // Opening would create a missing file: a mistyped path must not copy an empty store.
-  if (!existsSync(path)) throw new StateDatabaseError(`there is no SQLite state database at ${path}; name the dispatcher's dispatcher.state_path file`);
+  if (!existsSync(path))
+    throw new StateDatabaseError(`there is no SQLite state database at ${path}; name the dispatcher's dispatcher.state_path file`);
   // Opening migrates the file to the schema this release writes, so the columns match the target's.
   await openSqliteStore(path).close();
   const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -73,10 +74,18 @@ function valuesSql(columns: readonly string[], count: number, cast: (column: str
   return Array.from({ length: count }, (_, r) => row(r)).join(", ");
 }
 
-async function insertAll(client: pg.ClientBase, rows: readonly Row[], columns: readonly string[], sql: (count: number) => string): Promise<void> {
+async function insertAll(
+  client: pg.ClientBase,
+  rows: readonly Row[],
+  columns: readonly string[],
+  sql: (count: number) => string,
+): Promise<void> {
   for (let i = 0; i < rows.length; i += BATCH) {
     const batch = rows.slice(i, i + BATCH);
-    await client.query(sql(batch.length), batch.flatMap((row) => columns.map((c) => row[c] ?? null)));
+    await client.query(
+      sql(batch.length),
+      batch.flatMap((row) => columns.map((c) => row[c] ?? null)),
+    );
   }
 }
 
@@ -90,16 +99,31 @@ async function countTarget(client: pg.ClientBase): Promise<CopyCounts> {
 }
 
 /** Copies the records into the (migrated, empty) target in one transaction; refuses a non-empty target. */
-async function copyInto(client: pg.ClientBase, source: Awaited<ReturnType<typeof readSqlite>>, display: string, schema: string): Promise<CopyCounts> {
+async function copyInto(
+  client: pg.ClientBase,
+  source: Awaited<ReturnType<typeof readSqlite>>,
+  display: string,
+  schema: string,
+): Promise<CopyCounts> {
   await client.query("BEGIN");
   try {
     // Dispatchers on this schema wait while the copy runs, instead of recording beside it.
     await client.query(DISPATCH_LOCK, [dispatchLockKey(schema)]);
     const found = await countTarget(client);
     if (found.dispatches + found.runners + found.transitions > 0) throw new TargetNotEmptyError(found, display, schema);
-    await insertAll(client, source.dispatches, DISPATCH_COLUMNS, (n) => `INSERT INTO dispatches (${DISPATCH_COLUMNS.join(", ")}) VALUES ${valuesSql(DISPATCH_COLUMNS, n)}`);
+    await insertAll(
+      client,
+      source.dispatches,
+      DISPATCH_COLUMNS,
+      (n) => `INSERT INTO dispatches (${DISPATCH_COLUMNS.join(", ")}) VALUES ${valuesSql(DISPATCH_COLUMNS, n)}`,
+    );
     await insertAll(client, source.runners, RUNNER_COLUMNS, insertRunners);
-    await insertAll(client, source.transitions, TRANSITION_COLUMNS, (n) => `INSERT INTO runner_transitions (${TRANSITION_COLUMNS.join(", ")}) VALUES ${valuesSql(TRANSITION_COLUMNS, n)}`);
+    await insertAll(
+      client,
+      source.transitions,
+      TRANSITION_COLUMNS,
+      (n) => `INSERT INTO runner_transitions (${TRANSITION_COLUMNS.join(", ")}) VALUES ${valuesSql(TRANSITION_COLUMNS, n)}`,
+    );
     const copied = await countTarget(client);
     await client.query("COMMIT");
     return copied;
@@ -117,7 +141,9 @@ async function copyInto(client: pg.ClientBase, source: Awaited<ReturnType<typeof
  */
 export async function importSqliteIntoPostgres(sqlitePath: string, url: string, options: PostgresOptions = {}): Promise<ImportResult> {
   if (LATEST_SCHEMA_VERSION !== PG_LATEST_SCHEMA_VERSION) {
-    throw new StateDatabaseError(`this release's SQLite schema (${LATEST_SCHEMA_VERSION}) and PostgreSQL schema (${PG_LATEST_SCHEMA_VERSION}) differ; it cannot copy between them`);
+    throw new StateDatabaseError(
+      `this release's SQLite schema (${LATEST_SCHEMA_VERSION}) and PostgreSQL schema (${PG_LATEST_SCHEMA_VERSION}) differ; it cannot copy between them`,
+    );
   }
   const target = postgresTarget(url, options);
   const source = await readSqlite(sqlitePath);

@@ -105,7 +105,12 @@ class PostgresSchemaTooNewError extends SchemaTooNewError {
  * A schema newer than this release is refused (SchemaTooNewError), as the SQLite store does.
  * `schema` must already be checked against SCHEMA_NAME (it is quoted, not escaped).
  */
-export async function migratePostgres(client: ClientBase, schema: string, display: string, now: () => Date = () => new Date()): Promise<{ from: number; to: number }> {
+export async function migratePostgres(
+  client: ClientBase,
+  schema: string,
+  display: string,
+  now: () => Date = () => new Date(),
+): Promise<{ from: number; to: number }> {
   await client.query("BEGIN");
   try {
     // One lock per schema; taken before the schema exists, so keyed by its name, not current_schema().
@@ -124,7 +129,11 @@ export async function migratePostgres(client: ClientBase, schema: string, displa
     for (const m of PG_MIGRATIONS) {
       if (m.version <= from) continue;
       await client.query(m.sql);
-      await client.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [m.version, m.name, now().toISOString()]);
+      await client.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
+        m.version,
+        m.name,
+        now().toISOString(),
+      ]);
     }
     await client.query("COMMIT");
     return { from, to: Math.max(from, PG_LATEST_SCHEMA_VERSION) };

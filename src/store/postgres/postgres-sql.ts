@@ -16,7 +16,9 @@ export const PG_DIALECT: SqlDialect = {
 const NUMERIC = new Set(["ttl_ms", "job_id", "job_attempt", "forgejo_runner_id"]);
 
 /** Every runner column, as the SQLite store reads it. */
-const RUNNER_FIELDS = RUNNER_COLUMNS.map((c) => (c === "labels" ? "labels::text AS labels" : NUMERIC.has(c) ? `${c}::float8 AS ${c}` : c)).join(", ");
+const RUNNER_FIELDS = RUNNER_COLUMNS.map((c) =>
+  c === "labels" ? "labels::text AS labels" : NUMERIC.has(c) ? `${c}::float8 AS ${c}` : c,
+).join(", ");
 
 const HISTORY = `COALESCE((
     SELECT json_agg(json_build_object('at', t.at, 'from', t.from_state, 'to', t.to_state, 'reason', t.reason) ORDER BY t.seq)

@@ -4,7 +4,17 @@ import type { Pool, PoolClient } from "pg";
 import type { Logger } from "../../http/logger.js";
 import { StateDatabaseError, StateUnavailableError } from "../errors.js";
 import { SchemaTooNewError } from "../migrations.js";
-import { checkQueue, checkState, isoTimestamp, patchColumns, rowToDispatch, rowToRunner, rowToRunnerFields, runnerListClauses, runnerRowsOf } from "../rows.js";
+import {
+  checkQueue,
+  checkState,
+  isoTimestamp,
+  patchColumns,
+  rowToDispatch,
+  rowToRunner,
+  rowToRunnerFields,
+  runnerListClauses,
+  runnerRowsOf,
+} from "../rows.js";
 import type { DispatchRow, RunnerRow } from "../rows.js";
 import { RUNNER_COLUMNS } from "../rows.js";
 import { TERMINAL_STATES } from "../types.js";
@@ -76,7 +86,10 @@ async function readDispatchWithRunners(db: Queryable, where: string, value: stri
   );
   const row = rows[0];
   if (!row) return undefined;
-  const dispatch = rowToDispatch(row, row.runners.map((r) => r.name));
+  const dispatch = rowToDispatch(
+    row,
+    row.runners.map((r) => r.name),
+  );
   return { created: false, dispatch, runners: row.runners.map((r) => rowToRunner(r, r.history)) };
 }
 
@@ -168,7 +181,11 @@ export class PostgresStore implements Store {
     }
   }
 
-  async createDispatch(dispatch: DispatchRecord, runners: RunnerRecord[], options: CreateDispatchOptions = {}): Promise<CreateDispatchResult> {
+  async createDispatch(
+    dispatch: DispatchRecord,
+    runners: RunnerRecord[],
+    options: CreateDispatchOptions = {},
+  ): Promise<CreateDispatchResult> {
     const createdAt = isoTimestamp(dispatch.createdAt, `dispatch ${dispatch.id} createdAt`);
     const rows = runnerRowsOf(dispatch, runners);
     const key = dispatch.idempotencyKey;
@@ -178,27 +195,43 @@ export class PostgresStore implements Store {
     let recorded: boolean;
     try {
       recorded = await this.write(async (db) => {
-        const inserted = await db.query(INSERT_DISPATCH, [dispatch.id, key ?? null, dispatch.requestHash, JSON.stringify(dispatch.request ?? null), createdAt]);
+        const inserted = await db.query(INSERT_DISPATCH, [
+          dispatch.id,
+          key ?? null,
+          dispatch.requestHash,
+          JSON.stringify(dispatch.request ?? null),
+          createdAt,
+        ]);
         if (inserted.rowCount === 0) return false;
         if (rows.length === 0) return true;
         // Taken after the key is settled, so a retry waiting on the key never waits here too.
         await db.query(DISPATCH_LOCK, [dispatchLockKey(this.target.schema)]);
         // Refusing rolls back the dispatch row with everything else.
         checkQueue((await db.query<{ n: number }>(COUNT_PENDING)).rows[0]?.n ?? 0, rows, options.maxPending);
-        await db.query(insertRunners(rows.length), rows.flatMap((row) => RUNNER_COLUMNS.map((c) => row[c])));
-        await db.query(insertFirstTransitions(rows.length), rows.flatMap((row) => [row.name, row.created_at, row.state, row.reason]));
+        await db.query(
+          insertRunners(rows.length),
+          rows.flatMap((row) => RUNNER_COLUMNS.map((c) => row[c])),
+        );
+        await db.query(
+          insertFirstTransitions(rows.length),
+          rows.flatMap((row) => [row.name, row.created_at, row.state, row.reason]),
+        );
         return true;
       });
     } catch (err) {
       // The key cannot conflict (ON CONFLICT); a dispatch id or a runner name can. The server names
       // the constraint in the message and the values only in the detail, which is left out.
       if (sqlState(err) !== "23505") throw err;
-      throw new StateDatabaseError(`cannot record dispatch ${dispatch.id}: ${errorMessage(err)}; dispatch ids and runner names must be unique`, { cause: err });
+      throw new StateDatabaseError(
+        `cannot record dispatch ${dispatch.id}: ${errorMessage(err)}; dispatch ids and runner names must be unique`,
+        { cause: err },
+      );
     }
     // What was recorded is read after COMMIT, outside the lock.
     const stored = await this.read((db) => (recorded ? readDispatchWithRunners(db, "d.id", dispatch.id) : existing(db, key as string)));
     // Only pruning could remove it this fast, and pruning never takes a dispatch younger than the retention.
-    if (!stored) throw new StateDatabaseError(`dispatch ${recorded ? dispatch.id : `with key ${key}`} vanished right after it was recorded`);
+    if (!stored)
+      throw new StateDatabaseError(`dispatch ${recorded ? dispatch.id : `with key ${key}`} vanished right after it was recorded`);
     return { ...stored, created: recorded };
   }
 
@@ -228,7 +261,9 @@ export class PostgresStore implements Store {
   async countRunners(states: readonly RunnerState[]): Promise<number> {
     for (const s of states) checkState(s, "countRunners states");
     const { rows } = await this.read((db) =>
-      db.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM runners WHERE ${PG_DIALECT.inJsonList("state", "$1")}`, [JSON.stringify(states)]),
+      db.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM runners WHERE ${PG_DIALECT.inJsonList("state", "$1")}`, [
+        JSON.stringify(states),
+      ]),
     );
     return rows[0]?.n ?? 0;
   }
@@ -302,7 +337,10 @@ function createPool(target: PostgresTarget, statementTimeoutMs: number, logger: 
     idle_in_transaction_session_timeout: Math.max(60_000, statementTimeoutMs * 2),
   });
   pool.on("error", (err) => {
-    logger?.warn({ database: target.display, err: postgresUnavailable(err, target.display)?.message ?? err.message }, "state database: an idle connection failed; it is replaced on next use");
+    logger?.warn(
+      { database: target.display, err: postgresUnavailable(err, target.display)?.message ?? err.message },
+      "state database: an idle connection failed; it is replaced on next use",
+    );
   });
   return pool;
 }
@@ -333,7 +371,10 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     if (err instanceof SchemaTooNewError || err instanceof StateUnavailableError) throw err;
     const unavailable = postgresUnavailable(err, target.display);
     if (unavailable) throw unavailable;
-    throw new StateDatabaseError(`cannot prepare state database ${target.display} (${sqlState(err) ?? "error"}: ${errorMessage(err)}); check dispatcher.store`, { cause: err });
+    throw new StateDatabaseError(
+      `cannot prepare state database ${target.display} (${sqlState(err) ?? "error"}: ${errorMessage(err)}); check dispatcher.store`,
+      { cause: err },
+    );
   }
   return new PostgresStore(pool, target, options.logger);
 }

@@ -39,7 +39,6 @@ export interface RecordedComputeRequest {
   at: number;
 }
 
-
 export interface FakeInstance {
   instanceId: string;
   status: string;
@@ -136,7 +135,8 @@ function field(o: Record<string, unknown>, camel: string): unknown {
 
 function validateVolume(v: Record<string, unknown>): void {
   if (!v.tag || !field(v, "mountPoint")) throw new ConnectFailure(400, "invalid_argument", "volume needs tag and mount_point");
-  if (!["CACHE", "PERSISTENT", 1, 2].includes(field(v, "persistencyKind") as string | number)) throw new ConnectFailure(400, "invalid_argument", "volume needs persistency_kind");
+  if (!["CACHE", "PERSISTENT", 1, 2].includes(field(v, "persistencyKind") as string | number))
+    throw new ConnectFailure(400, "invalid_argument", "volume needs persistency_kind");
   const size = field(v, "sizeMb");
   if (size !== undefined && asNumber(size) === undefined) throw new ConnectFailure(400, "invalid_argument", "size_mb must be an integer");
 }
@@ -145,9 +145,13 @@ function validateVolume(v: Record<string, unknown>): void {
 function validateContainer(c: Record<string, unknown>): void {
   const image = field(c, "imageRef");
   if (typeof image !== "string" || !image) throw new ConnectFailure(400, "invalid_argument", "container image_ref is required");
-  if (c.args !== undefined && (!Array.isArray(c.args) || c.args.some((a) => typeof a !== "string"))) throw new ConnectFailure(400, "invalid_argument", "container args must be strings");
+  if (c.args !== undefined && (!Array.isArray(c.args) || c.args.some((a) => typeof a !== "string")))
+    throw new ConnectFailure(400, "invalid_argument", "container args must be strings");
   const env = c.environment;
-  if (env !== undefined && (typeof env !== "object" || env === null || Array.isArray(env) || Object.values(env).some((v) => typeof v !== "string"))) {
+  if (
+    env !== undefined &&
+    (typeof env !== "object" || env === null || Array.isArray(env) || Object.values(env).some((v) => typeof v !== "string"))
+  ) {
     throw new ConnectFailure(400, "invalid_argument", "container environment must map names to strings");
   }
   const envVars = field(c, "envVars");
@@ -155,10 +159,13 @@ function validateContainer(c: Record<string, unknown>): void {
     throw new ConnectFailure(400, "invalid_argument", "container env_vars need a name");
   }
   const workload = field(c, "workloadType");
-  if (workload !== undefined && !["JOB", "SERVICE", 1, 2].includes(workload as string | number)) throw new ConnectFailure(400, "invalid_argument", `unknown workload type ${String(workload)}`);
-  if (c.network !== undefined && !["BRIDGE", "HOST", 1, 2].includes(c.network as string | number)) throw new ConnectFailure(400, "invalid_argument", `unknown network ${String(c.network)}`);
+  if (workload !== undefined && !["JOB", "SERVICE", 1, 2].includes(workload as string | number))
+    throw new ConnectFailure(400, "invalid_argument", `unknown workload type ${String(workload)}`);
+  if (c.network !== undefined && !["BRIDGE", "HOST", 1, 2].includes(c.network as string | number))
+    throw new ConnectFailure(400, "invalid_argument", `unknown network ${String(c.network)}`);
   const volumes = c.volumes;
-  if (volumes !== undefined && !Array.isArray(volumes)) throw new ConnectFailure(400, "invalid_argument", "container volumes must be a list");
+  if (volumes !== undefined && !Array.isArray(volumes))
+    throw new ConnectFailure(400, "invalid_argument", "container volumes must be a list");
   for (const v of (volumes ?? []) as Record<string, unknown>[]) validateVolume(v);
 }
 
@@ -171,7 +178,9 @@ function fakeNscCall(nsc: FakeNsc, args: string[], input = ""): Promise<string> 
     child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
     child.stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`fake nsc __fake ${args[0] ?? ""} exited ${String(code)}: ${err.trim()}`))));
+    child.on("close", (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`fake nsc __fake ${args[0] ?? ""} exited ${String(code)}: ${err.trim()}`)),
+    );
     child.stdin.end(input);
   });
 }
@@ -190,7 +199,14 @@ export async function createFakeComputeApi(
   const now = opts.now ?? (() => new Date());
   const requests: RecordedComputeRequest[] = [];
   const instances = new Map<string, FakeInstance>();
-  const knobs: ComputeKnobs = { capacity: false, failNext: [], initialStatus: "CREATING", forgetDestroyed: false, pageSize: 100, htmlErrorNext: undefined };
+  const knobs: ComputeKnobs = {
+    capacity: false,
+    failNext: [],
+    initialStatus: "CREATING",
+    forgetDestroyed: false,
+    pageSize: 100,
+    htmlErrorNext: undefined,
+  };
 
   function expire(): void {
     const t = now().getTime();
@@ -231,17 +247,23 @@ export async function createFakeComputeApi(
     const containers = Array.isArray(body.containers) ? (body.containers as Record<string, unknown>[]) : [];
     const experimental = (body.experimental ?? {}) as Record<string, unknown>;
     const selectors = Array.isArray(shape.selectors) ? (shape.selectors as { name?: string; value?: string }[]) : [];
-    if (apps.length > 0 && os !== "macos") throw new ConnectFailure(400, "invalid_argument", `applications are only supported on macos (shape.os is "${os}")`);
-    if (containers.length > 0 && os !== "linux") throw new ConnectFailure(400, "invalid_argument", `containers are only supported on linux (shape.os is "${os}")`);
-    if (os === "linux" && !["amd64", "arm64"].includes(String(shape.machineArch ?? ""))) throw new ConnectFailure(400, "invalid_argument", "linux requires machine_arch amd64 or arm64");
+    if (apps.length > 0 && os !== "macos")
+      throw new ConnectFailure(400, "invalid_argument", `applications are only supported on macos (shape.os is "${os}")`);
+    if (containers.length > 0 && os !== "linux")
+      throw new ConnectFailure(400, "invalid_argument", `containers are only supported on linux (shape.os is "${os}")`);
+    if (os === "linux" && !["amd64", "arm64"].includes(String(shape.machineArch ?? "")))
+      throw new ConnectFailure(400, "invalid_argument", "linux requires machine_arch amd64 or arm64");
     for (const c of containers) validateContainer(c);
     const cpu = asNumber(shape.virtualCpu);
     const mem = asNumber(shape.memoryMegabytes);
-    if (cpu === undefined || cpu <= 0 || mem === undefined || mem <= 0) throw new ConnectFailure(400, "invalid_argument", "shape needs virtual_cpu and memory_megabytes");
+    if (cpu === undefined || cpu <= 0 || mem === undefined || mem <= 0)
+      throw new ConnectFailure(400, "invalid_argument", "shape needs virtual_cpu and memory_megabytes");
     if (os === "macos") {
       if (shape.machineArch !== "arm64") throw new ConnectFailure(400, "invalid_argument", `macos requires machine_arch arm64`);
-      if (!MACOS_VCPUS.includes(cpu)) throw new ConnectFailure(400, "invalid_argument", `unsupported virtual_cpu ${String(shape.virtualCpu)} for macos`);
-      if (!MACOS_MEMORY_MB.includes(mem)) throw new ConnectFailure(400, "invalid_argument", `unsupported memory_megabytes ${String(shape.memoryMegabytes)} for macos`);
+      if (!MACOS_VCPUS.includes(cpu))
+        throw new ConnectFailure(400, "invalid_argument", `unsupported virtual_cpu ${String(shape.virtualCpu)} for macos`);
+      if (!MACOS_MEMORY_MB.includes(mem))
+        throw new ConnectFailure(400, "invalid_argument", `unsupported memory_megabytes ${String(shape.memoryMegabytes)} for macos`);
       if (selectors.length === 0 && !experimental.macosBaseImageId) {
         throw new ConnectFailure(400, "invalid_argument", "macos instances must select a base image");
       }
@@ -250,7 +272,8 @@ export async function createFakeComputeApi(
       if (!s.name || !s.value) throw new ConnectFailure(400, "invalid_argument", "selector needs name and value");
     }
     for (const app of apps) {
-      if (typeof app.command !== "string" || !app.command) throw new ConnectFailure(400, "invalid_argument", "application command is required");
+      if (typeof app.command !== "string" || !app.command)
+        throw new ConnectFailure(400, "invalid_argument", "application command is required");
       if (app.workloadType !== undefined && app.workloadType !== "JOB" && app.workloadType !== 1) {
         throw new ConnectFailure(400, "invalid_argument", `unknown workload type ${String(app.workloadType)}`);
       }
@@ -258,8 +281,11 @@ export async function createFakeComputeApi(
     const volumes = Array.isArray(body.volumes) ? (body.volumes as Record<string, unknown>[]) : [];
     for (const v of volumes) validateVolume(v);
     const deadline = typeof body.deadline === "string" ? body.deadline : undefined;
-    if (deadline !== undefined && Number.isNaN(Date.parse(deadline))) throw new ConnectFailure(400, "invalid_argument", "deadline is not RFC 3339");
-    const labels = Array.isArray(body.labels) ? (body.labels as { name?: string; value?: string }[]).map((l) => ({ name: l.name ?? "", value: l.value ?? "" })) : [];
+    if (deadline !== undefined && Number.isNaN(Date.parse(deadline)))
+      throw new ConnectFailure(400, "invalid_argument", "deadline is not RFC 3339");
+    const labels = Array.isArray(body.labels)
+      ? (body.labels as { name?: string; value?: string }[]).map((l) => ({ name: l.name ?? "", value: l.value ?? "" }))
+      : [];
     return {
       instanceId: base32Id(),
       status: knobs.initialStatus,
@@ -267,7 +293,13 @@ export async function createFakeComputeApi(
       deadline,
       documentedPurpose: typeof body.documentedPurpose === "string" ? body.documentedPurpose : undefined,
       labels,
-      shape: { virtualCpu: cpu, memoryMegabytes: mem, machineArch: String(shape.machineArch ?? "amd64"), os: os || "linux", selectors: selectors.map((s) => ({ name: s.name ?? "", value: s.value ?? "" })) },
+      shape: {
+        virtualCpu: cpu,
+        memoryMegabytes: mem,
+        machineArch: String(shape.machineArch ?? "amd64"),
+        os: os || "linux",
+        selectors: selectors.map((s) => ({ name: s.name ?? "", value: s.value ?? "" })),
+      },
       request: body,
     };
   }
@@ -299,7 +331,12 @@ export async function createFakeComputeApi(
       region: backingRegion,
       image: field(c, "imageRef"),
       name: typeof c.name === "string" ? c.name : "",
-      shape: { virtual_cpu: inst.shape.virtualCpu, memory_megabytes: inst.shape.memoryMegabytes, machine_arch: inst.shape.machineArch, os: "linux" },
+      shape: {
+        virtual_cpu: inst.shape.virtualCpu,
+        memory_megabytes: inst.shape.memoryMegabytes,
+        machine_arch: inst.shape.machineArch,
+        os: "linux",
+      },
       deadline: inst.deadline ?? null,
       documented_purpose: inst.documentedPurpose ?? "",
       labels: Object.fromEntries(inst.labels.map((l) => [l.name, l.value])),
@@ -327,7 +364,10 @@ export async function createFakeComputeApi(
     if (!backing) return;
     const live = [...instances.values()].filter((i) => i.nsc && LIVE.has(i.status));
     if (live.length === 0) return;
-    const status = JSON.parse(await fakeNscCall(backing, ["api-status", ...live.map((i) => i.instanceId)])) as Record<string, { destroyed_at: string | null } | null>;
+    const status = JSON.parse(await fakeNscCall(backing, ["api-status", ...live.map((i) => i.instanceId)])) as Record<
+      string,
+      { destroyed_at: string | null } | null
+    >;
     for (const inst of live) {
       const st = status[inst.instanceId];
       if (!LIVE.has(inst.status)) continue;
@@ -360,7 +400,8 @@ export async function createFakeComputeApi(
       case "DestroyInstance": {
         const inst = instances.get(String(body.instanceId ?? body.instance_id ?? ""));
         if (!inst || !LIVE.has(inst.status)) throw new ConnectFailure(404, "not_found", "instance not found");
-        if (inst.nsc && backing) await fakeNscCall(backing, ["api-destroy", inst.instanceId, typeof body.reason === "string" ? body.reason : ""]);
+        if (inst.nsc && backing)
+          await fakeNscCall(backing, ["api-destroy", inst.instanceId, typeof body.reason === "string" ? body.reason : ""]);
         inst.status = "DESTROYED";
         inst.destroyedAt = now().toISOString();
         if (typeof body.reason === "string") inst.destroyReason = body.reason;
@@ -373,7 +414,10 @@ export async function createFakeComputeApi(
           .filter((i) => matches(i, filter))
           .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.instanceId.localeCompare(b.instanceId));
         const size = asNumber(body.maxEntries) ?? knobs.pageSize;
-        const offset = typeof body.paginationCursor === "string" && body.paginationCursor ? Number(Buffer.from(body.paginationCursor, "base64").toString("utf8")) : 0;
+        const offset =
+          typeof body.paginationCursor === "string" && body.paginationCursor
+            ? Number(Buffer.from(body.paginationCursor, "base64").toString("utf8"))
+            : 0;
         const page = all.slice(offset, offset + size);
         const next = offset + size < all.length ? Buffer.from(String(offset + size)).toString("base64") : undefined;
         return omitDefaults({ instances: page.map(metadata), paginationCursor: next });
@@ -386,7 +430,8 @@ export async function createFakeComputeApi(
       case "WaitInstanceSync": {
         const inst = instances.get(String(body.instanceId ?? ""));
         if (!inst) throw new ConnectFailure(404, "not_found", "instance not found");
-        if (!LIVE.has(inst.status) && body.destroyedOk !== true) throw new ConnectFailure(400, "failed_precondition", "instance was destroyed");
+        if (!LIVE.has(inst.status) && body.destroyedOk !== true)
+          throw new ConnectFailure(400, "failed_precondition", "instance was destroyed");
         return omitDefaults({ metadata: metadata(inst) });
       }
       default:
@@ -496,7 +541,10 @@ export async function createFakeComputeApi(
       const inst = instances.get(id);
       if (!inst) throw new Error(`fake compute: no instance ${id}`);
       if (inst.nsc && backing && LIVE.has(inst.status) && !LIVE.has(status)) {
-        execFileSync(backing.bin, ["__fake", "api-destroy", id, `test set ${status}`], { env: { ...process.env, ...backing.env }, stdio: ["ignore", "pipe", "pipe"] });
+        execFileSync(backing.bin, ["__fake", "api-destroy", id, `test set ${status}`], {
+          env: { ...process.env, ...backing.env },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
       }
       inst.status = status;
       if (!LIVE.has(status) && !inst.destroyedAt) inst.destroyedAt = now().toISOString();

@@ -172,20 +172,39 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
     const failure = failures.find((f) => f.remaining > 0 && url.pathname.includes(f.path) && (!f.method || f.method === rec.method));
     if (failure) {
       failure.remaining--;
-      return send(res, rec, failure.status, { error: "fake_failure", message: `fake dispatcher failure ${failure.status}` }, failure.retryAfter !== undefined ? { "retry-after": String(failure.retryAfter) } : {});
+      return send(
+        res,
+        rec,
+        failure.status,
+        { error: "fake_failure", message: `fake dispatcher failure ${failure.status}` },
+        failure.retryAfter !== undefined ? { "retry-after": String(failure.retryAfter) } : {},
+      );
     }
     if (opts.token && auth !== "ok") {
-      return send(res, rec, 401, { error: "unauthorized", message: "missing bearer token: send Authorization: Bearer <token>" }, { "www-authenticate": 'Bearer realm="forgejo-nsc"' });
+      return send(
+        res,
+        rec,
+        401,
+        { error: "unauthorized", message: "missing bearer token: send Authorization: Bearer <token>" },
+        { "www-authenticate": 'Bearer realm="forgejo-nsc"' },
+      );
     }
 
     if (rec.method === "POST" && url.pathname === "/api/v1/dispatch") {
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-        return send(res, rec, 400, { error: "invalid_request", message: "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces" });
+        return send(res, rec, 400, {
+          error: "invalid_request",
+          message: "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces",
+        });
       }
       const parsed = dispatchRequestSchema.safeParse(body ?? {});
       if (!parsed.success) {
         const problems = formatIssues(parsed.error.issues);
-        return send(res, rec, 400, { error: "invalid_request", message: `invalid dispatch request: ${problems.join("; ")}`, details: { problems } });
+        return send(res, rec, 400, {
+          error: "invalid_request",
+          message: `invalid dispatch request: ${problems.join("; ")}`,
+          details: { problems },
+        });
       }
       const req2 = parsed.data;
       const labels = req2.labels ?? ["namespace-profile-linux-medium"];
@@ -204,7 +223,13 @@ export async function startFakeDispatcher(opts: FakeDispatcherOptions = {}): Pro
       }
       const pending = runners.filter((r) => r.state === "pending").length;
       if (opts.maxQueue !== undefined && pending + req2.count > opts.maxQueue) {
-        return send(res, rec, 429, { error: "queue_full", message: `${pending} runners are pending (max_queue ${opts.maxQueue})` }, { "retry-after": "1" });
+        return send(
+          res,
+          rec,
+          429,
+          { error: "queue_full", message: `${pending} runners are pending (max_queue ${opts.maxQueue})` },
+          { "retry-after": "1" },
+        );
       }
       const dispatchId = `d${++seq}`;
       const scope: Scope = req2.scope ?? { level: "instance" };

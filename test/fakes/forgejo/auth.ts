@@ -37,7 +37,10 @@ export function authenticate(world: FakeWorld, req: IncomingMessage, query: URLS
       if (password === user.password) return { call: { present: true, scheme: "basic", user: user.login }, user, basicPassword: true };
       const pat = world.state.tokens.find((t) => t.token === password && t.user.toLowerCase() === user.login.toLowerCase());
       if (pat) return { call: { present: true, scheme: "basic", token: pat.token, user: user.login }, user, token: pat };
-      return { call: { present: true, scheme: "basic", user: user.login }, error: `user's password is invalid [uid: ${user.id}, name: ${user.login}]` };
+      return {
+        call: { present: true, scheme: "basic", user: user.login },
+        error: `user's password is invalid [uid: ${user.id}, name: ${user.login}]`,
+      };
     }
     // Anything else is not a credential Forgejo understands: treated as absent.
     return { call: { present: true } };

@@ -21,7 +21,12 @@ export interface DeliverOptions {
  * and the X-Forgejo-/X-Gitea-/X-Gogs-/X-GitHub- header family. Signatures are computed here with
  * node:crypto, independently of src/forgejo/webhook-signature.ts.
  */
-export function buildDelivery(kind: FakeKind, event: string, payload: unknown, opts: DeliverOptions = {}): { headers: Record<string, string>; body: string; json: string } {
+export function buildDelivery(
+  kind: FakeKind,
+  event: string,
+  payload: unknown,
+  opts: DeliverOptions = {},
+): { headers: Record<string, string>; body: string; json: string } {
   const json = JSON.stringify(payload, null, 2);
   const secret = opts.secret ?? "";
   const sha256 = secret ? createHmac("sha256", secret).update(json).digest("hex") : "";
@@ -50,7 +55,13 @@ export function buildDelivery(kind: FakeKind, event: string, payload: unknown, o
 }
 
 /** POSTs one delivery. Like Go's HTTP client, the URL fragment is never sent. */
-export async function sendDelivery(kind: FakeKind, url: string, event: string, payload: unknown, opts: DeliverOptions = {}): Promise<FakeDelivery> {
+export async function sendDelivery(
+  kind: FakeKind,
+  url: string,
+  event: string,
+  payload: unknown,
+  opts: DeliverOptions = {},
+): Promise<FakeDelivery> {
   const { headers, body } = buildDelivery(kind, event, payload, opts);
   const target = new URL(url);
   target.hash = "";

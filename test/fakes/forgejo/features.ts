@@ -36,7 +36,18 @@ export function featuresOf(kind: FakeKind, version: string): FakeFeatures {
   if (kind === "gitea") {
     const giteaActions = major > 1 || (major === 1 && minor >= 24);
     const giteaJobsSearch = major > 1 || (major === 1 && minor >= 25);
-    return { kind, major, minor, jobsSearch: false, jobsNeedLabels: false, runnersApi: false, runIdOnJobs: true, actionRunHooks: false, giteaActions, giteaJobsSearch };
+    return {
+      kind,
+      major,
+      minor,
+      jobsSearch: false,
+      jobsNeedLabels: false,
+      runnersApi: false,
+      runIdOnJobs: true,
+      actionRunHooks: false,
+      giteaActions,
+      giteaJobsSearch,
+    };
   }
   return {
     kind,

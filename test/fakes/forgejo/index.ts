@@ -127,7 +127,8 @@ export async function startFakeForgejo(opts: FakeForgejoOptions = {}): Promise<F
     else world.addToken(pat, spec.user, spec.scopes);
   }
 
-  const matches = (p: string | RegExp | undefined, path: string) => p === undefined || (typeof p === "string" ? path.includes(p) : p.test(path));
+  const matches = (p: string | RegExp | undefined, path: string) =>
+    p === undefined || (typeof p === "string" ? path.includes(p) : p.test(path));
 
   function track<T>(p: Promise<T>): Promise<T> {
     inflight.add(p);
@@ -160,7 +161,8 @@ export async function startFakeForgejo(opts: FakeForgejoOptions = {}): Promise<F
   function onWorldEvent(ev: WorldEvent): void {
     if (ev.type === "job" && world.features.giteaActions) {
       const payload = workflowJobPayload(world, base, ev.job.id, ev.action);
-      for (const h of world.hooksForRepo(ev.job.repoId)) if (h.events.includes("workflow_job")) void deliverToHook(h, "workflow_job", payload);
+      for (const h of world.hooksForRepo(ev.job.repoId))
+        if (h.events.includes("workflow_job")) void deliverToHook(h, "workflow_job", payload);
     }
     if (ev.type === "run_finished" && world.features.actionRunHooks) {
       const sends: ["success" | "failure" | "recover", string][] = [[ev.action, `action_run_${ev.action}`]];
@@ -187,13 +189,23 @@ export async function startFakeForgejo(opts: FakeForgejoOptions = {}): Promise<F
     }
     const auth = authenticate(world, req, url.searchParams);
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (k !== "authorization" && v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (k !== "authorization" && v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
     const query: Record<string, string | string[]> = {};
     for (const k of new Set(url.searchParams.keys())) {
       const all = url.searchParams.getAll(k);
       query[k] = all.length === 1 ? all[0]! : all;
     }
-    const call: FakeCall = { method: req.method ?? "GET", path: url.pathname, query, headers, auth: auth.call, body, status: 0, at: now().toISOString() };
+    const call: FakeCall = {
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query,
+      headers,
+      auth: auth.call,
+      body,
+      status: 0,
+      at: now().toISOString(),
+    };
     calls.push(call);
 
     const delay = delays.find((d) => matches(d.pattern, url.pathname));

@@ -6,7 +6,12 @@ import type { FakeWorld } from "./world.js";
  * Forgejo's ActionPayload for action_run_success / _failure / _recover (§7.3): action, run,
  * prior_status, last_run (omitted when none). No top-level repository or sender.
  */
-export function actionRunPayload(world: FakeWorld, base: string, runId: number, action: "success" | "failure" | "recover"): Record<string, unknown> {
+export function actionRunPayload(
+  world: FakeWorld,
+  base: string,
+  runId: number,
+  action: "success" | "failure" | "recover",
+): Record<string, unknown> {
   const run = world.run(runId);
   if (!run) throw new Error(`fake Forgejo: no run ${runId}`);
   const last = world.state.runs

@@ -52,8 +52,20 @@ export function apiError(ctx: { base: string }, status: number, message: string)
 }
 
 const NOT_FOUND = "The target couldn't be found.";
-const CATEGORY: Record<Exclude<Family, "public" | "basic">, ScopeCategory> = { admin: "admin", org: "organization", repo: "repository", user: "user" };
-const DEFAULT_ROLE: Record<Family, Role> = { public: "none", basic: "none", admin: "site_admin", org: "org_owner", repo: "repo_owner", user: "none" };
+const CATEGORY: Record<Exclude<Family, "public" | "basic">, ScopeCategory> = {
+  admin: "admin",
+  org: "organization",
+  repo: "repository",
+  user: "user",
+};
+const DEFAULT_ROLE: Record<Family, Role> = {
+  public: "none",
+  basic: "none",
+  admin: "site_admin",
+  org: "org_owner",
+  repo: "repo_owner",
+  user: "none",
+};
 
 export class Router {
   private readonly routes: Compiled[] = [];
@@ -123,7 +135,8 @@ export class Router {
     if (role === "org_owner" && !user.isAdmin && !world.isOrgOwner(ctx.params.org ?? "", user.login)) {
       return apiError(ctx, 403, "Must be an organization owner");
     }
-    if (role === "repo_owner" && ctx.repo && !world.isRepoOwner(ctx.repo, user)) return apiError(ctx, 403, "user should be the owner of the repo");
+    if (role === "repo_owner" && ctx.repo && !world.isRepoOwner(ctx.repo, user))
+      return apiError(ctx, 403, "user should be the owner of the repo");
     if (role === "repo_admin" && ctx.repo && !world.isRepoAdmin(ctx.repo, user)) {
       return apiError(ctx, 403, "user should be an owner or a collaborator with admin write of a repository");
     }

@@ -23,7 +23,12 @@ export function buildRouter(): Router {
   const r = new Router();
   const add = (route: Route) => r.add(route);
 
-  add({ method: "GET", path: "/version", family: "public", handle: (ctx) => ({ status: 200, json: { version: versionString(ctx.world.kind, ctx.world.version) } }) });
+  add({
+    method: "GET",
+    path: "/version",
+    family: "public",
+    handle: (ctx) => ({ status: 200, json: { version: versionString(ctx.world.kind, ctx.world.version) } }),
+  });
   add({ method: "GET", path: "/user", family: "user", handle: (ctx) => ({ status: 200, json: userJson(ctx.base, ctx.user!) }) });
   add({ method: "POST", path: "/users/:username/tokens", family: "basic", handle: createAccessToken });
 
@@ -32,11 +37,24 @@ export function buildRouter(): Router {
     // Registration token (GET since Forgejo 7; the admin one lives at /admin/runners/… until 15).
     if (family === "admin") {
       add({ method: "GET", path: "/admin/runners/registration-token", family, handle: registrationToken });
-      add({ method: "GET", path: "/admin/actions/runners/registration-token", family, when: (f) => forgejo(15)(f) || anyGitea(f), handle: registrationToken });
+      add({
+        method: "GET",
+        path: "/admin/actions/runners/registration-token",
+        family,
+        when: (f) => forgejo(15)(f) || anyGitea(f),
+        handle: registrationToken,
+      });
       add({ method: "POST", path: "/admin/actions/runners/registration-token", family, when: anyGitea, handle: registrationToken });
     } else {
       add({ method: "GET", path: `${prefix}/actions/runners/registration-token`, family, actionsUnit: actions, handle: registrationToken });
-      add({ method: "POST", path: `${prefix}/actions/runners/registration-token`, family, actionsUnit: actions, when: anyGitea, handle: registrationToken });
+      add({
+        method: "POST",
+        path: `${prefix}/actions/runners/registration-token`,
+        family,
+        actionsUnit: actions,
+        when: anyGitea,
+        handle: registrationToken,
+      });
     }
 
     // Job search: Forgejo >= 11 (…/actions/runners/jobs), Gitea 1.25 (…/actions/jobs).
@@ -46,7 +64,14 @@ export function buildRouter(): Router {
     } else {
       add({ method: "GET", path: `${prefix}/actions/runners/jobs`, family, actionsUnit: actions, when: forgejo(11), handle: searchJobs });
     }
-    add({ method: "GET", path: `${prefix}/actions/jobs`, family, actionsUnit: actions, when: (f) => gitea(f) && f.giteaJobsSearch, handle: giteaJobs });
+    add({
+      method: "GET",
+      path: `${prefix}/actions/jobs`,
+      family,
+      actionsUnit: actions,
+      when: (f) => gitea(f) && f.giteaJobsSearch,
+      handle: giteaJobs,
+    });
 
     // Runners: Forgejo >= 15 (with REST registration), Gitea 1.24 (list/get/delete only).
     const runnersWhen = (f: Parameters<typeof gitea>[0] & { major: number }) => forgejo(15)(f) || gitea(f);
@@ -59,7 +84,13 @@ export function buildRouter(): Router {
     const role = family === "repo" ? "repo_admin" : undefined;
     add({ method: "GET", path: `${prefix}/hooks`, family, role, handle: listHooks });
     add({ method: "POST", path: `${prefix}/hooks`, family, role, handle: createHook });
-    add({ method: "GET", path: `${prefix}/hooks/:id`, family, role, handle: (ctx) => withHook(ctx, (h) => ({ status: 200, json: hookJson(ctx.world.kind, h) })) });
+    add({
+      method: "GET",
+      path: `${prefix}/hooks/:id`,
+      family,
+      role,
+      handle: (ctx) => withHook(ctx, (h) => ({ status: 200, json: hookJson(ctx.world.kind, h) })),
+    });
     add({ method: "PATCH", path: `${prefix}/hooks/:id`, family, role, handle: editHook });
     add({ method: "DELETE", path: `${prefix}/hooks/:id`, family, role, handle: deleteHook });
   }
@@ -175,12 +206,46 @@ function giteaJobs(ctx: Ctx): Reply {
 
 // ---- hooks ----
 
-const FORGEJO_TYPES = ["forgejo", "gitea", "gogs", "slack", "discord", "dingtalk", "telegram", "msteams", "feishu", "matrix", "wechatwork", "packagist", "sourcehut_builds"];
+const FORGEJO_TYPES = [
+  "forgejo",
+  "gitea",
+  "gogs",
+  "slack",
+  "discord",
+  "dingtalk",
+  "telegram",
+  "msteams",
+  "feishu",
+  "matrix",
+  "wechatwork",
+  "packagist",
+  "sourcehut_builds",
+];
 const GITEA_TYPES = ["gitea", "gogs", "slack", "discord", "dingtalk", "telegram", "msteams", "feishu", "matrix", "wechatwork", "packagist"];
 const COMMON_EVENTS = [
-  "create", "delete", "fork", "push", "issues", "issues_only", "issue_assign", "issue_label", "issue_milestone", "issue_comment",
-  "pull_request", "pull_request_only", "pull_request_assign", "pull_request_label", "pull_request_milestone", "pull_request_comment",
-  "pull_request_review", "pull_request_sync", "pull_request_review_request", "wiki", "repository", "release", "package",
+  "create",
+  "delete",
+  "fork",
+  "push",
+  "issues",
+  "issues_only",
+  "issue_assign",
+  "issue_label",
+  "issue_milestone",
+  "issue_comment",
+  "pull_request",
+  "pull_request_only",
+  "pull_request_assign",
+  "pull_request_label",
+  "pull_request_milestone",
+  "pull_request_comment",
+  "pull_request_review",
+  "pull_request_sync",
+  "pull_request_review_request",
+  "wiki",
+  "repository",
+  "release",
+  "package",
 ];
 const FORGEJO_EVENTS = [...COMMON_EVENTS, "action_run_failure", "action_run_recover", "action_run_success"];
 const GITEA_EVENTS = [...COMMON_EVENTS, "status", "workflow_job", "workflow_run"];
@@ -215,12 +280,19 @@ function storedEvents(kind: string, requested: readonly string[]): string[] {
     [pull("pull_request_milestone"), ["pull_request_milestone"]],
     // Forgejo's EventCheckers list review_comment under the comment flag (HasPullRequestCommentEvent).
     [pull("pull_request_comment"), kind === "forgejo" ? ["pull_request_comment", "pull_request_review_comment"] : ["pull_request_comment"]],
-    [pull("pull_request_review"), kind === "forgejo" ? ["pull_request_review_approved", "pull_request_review_rejected"] : ["pull_request_review"]],
+    [
+      pull("pull_request_review"),
+      kind === "forgejo" ? ["pull_request_review_approved", "pull_request_review_rejected"] : ["pull_request_review"],
+    ],
     [pull("pull_request_sync"), ["pull_request_sync"]],
     [pull("pull_request_review_request"), ["pull_request_review_request"]],
   ];
   const out = flags.filter(([on]) => on).flatMap(([, names]) => names);
-  const expanded = new Set(["create", "delete", "fork", "push", "issues", "issues_only", "issue_assign", "issue_label", "issue_milestone", "issue_comment"].concat(COMMON_EVENTS.filter((e) => e.startsWith("pull_request"))));
+  const expanded = new Set(
+    ["create", "delete", "fork", "push", "issues", "issues_only", "issue_assign", "issue_label", "issue_milestone", "issue_comment"].concat(
+      COMMON_EVENTS.filter((e) => e.startsWith("pull_request")),
+    ),
+  );
   return [...out, ...requested.filter((e) => !expanded.has(e))];
 }
 

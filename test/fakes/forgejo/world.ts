@@ -3,7 +3,19 @@ import { recordSecrets } from "../../helpers/secrets.js";
 import { featuresOf } from "./features.js";
 import type { FakeFeatures } from "./features.js";
 import { DONE_STATUSES, fakeScopeKey } from "./model.js";
-import type { FakeHook, FakeJob, FakeKind, FakeRepo, FakeRun, FakeRunner, FakeScope, FakeState, FakeToken, FakeUser, JobStatus } from "./model.js";
+import type {
+  FakeHook,
+  FakeJob,
+  FakeKind,
+  FakeRepo,
+  FakeRun,
+  FakeRunner,
+  FakeScope,
+  FakeState,
+  FakeToken,
+  FakeUser,
+  JobStatus,
+} from "./model.js";
 
 /** Something that happened that a webhook may report. */
 export type WorldEvent =
@@ -63,7 +75,17 @@ function randomAlnum(n: number): string {
 
 /** State plus the rules Forgejo applies to it (scopes, visibility, label matching, ephemeral runners). */
 export class FakeWorld {
-  readonly state: FakeState = { users: [], orgs: [], repos: [], tokens: [], runs: [], jobs: [], runners: [], registrationTokens: [], hooks: [] };
+  readonly state: FakeState = {
+    users: [],
+    orgs: [],
+    repos: [],
+    tokens: [],
+    runs: [],
+    jobs: [],
+    runners: [],
+    registrationTokens: [],
+    hooks: [],
+  };
   features: FakeFeatures;
   private seq = { principal: 0, repo: 0, run: 0, job: 0, task: 0, runner: 0, hook: 0, token: 0 };
 
@@ -196,7 +218,10 @@ export class FakeWorld {
     }
   }
 
-  registerRunner(scope: FakeScope, opts: { name: string; description?: string; ephemeral: boolean; via: FakeRunner["registeredVia"] }): FakeRunner {
+  registerRunner(
+    scope: FakeScope,
+    opts: { name: string; description?: string; ephemeral: boolean; via: FakeRunner["registeredVia"] },
+  ): FakeRunner {
     const token = randomBytes(20).toString("hex");
     recordSecrets([token]);
     const r: FakeRunner = {
@@ -267,7 +292,8 @@ export class FakeWorld {
     } else if (spec.uuid !== undefined) {
       runner = this.state.runners.find((r) => r.uuid === spec.uuid && !r.deleted);
       if (!runner) throw new Error(`fake Forgejo: no runner with uuid ${spec.uuid} (deleted, or never registered)`);
-      if (spec.token !== undefined && spec.token !== runner.token) throw new Error("fake Forgejo: runner token does not match (unauthenticated)");
+      if (spec.token !== undefined && spec.token !== runner.token)
+        throw new Error("fake Forgejo: runner token does not match (unauthenticated)");
     } else {
       throw new Error("fake Forgejo: connectRunner needs uuid or registrationToken");
     }
@@ -316,12 +342,16 @@ export class FakeWorld {
   takeJob(id: number): { runner: FakeRunner; job: FakeJob } {
     const job = this.mustJob(id);
     if (job.status !== "waiting") throw new Error(`fake Forgejo: job ${id} is ${job.status}, not waiting`);
-    const runner = this.registerRunner({ level: "instance" }, { name: `sim-runner-${this.seq.runner + 1}`, ephemeral: false, via: "registration_token" });
+    const runner = this.registerRunner(
+      { level: "instance" },
+      { name: `sim-runner-${this.seq.runner + 1}`, ephemeral: false, via: "registration_token" },
+    );
     runner.labels = [...job.runsOn];
     runner.version = "v12.6.4";
     runner.online = true;
     const taken = this.fetchTask(runner, this.features.runnersApi ? job.handle : undefined);
-    if (taken?.id !== id) throw new Error(`fake Forgejo: job ${id} could not be assigned (an older waiting job with the same labels went first)`);
+    if (taken?.id !== id)
+      throw new Error(`fake Forgejo: job ${id} could not be assigned (an older waiting job with the same labels went first)`);
     return { runner, job: taken };
   }
 
@@ -439,7 +469,12 @@ export class FakeWorld {
     run.status = status;
     run.stopped = this.iso();
     const success = status === "success";
-    this.emit({ type: "run_finished", run, action: success ? "success" : "failure", recover: success && previous !== undefined && previous.status !== "success" });
+    this.emit({
+      type: "run_finished",
+      run,
+      action: success ? "success" : "failure",
+      recover: success && previous !== undefined && previous.status !== "success",
+    });
   }
 
   private mustJob(id: number): FakeJob {

@@ -1,5 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -335,7 +346,11 @@ export function createFakeNsc(dir?: string, initialKnobs: FakeNscKnobs = {}): Fa
   writeFileSync(logPath, "");
   const env = { FAKE_NSC_STATE: statePath, FAKE_NSC_LOG: logPath };
   const fake = (...args: string[]): string =>
-    execFileSync(FAKE_NSC_BIN, ["__fake", ...args], { env: { ...process.env, ...env }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    execFileSync(FAKE_NSC_BIN, ["__fake", ...args], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
 
   const readState = (): FakeNscState => JSON.parse(readFileSync(statePath, "utf8")) as FakeNscState;
   // Reads need no lock: the fake replaces the file atomically.

@@ -3,7 +3,16 @@ import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { XMLParser } from "fast-xml-parser";
-import { ENCRYPTED_TYPE, challengeMessage, messageType, newChallenge, openBody, requestedFlags, sealBody, verifyType3 } from "./ntlm-server.js";
+import {
+  ENCRYPTED_TYPE,
+  challengeMessage,
+  messageType,
+  newChallenge,
+  openBody,
+  requestedFlags,
+  sealBody,
+  verifyType3,
+} from "./ntlm-server.js";
 import type { ServerSession } from "./ntlm-server.js";
 
 /**
@@ -100,8 +109,10 @@ const parser = new XMLParser({
 });
 
 type Node = Record<string, unknown>;
-const get = (n: unknown, ...path: string[]): unknown => path.reduce<unknown>((cur, p) => (cur && typeof cur === "object" ? (cur as Node)[p] : undefined), n);
-const txt = (n: unknown): string => (n === undefined || n === null ? "" : typeof n === "object" ? String((n as Node)["#text"] ?? "") : String(n));
+const get = (n: unknown, ...path: string[]): unknown =>
+  path.reduce<unknown>((cur, p) => (cur && typeof cur === "object" ? (cur as Node)[p] : undefined), n);
+const txt = (n: unknown): string =>
+  n === undefined || n === null ? "" : typeof n === "object" ? String((n as Node)["#text"] ?? "") : String(n);
 
 function xmlEscape(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -178,7 +189,11 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
       return { stdout: o.stdout ?? "", stderr: o.stderr ?? "", exitCode: o.exitCode ?? 0 };
     }
     const name = line.split(/\s+/)[0] ?? "";
-    return { stdout: "", stderr: `'${name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n`, exitCode: 1 };
+    return {
+      stdout: "",
+      stderr: `'${name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n`,
+      exitCode: 1,
+    };
   }
 
   function handleSoap(xml: string, user: string): { status: number; body: string } {
@@ -196,7 +211,15 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
     const selectors = (get(header, "SelectorSet", "Selector") as unknown[] | undefined) ?? [];
     const shellId = txt(selectors.find((s) => (s as Node)["@_Name"] === "ShellId")).trim();
     const short = Object.entries(A).find(([, v]) => v === action)?.[0] ?? action;
-    if (resource !== RESOURCE_CMD) return { status: 500, body: fault(messageId, "2150858778", `The WS-Management service cannot process the request. The resource URI ${resource} was not found.`) };
+    if (resource !== RESOURCE_CMD)
+      return {
+        status: 500,
+        body: fault(
+          messageId,
+          "2150858778",
+          `The WS-Management service cannot process the request. The resource URI ${resource} was not found.`,
+        ),
+      };
     if (knobs.faultOn && knobs.faultOn.action.toLowerCase() === short.toLowerCase()) {
       const f = knobs.faultOn;
       knobs.faultOn = undefined;
@@ -221,7 +244,14 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
     }
     const shell = shells.get(shellId);
     if (!shell || shell.deleted) {
-      return { status: 500, body: fault(messageId, "2150858843", `The request for the Windows Remote Shell with ShellId ${shellId} failed because the shell was not found on the server.`) };
+      return {
+        status: 500,
+        body: fault(
+          messageId,
+          "2150858843",
+          `The request for the Windows Remote Shell with ShellId ${shellId} failed because the shell was not found on the server.`,
+        ),
+      };
     }
     if (action === A.command) {
       const cmd = txt(get(body, "CommandLine", "Command"));
@@ -229,7 +259,14 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
       const line = [cmd, ...args].join(" ");
       const id = randomUUID().toUpperCase();
       shell.commands.push({ id, line, outcome: runCommand(shell, line), received: false, signalled: false });
-      return { status: 200, body: envelope(`${A.command}Response`, messageId, `<rsp:CommandResponse><rsp:CommandId>${id}</rsp:CommandId></rsp:CommandResponse>`) };
+      return {
+        status: 200,
+        body: envelope(
+          `${A.command}Response`,
+          messageId,
+          `<rsp:CommandResponse><rsp:CommandId>${id}</rsp:CommandId></rsp:CommandResponse>`,
+        ),
+      };
     }
     if (action === A.receive) {
       const commandId = String((get(body, "Receive", "DesiredStream") as Node | undefined)?.["@_CommandId"] ?? "");
@@ -238,7 +275,15 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
       const seen = receiveCounts.get(commandId) ?? 0;
       receiveCounts.set(commandId, seen + 1);
       if (seen < knobs.receiveTimeouts) {
-        return { status: 500, body: fault(messageId, "2150858793", "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.", "w:TimedOut") };
+        return {
+          status: 500,
+          body: fault(
+            messageId,
+            "2150858793",
+            "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.",
+            "w:TimedOut",
+          ),
+        };
       }
       command.received = true;
       const o = command.outcome;
@@ -321,7 +366,9 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
         return;
       }
       if (type === 3 && state.challenge) {
-        const verdict = knobs.rejectAll ? { ok: false as const, reason: "rejected by knob" } : verifyType3(token, state.challenge, { username, password });
+        const verdict = knobs.rejectAll
+          ? { ok: false as const, reason: "rejected by knob" }
+          : verifyType3(token, state.challenge, { username, password });
         state.challenge = undefined;
         if (!verdict.ok) {
           auth.push({ user: verdict.user, scheme, ok: false, reason: verdict.reason });
@@ -370,7 +417,12 @@ export async function createFakeWinRm(opts: { username?: string; password?: stri
     } else {
       if (!knobs.allowUnencrypted) {
         record("unencrypted-refused", 400);
-        reply(res, 400, { "content-type": "application/soap+xml;charset=UTF-8" }, fault("", "2150858770", "The WinRM service does not accept unencrypted traffic (AllowUnencrypted=false)."));
+        reply(
+          res,
+          400,
+          { "content-type": "application/soap+xml;charset=UTF-8" },
+          fault("", "2150858770", "The WinRM service does not accept unencrypted traffic (AllowUnencrypted=false)."),
+        );
         return;
       }
       xml = raw.toString("utf8");

@@ -161,8 +161,7 @@ export class ServerSession {
 }
 
 export type Type3Verdict =
-  | { ok: true; user: string; domain: string; session?: ServerSession }
-  | { ok: false; reason: string; user?: string };
+  { ok: true; user: string; domain: string; session?: ServerSession } | { ok: false; reason: string; user?: string };
 
 export function verifyType3(msg: Buffer, serverChallenge: Buffer, expected: { username: string; password: string }): Type3Verdict {
   let t3: Type3Fields;
@@ -178,7 +177,8 @@ export function verifyType3(msg: Buffer, serverChallenge: Buffer, expected: { us
   const expectedProof = hmac(ntowfv2, serverChallenge, t3.ntResponse.subarray(16));
   if (!timingSafeEqual(proof, expectedProof)) return { ok: false, reason: "wrong password (NTProofStr mismatch)", user: t3.user };
   const sessionBaseKey = hmac(ntowfv2, proof);
-  const sealing = (t3.flags & (F_SEAL | F_SIGN | F_KEY_EXCH)) === ((F_SEAL | F_SIGN | F_KEY_EXCH) >>> 0) && t3.encryptedSessionKey.length === 16;
+  const sealing =
+    (t3.flags & (F_SEAL | F_SIGN | F_KEY_EXCH)) === (F_SEAL | F_SIGN | F_KEY_EXCH) >>> 0 && t3.encryptedSessionKey.length === 16;
   const session = sealing ? new ServerSession(rc4(sessionBaseKey)(t3.encryptedSessionKey)) : undefined;
   return { ok: true, user: t3.user, domain: t3.domain, ...(session ? { session } : {}) };
 }
@@ -189,7 +189,8 @@ export const ENCRYPTED_TYPE = 'multipart/encrypted;protocol="application/HTTP-SP
 /** Parses WinRM's multipart/encrypted body and opens it (throws on any mismatch). */
 export function openBody(session: ServerSession, body: Buffer): string {
   const text = body.toString("latin1");
-  if (!text.startsWith(`${BOUNDARY}\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n`)) throw new Error("first part is not HTTP-SPNEGO-session-encrypted");
+  if (!text.startsWith(`${BOUNDARY}\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n`))
+    throw new Error("first part is not HTTP-SPNEGO-session-encrypted");
   const length = Number(/\tOriginalContent: type=application\/soap\+xml;charset=UTF-8;Length=(\d+)\r\n/.exec(text)?.[1] ?? NaN);
   const marker = `${BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n`;
   const at = text.indexOf(marker);
