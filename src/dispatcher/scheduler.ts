@@ -143,6 +143,9 @@ export class Scheduler {
     this.notBefore.set(name, this.ctx.now().getTime() + delayMs);
     const t = setTimeout(() => {
       this.timers.delete(t);
+      // The delay has passed: a timer may fire a millisecond before the wall clock says so, and a pass
+      // that compared the two would skip the runner with nothing left to wake it.
+      this.notBefore.delete(name);
       this.kick();
     }, delayMs);
     t.unref();
