@@ -1,10 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * The replica chaos test (test/chaos): real dispatcher and autoscaler processes on the real
- * PostgreSQL behind the real Caddy, killed, paused, and PostgreSQL restarted under them.
- * `npm run test:chaos`; .ci/run runs it after `npm test`, alone: it restarts PostgreSQL, which
- * other test files use.
+ * The replica chaos test (test/chaos): real dispatcher and autoscaler processes on a PostgreSQL server
+ * of the test's own behind the real Caddy, killed, paused, and the PostgreSQL restarted under them.
+ * `npm run test:chaos`; .ci/run runs it after `npm test`.
  */
 export default defineConfig({
   test: {

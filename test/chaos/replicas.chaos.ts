@@ -1,5 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import { startRunnerSimulator } from "../fakes/runner-sim.js";
 import { freePort } from "../helpers/free-port.js";
 import { fetchJson } from "../helpers/fetch-json.js";
 import { freshSchema } from "../helpers/pg-schema.js";
+import { startPrivatePostgres } from "../helpers/private-postgres.js";
 import { recordSecrets } from "../helpers/secrets.js";
 import { tempDir } from "../helpers/tmp.js";
 import { waitFor } from "../helpers/wait.js";
@@ -27,8 +27,9 @@ import type { Replica } from "./cluster.js";
  * executable, with the runner simulator playing the machines. 300 jobs arrive over about a minute;
  * meanwhile the acting dispatcher is SIGKILLed three times and the acting autoscaler once (each
  * restarted), one acting dispatcher is SIGSTOPped past its lease and resumed, and PostgreSQL is
- * restarted. Run by `npm run test:chaos` (vitest.chaos.config.ts), after `npm test` in .ci/run:
- * restarting PostgreSQL must not break test files running beside it.
+ * restarted. The PostgreSQL is a server of the test's own (test/helpers/private-postgres.ts: initdb
+ * into a temporary folder, on a free port), so its restart touches no other test's database. Run by
+ * `npm run test:chaos` (vitest.chaos.config.ts) in .ci/run after `npm test`.
  */
 const JOBS = Number(process.env.CHAOS_JOBS ?? 300);
 const ARRIVAL_MS = Number(process.env.CHAOS_ARRIVAL_MS ?? 60_000);
@@ -48,16 +49,12 @@ const t0 = Date.now();
 const say = (what: string) => process.stdout.write(`chaos +${((Date.now() - t0) / 1000).toFixed(1)}s: ${what}\n`);
 const random = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
-function restartPostgres(): void {
-  const version = readdirSync("/etc/postgresql")[0];
-  if (!version) throw new Error("no cluster under /etc/postgresql: the chaos test restarts the local PostgreSQL with pg_ctlcluster");
-  execFileSync("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", "restart"], { stdio: "ignore", timeout: 60_000 });
-}
-
 it("3 dispatchers and 2 autoscalers through kills, a pause and a database restart: every job one runner, nothing leaked, nothing twice", async () => {
   recordSecrets([TOKEN]);
-  const db = await freshSchema("chaos");
-  cleanups.push(() => db.drop());
+  // A PostgreSQL server of the test's own: restarting it mid-run touches no other test's database.
+  const server = await startPrivatePostgres();
+  cleanups.push(() => server.stop());
+  const db = await freshSchema("chaos", server.url);
   const tmp = tempDir("fnsc-chaos-");
   cleanups.push(() => tmp.cleanup());
   const forgejo = await startFakeForgejo({ repos: [{ owner: "acme", name: "app" }] });
@@ -158,7 +155,7 @@ it("3 dispatchers and 2 autoscalers through kills, a pause and a database restar
       at: random(0.7, 0.8),
       act: async () => {
         say("restarting PostgreSQL");
-        restartPostgres();
+        server.restart();
         say("PostgreSQL restarted");
       },
     },
