@@ -6,14 +6,20 @@ import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { Store } from "../../src/store/types.js";
 import { freePort } from "../helpers/free-port.js";
 import { tempDir } from "../helpers/tmp.js";
-import { freshSchema } from "../store/postgres-harness.js";
+import { TEST_PG_URL, freshSchema } from "../store/postgres-harness.js";
 import type { PgSchema } from "../store/postgres-harness.js";
 import { at, dispatchWith } from "../store/records.js";
 import { memoryIo } from "./memory-io.js";
 
 const PW = "migrate-pw-never-shown";
 /** The test server trusts every login, so any password works; it must never be printed. */
-const URL_WITH_PW = `postgres://postgres:${PW}@127.0.0.1:5432/test`;
+const URL_WITH_PW = withPassword(TEST_PG_URL, PW);
+
+function withPassword(url: string, password: string): string {
+  const u = new URL(url);
+  u.password = password;
+  return u.toString();
+}
 
 /** A SQLite store with records in every shape: keys, several runners, histories, outcomes, patches. */
 async function populate(store: Store): Promise<void> {
@@ -83,7 +89,7 @@ describe("forgejo-nsc migrate-store", () => {
     expect(r.code).toBe(0);
     expect(r.out).toBe(
       "copied 2 dispatches, 4 runners (3 not finished) and 9 transitions\n" +
-        `  from sqlite:${sqlite}\n  to   postgres://postgres@127.0.0.1:5432/test (schema ${schema.name})\n` +
+        `  from sqlite:${sqlite}\n  to   ${TEST_PG_URL} (schema ${schema.name})\n` +
         `next: set dispatcher.store (or store_file) and dispatcher.postgres.schema: ${schema.name}, remove dispatcher.state_path, start the dispatcher\n`,
     );
     expect(r.all).not.toContain(PW);
@@ -117,7 +123,7 @@ describe("forgejo-nsc migrate-store", () => {
     expect(again.code).toBe(1);
     expect(again.out).toBe("");
     expect(again.err).toBe(
-      `forgejo-nsc: postgres://postgres@127.0.0.1:5432/test (schema ${schema.name}) already holds 2 dispatches and 4 runners; migrate-store copies only into an empty store, so nothing was copied. ` +
+      `forgejo-nsc: ${TEST_PG_URL} (schema ${schema.name}) already holds 2 dispatches and 4 runners; migrate-store copies only into an empty store, so nothing was copied. ` +
         "Point --to at an empty database, or --schema at a new schema, or empty this one (TRUNCATE runner_transitions, runners, dispatches) if its records are not needed\n",
     );
     const store = await schema.open();

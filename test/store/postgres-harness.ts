@@ -4,8 +4,9 @@ import { openPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import type { PostgresStore, PostgresStoreOptions } from "../../src/store/postgres/postgres-store.js";
 import type { StoreHarness } from "./store-contract.js";
 
-/** The PostgreSQL the tests use: .ci/run starts it; trust authentication, database `test`. */
-export const TEST_PG_URL = process.env.FNSC_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+import { TEST_PG_URL } from "../helpers/pg-schema.js";
+
+export { TEST_PG_URL };
 
 /** A connection of its own to the test database, outside any store. */
 export async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {

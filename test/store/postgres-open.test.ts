@@ -74,7 +74,7 @@ describe("PostgresStore: opening and migrating", () => {
     const err = await schema.open().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SchemaTooNewError);
     expect((err as Error).message).toBe(
-      `state database postgres://postgres@127.0.0.1:5432/test was written by a newer forgejo-nsc (schema 99, this release knows up to ${PG_LATEST_SCHEMA_VERSION}); upgrade or point dispatcher.store elsewhere`,
+      `state database ${TEST_PG_URL} was written by a newer forgejo-nsc (schema 99, this release knows up to ${PG_LATEST_SCHEMA_VERSION}); upgrade or point dispatcher.store elsewhere`,
     );
   });
 
