@@ -1,5 +1,5 @@
 import type { CapConfig } from "../config/dispatcher-schema.js";
-import type { RunnerRecord } from "../store/types.js";
+import type { RunnerFields, RunnerRecord } from "../store/types.js";
 import { scopeMatch } from "./allow.js";
 
 export interface CapLimits {
@@ -42,9 +42,9 @@ function usageKey(index: number, cap: CapConfig, scopeKeyOf: string): string {
  */
 export function admit(
   pending: readonly RunnerRecord[],
-  live: readonly RunnerRecord[],
+  live: readonly RunnerFields[],
   limits: CapLimits,
-  scopeKeyOf: (r: RunnerRecord) => string,
+  scopeKeyOf: (r: RunnerFields) => string,
 ): Admission {
   const used = new Map<string, number>();
   const count = (k: string) => used.get(k) ?? 0;

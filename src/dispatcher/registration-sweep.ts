@@ -31,7 +31,7 @@ export class RegistrationSweep {
       return 0;
     }
     if (!info.runnersApi) return 0;
-    const live = await ctx.records.store.listRunners({ states: [...INSTANCE_HOLDING_STATES, "pending"] });
+    const live = await ctx.records.store.listRunnersWithoutHistory({ states: [...INSTANCE_HOLDING_STATES, "pending"] });
     const liveNames = new Set(live.map((r) => r.name));
     const current = new Map<string, Scope>([[scopeKey(ctx.config.forgejo.default_scope), ctx.config.forgejo.default_scope]]);
     for (const r of live) current.set(scopeKey(r.scope), r.scope);
@@ -40,7 +40,7 @@ export class RegistrationSweep {
     // still say where our runners were registered.
     if (!this.seeded) {
       this.seeded = true;
-      for (const r of await ctx.records.store.listRunners({ limit: 5000 })) this.scopes.set(scopeKey(r.scope), r.scope);
+      for (const r of await ctx.records.store.listRunnersWithoutHistory({ limit: 5000 })) this.scopes.set(scopeKey(r.scope), r.scope);
     }
     const prefix = ctx.config.runner.name_prefix;
     let deleted = 0;

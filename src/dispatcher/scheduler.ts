@@ -83,7 +83,8 @@ export class Scheduler {
       eligible.push(r);
     }
     if (eligible.length === 0) return;
-    const live = await ctx.records.store.listRunners({ states: INSTANCE_HOLDING_STATES });
+    // Caps count runners, never their histories: read without them.
+    const live = await ctx.records.store.listRunnersWithoutHistory({ states: INSTANCE_HOLDING_STATES });
     const { admit: admitted, waiting } = admit(
       eligible,
       live,

@@ -194,7 +194,7 @@ export class Supervisor {
 
   /** Runner gauges from the live records this tick already read (state as of the tick's start), plus the pending ones. */
   private async updateGauges(live: readonly RunnerRecord[]): Promise<void> {
-    const pending = await this.ctx.records.store.listRunners({ states: ["pending"] });
+    const pending = await this.ctx.records.store.listRunnersWithoutHistory({ states: ["pending"] });
     this.ctx.metrics.runnersByState.reset();
     for (const r of [...pending, ...live]) this.ctx.metrics.runnersByState.inc({ state: r.state, platform: r.platform });
   }

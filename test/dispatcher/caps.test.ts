@@ -28,7 +28,7 @@ function runner(state: RunnerState, labels: string[], scope: Scope = { level: "i
     history: [],
   };
 }
-const key = (r: RunnerRecord) => scopeKey(r.scope);
+const key = (r: Pick<RunnerRecord, "scope">) => scopeKey(r.scope);
 const repo = (name: string): Scope => ({ level: "repository", owner: "acme", name });
 
 describe("admit", () => {
