@@ -231,6 +231,35 @@ export function patchColumns(patch: RunnerPatch, skipReason: boolean): { columns
   return { columns, values };
 }
 
+/**
+ * The UPDATE of a transition as both stores write it, checked first (states, timestamp): the SET
+ * list (the patch's columns, a terminal runner's finish time, then state, reason and updated_at) and
+ * its values, numbered from 1 by `placeholder`. The store adds its WHERE (name, and what it checks
+ * the state with) after these values.
+ */
+export function transitionUpdate(
+  from: readonly RunnerState[],
+  to: RunnerState,
+  reason: string,
+  patch: RunnerPatch,
+  at: Date,
+  placeholder: SqlDialect["placeholder"],
+): { when: string; set: string; values: SqlValue[] } {
+  for (const s of from) checkState(s, "transition from");
+  checkState(to, "transition to");
+  const when = isoTimestamp(at, "transition at");
+  const { columns, values } = patchColumns(patch, true);
+  const sets = columns.map((c, i) => `${c} = ${placeholder(i + 1)}`);
+  if (TERMINAL_STATES.includes(to) && patch.finishedAt === undefined) {
+    // A terminal runner always has a finish time, so pruneFinished can age it out.
+    sets.push(`finished_at = COALESCE(finished_at, ${placeholder(values.push(when))})`);
+  }
+  sets.push(`state = ${placeholder(values.push(to))}`);
+  sets.push(`reason = ${placeholder(values.push(reason))}`);
+  sets.push(`updated_at = ${placeholder(values.push(when))}`);
+  return { when, set: sets.join(", "), values };
+}
+
 /** Transitions grouped by runner, each list oldest first when the rows come ordered by runner, seq. */
 export function historiesByRunner(transitions: readonly TransitionRow[]): Map<string, Transition[]> {
   const byRunner = new Map<string, Transition[]>();

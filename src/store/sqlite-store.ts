@@ -12,6 +12,7 @@ import {
   historiesByRunner,
   isoTimestamp,
   patchColumns,
+  transitionUpdate,
   rowToDispatch,
   rowToRunner,
   rowToRunnerFields,
@@ -287,22 +288,12 @@ export class SqliteStore implements Store {
     patch: RunnerPatch = {},
     at: Date = new Date(),
   ): Promise<RunnerRecord | undefined> {
-    for (const s of from) checkState(s, "transition from");
-    checkState(to, "transition to");
-    const when = isoTimestamp(at, "transition at");
-    const { columns, values } = patchColumns(patch, true);
-    const sets = columns.map((c) => `${c} = ?`);
-    if (TERMINAL_STATES.includes(to) && patch.finishedAt === undefined) {
-      // A terminal runner always has a finish time, so pruneFinished can age it out.
-      sets.push("finished_at = COALESCE(finished_at, ?)");
-      values.push(when);
-    }
-    const sql = `UPDATE runners SET ${[...sets, "state = ?", "reason = ?", "updated_at = ?"].join(", ")}
-                 WHERE name = ? AND state IN (SELECT value FROM json_each(?))`;
+    const { when, set, values } = transitionUpdate(from, to, reason, patch, at, SQLITE_DIALECT.placeholder);
+    const sql = `UPDATE runners SET ${set} WHERE name = ? AND ${SQLITE_DIALECT.inJsonList("state", "?")}`;
     const tx = this.db.transaction((): RunnerRecord | undefined => {
       const current = this.stmt("SELECT state FROM runners WHERE name = ?").get(name) as { state: RunnerState } | undefined;
       if (!current || !from.includes(current.state)) return undefined;
-      const changed = this.stmt(sql).run(...values, to, reason, when, name, JSON.stringify(from)).changes;
+      const changed = this.stmt(sql).run(...values, name, JSON.stringify(from)).changes;
       if (changed !== 1) return undefined;
       this.appendTransition(name, when, current.state, to, reason);
       return this.readRunner(name);

@@ -9,6 +9,7 @@ import {
   checkState,
   isoTimestamp,
   patchColumns,
+  transitionUpdate,
   rowToDispatch,
   rowToRunner,
   rowToRunnerFields,
@@ -17,7 +18,6 @@ import {
 } from "../rows.js";
 import type { DispatchRow, RunnerRow } from "../rows.js";
 import { RUNNER_COLUMNS } from "../rows.js";
-import { TERMINAL_STATES } from "../types.js";
 import type {
   CreateDispatchOptions,
   CreateDispatchResult,
@@ -276,23 +276,14 @@ export class PostgresStore implements Store {
     patch: RunnerPatch = {},
     at: Date = new Date(),
   ): Promise<RunnerRecord | undefined> {
-    for (const s of from) checkState(s, "transition from");
-    checkState(to, "transition to");
-    const when = isoTimestamp(at, "transition at");
-    const { columns, values } = patchColumns(patch, true);
-    const sets = columns.map((c, i) => `${c} = $${i + 1}`);
-    if (TERMINAL_STATES.includes(to) && patch.finishedAt === undefined) {
-      // A terminal runner always has a finish time, so pruneFinished can age it out.
-      sets.push(`finished_at = COALESCE(finished_at, $${values.push(when)})`);
-    }
-    const n = values.length;
-    const sql = `UPDATE runners SET ${[...sets, `state = $${n + 1}`, `reason = $${n + 2}`, `updated_at = $${n + 3}`].join(", ")} WHERE name = $${n + 4}`;
+    const { when, set, values } = transitionUpdate(from, to, reason, patch, at, PG_DIALECT.placeholder);
+    const sql = `UPDATE runners SET ${set} WHERE name = $${values.length + 1}`;
     return this.write(async (db) => {
       // The row lock makes the check and the change one step: a concurrent transition waits, then sees the new state.
       const current = await db.query<{ state: RunnerState }>("SELECT state FROM runners WHERE name = $1 FOR UPDATE", [name]);
       const state = current.rows[0]?.state;
       if (state === undefined || !from.includes(state)) return undefined;
-      await db.query(sql, [...values, to, reason, when, name]);
+      await db.query(sql, [...values, name]);
       await db.query(APPEND_TRANSITION, [name, when, state, to, reason]);
       return readRunner(db, name);
     });
