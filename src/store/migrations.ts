@@ -97,7 +97,12 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+/** The highest version of a migration list. */
+export function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.reduce((max, m) => Math.max(max, m.version), 0);
+}
+
+export const LATEST_SCHEMA_VERSION = latestVersion(MIGRATIONS);
 
 /** The state database was written by a newer release; opening it could corrupt what that release wrote. */
 export class SchemaTooNewError extends Error {
@@ -112,6 +117,22 @@ export class SchemaTooNewError extends Error {
     );
     this.name = "SchemaTooNewError";
   }
+}
+
+/**
+ * What migrating a schema at version `from` does, for either store: the pending migrations in list
+ * order and the version they reach; a schema newer than the list knows is refused with `tooNew`'s
+ * error (a newer release wrote it). Each store runs the steps itself, in its own transaction:
+ * SQLite's (better-sqlite3) must be synchronous, PostgreSQL's is asynchronous.
+ */
+export function pendingMigrations(
+  migrations: readonly Migration[],
+  from: number,
+  tooNew: (found: number, known: number) => Error,
+): { pending: Migration[]; to: number } {
+  const latest = latestVersion(migrations);
+  if (from > latest) throw tooNew(from, latest);
+  return { pending: migrations.filter((m) => m.version > from), to: Math.max(from, latest) };
 }
 
 function currentVersion(db: Database.Database): number {
@@ -131,14 +152,13 @@ export function migrate(db: Database.Database, path: string, now: () => Date = (
       applied_at TEXT NOT NULL
     ) STRICT`);
     const from = currentVersion(db);
-    if (from > LATEST_SCHEMA_VERSION) throw new SchemaTooNewError(from, LATEST_SCHEMA_VERSION, path);
+    const { pending, to } = pendingMigrations(MIGRATIONS, from, (found, known) => new SchemaTooNewError(found, known, path));
     const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
-    for (const m of MIGRATIONS) {
-      if (m.version <= from) continue;
+    for (const m of pending) {
       db.exec(m.sql);
       record.run(m.version, m.name, now().toISOString());
     }
-    return { from, to: Math.max(from, LATEST_SCHEMA_VERSION) };
+    return { from, to };
   });
   return run.immediate();
 }

@@ -1,5 +1,5 @@
 import type { ClientBase } from "pg";
-import { SchemaTooNewError } from "../migrations.js";
+import { SchemaTooNewError, latestVersion, pendingMigrations } from "../migrations.js";
 import type { Migration } from "../migrations.js";
 
 /**
@@ -89,7 +89,7 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const PG_LATEST_SCHEMA_VERSION = PG_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+export const PG_LATEST_SCHEMA_VERSION = latestVersion(PG_MIGRATIONS);
 
 /** SchemaTooNewError naming the config key that selects PostgreSQL. */
 class PostgresSchemaTooNewError extends SchemaTooNewError {
@@ -125,9 +125,8 @@ export async function migratePostgres(
     )`);
     const { rows } = await client.query<{ v: number | null }>("SELECT MAX(version) AS v FROM schema_migrations");
     const from = rows[0]?.v ?? 0;
-    if (from > PG_LATEST_SCHEMA_VERSION) throw new PostgresSchemaTooNewError(from, PG_LATEST_SCHEMA_VERSION, display);
-    for (const m of PG_MIGRATIONS) {
-      if (m.version <= from) continue;
+    const { pending, to } = pendingMigrations(PG_MIGRATIONS, from, (found, known) => new PostgresSchemaTooNewError(found, known, display));
+    for (const m of pending) {
       await client.query(m.sql);
       await client.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)", [
         m.version,
@@ -136,7 +135,7 @@ export async function migratePostgres(
       ]);
     }
     await client.query("COMMIT");
-    return { from, to: Math.max(from, PG_LATEST_SCHEMA_VERSION) };
+    return { from, to };
   } catch (err) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw err;
