@@ -1,5 +1,5 @@
 import { formatDuration } from "../config/duration.js";
-import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
+import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER, LaunchError } from "../namespace/launcher.js";
 import type { LaunchSpec, Launcher } from "../namespace/launcher.js";
 import { isNotLeader } from "../ha/gate.js";
 import { StateUnavailableError } from "../store/errors.js";
@@ -203,10 +203,12 @@ async function failedAttempt(ctx: DispatcherContext, rec: RunnerRecord, err: unk
   return { kind: "failed" };
 }
 
-/** Failures that mean the command was refused before anything was created. */
+/**
+ * Failures that mean the command was refused before anything was created. Every launcher reports
+ * its failures as LaunchError (nsc, Compute API and WinRM errors are wrapped with their kind).
+ */
 function isNoInstanceFailure(err: unknown): boolean {
-  const kind = (err as { kind?: unknown } | undefined)?.kind;
-  return kind === "invalid" || kind === "auth";
+  return err instanceof LaunchError && (err.kind === "invalid" || err.kind === "auth");
 }
 
 /**

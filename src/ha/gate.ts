@@ -4,7 +4,8 @@ import type { Platform } from "../store/types.js";
 
 /**
  * Refused because this replica does not hold the lease (a standby, or a leader whose lease ran out).
- * kind "invalid": nothing was created, so no leftover check follows a refused launch.
+ * kind "invalid": nothing was created. A refused launch never reaches the leftover check: the
+ * launch path tests isNotLeader first and leaves the runner to the replica that holds the lease.
  */
 export class NotLeaderError extends Error {
   readonly kind = "invalid";
