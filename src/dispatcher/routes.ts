@@ -11,6 +11,8 @@ import { errorMessage } from "./context.js";
 import { finishRunner } from "./finish.js";
 import { runnerTakingJob } from "./idle-check.js";
 import { IDEMPOTENCY_KEY, dispatchRequestSchema, waitQuerySchema } from "../api/dispatch-request.js";
+import type { DispatchRequest } from "../api/dispatch-request.js";
+import type { RunnerRecord } from "../store/types.js";
 import type { Scheduler } from "./scheduler.js";
 import { dispatchView, runnerView } from "./views.js";
 import { waitForRunners } from "./wait.js";
@@ -39,18 +41,35 @@ function unhandledOutcome(status: number): string {
  * connection open by sending a body slowly.
  */
 export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRoutesOptions): Promise<void> {
-  const { ctx, scheduler } = opts;
-  const metrics = ctx.metrics;
+  dispatchRoute(app, opts);
+  runnerRoutes(app, opts);
+  dispatchReadRoute(app, opts);
+}
+
+/** Counts each dispatch request once: by the handler where it decided, else from the answer's status. */
+interface DispatchCounting {
+  count(req: FastifyRequest, outcome: string): void;
+  countAnswer(req: FastifyRequest, reply: FastifyReply): Promise<void>;
+}
+
+function dispatchCounting(metrics: DispatcherContext["metrics"]): DispatchCounting {
   // Answers the handler did not count (auth, rate limit, body parsing, shutdown) are counted from their status.
   const counted = new WeakSet<FastifyRequest>();
-  const count = (req: FastifyRequest, outcome: string) => {
-    counted.add(req);
-    metrics.dispatchRequests.inc({ outcome });
+  return {
+    count: (req, outcome) => {
+      counted.add(req);
+      metrics.dispatchRequests.inc({ outcome });
+    },
+    countAnswer: async (req, reply) => {
+      if (!counted.has(req)) metrics.dispatchRequests.inc({ outcome: unhandledOutcome(reply.statusCode) });
+    },
   };
-  const countAnswer = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!counted.has(req)) metrics.dispatchRequests.inc({ outcome: unhandledOutcome(reply.statusCode) });
-  };
+}
 
+/** POST /api/v1/dispatch: accept (or find the duplicate of) a dispatch, then wait for its runners if asked. */
+function dispatchRoute(app: FastifyInstance, opts: DispatcherRoutesOptions): void {
+  const { ctx, scheduler } = opts;
+  const { count, countAnswer } = dispatchCounting(ctx.metrics);
   app.post("/api/v1/dispatch", { onRequest: [opts.auth, opts.spendLimit], onResponse: countAnswer }, async (req, reply) => {
     const query = parseInput(waitQuerySchema, req.query, "query");
     const header = req.headers["idempotency-key"];
@@ -60,19 +79,9 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
     }
     let accepted;
     try {
-      // No body means every default; a body of `null` (or any non-object) is a mistake to report.
-      if (req.body === null || (req.body !== undefined && (typeof req.body !== "object" || Array.isArray(req.body)))) {
-        throw badRequest(
-          `invalid dispatch request: the body must be a JSON object such as {"count": 1}, not ${req.body === null ? "null" : Array.isArray(req.body) ? "an array" : typeof req.body}; send no body for every default`,
-        );
-      }
-      const body = parseInput(dispatchRequestSchema, req.body ?? {}, "dispatch request");
-      accepted = await acceptDispatch(opts.accept, body, header);
+      accepted = await acceptDispatch(opts.accept, dispatchBody(req.body), header);
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      const outcome =
-        status === 403 ? "forbidden" : status === 409 ? "conflict" : status === 429 ? "queue_full" : status === 400 ? "invalid" : "error";
-      count(req, outcome);
+      count(req, refusedOutcome(err));
       throw err;
     }
     count(req, accepted.status === 202 ? "accepted" : "duplicate");
@@ -83,28 +92,39 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
       );
       scheduler.kick();
     }
-    let runners = accepted.runners;
-    let waited: { for: string; complete: boolean } | undefined;
-    if (query.wait) {
-      // The connection is silent while we wait: keep http.connection_timeout from closing it.
-      req.raw.socket?.setTimeout((query.timeout ?? 300_000) + 60_000);
-      const target: readonly RunnerState[] = query.wait === "finished" ? TERMINAL_STATES : ["running", "finishing", ...TERMINAL_STATES];
-      const result = await waitForRunners(ctx, accepted.dispatch.runnerNames, target, query.timeout ?? 300_000, req.raw);
-      runners = result.runners;
-      waited = { for: query.wait, complete: result.complete };
-    }
-    const body = {
+    if (!query.wait) return reply.status(accepted.status).send(dispatchView(accepted.dispatch, accepted.runners));
+    // The connection is silent while we wait: keep http.connection_timeout from closing it.
+    req.raw.socket?.setTimeout((query.timeout ?? 300_000) + 60_000);
+    const target: readonly RunnerState[] = query.wait === "finished" ? TERMINAL_STATES : ["running", "finishing", ...TERMINAL_STATES];
+    const result = await waitForRunners(ctx, accepted.dispatch.runnerNames, target, query.timeout ?? 300_000, req.raw);
+    const runners = result.runners;
+    return reply.status(accepted.status).send({
       ...dispatchView(accepted.dispatch, runners),
-      ...(waited
-        ? {
-            wait: waited,
-            failed: runners.filter((r) => r.state === "failed").map((r) => ({ name: r.name, reason: r.reason })),
-          }
-        : {}),
-    };
-    return reply.status(accepted.status).send(body);
+      wait: { for: query.wait, complete: result.complete },
+      failed: runners.filter((r) => r.state === "failed").map((r) => ({ name: r.name, reason: r.reason })),
+    });
   });
+}
 
+/** The dispatch request in a body: no body means every default; `null` (or any non-object) is a mistake to report. */
+function dispatchBody(body: unknown): DispatchRequest {
+  if (body === null || (body !== undefined && (typeof body !== "object" || Array.isArray(body)))) {
+    throw badRequest(
+      `invalid dispatch request: the body must be a JSON object such as {"count": 1}, not ${body === null ? "null" : Array.isArray(body) ? "an array" : typeof body}; send no body for every default`,
+    );
+  }
+  return parseInput(dispatchRequestSchema, body ?? {}, "dispatch request");
+}
+
+/** The outcome counted for a dispatch that was not accepted, from the error's status. */
+function refusedOutcome(err: unknown): string {
+  const status = (err as { statusCode?: number }).statusCode;
+  return status === 403 ? "forbidden" : status === 409 ? "conflict" : status === 429 ? "queue_full" : status === 400 ? "invalid" : "error";
+}
+
+/** GET /api/v1/runners, GET and DELETE /api/v1/runners/:name. */
+function runnerRoutes(app: FastifyInstance, opts: DispatcherRoutesOptions): void {
+  const { ctx } = opts;
   app.get("/api/v1/runners", { onRequest: [opts.auth] }, async (req) => {
     const q = parseInput(runnerListQuerySchema, req.query, "query");
     const runners = await ctx.records.store.listRunners({
@@ -133,25 +153,7 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
       if (!r) throw notFound(`no runner named "${req.params.name}"; GET /api/v1/runners lists them`);
       const why = typeof req.query.reason === "string" && req.query.reason ? req.query.reason.slice(0, 200) : "no reason given";
       const reason = `cancelled through the API (${why})`;
-      if (req.query.if_idle === "true" && r.state === "running") {
-        // The autoscaler stops idle warm runners: look at Forgejo once more, right before, so a runner
-        // that took a job since the autoscaler looked is left alone (the window shrinks to this call).
-        let busy: boolean;
-        try {
-          busy = await runnerTakingJob(ctx, r);
-        } catch (err) {
-          throw new HttpError(
-            503,
-            "forgejo_unavailable",
-            `cannot tell whether runner ${r.name} is idle (${errorMessage(err)}); it was not stopped, ask again later`,
-            undefined,
-            {
-              "retry-after": "10",
-            },
-          );
-        }
-        if (busy) throw conflict(`runner ${r.name} is running a job; it was not stopped (if_idle=true)`, { state: r.state, busy: true });
-      }
+      if (req.query.if_idle === "true" && r.state === "running") await refuseIfBusy(ctx, r);
       // A launch in progress finishes in the background and destroys the instance it made (launch.ts).
       if (r.state === "pending" || r.state === "launching" || r.state === "running") {
         await finishRunner(ctx, r, { to: "failed", reason });
@@ -161,7 +163,34 @@ export async function dispatcherRoutes(app: FastifyInstance, opts: DispatcherRou
       return runnerView(latest, { history: true });
     },
   );
+}
 
+/**
+ * The autoscaler stops idle warm runners: look at Forgejo once more, right before, so a runner that
+ * took a job since the autoscaler looked is left alone (the window shrinks to this call). Throws
+ * 409 when it is busy, 503 when Forgejo cannot tell.
+ */
+async function refuseIfBusy(ctx: DispatcherContext, r: RunnerRecord): Promise<void> {
+  let busy: boolean;
+  try {
+    busy = await runnerTakingJob(ctx, r);
+  } catch (err) {
+    throw new HttpError(
+      503,
+      "forgejo_unavailable",
+      `cannot tell whether runner ${r.name} is idle (${errorMessage(err)}); it was not stopped, ask again later`,
+      undefined,
+      {
+        "retry-after": "10",
+      },
+    );
+  }
+  if (busy) throw conflict(`runner ${r.name} is running a job; it was not stopped (if_idle=true)`, { state: r.state, busy: true });
+}
+
+/** GET /api/v1/dispatches/:id: a dispatch with its runners. */
+function dispatchReadRoute(app: FastifyInstance, opts: DispatcherRoutesOptions): void {
+  const { ctx } = opts;
   app.get<{ Params: { id: string } }>("/api/v1/dispatches/:id", { onRequest: [opts.auth] }, async (req) => {
     const d = await ctx.records.store.getDispatch(req.params.id);
     if (!d) throw notFound(`no dispatch with id "${req.params.id}"`);
