@@ -117,29 +117,10 @@ export class Actor {
       cancelled: 0,
     };
     const keepWarm = new Map<string, string[]>();
-    const log = this.opts.logger;
 
     // Stop idle runners first: a retired runner's replacement is among the intents below, and the
     // dispatcher's own caps count the old one until it is gone.
-    for (const c of plan.cancels) {
-      // if_idle: a runner that took a job since Forgejo was asked is never stopped (the dispatcher looks again).
-      const r = await this.opts.client.cancel(c.runner, `${CANCEL_WORDS[c.kind][0]}: ${c.reason}`, { ifIdle: true });
-      if (r.ok) {
-        result.cancelled++;
-        log.info(
-          { instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason },
-          CANCEL_WORDS[c.kind][1],
-        );
-      } else if (r.busy) {
-        log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind }, r.message);
-      } else {
-        result.warmErrors.set(c.target, r.message);
-        log.warn(
-          { instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message },
-          "stopping an idle runner failed; will try again",
-        );
-      }
-    }
+    for (const c of plan.cancels) await this.cancelIdle(c, result);
 
     for (const intent of plan.intents) {
       if (result.dispatcherDown) {
@@ -151,72 +132,111 @@ export class Actor {
       result.attempted++;
       const outcome = await this.post(intent.key, body);
       const at = this.opts.now().getTime();
-
-      if (outcome.kind === "created" || outcome.kind === "duplicate") {
-        const names = outcome.response.runners.map((r) => r.name);
-        const live = outcome.response.runners.filter((r) => !isOneOf(TERMINAL_STATES, r.state));
-        if (outcome.kind === "created") {
-          result.created++;
-          log.info(
-            { instance: this.opts.instance, key: intent.key, target: intent.target, job: intent.forJob, runners: names },
-            "runner requested",
-          );
-        } else {
-          result.duplicates++;
-          log.debug({ instance: this.opts.instance, key: intent.key, runners: names }, "dispatcher already had this key");
-        }
-        if (intent.baseKey !== undefined) {
-          const status: KeyRecord["status"] = outcome.kind === "created" ? "created" : live.length > 0 ? "live" : "terminal";
-          this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status, at, runners: names });
-          // A duplicate whose runner this pass already counted, or that has ended, changes the
-          // next plan (another job's key, or the next generation): look again soon.
-          if (outcome.kind === "duplicate" && (live.length === 0 || live.some((r) => observedLive.has(r.name)))) result.followUp = true;
-          if (intent.forJob !== undefined) {
-            const first = live[0] ?? outcome.response.runners[0];
-            result.jobs.set(intent.forJob, {
-              state: live.length > 0 ? "in_flight" : "backoff",
-              reason:
-                outcome.kind === "created"
-                  ? `runner ${names.join(", ")} requested`
-                  : first
-                    ? `runner ${first.name} ${first.state}${live.length ? "" : "; looking again"}`
-                    : "dispatcher reports no runner for this key; looking again",
-            });
-          }
-        }
-        continue;
-      }
-
-      if (outcome.kind === "rejected") {
-        result.rejected++;
-        result.lastError = outcome.message;
-        log.warn(
-          { instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message },
-          "dispatcher refused a runner request",
-        );
-        if (intent.baseKey !== undefined) {
-          this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status: "rejected", at, runners: [], message: outcome.message });
-          if (intent.forJob !== undefined) result.jobs.set(intent.forJob, { state: "refused", reason: outcome.message });
-        } else {
-          result.warmErrors.set(intent.target, outcome.message);
-        }
-        continue;
-      }
-
-      result.failed++;
-      result.lastError = outcome.message;
-      if (outcome.retryAfterMs !== undefined) result.retryAfterMs = Math.max(result.retryAfterMs ?? 0, outcome.retryAfterMs);
-      if (outcome.status === 0) result.dispatcherDown = true;
-      log.warn(
-        { instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message },
-        "runner request failed; will retry",
-      );
-      this.leaveForLater(intent, keepWarm, result, `dispatcher error: ${outcome.message}; retrying`);
+      if (outcome.kind === "created" || outcome.kind === "duplicate") this.recordAnswered(intent, outcome, at, observedLive, result);
+      else if (outcome.kind === "rejected") this.recordRejected(intent, outcome, at, result);
+      else this.recordFailed(intent, outcome, keepWarm, result);
     }
 
     this.outstandingWarm = keepWarm;
     this.warmSeq += plan.warmSeqUsed;
     return result;
+  }
+
+  /** Stops one idle runner, if it is still idle (if_idle: the dispatcher asks Forgejo once more). */
+  private async cancelIdle(c: Cancel, result: ActResult): Promise<void> {
+    const log = this.opts.logger;
+    // if_idle: a runner that took a job since Forgejo was asked is never stopped (the dispatcher looks again).
+    const r = await this.opts.client.cancel(c.runner, `${CANCEL_WORDS[c.kind][0]}: ${c.reason}`, { ifIdle: true });
+    if (r.ok) {
+      result.cancelled++;
+      log.info(
+        { instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind, reason: c.reason },
+        CANCEL_WORDS[c.kind][1],
+      );
+    } else if (r.busy) {
+      log.info({ instance: this.opts.instance, runner: c.runner, target: c.target, kind: c.kind }, r.message);
+    } else {
+      result.warmErrors.set(c.target, r.message);
+      log.warn(
+        { instance: this.opts.instance, runner: c.runner, target: c.target, err: r.message },
+        "stopping an idle runner failed; will try again",
+      );
+    }
+  }
+
+  /** The dispatcher created the runner, or already had the key: book it and say what the job's intent came to. */
+  private recordAnswered(
+    intent: Intent,
+    outcome: Extract<DispatchOutcome, { kind: "created" | "duplicate" }>,
+    at: number,
+    observedLive: ReadonlySet<string>,
+    result: ActResult,
+  ): void {
+    const log = this.opts.logger;
+    const names = outcome.response.runners.map((r) => r.name);
+    const live = outcome.response.runners.filter((r) => !isOneOf(TERMINAL_STATES, r.state));
+    if (outcome.kind === "created") {
+      result.created++;
+      log.info(
+        { instance: this.opts.instance, key: intent.key, target: intent.target, job: intent.forJob, runners: names },
+        "runner requested",
+      );
+    } else {
+      result.duplicates++;
+      log.debug({ instance: this.opts.instance, key: intent.key, runners: names }, "dispatcher already had this key");
+    }
+    if (intent.baseKey === undefined) return;
+    const status: KeyRecord["status"] = outcome.kind === "created" ? "created" : live.length > 0 ? "live" : "terminal";
+    this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status, at, runners: names });
+    // A duplicate whose runner this pass already counted, or that has ended, changes the
+    // next plan (another job's key, or the next generation): look again soon.
+    if (outcome.kind === "duplicate" && (live.length === 0 || live.some((r) => observedLive.has(r.name)))) result.followUp = true;
+    if (intent.forJob !== undefined) {
+      const first = live[0] ?? outcome.response.runners[0];
+      result.jobs.set(intent.forJob, {
+        state: live.length > 0 ? "in_flight" : "backoff",
+        reason:
+          outcome.kind === "created"
+            ? `runner ${names.join(", ")} requested`
+            : first
+              ? `runner ${first.name} ${first.state}${live.length ? "" : "; looking again"}`
+              : "dispatcher reports no runner for this key; looking again",
+      });
+    }
+  }
+
+  /** The dispatcher refused the request: book the refusal (job intents) or note it for the warm target. */
+  private recordRejected(intent: Intent, outcome: Extract<DispatchOutcome, { kind: "rejected" }>, at: number, result: ActResult): void {
+    result.rejected++;
+    result.lastError = outcome.message;
+    this.opts.logger.warn(
+      { instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message },
+      "dispatcher refused a runner request",
+    );
+    if (intent.baseKey !== undefined) {
+      this.book.set(intent.baseKey, { gen: intent.gen ?? 0, status: "rejected", at, runners: [], message: outcome.message });
+      if (intent.forJob !== undefined) result.jobs.set(intent.forJob, { state: "refused", reason: outcome.message });
+    } else {
+      result.warmErrors.set(intent.target, outcome.message);
+    }
+  }
+
+  /** The request failed (after postWithRetry's attempts): keep the key for the next pass; no answer at all means the dispatcher is down. */
+  private recordFailed(
+    intent: Intent,
+    outcome: Extract<DispatchOutcome, { kind: "unavailable" }>,
+    keepWarm: Map<string, string[]>,
+    result: ActResult,
+  ): void {
+    result.failed++;
+    result.lastError = outcome.message;
+    if (outcome.retryAfterMs !== undefined) result.retryAfterMs = Math.max(result.retryAfterMs ?? 0, outcome.retryAfterMs);
+    if (outcome.status === 0) result.dispatcherDown = true;
+    this.opts.logger.warn(
+      { instance: this.opts.instance, key: intent.key, target: intent.target, status: outcome.status, err: outcome.message },
+      "runner request failed; will retry",
+    );
+    this.leaveForLater(intent, keepWarm, result, `dispatcher error: ${outcome.message}; retrying`);
   }
 
   /** Keeps the intent's key so the next attempt is deduplicated with this one if it did land. */
