@@ -131,32 +131,61 @@ function runnerYamlJson(labels: readonly string[], dir: string): string {
 export function buildPs1Bootstrap(o: Ps1BootstrapOptions): string {
   const dir = windowsRunnerDir(o.runnerName);
   const labels = resolveLabels(o.labels, o.executor);
-  const q = psQuote;
-  const verb = o.mode === "daemon" ? "daemon" : "one-job";
-  const url = o.download.url;
   if (!/^[0-9a-f]{64}$/i.test(o.download.sha256)) throw new Error("runner.binaries.windows_amd64.sha256 must be 64 hex digits");
   const lines: string[] = [
     "# forgejo-nsc Windows runner bootstrap",
     "$ErrorActionPreference = 'Stop'",
     "$ProgressPreference = 'SilentlyContinue'",
-    `$Dir = ${q(dir)}`,
+    `$Dir = ${psQuote(dir)}`,
     "Set-Location -LiteralPath $Dir",
     "Start-Transcript -LiteralPath (Join-Path $Dir 'bootstrap.log') -Append | Out-Null",
     "$status = 1",
     "try {",
+    ...ps1LoadSecrets(o.envNames),
+    ...ps1FetchRunner(o.download),
+    "  Write-Output ('forgejo-nsc: using ' + $script:RunnerExe)",
+    "  New-Item -ItemType Directory -Force -Path (Join-Path $Dir 'work') | Out-Null",
+    `  [IO.File]::WriteAllText((Join-Path $Dir 'runner.yaml'), ${psQuote(runnerYamlJson(labels, dir))}, (New-Object System.Text.UTF8Encoding $false))`,
+    ...ps1RunRunner(o, labels),
+    "  Write-Output ('forgejo-nsc: forgejo-runner exited with status ' + $status)",
+    "} catch {",
+    "  Write-Output ('forgejo-nsc: bootstrap failed: ' + $_.Exception.Message)",
+    "  $status = 1",
+    "} finally {",
+    "  Set-Content -LiteralPath (Join-Path $Dir 'exit-status') -Value $status",
+    "  Stop-Transcript | Out-Null",
+    "}",
+    ...ps1AfterJob(o),
+    "exit $status",
+  ];
+  return `${PS_HELPERS.trim()}\n${lines.join("\n")}\n`;
+}
+
+/** Inside the script's try: reads secrets.json into the process environment and deletes it; the token must be there. */
+function ps1LoadSecrets(envNames: readonly string[]): string[] {
+  return [
     "  $secretsFile = Join-Path $Dir 'secrets.json'",
     "  $secrets = Get-Content -LiteralPath $secretsFile -Raw -Encoding UTF8 | ConvertFrom-Json",
     "  Remove-Item -LiteralPath $secretsFile -Force",
-    `  foreach ($name in @(${o.envNames.map(q).join(", ")})) { if ($null -ne $secrets.$name) { [Environment]::SetEnvironmentVariable($name, [string]$secrets.$name, 'Process') } }`,
+    `  foreach ($name in @(${envNames.map(psQuote).join(", ")})) { if ($null -ne $secrets.$name) { [Environment]::SetEnvironmentVariable($name, [string]$secrets.$name, 'Process') } }`,
     `  if (-not $env:${TOKEN_ENV}) { throw 'forgejo-nsc: ${TOKEN_ENV} is missing from secrets.json' }`,
+  ];
+}
+
+/**
+ * Inside the script's try: sets $script:RunnerExe to the image's forgejo-runner.exe, or downloads
+ * the configured binary (or .zip holding it), checks its SHA-256 and unpacks it.
+ */
+function ps1FetchRunner(download: Ps1BootstrapOptions["download"]): string[] {
+  return [
     "  [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12",
     "  $found = Get-Command 'forgejo-runner.exe' -ErrorAction SilentlyContinue",
     "  if ($found) { $script:RunnerExe = $found.Source } else {",
-    `    $url = ${q(url)}`,
+    `    $url = ${psQuote(download.url)}`,
     "    $download = Join-Path $Dir 'forgejo-runner.download'",
     "    Write-Output ('forgejo-nsc: downloading ' + $url)",
     "    Invoke-WebRequest -Uri $url -OutFile $download -UseBasicParsing",
-    `    $want = ${q(o.download.sha256.toLowerCase())}`,
+    `    $want = ${psQuote(download.sha256.toLowerCase())}`,
     "    $got = (Get-FileHash -Algorithm SHA256 -LiteralPath $download).Hash.ToLowerInvariant()",
     "    if ($got -ne $want) {",
     "      Remove-Item -LiteralPath $download -Force",
@@ -175,52 +204,52 @@ export function buildPs1Bootstrap(o: Ps1BootstrapOptions): string {
     "      Move-Item -LiteralPath $download -Destination $script:RunnerExe -Force",
     "    }",
     "  }",
-    "  Write-Output ('forgejo-nsc: using ' + $script:RunnerExe)",
-    "  New-Item -ItemType Directory -Force -Path (Join-Path $Dir 'work') | Out-Null",
-    `  [IO.File]::WriteAllText((Join-Path $Dir 'runner.yaml'), ${q(runnerYamlJson(labels, dir))}, (New-Object System.Text.UTF8Encoding $false))`,
   ];
+}
+
+/**
+ * Inside the script's try: runs forgejo-runner (one-job or daemon) and sets $status to its exit
+ * code; with a registration token it registers first, with ephemeral credentials it passes the
+ * token through a file. Either way the token leaves the environment before the runner runs a job.
+ */
+function ps1RunRunner(o: Ps1BootstrapOptions, labels: readonly string[]): string[] {
+  const q = psQuote;
+  const verb = o.mode === "daemon" ? "daemon" : "one-job";
   if (o.credentials.mode === "token") {
-    lines.push(
+    return [
       `  $reg = Invoke-Runner @('register', '--no-interactive', '--instance', ${q(o.credentials.instanceUrl)}, '--token', $env:${TOKEN_ENV}, '--name', ${q(o.runnerName)}, '--labels', ${q(labels.join(","))}, '--config', 'runner.yaml')`,
       `  Remove-Item -Path Env:\\${TOKEN_ENV}`,
       "  if ($reg -ne 0) { throw ('forgejo-nsc: forgejo-runner register failed with exit code ' + $reg) }",
       `  $status = Invoke-Runner @('${verb}', '--config', 'runner.yaml')`,
-    );
-  } else {
-    const labelArgs = labels.map((l) => `'--label', ${q(l)}`).join(", ");
-    // --wait with --handle: without it one fetch that brings no task ends one-job with exit 2 (runner poll/single.go).
-    const handle = o.mode === "one-job" ? `${o.jobHandle ? `, '--handle', ${q(o.jobHandle)}` : ""}, '--wait'` : "";
-    lines.push(
-      "  $tokenFile = Join-Path $Dir 'runner-token'",
-      `  [IO.File]::WriteAllText($tokenFile, $env:${TOKEN_ENV}, (New-Object System.Text.UTF8Encoding $false))`,
-      `  Remove-Item -Path Env:\\${TOKEN_ENV}`,
-      "  $tokenUrl = ([Uri]$tokenFile).AbsoluteUri",
-      `  $status = Invoke-Runner @('${verb}', '--config', 'runner.yaml', '--url', ${q(o.credentials.instanceUrl)}, '--uuid', ${q(o.credentials.uuid)}, '--token-url', $tokenUrl, ${labelArgs}${handle})`,
-    );
+    ];
   }
-  lines.push(
-    "  Write-Output ('forgejo-nsc: forgejo-runner exited with status ' + $status)",
-    "} catch {",
-    "  Write-Output ('forgejo-nsc: bootstrap failed: ' + $_.Exception.Message)",
-    "  $status = 1",
-    "} finally {",
-    "  Set-Content -LiteralPath (Join-Path $Dir 'exit-status') -Value $status",
-    "  Stop-Transcript | Out-Null",
-    "}",
-  );
+  const labelArgs = labels.map((l) => `'--label', ${q(l)}`).join(", ");
+  // --wait with --handle: without it one fetch that brings no task ends one-job with exit 2 (runner poll/single.go).
+  const handle = o.mode === "one-job" ? `${o.jobHandle ? `, '--handle', ${q(o.jobHandle)}` : ""}, '--wait'` : "";
+  return [
+    "  $tokenFile = Join-Path $Dir 'runner-token'",
+    `  [IO.File]::WriteAllText($tokenFile, $env:${TOKEN_ENV}, (New-Object System.Text.UTF8Encoding $false))`,
+    `  Remove-Item -Path Env:\\${TOKEN_ENV}`,
+    "  $tokenUrl = ([Uri]$tokenFile).AbsoluteUri",
+    `  $status = Invoke-Runner @('${verb}', '--config', 'runner.yaml', '--url', ${q(o.credentials.instanceUrl)}, '--uuid', ${q(o.credentials.uuid)}, '--token-url', $tokenUrl, ${labelArgs}${handle})`,
+  ];
+}
+
+/** After the job: the self-destroy attempt and the shutdown, each if asked. */
+function ps1AfterJob(o: Ps1BootstrapOptions): string[] {
+  const lines: string[] = [];
   if (o.selfDestroy) {
-    const region = o.selfDestroy.region ? `'--region', ${q(o.selfDestroy.region)}, ` : "";
+    const region = o.selfDestroy.region ? `'--region', ${psQuote(o.selfDestroy.region)}, ` : "";
     lines.push(
       "# The instance has done its one job: end it now if the image's nsc (workload identity) may; best effort.",
       "$nsc = Get-Command 'nsc.exe' -ErrorAction SilentlyContinue",
-      `if ($nsc) { try { & $nsc.Source @(${region}'destroy', '--force', ${q(o.selfDestroy.instanceId)}) *> $null } catch { } }`,
+      `if ($nsc) { try { & $nsc.Source @(${region}'destroy', '--force', ${psQuote(o.selfDestroy.instanceId)}) *> $null } catch { } }`,
     );
   }
   if (o.shutdownWhenDone !== false) {
     lines.push("# Otherwise shut down; supervision (or the TTL) removes the instance.", "Stop-Computer -Force");
   }
-  lines.push("exit $status");
-  return `${PS_HELPERS.trim()}\n${lines.join("\n")}\n`;
+  return lines;
 }
 
 export interface Ps1LauncherOptions {
