@@ -6,7 +6,7 @@ import { canonicalScope, scopeKey } from "../forgejo/scope.js";
 import type { Scope } from "../forgejo/scope.js";
 import { badRequest, conflict, forbidden, tooMany } from "../http/errors.js";
 import { QueueFullError } from "../store/errors.js";
-import type { DispatchRecord, Platform, RunnerRecord } from "../store/types.js";
+import type { CreateDispatchResult, DispatchRecord, Platform, RunnerRecord } from "../store/types.js";
 import { disallowedLabels, scopeAllowed } from "./allow.js";
 import type { DispatchRequest } from "../api/dispatch-request.js";
 import type { Records } from "./records.js";
@@ -55,7 +55,45 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
   // Forgejo names are case-insensitive: "Acme/App" and "acme/app" are one scope for caps,
   // allow lists and the idempotency check, so the record keeps the canonical spelling.
   const scope: Scope = canonicalScope(req.scope ?? config.forgejo.default_scope);
+  checkAllowed(config, labels, scope);
+  const platform = servablePlatform(deps, labels);
+  const normalized: NormalizedRequest = {
+    count: req.count,
+    labels,
+    scope,
+    ttl_ms: req.ttl ?? config.namespace.duration,
+    machine_type: req.machine_type ?? defaultMachineType(platform, labels, config.namespace),
+    image: req.image ?? config.namespace.image,
+    env: req.env ?? {},
+    job: req.job ?? null,
+  };
+  const requestHash = createHash("sha256").update(canonical(normalized)).digest("hex");
+  const key = headerKey ?? (req.job ? `job:${req.job.id}:${req.job.handle ?? req.job.attempt ?? 0}` : undefined);
 
+  if (key) {
+    const existing = await records.store.getDispatchByKey(key);
+    if (existing) return replay(deps, existing, requestHash, key);
+  }
+  const { dispatch, runners } = newDispatch(deps, req, normalized, platform, key, requestHash);
+  const result = await createOrQueueFull(deps, dispatch, runners);
+  if (!result.created) return replay(deps, result.dispatch, requestHash, key as string);
+  return { status: 202, dispatch: result.dispatch, runners: result.runners };
+}
+
+/** The request with every default filled in: what the idempotency check hashes and the dispatch records. */
+interface NormalizedRequest {
+  count: number;
+  labels: string[];
+  scope: Scope;
+  ttl_ms: number;
+  machine_type: string;
+  image: string;
+  env: Record<string, string>;
+  job: DispatchRequest["job"] | null;
+}
+
+/** 403 for labels outside namespace.allow_labels or a scope outside namespace.allow_scopes. */
+function checkAllowed(config: DispatcherConfig, labels: readonly string[], scope: Scope): void {
   const badLabels = disallowedLabels(labels, config.namespace.allow_labels);
   if (badLabels.length > 0) {
     throw forbidden(
@@ -68,7 +106,10 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
   if (!scopeAllowed(scope, config.namespace.allow_scopes)) {
     throw forbidden(`scope "${scopeKey(scope)}" not allowed by namespace.allow_scopes`, { scope: scopeKey(scope) });
   }
+}
 
+/** The platform the labels run on; 400 when they name two, or one this dispatcher has no forgejo-runner binary for. */
+function servablePlatform(deps: AcceptDeps, labels: readonly string[]): Platform {
   let platform: Platform;
   try {
     platform = deps.platformFor(labels);
@@ -77,33 +118,26 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
     throw err;
   }
   // Refused before anything is recorded: a runner that can never get a forgejo-runner binary.
-  const noRunner = runnerSourceProblem(platform, config.runner);
+  const noRunner = runnerSourceProblem(platform, deps.config.runner);
   if (noRunner)
     throw badRequest(
       `labels ${labels.map((l) => `"${l}"`).join(", ")} run on ${platform}, which this dispatcher cannot serve: ${noRunner}`,
       { labels, platform },
     );
-  const ttlMs = req.ttl ?? config.namespace.duration;
-  const normalized = {
-    count: req.count,
-    labels,
-    scope,
-    ttl_ms: ttlMs,
-    machine_type: req.machine_type ?? defaultMachineType(platform, labels, config.namespace),
-    image: req.image ?? config.namespace.image,
-    env: req.env ?? {},
-    job: req.job ?? null,
-  };
-  const requestHash = createHash("sha256").update(canonical(normalized)).digest("hex");
-  const key = headerKey ?? (req.job ? `job:${req.job.id}:${req.job.handle ?? req.job.attempt ?? 0}` : undefined);
+  return platform;
+}
 
-  const store = records.store;
-  if (key) {
-    const existing = await store.getDispatchByKey(key);
-    if (existing) return replay(deps, existing, requestHash, key);
-  }
-
-  const now = records.now();
+/** The dispatch and its pending runners as they are recorded (env values redacted in the recorded request). */
+function newDispatch(
+  deps: AcceptDeps,
+  req: DispatchRequest,
+  normalized: NormalizedRequest,
+  platform: Platform,
+  key: string | undefined,
+  requestHash: string,
+): { dispatch: DispatchRecord; runners: RunnerRecord[] } {
+  const { config } = deps;
+  const now = deps.records.now();
   const at = now.toISOString();
   const dispatch: DispatchRecord = {
     id: randomUUID(),
@@ -122,11 +156,11 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
       state: "pending",
       reason,
       platform,
-      labels,
-      scope,
+      labels: normalized.labels,
+      scope: normalized.scope,
       machineType: normalized.machine_type,
       image: normalized.image,
-      ttlMs,
+      ttlMs: normalized.ttl_ms,
       env: normalized.env,
       job: req.job,
       launchAttempts: 0,
@@ -137,16 +171,22 @@ export async function acceptDispatch(deps: AcceptDeps, req: DispatchRequest, hea
     });
   }
   dispatch.runnerNames = runners.map((r) => r.name);
-  // The queue is counted in the insert's own transaction: concurrent requests (or replicas) cannot overshoot it.
-  const result = await store.createDispatch(dispatch, runners, { maxPending: config.dispatcher.max_queue }).catch((err: unknown) => {
+  return { dispatch, runners };
+}
+
+/**
+ * Records the dispatch, or finds the one a concurrent request recorded with the key; a full queue is
+ * 429. The queue is counted in the insert's own transaction: concurrent requests (or replicas) cannot overshoot it.
+ */
+function createOrQueueFull(deps: AcceptDeps, dispatch: DispatchRecord, runners: RunnerRecord[]): Promise<CreateDispatchResult> {
+  const { config } = deps;
+  return deps.records.store.createDispatch(dispatch, runners, { maxPending: config.dispatcher.max_queue }).catch((err: unknown) => {
     if (!(err instanceof QueueFullError)) throw err;
     throw tooMany(
       `the launch queue is full (${err.pending} runners pending, dispatcher.max_queue=${config.dispatcher.max_queue}); retry later`,
       Math.max(5, Math.round(config.dispatcher.supervise_interval / 1000)),
     );
   });
-  if (!result.created) return replay(deps, result.dispatch, requestHash, key as string);
-  return { status: 202, dispatch: result.dispatch, runners: result.runners };
 }
 
 async function replay(deps: AcceptDeps, existing: DispatchRecord, requestHash: string, key: string): Promise<Accepted> {
