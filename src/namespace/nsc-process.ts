@@ -97,93 +97,138 @@ export async function stopGroup(child: ChildProcess, graceMs: number): Promise<v
  * Never rejects: spawn failures come back as `spawnError`.
  */
 export function runBounded(file: string, args: readonly string[], opts: BoundedRunOptions): Promise<BoundedRunResult> {
-  return new Promise((resolve) => {
-    const out: Buffer[] = [];
-    let outBytes = 0;
-    let err: Buffer[] = [];
-    let errBytes = 0;
-    const flags = { timedOut: false, cancelled: false, overflowed: false };
-    const timers: NodeJS.Timeout[] = [];
-    let settled = false;
-    let child: ChildProcess;
+  return new Promise((resolve) => new BoundedRun(opts, resolve).start(file, args));
+}
 
-    const finish = (exitCode: number | null, signal: NodeJS.Signals | null, spawnError?: NodeJS.ErrnoException) => {
-      if (settled) return;
-      settled = true;
-      for (const t of timers) clearTimeout(t);
-      opts.signal?.removeEventListener("abort", onAbort);
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      live.delete(child);
-      const stderr = Buffer.concat(err).subarray(-STDERR_TAIL_BYTES).toString("utf8");
-      resolve({ stdout: Buffer.concat(out).toString("utf8"), stderr, exitCode, signal, ...flags, spawnError });
-    };
-    let stopping = false;
-    const stop = () => {
-      if (stopping) return;
-      stopping = true;
-      signalGroup(child, "SIGTERM");
-      timers.push(setTimeout(() => signalGroup(child, "SIGKILL"), opts.killGraceMs));
-      // Bounded even if something outside the group still holds the pipes.
-      timers.push(setTimeout(() => finish(child.exitCode, child.signalCode), opts.killGraceMs + LINGER_MS));
-    };
-    function onAbort() {
-      flags.cancelled = true;
-      stop();
+/** Stdout up to a limit, and the tail of stderr. */
+class BoundedOutput {
+  private readonly out: Buffer[] = [];
+  private outBytes = 0;
+  private err: Buffer[] = [];
+  private errBytes = 0;
+
+  constructor(private readonly maxStdoutBytes: number) {}
+
+  /** Keeps a stdout chunk; false (keeping nothing) once stdout would pass the limit. */
+  addStdout(chunk: Buffer): boolean {
+    if (this.outBytes + chunk.length > this.maxStdoutBytes) return false;
+    this.out.push(chunk);
+    this.outBytes += chunk.length;
+    return true;
+  }
+
+  addStderr(chunk: Buffer): void {
+    this.err.push(chunk);
+    this.errBytes += chunk.length;
+    if (this.errBytes > 2 * STDERR_TAIL_BYTES) {
+      this.err = [Buffer.concat(this.err).subarray(-STDERR_TAIL_BYTES)];
+      this.errBytes = STDERR_TAIL_BYTES;
     }
+  }
 
+  stdout(): string {
+    return Buffer.concat(this.out).toString("utf8");
+  }
+
+  stderr(): string {
+    return Buffer.concat(this.err).subarray(-STDERR_TAIL_BYTES).toString("utf8");
+  }
+}
+
+/** One runBounded call: the child, its output, its timers, and the single place it settles (finish). */
+class BoundedRun {
+  private readonly output: BoundedOutput;
+  private readonly flags = { timedOut: false, cancelled: false, overflowed: false };
+  private readonly timers: NodeJS.Timeout[] = [];
+  private settled = false;
+  private stopping = false;
+  private child!: ChildProcess;
+  private readonly onAbort = (): void => {
+    this.flags.cancelled = true;
+    this.stop();
+  };
+
+  constructor(
+    private readonly opts: BoundedRunOptions,
+    private readonly resolve: (result: BoundedRunResult) => void,
+  ) {
+    this.output = new BoundedOutput(opts.maxStdoutBytes);
+  }
+
+  start(file: string, args: readonly string[]): void {
+    const opts = this.opts;
     try {
-      child = spawnGroup(file, args, { env: opts.env, stdin: opts.input !== undefined ? "pipe" : "ignore" });
+      this.child = spawnGroup(file, args, { env: opts.env, stdin: opts.input !== undefined ? "pipe" : "ignore" });
     } catch (e) {
       // Some spawn failures throw instead of emitting "error".
-      child = { stdout: null, stderr: null } as unknown as ChildProcess;
-      finish(null, null, e as NodeJS.ErrnoException);
+      this.child = { stdout: null, stderr: null } as unknown as ChildProcess;
+      this.finish(null, null, e as NodeJS.ErrnoException);
       return;
     }
+    const child = this.child;
     child.once("error", (e: NodeJS.ErrnoException) => {
-      if (child.pid === undefined) finish(null, null, e);
+      if (child.pid === undefined) this.finish(null, null, e);
     });
-    child.stdout?.on("data", (chunk: Buffer) => {
-      if (flags.overflowed) return;
-      if (outBytes + chunk.length > opts.maxStdoutBytes) {
-        flags.overflowed = true;
-        // Reading no further makes the writer fail (EPIPE) if the signals take a while.
-        child.stdout?.destroy();
-        stop();
-        return;
-      }
-      out.push(chunk);
-      outBytes += chunk.length;
-    });
-    child.stderr?.on("data", (chunk: Buffer) => {
-      err.push(chunk);
-      errBytes += chunk.length;
-      if (errBytes > 2 * STDERR_TAIL_BYTES) {
-        err = [Buffer.concat(err).subarray(-STDERR_TAIL_BYTES)];
-        errBytes = STDERR_TAIL_BYTES;
-      }
-    });
+    this.collect(child);
     if (opts.input !== undefined && child.stdin) {
       child.stdin.on("error", () => undefined); // the command may exit without reading it (EPIPE)
       child.stdin.end(opts.input);
     }
     child.once("exit", () => {
       // A leftover member of the group holding stdout would keep "close" from ever coming.
-      timers.push(
+      this.timers.push(
         setTimeout(() => {
           signalGroup(child, "SIGKILL");
-          finish(child.exitCode, child.signalCode);
+          this.finish(child.exitCode, child.signalCode);
         }, LINGER_MS),
       );
     });
-    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => finish(code, signal));
-    timers.push(
+    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => this.finish(code, signal));
+    this.timers.push(
       setTimeout(() => {
-        flags.timedOut = true;
-        stop();
+        this.flags.timedOut = true;
+        this.stop();
       }, opts.timeoutMs),
     );
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener("abort", onAbort, { once: true });
-  });
+    if (opts.signal?.aborted) this.onAbort();
+    else opts.signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  /** Reads stdout (stopping the group when it overflows) and stderr. */
+  private collect(child: ChildProcess): void {
+    child.stdout?.on("data", (chunk: Buffer) => {
+      if (this.flags.overflowed) return;
+      if (!this.output.addStdout(chunk)) {
+        this.flags.overflowed = true;
+        // Reading no further makes the writer fail (EPIPE) if the signals take a while.
+        child.stdout?.destroy();
+        this.stop();
+      }
+    });
+    child.stderr?.on("data", (chunk: Buffer) => this.output.addStderr(chunk));
+  }
+
+  /** SIGTERM to the group, SIGKILL after killGraceMs; settles even if the pipes stay open. */
+  private stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    const child = this.child;
+    signalGroup(child, "SIGTERM");
+    this.timers.push(setTimeout(() => signalGroup(child, "SIGKILL"), this.opts.killGraceMs));
+    // Bounded even if something outside the group still holds the pipes.
+    this.timers.push(setTimeout(() => this.finish(child.exitCode, child.signalCode), this.opts.killGraceMs + LINGER_MS));
+  }
+
+  private finish(exitCode: number | null, signal: NodeJS.Signals | null, spawnError?: NodeJS.ErrnoException): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.opts.signal?.removeEventListener("abort", this.onAbort);
+    const child = this.child;
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+    live.delete(child);
+    const stderr = this.output.stderr();
+    this.resolve({ stdout: this.output.stdout(), stderr, exitCode, signal, ...this.flags, spawnError });
+  }
 }
