@@ -11,6 +11,7 @@ import { SoleLease } from "../ha/lease.js";
 import { registerLeaseMetrics } from "../ha/lease-metrics.js";
 import { bearerAuth } from "../http/auth.js";
 import { registerHealth } from "../http/health.js";
+import type { ReadinessCheck } from "../http/health.js";
 import { Metrics } from "../http/metrics.js";
 import { rateLimit } from "../http/rate-limit.js";
 import { unsafeListenProblem } from "../http/listen-safety.js";
@@ -81,77 +82,13 @@ export interface Dispatcher {
 
 export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher> {
   const { config, logger } = deps;
-  const metrics = deps.metrics ?? new Metrics({ daemon: "dispatcher" });
-  const now = deps.now ?? (() => new Date());
-  const records = new Records(deps.store, logger, metrics, now);
   const lease = deps.lease ?? new SoleLease("dispatcher");
-  const replicated = !(lease instanceof SoleLease);
-  const acting = () => lease.held();
-  // With replicas, every effect on Namespace and Forgejo is checked against the lease right before it happens.
-  const forgejo = replicated ? gateForgejo(deps.forgejo, acting) : deps.forgejo;
-  const ctx: DispatcherContext = {
-    config,
-    records,
-    forgejo,
-    creds: new CredentialSource(forgejo, config, now, (message) => logger.warn(message)),
-    launchers: replicated ? gateLaunchers(deps.launchers, acting) : deps.launchers,
-    logger,
-    metrics,
-    now,
-    ...(replicated ? { acting } : {}),
-  };
-  if (replicated) registerLeaseMetrics(metrics.registry, lease);
+  const ctx = dispatcherContext(deps, lease);
   const scheduler = new Scheduler(ctx);
   const supervisor = new Supervisor(ctx, scheduler);
   const sweep = new RegistrationSweep(ctx);
-
-  const app = createServer({
-    daemon: "dispatcher",
-    logger,
-    bodyLimit: config.http.body_limit,
-    trustProxy: config.http.trust_proxy,
-    limits: config.http,
-  });
-  const auth = bearerAuth(config.auth.tokens);
   let accepting = true;
-  app.addHook("onRequest", async (req, reply) => {
-    if (!accepting && req.method === "POST") {
-      return reply
-        .status(503)
-        .header("retry-after", "5")
-        .send({ error: "shutting_down", message: "the dispatcher is shutting down; retry against the new instance" });
-    }
-  });
-  registerHealth(app, {
-    metrics,
-    metricsAuth: config.auth.protect_metrics ? (auth as never) : undefined,
-    checks: [
-      {
-        name: "nsc",
-        check: () =>
-          findExecutable(config.namespace.nsc_binary)
-            ? undefined
-            : `nsc executable "${config.namespace.nsc_binary}" not found; set namespace.nsc_binary`,
-      },
-      {
-        name: "namespace_token",
-        check: () =>
-          config.namespace.token_file ? prefixed("namespace.token_file", tokenFileProblem(config.namespace.token_file)) : undefined,
-      },
-      // Not ready while records cannot be written: a dispatch would be refused (503) anyway.
-      { name: "state", check: () => deps.store.writeProblem() },
-      { name: "accepting", check: () => (accepting ? undefined : "shutting down") },
-    ],
-    // A standby is ready (it accepts and answers); the body says which replica acts.
-    details: () => ({ lease: lease.status() }),
-  });
-  await app.register(dispatcherRoutes, {
-    ctx,
-    scheduler,
-    auth,
-    spendLimit: rateLimit(config.http.rate_limit_per_minute),
-    accept: { config, records, platformFor: platformForLabels },
-  });
+  const app = await dispatcherServer(deps, ctx, scheduler, lease, () => accepting);
 
   const loops = new ActingLoops({ ctx, store: deps.store, scheduler, supervisor, sweep, lease, timers: deps.timers !== false });
   return {
@@ -173,4 +110,93 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
       await app.close();
     },
   };
+}
+
+/** What every part of the dispatcher shares; with replicas, Forgejo and the launchers are gated by the lease. */
+function dispatcherContext(deps: DispatcherDeps, lease: Lease): DispatcherContext {
+  const { config, logger } = deps;
+  const metrics = deps.metrics ?? new Metrics({ daemon: "dispatcher" });
+  const now = deps.now ?? (() => new Date());
+  const records = new Records(deps.store, logger, metrics, now);
+  const replicated = !(lease instanceof SoleLease);
+  const acting = () => lease.held();
+  // With replicas, every effect on Namespace and Forgejo is checked against the lease right before it happens.
+  const forgejo = replicated ? gateForgejo(deps.forgejo, acting) : deps.forgejo;
+  const ctx: DispatcherContext = {
+    config,
+    records,
+    forgejo,
+    creds: new CredentialSource(forgejo, config, now, (message) => logger.warn(message)),
+    launchers: replicated ? gateLaunchers(deps.launchers, acting) : deps.launchers,
+    logger,
+    metrics,
+    now,
+    ...(replicated ? { acting } : {}),
+  };
+  if (replicated) registerLeaseMetrics(metrics.registry, lease);
+  return ctx;
+}
+
+/** The HTTP server: refuses POSTs once shutting down, health and readiness, and the API routes. */
+async function dispatcherServer(
+  deps: DispatcherDeps,
+  ctx: DispatcherContext,
+  scheduler: Scheduler,
+  lease: Lease,
+  accepting: () => boolean,
+): Promise<FastifyInstance> {
+  const { config, logger } = deps;
+  const app = createServer({
+    daemon: "dispatcher",
+    logger,
+    bodyLimit: config.http.body_limit,
+    trustProxy: config.http.trust_proxy,
+    limits: config.http,
+  });
+  const auth = bearerAuth(config.auth.tokens);
+  app.addHook("onRequest", async (req, reply) => {
+    if (!accepting() && req.method === "POST") {
+      return reply
+        .status(503)
+        .header("retry-after", "5")
+        .send({ error: "shutting_down", message: "the dispatcher is shutting down; retry against the new instance" });
+    }
+  });
+  registerHealth(app, {
+    metrics: ctx.metrics,
+    metricsAuth: config.auth.protect_metrics ? (auth as never) : undefined,
+    checks: readinessChecks(deps, accepting),
+    // A standby is ready (it accepts and answers); the body says which replica acts.
+    details: () => ({ lease: lease.status() }),
+  });
+  await app.register(dispatcherRoutes, {
+    ctx,
+    scheduler,
+    auth,
+    spendLimit: rateLimit(config.http.rate_limit_per_minute),
+    accept: { config, records: ctx.records, platformFor: platformForLabels },
+  });
+  return app;
+}
+
+/** What /readyz checks: nsc, the Namespace token file, the state database, and that it still accepts. */
+function readinessChecks(deps: DispatcherDeps, accepting: () => boolean): ReadinessCheck[] {
+  const { config } = deps;
+  return [
+    {
+      name: "nsc",
+      check: () =>
+        findExecutable(config.namespace.nsc_binary)
+          ? undefined
+          : `nsc executable "${config.namespace.nsc_binary}" not found; set namespace.nsc_binary`,
+    },
+    {
+      name: "namespace_token",
+      check: () =>
+        config.namespace.token_file ? prefixed("namespace.token_file", tokenFileProblem(config.namespace.token_file)) : undefined,
+    },
+    // Not ready while records cannot be written: a dispatch would be refused (503) anyway.
+    { name: "state", check: () => deps.store.writeProblem() },
+    { name: "accepting", check: () => (accepting() ? undefined : "shutting down") },
+  ];
 }
