@@ -57,13 +57,49 @@ export interface Autoscaler {
 
 export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler> {
   const { config, logger, metrics } = deps;
-  const ensure = deps.ensureWebhook ?? ensureConfiguredWebhook;
   for (const w of configWarnings(config)) logger.warn(w);
 
   const lease = deps.replicas?.lease ?? new SoleLease("autoscaler");
   const relay = deps.replicas?.relay;
   const acting = () => lease.held();
   if (deps.replicas) registerLeaseMetrics(metrics.registry, lease);
+  const { reconcilers, hooks } = buildReconcilers(deps, acting);
+  const app = await autoscalerServer(deps, reconcilers, hooks, lease);
+  const setups = webhookSetups(deps, reconcilers);
+  return {
+    app,
+    reconcilers,
+    metrics,
+    start() {
+      for (const r of reconcilers) r.start();
+      // The replica that gains the lease reconciles now (and sets up webhooks, once).
+      lease.onChange((c) => {
+        if (!c.held) return;
+        for (const r of reconcilers) r.requestPass(0);
+        setups.start();
+      });
+      if (deps.replicas) void lease.start().then(() => lease.held() && setups.start());
+      else setups.start();
+      relay?.start(acting, (name) => reconcilers.find((r) => r.name === name));
+    },
+    async stop() {
+      setups.stop();
+      await relay?.stop();
+      await Promise.all(reconcilers.map((r) => r.stop()));
+      await setups.settled();
+      await lease.stop();
+      await app.close();
+    },
+  };
+}
+
+/** A reconciler per configured instance, and what the webhook routes deliver to (through the relay with replicas). */
+function buildReconcilers(
+  deps: AutoscalerDeps,
+  acting: () => boolean,
+): { reconcilers: InstanceReconciler[]; hooks: Map<string, WebhookInstance> } {
+  const { config, logger, metrics } = deps;
+  const relay = deps.replicas?.relay;
   const reconcilers: InstanceReconciler[] = [];
   const hooks = new Map<string, WebhookInstance>();
   for (const inst of config.instances) {
@@ -83,7 +119,17 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
     reconcilers.push(r);
     hooks.set(inst.name, { reconciler: relay ? relayedDeliveries(r, relay, acting) : r, secret: inst.webhook_secret });
   }
+  return { reconcilers, hooks };
+}
 
+/** The HTTP server: health and readiness, status and webhook routes. */
+async function autoscalerServer(
+  deps: AutoscalerDeps,
+  reconcilers: InstanceReconciler[],
+  hooks: Map<string, WebhookInstance>,
+  lease: Lease,
+): Promise<FastifyInstance> {
+  const { config, logger, metrics } = deps;
   const app = createServer({
     daemon: "autoscaler",
     logger,
@@ -101,57 +147,46 @@ export async function createAutoscaler(deps: AutoscalerDeps): Promise<Autoscaler
   });
   await app.register(statusRoutes, { reconcilers, auth });
   await app.register(webhookRoutes, { instances: hooks, metrics, bodyLimit: config.webhooks.body_limit });
+  return app;
+}
 
+/** The webhook setups of the instances that configure one: started once (by the acting replica), stopped at shutdown. */
+function webhookSetups(
+  deps: AutoscalerDeps,
+  reconcilers: readonly InstanceReconciler[],
+): { start(): void; stop(): void; settled(): Promise<unknown> } {
+  const { config, logger } = deps;
+  const ensure = deps.ensureWebhook ?? ensureConfiguredWebhook;
   const setups: { stop: () => void; done: Promise<void> }[] = [];
-  let setupsStarted = false;
+  let started = false;
   return {
-    app,
-    reconcilers,
-    metrics,
     start() {
-      for (const r of reconcilers) r.start();
-      // The replica that gains the lease reconciles now (and sets up webhooks, once).
-      lease.onChange((c) => {
-        if (!c.held) return;
-        for (const r of reconcilers) r.requestPass(0);
-        startSetups();
-      });
-      if (deps.replicas) void lease.start().then(() => lease.held() && startSetups());
-      else startSetups();
-      relay?.start(acting, (name) => reconcilers.find((r) => r.name === name));
+      if (started) return;
+      started = true;
+      for (const inst of config.instances) {
+        if (!inst.webhook) continue;
+        const r = reconcilers.find((x) => x.name === inst.name) as InstanceReconciler;
+        setups.push(
+          startWebhookSetup({
+            instance: inst.name,
+            api: (deps.clients.get(inst.name) as InstanceClients).api,
+            scope: inst.scope,
+            config: inst.webhook,
+            secret: inst.webhook_secret,
+            info: () => r.serverInfo(),
+            ensure,
+            logger,
+            onState: (s, m) => r.setWebhookState(s, m),
+            retry: deps.webhookRetry,
+          }),
+        );
+      }
     },
-    async stop() {
+    stop() {
       for (const s of setups) s.stop();
-      await relay?.stop();
-      await Promise.all(reconcilers.map((r) => r.stop()));
-      await Promise.allSettled(setups.map((s) => s.done));
-      await lease.stop();
-      await app.close();
     },
+    settled: () => Promise.allSettled(setups.map((s) => s.done)),
   };
-
-  function startSetups(): void {
-    if (setupsStarted) return;
-    setupsStarted = true;
-    for (const inst of config.instances) {
-      if (!inst.webhook) continue;
-      const r = reconcilers.find((x) => x.name === inst.name) as InstanceReconciler;
-      setups.push(
-        startWebhookSetup({
-          instance: inst.name,
-          api: (deps.clients.get(inst.name) as InstanceClients).api,
-          scope: inst.scope,
-          config: inst.webhook,
-          secret: inst.webhook_secret,
-          info: () => r.serverInfo(),
-          ensure,
-          logger,
-          onState: (s, m) => r.setWebhookState(s, m),
-          retry: deps.webhookRetry,
-        }),
-      );
-    }
-  }
 }
 
 /** The reconciler as the webhook routes see it: deliveries go to it while it leads, else to the leader through the relay. */
