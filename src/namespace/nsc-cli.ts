@@ -20,7 +20,7 @@ import {
   proxyService,
 } from "./nsc-output.js";
 import type { NscInstanceRecord } from "./nsc-output.js";
-import { runBounded, spawnGroup, stopGroup } from "./nsc-process.js";
+import { firstMatchingLine, runBounded, spawnGroup, stopGroup } from "./nsc-process.js";
 import type { BoundedRunResult } from "./nsc-process.js";
 
 export type { NscInstanceRecord } from "./nsc-output.js";
@@ -58,6 +58,9 @@ export interface NscTimeouts {
   /** Between SIGTERM and SIGKILL to the process group of a call that ran out of time. */
   killGrace: number;
 }
+
+/** The flags of a long-running command's result: ours never stop it before it is ready or ends. */
+const NOT_STOPPED = { timedOut: false, cancelled: false, overflowed: false } as const;
 
 const DEFAULT_TIMEOUTS: NscTimeouts = {
   quick: 60_000,
@@ -549,74 +552,16 @@ export class NscCli {
     match: (line: string) => T | undefined,
   ): Promise<{ child: ChildProcess; first: T }> {
     const limit = timeoutMs ?? this.timeouts.tunnel;
-    let child: ChildProcess;
-    try {
-      child = spawnGroup(this.binary, this.argv(args), { env: { ...process.env, ...this.env() }, stdin: "ignore" });
-    } catch (err) {
-      const e = this.toError(
-        command,
-        {
-          stderr: "",
-          exitCode: null,
-          signal: null,
-          timedOut: false,
-          cancelled: false,
-          overflowed: false,
-          spawnError: err as NodeJS.ErrnoException,
-        },
-        limit,
-        [],
-      );
-      this.count(command, e.kind);
-      throw e;
-    }
+    const child = this.spawnLongRunning(command, args, limit);
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => {
       stderr = (stderr + String(d)).slice(-8192);
     });
     try {
-      const first = await new Promise<T>((resolve, reject) => {
-        let buf = "";
-        const timer = setTimeout(
-          () => reject(new NscError(`nsc ${command} did not get ready within ${shortDuration(limit)}`, "timeout", command)),
-          limit,
-        );
-        child.stdout?.on("data", (d: Buffer) => {
-          // A tunnel prints a line per connection for as long as it runs; only a partial line is held.
-          buf = (buf + String(d)).slice(-64 * 1024);
-          let nl: number;
-          while ((nl = buf.indexOf("\n")) >= 0) {
-            const line = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            let m: T | undefined;
-            try {
-              m = match(line.trim());
-            } catch (err) {
-              clearTimeout(timer);
-              reject(err);
-              return;
-            }
-            if (m !== undefined) {
-              clearTimeout(timer);
-              resolve(m);
-            }
-          }
-        });
-        const ended = (spawnError?: NodeJS.ErrnoException) => {
-          clearTimeout(timer);
-          const res = {
-            stderr,
-            exitCode: child.exitCode,
-            signal: child.signalCode,
-            timedOut: false,
-            cancelled: false,
-            overflowed: false,
-            spawnError,
-          };
-          reject(this.toError(command, res, limit, []));
-        };
-        child.once("error", (e: NodeJS.ErrnoException) => child.pid === undefined && ended(e));
-        child.once("close", () => ended());
+      const first = await firstMatchingLine(child, match, limit, {
+        timedOut: () => new NscError(`nsc ${command} did not get ready within ${shortDuration(limit)}`, "timeout", command),
+        ended: (spawnError) =>
+          this.toError(command, { ...NOT_STOPPED, stderr, exitCode: child.exitCode, signal: child.signalCode, spawnError }, limit, []),
       });
       this.count(command, "ok");
       this.logger.debug({ nsc: command, flags: flagNames(args) }, "nsc tunnel ready");
@@ -624,6 +569,22 @@ export class NscCli {
     } catch (err) {
       await this.stop(child);
       const e = err instanceof NscError ? err : new NscError(String(err), "transient", command);
+      this.count(command, e.kind);
+      throw e;
+    }
+  }
+
+  /** Starts a long-running nsc command in its own group; a spawn that throws is counted and thrown as NscError. */
+  private spawnLongRunning(command: string, args: string[], limit: number): ChildProcess {
+    try {
+      return spawnGroup(this.binary, this.argv(args), { env: { ...process.env, ...this.env() }, stdin: "ignore" });
+    } catch (err) {
+      const e = this.toError(
+        command,
+        { ...NOT_STOPPED, stderr: "", exitCode: null, signal: null, spawnError: err as NodeJS.ErrnoException },
+        limit,
+        [],
+      );
       this.count(command, e.kind);
       throw e;
     }

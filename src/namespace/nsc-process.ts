@@ -92,6 +92,50 @@ export async function stopGroup(child: ChildProcess, graceMs: number): Promise<v
 }
 
 /**
+ * The first stdout line (trimmed) that `match` turns into a value, for a process that keeps running.
+ * Rejects with `timedOut()` after `limitMs`, with `ended()` when the process ends (or cannot
+ * start) first, and with what `match` throws. Only a partial line is held: a tunnel prints a line
+ * per connection for as long as it runs.
+ */
+export function firstMatchingLine<T>(
+  child: ChildProcess,
+  match: (line: string) => T | undefined,
+  limitMs: number,
+  errors: { timedOut: () => Error; ended: (spawnError?: NodeJS.ErrnoException) => Error },
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(errors.timedOut()), limitMs);
+    child.stdout?.on("data", (d: Buffer) => {
+      buf = (buf + String(d)).slice(-64 * 1024);
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let m: T | undefined;
+        try {
+          m = match(line.trim());
+        } catch (err) {
+          clearTimeout(timer);
+          reject(err);
+          return;
+        }
+        if (m !== undefined) {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      }
+    });
+    const ended = (spawnError?: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(errors.ended(spawnError));
+    };
+    child.once("error", (e: NodeJS.ErrnoException) => child.pid === undefined && ended(e));
+    child.once("close", () => ended());
+  });
+}
+
+/**
  * Runs a command to completion with every resource bounded: wall time (then the whole group is
  * killed), stdout size (then the group is killed and `overflowed` set), stderr (its tail is kept).
  * Never rejects: spawn failures come back as `spawnError`.
