@@ -4,8 +4,7 @@ import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import { parseConfig } from "../../src/config/load.js";
 import { createDispatcher } from "../../src/dispatcher/app.js";
 import type { Dispatcher } from "../../src/dispatcher/app.js";
-import { ForgejoClient } from "../../src/forgejo/client.js";
-import { openStore } from "../../src/store/open-store.js";
+import { buildDispatcherDeps } from "../../src/dispatcher/wiring.js";
 import type { Store } from "../../src/store/types.js";
 import { FAKE_ADMIN_TOKEN, startFakeForgejo } from "../fakes/forgejo/index.js";
 import type { FakeForgejo } from "../fakes/forgejo/index.js";
@@ -43,16 +42,17 @@ async function setup(yaml: string, caps = "", before?: (store: Store, launcher: 
   });
   const config = parseConfig(
     dispatcherConfigSchema,
-    `forgejo: {base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}"}\ndispatcher: {state_path: "${join(tmp.dir, "s.db")}", ${caps}}\n${WINDOWS_BINARY}${yaml}`,
+    `forgejo: {base_url: "${forgejo.url}", token: "${FAKE_ADMIN_TOKEN}", timeout: 5s}\ndispatcher: {state_path: "${join(tmp.dir, "s.db")}", ${caps}}\n${WINDOWS_BINARY}${yaml}`,
     "t.yaml",
     {},
   );
   const { logger } = captureLogger();
-  const store = await openStore(config.dispatcher.state_path);
+  // The real wiring (store, Forgejo client, lease), with controllable launchers in place of nsc's.
+  const deps = await buildDispatcherDeps(config, logger);
+  const store = deps.store;
   const launcher = new ControllableLauncher();
   const windows = new ControllableLauncher("windows");
-  const forgejoApi = new ForgejoClient({ baseUrl: forgejo.url, token: FAKE_ADMIN_TOKEN, timeoutMs: 5000, logger });
-  const d = await createDispatcher({ config, logger, store, forgejo: forgejoApi, launchers: { linux: launcher, windows }, timers: false });
+  const d = await createDispatcher({ ...deps, launchers: { linux: launcher, windows }, timers: false });
   await before?.(store, launcher);
   await d.start();
   return {
