@@ -232,6 +232,17 @@ export function patchColumns(patch: RunnerPatch, skipReason: boolean): { columns
 }
 
 /**
+ * The UPDATE of a plain patch (update()) as both stores write it: the patch's columns and
+ * updated_at, with their values numbered from 1 by `placeholder`; the store adds WHERE name.
+ */
+export function patchUpdate(patch: RunnerPatch, at: Date, placeholder: SqlDialect["placeholder"]): { set: string; values: SqlValue[] } {
+  const { columns, values } = patchColumns(patch, false);
+  values.push(isoTimestamp(at, "update at"));
+  const set = [...columns, "updated_at"].map((c, i) => `${c} = ${placeholder(i + 1)}`).join(", ");
+  return { set, values };
+}
+
+/**
  * The UPDATE of a transition as both stores write it, checked first (states, timestamp): the SET
  * list (the patch's columns, a terminal runner's finish time, then state, reason and updated_at) and
  * its values, numbered from 1 by `placeholder`. The store adds its WHERE (name, and what it checks

@@ -11,7 +11,7 @@ import {
   checkState,
   historiesByRunner,
   isoTimestamp,
-  patchColumns,
+  patchUpdate,
   transitionUpdate,
   rowToDispatch,
   rowToRunner,
@@ -302,12 +302,10 @@ export class SqliteStore implements Store {
   }
 
   async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
-    const { columns, values } = patchColumns(patch, false);
-    const sets = columns.map((c) => `${c} = ?`);
-    const when = isoTimestamp(at, "update at");
-    const sql = `UPDATE runners SET ${[...sets, "updated_at = ?"].join(", ")} WHERE name = ?`;
+    const { set, values } = patchUpdate(patch, at, SQLITE_DIALECT.placeholder);
+    const sql = `UPDATE runners SET ${set} WHERE name = ?`;
     const tx = this.db.transaction((): RunnerRecord | undefined => {
-      if (this.stmt(sql).run(...values, when, name).changes !== 1) return undefined;
+      if (this.stmt(sql).run(...values, name).changes !== 1) return undefined;
       return this.readRunner(name);
     });
     return this.attempt("write", () => tx.immediate());

@@ -8,7 +8,7 @@ import {
   checkQueue,
   checkState,
   isoTimestamp,
-  patchColumns,
+  patchUpdate,
   transitionUpdate,
   rowToDispatch,
   rowToRunner,
@@ -290,12 +290,10 @@ export class PostgresStore implements Store {
   }
 
   async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
-    const { columns, values } = patchColumns(patch, false);
-    const when = isoTimestamp(at, "update at");
-    const sets = [...columns, "updated_at"].map((c, i) => `${c} = $${i + 1}`);
-    const sql = `UPDATE runners SET ${sets.join(", ")} WHERE name = $${sets.length + 1}`;
+    const { set, values } = patchUpdate(patch, at, PG_DIALECT.placeholder);
+    const sql = `UPDATE runners SET ${set} WHERE name = $${values.length + 1}`;
     return this.write(async (db) => {
-      if ((await db.query(sql, [...values, when, name])).rowCount !== 1) return undefined;
+      if ((await db.query(sql, [...values, name])).rowCount !== 1) return undefined;
       return readRunner(db, name);
     });
   }
