@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     // The real-upstream suites build and start real servers: npm run test:upstream.
-    exclude: ["test/upstream/**", "**/node_modules/**"],
+    exclude: ["test/upstream/**", "test/nix/**", "**/node_modules/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",

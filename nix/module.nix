@@ -289,11 +289,15 @@ in
         (mkIf (cfg.autoscaler.postgresUrlFile != null) { replicas.store_file = "\${CREDENTIALS_DIRECTORY}/postgres-url"; })
         (mkIf (cfg.postgresql.createLocally && cfg.autoscaler.postgresUrlFile == null) { replicas.store = mkDefault (localPgUrl "autoscaler"); })
       ]);
-      systemd.services.forgejo-nsc-autoscaler = serviceFor "autoscaler" cfg.autoscaler [ ] // {
-        after = [
-          "network-online.target"
-        ] ++ lib.optional cfg.dispatcher.enable "forgejo-nsc-dispatcher.service";
-      };
+      systemd.services.forgejo-nsc-autoscaler =
+        let
+          service = serviceFor "autoscaler" cfg.autoscaler [ ];
+        in
+        service
+        // {
+          # serviceFor's ordering (the network, the local PostgreSQL) and the local dispatcher.
+          after = service.after ++ lib.optional cfg.dispatcher.enable "forgejo-nsc-dispatcher.service";
+        };
       warnings = map (
         p: "services.forgejo-nsc.autoscaler.settings.${p} holds a secret that ends up world-readable in the Nix store; use credentials and ${p}_file instead"
       ) (plainSecrets "" cfg.autoscaler.settings);

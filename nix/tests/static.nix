@@ -1,6 +1,6 @@
 # Checks of the Nix files that need no nixpkgs and no network, for machines where the flake cannot
 # be evaluated (CI without Nix, air-gapped hosts):
-#   nix-instantiate --eval --strict nix/tests/static.nix
+#   nix-instantiate --eval --strict nix/tests/static.nix      (prints { checks = true; storeUrls = …; })
 # It evaluates nix/npm-lock.nix on the real package-lock.json, the NixOS module against a stub
 # `lib`, and the flake's outputs against a stub nixpkgs; any wrong value aborts with a message.
 # The real evaluation is `nix flake check` (it needs nixpkgs, so the network).
@@ -57,20 +57,32 @@ let
     nscPackage = null;
     credentials.forgejo-token = "/run/agenix/forgejo";
     environmentFile = null;
+    postgresUrlFile = null;
     inherit settings;
   };
-  eval = dispatcherSettings: module {
+  evalWith = { dispatcherSettings, createLocally ? false, postgresUrlFile ? null }: module {
     config.services.forgejo-nsc = {
-      dispatcher = daemon dispatcherSettings;
-      autoscaler = daemon { listen = "127.0.0.1:8081"; };
+      dispatcher = daemon dispatcherSettings // { inherit postgresUrlFile; };
+      autoscaler = daemon { listen = "127.0.0.1:8081"; } // { inherit postgresUrlFile; };
+      postgresql.createLocally = createLocally;
     };
     inherit lib pkgs;
   };
+  eval = dispatcherSettings: evalWith { inherit dispatcherSettings; };
+  # config = mkMerge [ (mkIf createLocally …) (mkIf dispatcher.enable …) (mkIf autoscaler.enable …) ]
   parts = r: {
-    dispatcher = (builtins.elemAt r.config 0).content;
-    autoscaler = (builtins.elemAt r.config 1).content;
+    postgresql = builtins.elemAt r.config 0;
+    dispatcher = (builtins.elemAt r.config 1).content;
+    autoscaler = (builtins.elemAt r.config 2).content;
   };
-  urlFor = listen: (parts (eval { inherit listen; })).autoscaler.services.forgejo-nsc.autoscaler.settings.content.dispatcher.url.content;
+  # settings = mkIf (configFile == null) (mkMerge [ defaults (mkIf …) … ]): the parts whose condition holds, merged.
+  settingsOf = part: name:
+    let
+      s = part.services.forgejo-nsc.${name}.settings.content;
+      active = builtins.filter (x: !(x ? _type) || x.condition) s;
+    in
+    builtins.foldl' (acc: x: acc // (if x ? _type then x.content else x)) { } active;
+  urlFor = listen: (settingsOf (parts (eval { inherit listen; })).autoscaler "autoscaler").dispatcher.url.content;
   withSecrets = parts (eval {
     listen = "127.0.0.1:8080";
     forgejo.token = "plain";
@@ -93,6 +105,57 @@ let
     (check "nsc never updates itself" unit.environment.NS_DO_NOT_UPDATE "1")
     (check "autoscaler starts after the dispatcher"
       (builtins.elem "forgejo-nsc-dispatcher.service" withSecrets.autoscaler.systemd.services.forgejo-nsc-autoscaler.after) true)
+    (check "SQLite by default" (settingsOf withSecrets.dispatcher "dispatcher").dispatcher
+      { state_path = "/var/lib/forgejo-nsc-dispatcher/dispatcher.db"; })
+    (check "no PostgreSQL by default" withSecrets.postgresql.condition false)
+  ] ++ postgresChecks;
+
+  # --- module.nix: PostgreSQL ----------------------------------------------------------------
+  local = parts (evalWith { dispatcherSettings = { listen = "127.0.0.1:8080"; }; createLocally = true; });
+  remote = parts (evalWith { dispatcherSettings = { listen = "127.0.0.1:8080"; }; postgresUrlFile = "/run/agenix/pg-url"; });
+  unitOf = p: name: p.${name}.systemd.services."forgejo-nsc-${name}";
+  # The settings the module adds for each daemon (mkIf resolved, parts deep-merged), as the daemons
+  # will read them: test/nix/module.test.ts puts them through the daemons' own config schemas.
+  isOff = v: builtins.isAttrs v && v ? _type && !v.condition;
+  resolve = x:
+    if builtins.isAttrs x && x ? _type then (if x.condition then resolve x.content else { })
+    else if builtins.isAttrs x then
+      builtins.listToAttrs (map (k: { name = k; value = resolve x.${k}; }) (builtins.filter (k: !(isOff x.${k})) (builtins.attrNames x)))
+    else x;
+  deepMerge = a: b: a // builtins.mapAttrs (k: v: if a ? ${k} && builtins.isAttrs a.${k} && builtins.isAttrs v then deepMerge a.${k} v else v) b;
+  moduleSettings = part: name:
+    let s = part.services.forgejo-nsc.${name}.settings; in
+    if s.condition then builtins.foldl' (acc: x: deepMerge acc (resolve x)) { } s.content else { };
+  settings = {
+    sqlite = { dispatcher = moduleSettings withSecrets.dispatcher "dispatcher"; autoscaler = moduleSettings withSecrets.autoscaler "autoscaler"; };
+    local = { dispatcher = moduleSettings local.dispatcher "dispatcher"; autoscaler = moduleSettings local.autoscaler "autoscaler"; };
+    remote = { dispatcher = moduleSettings remote.dispatcher "dispatcher"; autoscaler = moduleSettings remote.autoscaler "autoscaler"; };
+  };
+  # What the daemons receive as their store URL; test/nix/module.test.ts opens them with the
+  # daemon's own code.
+  storeUrls = {
+    dispatcher = (settingsOf local.dispatcher "dispatcher").dispatcher.store;
+    autoscaler = (settingsOf local.autoscaler "autoscaler").replicas.store;
+  };
+  postgresChecks = [
+    (check "createLocally enables PostgreSQL" local.postgresql.content.services.postgresql.enable true)
+    (check "one database per daemon" local.postgresql.content.services.postgresql.ensureDatabases [ "forgejo-nsc-dispatcher" "forgejo-nsc-autoscaler" ])
+    (check "each owned by the daemon's user" (map (u: u.name) local.postgresql.content.services.postgresql.ensureUsers)
+      [ "forgejo-nsc-dispatcher" "forgejo-nsc-autoscaler" ])
+    (check "dispatcher store over the socket" storeUrls.dispatcher "postgres://forgejo-nsc-dispatcher@/forgejo-nsc-dispatcher?host=/run/postgresql")
+    (check "autoscaler store over the socket" storeUrls.autoscaler "postgres://forgejo-nsc-autoscaler@/forgejo-nsc-autoscaler?host=/run/postgresql")
+    (check "no SQLite path beside a store" ((settingsOf local.dispatcher "dispatcher").dispatcher ? state_path) false)
+    (check "dispatcher waits for the local PostgreSQL" (builtins.elem "postgresql.service" (unitOf local "dispatcher").after) true)
+    (check "dispatcher requires it" (unitOf local "dispatcher").requires [ "postgresql.service" ])
+    (check "autoscaler waits for the local PostgreSQL" (builtins.elem "postgresql.service" (unitOf local "autoscaler").after) true)
+    (check "autoscaler still waits for the dispatcher" (builtins.elem "forgejo-nsc-dispatcher.service" (unitOf local "autoscaler").after) true)
+    (check "a remote URL file becomes a credential" (unitOf remote "dispatcher").serviceConfig.LoadCredential
+      [ "forgejo-token:/run/agenix/forgejo" "postgres-url:/run/agenix/pg-url" ])
+    (check "named by store_file" (settingsOf remote.dispatcher "dispatcher").dispatcher
+      { store_file = "\${CREDENTIALS_DIRECTORY}/postgres-url"; })
+    (check "and replicas.store_file" (settingsOf remote.autoscaler "autoscaler").replicas
+      { store_file = "\${CREDENTIALS_DIRECTORY}/postgres-url"; })
+    (check "no local PostgreSQL for a remote one" remote.postgresql.condition false)
   ];
 
   # --- flake.nix ----------------------------------------------------------------------------
@@ -124,4 +187,7 @@ let
     (check "module is a function" (builtins.isFunction flake.nixosModules.default) true)
   ];
 in
-builtins.all (x: x) (lockChecks ++ moduleChecks ++ flakeChecks)
+{
+  checks = builtins.all (x: x) (lockChecks ++ moduleChecks ++ flakeChecks);
+  inherit storeUrls settings;
+}

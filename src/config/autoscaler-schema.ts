@@ -235,7 +235,11 @@ const webhooksSchema = z
 const replicasSchema = z
   .object({
     /** postgres:// URL (it holds the password: store_file reads it from a file). */
-    store: z.string().regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL"),
+    store: z
+      .string({ error: "required: the postgres:// URL of the database the replicas share (or replicas.store_file, a file holding it)" })
+      .regex(/^postgres(ql)?:\/\//i, "must be a postgres:// or postgresql:// URL"),
+    /** A file holding the URL (systemd credentials, agenix); read at load like the other *_file secrets. */
+    store_file: z.string().optional(),
     /** The schema of the lease and webhook-relay tables; created when missing. */
     schema: z
       .string()

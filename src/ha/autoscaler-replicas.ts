@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { AutoscalerConfig } from "../config/autoscaler-schema.js";
 import type { Lease } from "./lease.js";
+import { postgresTarget } from "../store/postgres/postgres-config.js";
 import { openLease } from "./open-lease.js";
 import { leasePool } from "./pg-lease.js";
 import { WebhookRelay } from "./webhook-relay.js";
@@ -18,7 +19,9 @@ export interface AutoscalerReplicas {
 export async function openAutoscalerReplicas(config: AutoscalerConfig, logger: Logger): Promise<AutoscalerReplicas | undefined> {
   const r = config.replicas;
   if (!r) return undefined;
-  const connection = { connectionString: r.store, application_name: "forgejo-nsc autoscaler" };
+  // The dispatcher's reading of the URL (sslmode as libpq does it, a host left out, the password never shown).
+  const target = postgresTarget(r.store, { schema: r.schema, keys: { url: "replicas.store", options: "replicas" } });
+  const connection = { ...target.pool, application_name: "forgejo-nsc autoscaler" };
   const lease = await openLease({
     postgres: { connection, schema: r.schema },
     name: "autoscaler",

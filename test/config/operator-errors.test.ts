@@ -209,3 +209,19 @@ describe("env keys that are not plain text", () => {
     ]);
   });
 });
+
+describe("replicas.store (autoscaler replicas, docs/replicas.md)", () => {
+  const okForgejo = "{base_url: 'https://f.example', token: t}";
+  it("store_file reads the URL from a file, as dispatcher.store_file does (the NixOS module's postgresUrlFile)", () => {
+    const file = join(tmp.dir, "postgres-url");
+    writeFileSync(file, "postgres://fnsc:replicas-pw@db.internal:5432/fnsc\n");
+    const config = parseConfig(autoscalerConfigSchema, autoscaler(okForgejo, `replicas: { store_file: ${file} }\n`), "t.yaml", {});
+    expect(config.replicas?.store).toBe("postgres://fnsc:replicas-pw@db.internal:5432/fnsc");
+  });
+
+  it("without a URL, the problem says what to set", () => {
+    expect(problemsOf(autoscalerConfigSchema, autoscaler(okForgejo, "replicas: { lease_ttl: 10s }\n"))).toEqual([
+      "replicas.store: required: the postgres:// URL of the database the replicas share (or replicas.store_file, a file holding it)",
+    ]);
+  });
+});

@@ -117,3 +117,47 @@ describe("autoscaler replicas", () => {
     expect(b.logs()).toContain("acquired the autoscaler lease");
   });
 });
+
+describe("replicas.store", () => {
+  const PW = "replicas-store-pw-never-shown";
+  const configWith = (replicas: Record<string, unknown>) =>
+    autoscalerConfigSchema.parse({
+      dispatcher: { url: "http://127.0.0.1:1", token: DISPATCHER_TOKEN },
+      instances: [instanceConfig("http://127.0.0.1:1", { targets: [{ name: "linux", labels: ["linux"] }] })],
+      replicas: { name: "r", ...replicas },
+    });
+
+  it.each([
+    [
+      "sslmode=prefer",
+      `postgres://u:${PW}@db.example/d?sslmode=prefer`,
+      /^replicas\.store has sslmode=prefer, which node-postgres cannot do/,
+    ],
+    [
+      "an unknown parameter",
+      `postgres://u:${PW}@db.example/d?target_session_attrs=any`,
+      /^replicas\.store has the parameter target_session_attrs/,
+    ],
+  ])(
+    "is read as the dispatcher reads dispatcher.store: %s is refused, naming replicas.store and not the password",
+    async (_what, url, message) => {
+      const logs = captureLogger("debug");
+      const err = await openAutoscalerReplicas(configWith({ store: url }), logs.logger).catch((e: unknown) => e);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain(PW);
+      expect(logs.text()).not.toContain(PW);
+    },
+  );
+
+  it("takes libpq's URL without a host (the NixOS module's socket URL) and connects with it", async () => {
+    // The test server is reached over TCP here; the URL keeps the form without a host and names it in host=.
+    const u = new URL(db.url);
+    const url = `postgres://${u.username}@/${u.pathname.slice(1)}?host=${u.hostname}&port=${u.port || 5432}`;
+    const logs = captureLogger("debug");
+    // Opening creates the webhook relay's table: a statement on the database the URL names.
+    const replicas = await openAutoscalerReplicas(configWith({ store: url, schema: db.schema, lease_ttl: "600ms" }), logs.logger);
+    expect(replicas).toBeDefined();
+    await replicas!.relay.stop();
+    await replicas!.lease.stop();
+  });
+});

@@ -15,6 +15,8 @@ export interface PrivatePostgres {
   /** postgres://postgres@127.0.0.1:<port>/postgres */
   url: string;
   port: number;
+  /** The folder of its Unix socket (`.s.PGSQL.<port>`): `?host=<socketDir>&port=<port>` reaches it. */
+  socketDir: string;
   /** `pg_ctl restart` (fast shutdown: every connection is cut, as when an operator restarts the server). */
   restart(): void;
   stop(): void;
@@ -53,6 +55,7 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
+    socketDir: dir,
     restart: () => ctl("restart"),
     stop() {
       if (stopped) return;

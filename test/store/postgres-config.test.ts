@@ -35,6 +35,18 @@ describe("postgresTarget", () => {
     expect(t.pool.options).toBe("-c search_path=public");
   });
 
+  it.each([
+    // The NixOS module's URL for services.forgejo-nsc.postgresql.createLocally (nix/module.nix, localPgUrl).
+    [
+      "postgres://forgejo-nsc-dispatcher@/forgejo-nsc-dispatcher?host=/run/postgresql",
+      { host: "/run/postgresql", user: "forgejo-nsc-dispatcher", database: "forgejo-nsc-dispatcher" },
+    ],
+    [`postgres://fnsc:${encodeURIComponent("p@ss/w")}@/d`, { host: "localhost", user: "fnsc", password: "p@ss/w", database: "d" }],
+    ["postgres:///d?host=/run/postgresql&user=fnsc", { host: "/run/postgresql", user: "fnsc", database: "d" }],
+  ])("reads libpq's URL without a host, %s (new URL refuses a user without a host)", (url, pool) => {
+    expect(postgresTarget(url).pool).toMatchObject(pool);
+  });
+
   it("applies the pool size, timeouts and schema, with defaults", () => {
     expect(postgresTarget("postgresql://u@h/d").pool).toMatchObject({
       max: 10,

@@ -14,7 +14,17 @@ export interface PostgresOptions {
   /** The schema holding the tables (default public); created when missing. */
   schema?: string | undefined;
   tls?: { caFile?: string | undefined; rejectUnauthorized?: boolean | undefined } | undefined;
+  /** The config keys that messages name (default: the dispatcher's dispatcher.store and dispatcher.postgres). */
+  keys?: ConfigKeys | undefined;
 }
+
+/** Where in the config the URL and its options are, for messages. */
+export interface ConfigKeys {
+  url: string;
+  options: string;
+}
+
+export const DISPATCHER_KEYS: ConfigKeys = { url: "dispatcher.store", options: "dispatcher.postgres" };
 
 /** The connection settings, and the URL as it may be printed: without its password. */
 export interface PostgresTarget {
@@ -66,10 +76,15 @@ function readCa(file: string, what: string): string {
  * signed and naming the host. Without sslmode, TLS is on (verify-full) only when tls options are set.
  * node-postgres cannot fall back from TLS to plain, so prefer and allow are refused.
  */
-function tlsFor(mode: SslMode | undefined, ca: string | undefined, rejectUnauthorized: boolean | undefined): false | ConnectionOptions {
+function tlsFor(
+  mode: SslMode | undefined,
+  ca: string | undefined,
+  rejectUnauthorized: boolean | undefined,
+  keys: ConfigKeys,
+): false | ConnectionOptions {
   if (mode === "disable") {
     if (ca !== undefined || rejectUnauthorized !== undefined)
-      fail("dispatcher.store says sslmode=disable but dispatcher.postgres.tls is set; remove one of them");
+      fail(`${keys.url} says sslmode=disable but ${keys.options}.tls is set; remove one of them`);
     return false;
   }
   if (mode === undefined && ca === undefined && rejectUnauthorized === undefined) return false;
@@ -80,45 +95,62 @@ function tlsFor(mode: SslMode | undefined, ca: string | undefined, rejectUnautho
   return tls;
 }
 
-function parseUrl(url: string): URL {
+/**
+ * libpq's URL with a user but no host (`postgres://user@/db?host=/run/postgresql`) is not a WHATWG
+ * URL (credentials need a host) and `new URL` refuses it; it means the same as `postgres:///db`
+ * with that user, which `new URL` reads with an empty host name.
+ */
+const USER_WITHOUT_HOST = /^(postgres(?:ql)?:\/\/)([^/?#@]*)@(?=[/?#]|$)/i;
+
+function parseUrl(url: string, keys: ConfigKeys): { u: URL; hostname: string } {
   if (!isPostgresUrl(url))
-    fail("dispatcher.store must be a postgres:// or postgresql:// URL (for SQLite set dispatcher.state_path instead)");
+    fail(
+      keys === DISPATCHER_KEYS
+        ? "dispatcher.store must be a postgres:// or postgresql:// URL (for SQLite set dispatcher.state_path instead)"
+        : `${keys.url} must be a postgres:// or postgresql:// URL`,
+    );
   try {
-    return new URL(url);
+    if (!USER_WITHOUT_HOST.test(url)) {
+      const u = new URL(url);
+      return { u, hostname: u.hostname };
+    }
+    // Parsed with a placeholder host, which is then ignored: user and password stay percent-encoded as written.
+    return { u: new URL(url.replace(USER_WITHOUT_HOST, "$1$2@placeholder.invalid")), hostname: "" };
   } catch {
     return fail(
-      `dispatcher.store is not a valid URL (${redactUrl(url)}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE, percent-encoding special characters in the password`,
+      `${keys.url} is not a valid URL (${redactUrl(url)}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE, percent-encoding special characters in the password`,
     );
   }
 }
 
-function sslModeOf(params: URLSearchParams): SslMode | undefined {
+function sslModeOf(params: URLSearchParams, keys: ConfigKeys): SslMode | undefined {
   const mode = params.get("sslmode") ?? undefined;
   if (mode === undefined || (SSL_MODES as readonly string[]).includes(mode)) return mode as SslMode | undefined;
-  return fail(`dispatcher.store has sslmode=${mode}, which node-postgres cannot do; use one of ${SSL_MODES.join(", ")}`);
+  return fail(`${keys.url} has sslmode=${mode}, which node-postgres cannot do; use one of ${SSL_MODES.join(", ")}`);
 }
 
 /** Turns dispatcher.store (and dispatcher.postgres) into pool settings; StateDatabaseError names what is wrong, never the password. */
 export function postgresTarget(url: string, options: PostgresOptions = {}): PostgresTarget {
-  const u = parseUrl(url);
+  const keys = options.keys ?? DISPATCHER_KEYS;
+  const { u, hostname } = parseUrl(url, keys);
   const params = u.searchParams;
   for (const key of params.keys()) {
     if (key !== "sslmode" && key !== "sslrootcert" && !PASSED_PARAMS.has(key)) {
       fail(
-        `dispatcher.store has the parameter ${key}, which forgejo-nsc does not use; remove it (TLS: sslmode and sslrootcert, or dispatcher.postgres.tls)`,
+        `${keys.url} has the parameter ${key}, which forgejo-nsc does not use; remove it (TLS: sslmode and sslrootcert, or ${keys.options}.tls)`,
       );
     }
   }
   const schema = options.schema ?? "public";
   if (!SCHEMA_NAME.test(schema))
-    fail(`dispatcher.postgres.schema "${schema}" must be lower-case letters, digits and underscores, starting with a letter or underscore`);
+    fail(`${keys.options}.schema "${schema}" must be lower-case letters, digits and underscores, starting with a letter or underscore`);
   const caFile = options.tls?.caFile ?? params.get("sslrootcert") ?? undefined;
   const ca =
     caFile === undefined
       ? undefined
-      : readCa(caFile, options.tls?.caFile !== undefined ? "dispatcher.postgres.tls.ca_file" : "the sslrootcert of dispatcher.store");
+      : readCa(caFile, options.tls?.caFile !== undefined ? `${keys.options}.tls.ca_file` : `the sslrootcert of ${keys.url}`);
   const decode = (s: string) => (s === "" ? undefined : decodeURIComponent(s));
-  const host = params.get("host") ?? (decode(u.hostname) || "localhost");
+  const host = params.get("host") ?? (decode(hostname) || "localhost");
   const port = Number(params.get("port") ?? (u.port || 5432));
   const user = params.get("user") ?? decode(u.username);
   const database = params.get("dbname") ?? decode(u.pathname.replace(/^\//, ""));
@@ -128,7 +160,7 @@ export function postgresTarget(url: string, options: PostgresOptions = {}): Post
     user,
     password: params.get("password") ?? decode(u.password),
     database,
-    ssl: tlsFor(sslModeOf(params), ca, options.tls?.rejectUnauthorized),
+    ssl: tlsFor(sslModeOf(params, keys), ca, options.tls?.rejectUnauthorized, keys),
     max: options.poolSize ?? DEFAULT_POOL_SIZE,
     statement_timeout: options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
