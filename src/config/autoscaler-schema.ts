@@ -2,7 +2,17 @@ import { Cron } from "croner";
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
 import { unsafeListenProblem } from "../http/listen-safety.js";
-import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, listenAddress, logSchema } from "./common.js";
+import {
+  EVEN_WITH_OTHER_PROBLEMS,
+  authSchema,
+  durationMs,
+  envRecord,
+  extraHeaders,
+  httpSchema,
+  httpUrl,
+  listenAddress,
+  logSchema,
+} from "./common.js";
 import { formatDuration } from "./duration.js";
 
 /** Instance names appear in URLs (/webhook/<name>) and idempotency keys. */
@@ -48,18 +58,15 @@ const forgejoSchema = z
     kind: z.enum(["auto", "forgejo", "gitea"]).default("auto"),
   })
   .strict()
-  .superRefine(
-    (f, ctx) => {
-      // Runs even when other keys are invalid, so every problem is listed at once.
-      if (!f.token)
-        ctx.addIssue({
-          code: "custom",
-          path: ["token"],
-          message: "required (or set token_file): a PAT that can list jobs and runners of the scope",
-        });
-    },
-    { when: () => true },
-  );
+  .superRefine((f, ctx) => {
+    // Runs even when other keys are invalid, so every problem is listed at once.
+    if (!f.token)
+      ctx.addIssue({
+        code: "custom",
+        path: ["token"],
+        message: "required (or set token_file): a PAT that can list jobs and runners of the scope",
+      });
+  }, EVEN_WITH_OTHER_PROBLEMS);
 
 const cronExpression = z.string().superRefine((pattern, ctx) => {
   try {
@@ -138,31 +145,27 @@ const targetSchema = z
       .optional(),
   })
   .strict()
-  .superRefine(
-    (t, ctx) => {
-      const sizes = [t.min_idle, ...(Array.isArray(t.min_idle_schedule) ? t.min_idle_schedule.map((p) => p?.min_idle) : [])].filter(
-        (n) => typeof n === "number",
-      );
-      if (t.min_idle_auto && typeof t.min_idle_auto === "object" && typeof t.min_idle_auto.max === "number")
-        sizes.push(t.min_idle_auto.max);
-      const peak = Math.max(0, ...sizes);
-      if (typeof t.max_runners === "number" && peak > t.max_runners) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["max_runners"],
-          message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill`,
-        });
-      }
-      if (typeof t.warm_retire_before === "number" && typeof t.ttl === "number" && t.warm_retire_before >= t.ttl) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["warm_retire_before"],
-          message: `must be shorter than ttl (${formatDuration(t.ttl)}): every warm runner would be retired as soon as it is up; lower it or raise ttl`,
-        });
-      }
-    },
-    { when: () => true },
-  );
+  .superRefine((t, ctx) => {
+    const sizes = [t.min_idle, ...(Array.isArray(t.min_idle_schedule) ? t.min_idle_schedule.map((p) => p?.min_idle) : [])].filter(
+      (n) => typeof n === "number",
+    );
+    if (t.min_idle_auto && typeof t.min_idle_auto === "object" && typeof t.min_idle_auto.max === "number") sizes.push(t.min_idle_auto.max);
+    const peak = Math.max(0, ...sizes);
+    if (typeof t.max_runners === "number" && peak > t.max_runners) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["max_runners"],
+        message: `is ${t.max_runners}, below the largest min_idle (${peak}); the warm pool could never fill`,
+      });
+    }
+    if (typeof t.warm_retire_before === "number" && typeof t.ttl === "number" && t.warm_retire_before >= t.ttl) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["warm_retire_before"],
+        message: `must be shorter than ttl (${formatDuration(t.ttl)}): every warm runner would be retired as soon as it is up; lower it or raise ttl`,
+      });
+    }
+  }, EVEN_WITH_OTHER_PROBLEMS);
 
 const webhookSchema = z
   .object({
@@ -193,30 +196,27 @@ const instanceSchema = z
     targets: z.array(targetSchema).min(1, "give at least one target (a label set to serve)"),
   })
   .strict()
-  .superRefine(
-    (i, ctx) => {
-      // Runs even when other keys are invalid, so every problem is listed at once: read defensively.
-      if (typeof i.poll_interval === "number" && i.poll_interval < 1000) {
-        ctx.addIssue({ code: "custom", path: ["poll_interval"], message: "must be at least 1s (each poll is several API calls)" });
-      }
-      if (typeof i.resync_interval === "number" && i.resync_interval !== 0 && i.resync_interval < 1000) {
-        ctx.addIssue({ code: "custom", path: ["resync_interval"], message: "must be 0 (never) or at least 1s" });
-      }
-      const names = new Set<string>();
-      (Array.isArray(i.targets) ? i.targets : []).forEach((t, idx) => {
-        if (!t || !Array.isArray(t.labels)) return;
-        const n = targetName(t);
-        if (names.has(n))
-          ctx.addIssue({
-            code: "custom",
-            path: ["targets", idx, "name"],
-            message: `"${n}" is used by an earlier target; names must be unique within an instance`,
-          });
-        names.add(n);
-      });
-    },
-    { when: () => true },
-  );
+  .superRefine((i, ctx) => {
+    // Runs even when other keys are invalid, so every problem is listed at once: read defensively.
+    if (typeof i.poll_interval === "number" && i.poll_interval < 1000) {
+      ctx.addIssue({ code: "custom", path: ["poll_interval"], message: "must be at least 1s (each poll is several API calls)" });
+    }
+    if (typeof i.resync_interval === "number" && i.resync_interval !== 0 && i.resync_interval < 1000) {
+      ctx.addIssue({ code: "custom", path: ["resync_interval"], message: "must be 0 (never) or at least 1s" });
+    }
+    const names = new Set<string>();
+    (Array.isArray(i.targets) ? i.targets : []).forEach((t, idx) => {
+      if (!t || !Array.isArray(t.labels)) return;
+      const n = targetName(t);
+      if (names.has(n))
+        ctx.addIssue({
+          code: "custom",
+          path: ["targets", idx, "name"],
+          message: `"${n}" is used by an earlier target; names must be unique within an instance`,
+        });
+      names.add(n);
+    });
+  }, EVEN_WITH_OTHER_PROBLEMS);
 
 const webhooksSchema = z
   .object({
@@ -267,37 +267,34 @@ export const autoscalerConfigSchema = z
     log: logSchema,
   })
   .strict()
-  .superRefine(
-    (c, ctx) => {
-      // Runs even when other keys are invalid, so every problem is listed at once: read defensively.
-      const seen = new Map<string, number>();
-      (Array.isArray(c.instances) ? c.instances : []).forEach((inst, idx) => {
-        if (!inst || typeof inst !== "object") return;
-        if (typeof inst.name === "string") {
-          const key = inst.name.toLowerCase();
-          const first = seen.get(key);
-          if (first !== undefined) {
-            ctx.addIssue({
-              code: "custom",
-              path: ["instances", idx, "name"],
-              message: `"${inst.name}" is already the name of instances[${first}]; names must be unique`,
-            });
-          } else seen.set(key, idx);
-        }
-        if (!c.dispatcher?.url && !inst.dispatcher?.url) {
+  .superRefine((c, ctx) => {
+    // Runs even when other keys are invalid, so every problem is listed at once: read defensively.
+    const seen = new Map<string, number>();
+    (Array.isArray(c.instances) ? c.instances : []).forEach((inst, idx) => {
+      if (!inst || typeof inst !== "object") return;
+      if (typeof inst.name === "string") {
+        const key = inst.name.toLowerCase();
+        const first = seen.get(key);
+        if (first !== undefined) {
           ctx.addIssue({
             code: "custom",
-            path: ["instances", idx, "dispatcher", "url"],
-            message: "required when there is no top-level dispatcher.url",
+            path: ["instances", idx, "name"],
+            message: `"${inst.name}" is already the name of instances[${first}]; names must be unique`,
           });
-        }
-      });
-      if (typeof c.listen !== "string" || !c.auth || !Array.isArray(c.auth.tokens)) return;
-      const unsafe = unsafeListenProblem("autoscaler", c.listen, c.auth);
-      if (unsafe) ctx.addIssue({ code: "custom", path: ["auth", "tokens"], message: unsafe });
-    },
-    { when: () => true },
-  );
+        } else seen.set(key, idx);
+      }
+      if (!c.dispatcher?.url && !inst.dispatcher?.url) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["instances", idx, "dispatcher", "url"],
+          message: "required when there is no top-level dispatcher.url",
+        });
+      }
+    });
+    if (typeof c.listen !== "string" || !c.auth || !Array.isArray(c.auth.tokens)) return;
+    const unsafe = unsafeListenProblem("autoscaler", c.listen, c.auth);
+    if (unsafe) ctx.addIssue({ code: "custom", path: ["auth", "tokens"], message: unsafe });
+  }, EVEN_WITH_OTHER_PROBLEMS);
 
 export type AutoscalerConfig = z.infer<typeof autoscalerConfigSchema>;
 export type InstanceConfig = AutoscalerConfig["instances"][number];

@@ -115,3 +115,11 @@ export const httpSchema = z
     }
   })
   .prefault({});
+
+/**
+ * For a refinement that must run even when other keys are invalid (so every problem is listed at
+ * once), but only on an object: a section that is missing altogether already has its own problem.
+ */
+export const EVEN_WITH_OTHER_PROBLEMS = {
+  when: (payload: { value: unknown }) => typeof payload.value === "object" && payload.value !== null,
+};

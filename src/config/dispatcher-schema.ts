@@ -1,6 +1,16 @@
 import { z } from "zod";
 import { scopeSchema } from "../forgejo/scope.js";
-import { authSchema, durationMs, envRecord, extraHeaders, httpSchema, httpUrl, listenAddress, logSchema } from "./common.js";
+import {
+  EVEN_WITH_OTHER_PROBLEMS,
+  authSchema,
+  durationMs,
+  envRecord,
+  extraHeaders,
+  httpSchema,
+  httpUrl,
+  listenAddress,
+  logSchema,
+} from "./common.js";
 import { DEFAULT_POOL_SIZE, SCHEMA_NAME, isPostgresUrl } from "../store/postgres/postgres-config.js";
 import { DEFAULT_RUNNER_VERSION, defaultRunnerImage, ephemeralRunnerProblem, imageRunnerVersion } from "../runner/runner-version.js";
 
@@ -21,13 +31,10 @@ const forgejoSchema = z
     registration: z.enum(["auto", "ephemeral", "token"]).default("auto"),
   })
   .strict()
-  .superRefine(
-    (f, ctx) => {
-      // Runs even when other keys are invalid, so every problem is listed at once.
-      if (!f.token && !f.token_file) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set forgejo.token_file)" });
-    },
-    { when: () => true },
-  );
+  .superRefine((f, ctx) => {
+    // Runs even when other keys are invalid, so every problem is listed at once.
+    if (!f.token && !f.token_file) ctx.addIssue({ code: "custom", path: ["token"], message: "required (or set forgejo.token_file)" });
+  }, EVEN_WITH_OTHER_PROBLEMS);
 
 const capSchema = z
   .object({
@@ -87,28 +94,25 @@ const namespaceSchema = z
     windows_machine_type: z.string().optional(),
   })
   .strict()
-  .superRefine(
-    (n, ctx) => {
-      if (n.linux_launch !== "compute_api") return;
-      if (!n.token_file) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["linux_launch"],
-          message:
-            'compute_api needs namespace.token_file ({"bearer_token": …}, the Compute API credential); set it, or use linux_launch: nsc',
-        });
-      }
-      if (!n.region) {
-        // Instances made through the API are supervised and destroyed with nsc: both must look at one region.
-        ctx.addIssue({
-          code: "custom",
-          path: ["linux_launch"],
-          message: "compute_api needs namespace.region (e.g. ord4), so that nsc list/destroy see the instances the Compute API creates",
-        });
-      }
-    },
-    { when: () => true },
-  )
+  .superRefine((n, ctx) => {
+    if (n.linux_launch !== "compute_api") return;
+    if (!n.token_file) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["linux_launch"],
+        message:
+          'compute_api needs namespace.token_file ({"bearer_token": …}, the Compute API credential); set it, or use linux_launch: nsc',
+      });
+    }
+    if (!n.region) {
+      // Instances made through the API are supervised and destroyed with nsc: both must look at one region.
+      ctx.addIssue({
+        code: "custom",
+        path: ["linux_launch"],
+        message: "compute_api needs namespace.region (e.g. ord4), so that nsc list/destroy see the instances the Compute API creates",
+      });
+    }
+  }, EVEN_WITH_OTHER_PROBLEMS)
   .prefault({});
 
 const binarySource = z

@@ -91,8 +91,20 @@ const formatPath = (path: readonly PropertyKey[]) =>
     .join(".")
     .replace(/\.\[/g, "[") || "(root)";
 
+/** What zod's type names mean in a YAML file. */
+const YAML_KINDS: Record<string, string> = {
+  array: "a list",
+  object: "a mapping of keys",
+  string: "a string",
+  number: "a number",
+  boolean: "true or false",
+};
+
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
+    // zod's "Invalid input: expected array, received undefined" means the key is missing.
+    const missing = i.code === "invalid_type" ? /^Invalid input: expected (\w+), received undefined$/.exec(i.message) : null;
+    if (missing) return `${formatPath(i.path)}: required: ${YAML_KINDS[missing[1]!] ?? missing[1]}`;
     // zod says only "Invalid key in record" and keeps the key's own message nested: surface it.
     if (i.code === "invalid_key") {
       // The key's own message, under its path; a key that is not plain printable text is quoted

@@ -225,3 +225,23 @@ describe("replicas.store (autoscaler replicas, docs/replicas.md)", () => {
     ]);
   });
 });
+
+describe("missing sections and keys", () => {
+  it("a dispatcher config without its forgejo section is a config problem, not a crash", () => {
+    // The forgejo.token refinement used to run on the missing section: TypeError "reading 'token'".
+    expect(problemsOf(dispatcherConfigSchema, "{}\n")).toEqual(["forgejo: required: a mapping of keys"]);
+  });
+
+  it("an empty autoscaler config lists what it needs", () => {
+    expect(problemsOf(autoscalerConfigSchema, "{}\n")).toEqual(["instances: required: a list"]);
+  });
+
+  it("a missing key says it is required and what kind of value it takes", () => {
+    expect(
+      problemsOf(
+        autoscalerConfigSchema,
+        `dispatcher: { url: "http://127.0.0.1:8080" }\ninstances: [{forgejo: {base_url: 'https://f.example', token: t}, targets: [{}]}]\n`,
+      ),
+    ).toEqual(["instances[0].name: required: a string", "instances[0].targets[0].labels: required: a list"]);
+  });
+});
