@@ -1,3 +1,4 @@
+import { RETRIES } from "../store/postgres/postgres-errors.js";
 import { parseArgs } from "node:util";
 import type { z } from "zod";
 import { ConfigError, loadConfigFile } from "../config/load.js";
@@ -79,7 +80,12 @@ export function runDaemon(name: string, main: () => Promise<number>): void {
       if (code >= 0) process.exit(code);
     },
     (err: unknown) => {
-      process.stderr.write(`${name} failed to start: ${errorMessage(err)}\n`);
+      // A running dispatcher retries an unreachable database by itself; one that cannot start exits.
+      const message = errorMessage(err).replace(
+        `; ${RETRIES}`,
+        "; exiting (systemd's Restart=on-failure or a container restart policy starts it again)",
+      );
+      process.stderr.write(`${name} failed to start: ${message}\n`);
       process.exit(1);
     },
   );

@@ -198,6 +198,34 @@ describe("forgejo-nsc-dispatcher --check", () => {
   });
 });
 
+describe("forgejo-nsc-dispatcher start-up", () => {
+  it("an unreachable PostgreSQL: exit 1, saying what failed and that it exits, never the password", async () => {
+    const file = join(tmp.dir, "unreachable-store.yaml");
+    writeFileSync(
+      file,
+      [
+        "forgejo: {base_url: 'https://f.example', token: t}",
+        // Port 1 on loopback: nothing listens there, the connection is refused at once.
+        'dispatcher: {store: "postgres://fnsc:startup-db-pw@127.0.0.1:1/fnsc", postgres: {connect_timeout: 2s}}',
+        "namespace: {nsc_binary: /bin/true}",
+      ].join("\n"),
+    );
+    const r = await promisify(execFile)(process.execPath, ["--import", "tsx", join(ROOT, "src/bin/dispatcher.ts"), "--config", file], {
+      cwd: ROOT,
+    }).then(
+      (ok) => ({ code: 0, ...ok }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "forgejo-nsc-dispatcher failed to start: state database postgres://fnsc@127.0.0.1:1/fnsc: cannot connect (ECONNREFUSED)",
+    );
+    expect(r.stderr).toContain("; exiting (systemd's Restart=on-failure or a container restart policy starts it again)");
+    expect(r.stderr).not.toContain("keeps retrying");
+    expect(r.stderr + r.stdout).not.toContain("startup-db-pw");
+  });
+});
+
 describe("env keys that are not plain text", () => {
   it("are quoted and escaped in the message, not echoed into the path", () => {
     const a = problemsOf(

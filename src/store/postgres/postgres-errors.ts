@@ -34,7 +34,8 @@ export function sqlState(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
-const RETRIES = "the dispatcher keeps retrying by itself";
+/** The advice's ending while the dispatcher runs; at start-up, src/bin/daemon-main.ts says what happens instead. */
+export const RETRIES = "the dispatcher keeps retrying by itself";
 
 /** What to do about a failure that is about the server, or undefined for a statement's own error (constraints, SQL, bugs). */
 function advice(code: string | undefined, message: string): string | undefined {
