@@ -1,8 +1,8 @@
-import { RETRIES } from "../store/postgres/postgres-errors.js";
 import { parseArgs } from "node:util";
 import type { z } from "zod";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { errorMessage } from "../shared/error-message.js";
+import { RETRIES } from "../store/postgres/postgres-errors.js";
 
 export interface DaemonSpec<S extends z.ZodType> {
   /** Program name, for usage and error lines. */
