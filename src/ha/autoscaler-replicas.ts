@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { AutoscalerConfig } from "../config/autoscaler-schema.js";
 import type { Lease } from "./lease.js";
-import { postgresTarget } from "../store/postgres/postgres-config.js";
+import { errorMessage } from "../shared/error-message.js";
+import { postgresTarget, redactUrl } from "../store/postgres/postgres-config.js";
 import { openLease } from "./open-lease.js";
 import { leasePool } from "./pg-lease.js";
 import { WebhookRelay } from "./webhook-relay.js";
@@ -22,12 +23,19 @@ export async function openAutoscalerReplicas(config: AutoscalerConfig, logger: L
   // The dispatcher's reading of the URL (sslmode as libpq does it, a host left out, the password never shown).
   const target = postgresTarget(r.store, { schema: r.schema, keys: { url: "replicas.store", options: "replicas" } });
   const connection = { ...target.pool, application_name: "forgejo-nsc autoscaler" };
+  const unreachable = (err: unknown) =>
+    new Error(
+      `cannot open the replicas' database ${target.display} (replicas.store): ${redactUrl(errorMessage(err))}; start the server or check replicas.store's host, port and credentials`,
+      { cause: err },
+    );
   const lease = await openLease({
     postgres: { connection, schema: r.schema },
     name: "autoscaler",
     ttlMs: r.lease_ttl,
     logger,
     replica: r.name,
+  }).catch((err: unknown) => {
+    throw unreachable(err);
   });
   const pool = leasePool(connection, Math.max(1000, r.lease_ttl), logger);
   const relay = new WebhookRelay({ pool, schema: r.schema, logger: logger.child({ component: "webhook-relay" }), close: () => pool.end() });
@@ -36,7 +44,7 @@ export async function openAutoscalerReplicas(config: AutoscalerConfig, logger: L
   } catch (err) {
     await relay.stop();
     await lease.stop();
-    throw err;
+    throw unreachable(err);
   }
   return { lease, relay };
 }

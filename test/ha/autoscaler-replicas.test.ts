@@ -149,6 +149,19 @@ describe("replicas.store", () => {
     },
   );
 
+  it("an unreachable database is named with what to check, never with its password", async () => {
+    const logs = captureLogger("debug");
+    // Port 1 on loopback: nothing listens there.
+    const err = await openAutoscalerReplicas(configWith({ store: `postgres://u:${PW}@127.0.0.1:1/d` }), logs.logger).catch(
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).toMatch(
+      /^cannot open the replicas' database postgres:\/\/u@127\.0\.0\.1:1\/d \(replicas\.store\): .*ECONNREFUSED.*; start the server or check replicas\.store's host, port and credentials$/,
+    );
+    expect((err as Error).message).not.toContain(PW);
+    expect(logs.text()).not.toContain(PW);
+  });
+
   it("takes libpq's URL without a host (the NixOS module's socket URL) and connects with it", async () => {
     // The test server is reached over TCP here; the URL keeps the form without a host and names it in host=.
     const u = new URL(db.url);
