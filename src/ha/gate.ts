@@ -3,16 +3,18 @@ import type { Launcher } from "../namespace/launcher.js";
 import type { Platform } from "../store/types.js";
 
 /**
- * Refused because this replica does not hold the lease (a standby, or a leader whose lease ran out).
+ * Refused because this replica does not hold the lease (a standby, or a leader whose lease ran out):
+ * by the lease gates here, or by a fenced store write (Store.fenced), which then wrote nothing.
  * kind "invalid": nothing was created. A refused launch never reaches the leftover check: the
  * launch path tests isNotLeader first and leaves the runner to the replica that holds the lease.
  */
 export class NotLeaderError extends Error {
   readonly kind = "invalid";
   readonly notLeader = true;
-  constructor(what: string) {
+  constructor(what: string, options?: { cause?: unknown }) {
     super(
       `${what} refused: this replica does not hold the lease (a standby, or its lease ran out); the replica that holds it does this on its next tick`,
+      options,
     );
     this.name = "NotLeaderError";
   }

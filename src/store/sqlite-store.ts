@@ -330,6 +330,14 @@ export class SqliteStore implements Store {
     return this.attempt("write", () => tx.immediate());
   }
 
+  /**
+   * Itself: one process uses the file (a second one waits for its lock and is refused), and its
+   * lease is the single replica's (SoleLease), always held. No lease table to check.
+   */
+  fenced(): Store {
+    return this;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

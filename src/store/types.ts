@@ -140,5 +140,26 @@ export interface Store {
    * a while, it makes a write that changes nothing to find out.
    */
   writeProblem(): Promise<string | undefined>;
+  /**
+   * The same records, whose writes (createDispatch, transition, update, pruneFinished) succeed only
+   * while `fence` holds its lease: on PostgreSQL the lease row must name fence.holder with
+   * fence.epoch() and not have expired by the database's clock, checked in the write's own
+   * transaction right before it commits; otherwise nothing is written and the write rejects with
+   * NotLeaderError (src/ha/gate.ts). Reads, writeProblem and close are the store's own. A store
+   * that only one process can use (SQLite) returns itself: its single lease is always held.
+   */
+  fenced(fence: WriteFence): Store;
   close(): Promise<void>;
+}
+
+/**
+ * The lease that fences a replica's writes (Store.fenced): src/ha/lease.ts's Lease is one. Its row
+ * is `name` in the `leases` table of the store's schema (src/ha/pg-lease.ts).
+ */
+export interface WriteFence {
+  readonly name: string;
+  /** This replica's identity in the lease table. */
+  readonly holder: string;
+  /** The epoch of the holding this replica believes in force, or undefined when it holds none now (refused without asking). */
+  epoch(): number | undefined;
 }

@@ -9,6 +9,7 @@ import type {
   RunnerRecord,
   RunnerState,
   Store,
+  WriteFence,
 } from "../../src/store/types.js";
 
 /** A write the wrapped store was asked for. */
@@ -26,7 +27,7 @@ export interface WriteCall {
 export class FailingStore implements Store {
   private failing: ((call: WriteCall) => boolean) | undefined;
   /** Every write refused, in order. */
-  readonly refused: WriteCall[] = [];
+  readonly refused: WriteCall[];
   readonly message =
     "state database /var/lib/forgejo-nsc/dispatcher.db cannot be written: the disk is full (SQLITE_FULL); free space on its file system; the dispatcher keeps retrying by itself";
 
@@ -34,8 +35,10 @@ export class FailingStore implements Store {
   constructor(
     private readonly inner: Store,
     failing?: (call: WriteCall) => boolean,
+    refused: WriteCall[] = [],
   ) {
     this.failing = failing;
+    this.refused = refused;
   }
 
   /** Refuses every write (or those `which` selects) until heal(). */
@@ -107,6 +110,11 @@ export class FailingStore implements Store {
 
   countRunners(states: readonly RunnerState[]): Promise<number> {
     return this.inner.countRunners(states);
+  }
+
+  /** The inner store's fenced view, refusing what this one refuses (while it does). */
+  fenced(fence: WriteFence): Store {
+    return new FailingStore(this.inner.fenced(fence), (call) => this.failing?.(call) ?? false, this.refused);
   }
 
   close(): Promise<void> {

@@ -3,6 +3,8 @@ import pg from "pg";
 import { openPostgresStore } from "../../src/store/postgres/postgres-store.js";
 import type { PostgresStore, PostgresStoreOptions } from "../../src/store/postgres/postgres-store.js";
 import type { StoreHarness } from "./store-contract.js";
+import { PgLeaseBackend, ensureLeaseSchema } from "../../src/ha/pg-lease.js";
+import type { WriteFence } from "../../src/store/types.js";
 
 import { TEST_PG_URL } from "../helpers/pg-schema.js";
 
@@ -40,5 +42,19 @@ export function freshSchema(): PgSchema {
 
 export async function postgresHarness(): Promise<StoreHarness> {
   const schema = freshSchema();
-  return { open: () => schema.open(), cleanup: () => schema.cleanup() };
+  return { open: () => schema.open(), holdingFence: () => holdingFence(schema.name), cleanup: () => schema.cleanup() };
+}
+
+/** The dispatcher lease on `schema`, claimed for a minute by a replica of its own: its fence. */
+async function holdingFence(schema: string): Promise<WriteFence> {
+  const pool = new pg.Pool({ connectionString: TEST_PG_URL, max: 1 });
+  try {
+    await ensureLeaseSchema(pool, schema);
+    const holder = `contract-${randomBytes(3).toString("hex")}`;
+    const claim = await new PgLeaseBackend(pool, schema).claim("dispatcher", holder, 60_000);
+    if (!claim.ok) throw new Error(`the test lease is held by ${claim.holder}`);
+    return { name: "dispatcher", holder, epoch: () => claim.epoch };
+  } finally {
+    await pool.end();
+  }
 }

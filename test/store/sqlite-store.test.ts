@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { SoleLease } from "../../src/ha/lease.js";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, SchemaTooNewError } from "../../src/store/migrations.js";
 import { openStore } from "../../src/store/open-store.js";
 import { StateDatabaseError, openSqliteStore } from "../../src/store/sqlite-store.js";
@@ -19,6 +20,8 @@ runStoreContract("SqliteStore on a temp file", async () => {
   const path = join(tmp.dir, "state", "dispatcher.db");
   return {
     open: async () => openSqliteStore(path),
+    // The single replica's lease: always held; the SQLite store has no lease table to check.
+    holdingFence: async () => new SoleLease("dispatcher"),
     cleanup: async () => tmp.cleanup(),
   };
 });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { QueueFullError } from "../../src/store/errors.js";
-import type { RunnerRecord, Store } from "../../src/store/types.js";
+import type { RunnerRecord, Store, WriteFence } from "../../src/store/types.js";
 import { at, dispatchWith, iso } from "./records.js";
 
 /**
@@ -10,6 +10,8 @@ import { at, dispatchWith, iso } from "./records.js";
  */
 export interface StoreHarness {
   open(): Promise<Store>;
+  /** A fence (Store.fenced) whose lease is held on this data now. */
+  holdingFence(): Promise<WriteFence>;
   cleanup(): Promise<void>;
 }
 
@@ -418,6 +420,24 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
         expect(await other.transition("d1-r0", ["pending"], "launching", "taken by the other replica")).toBeDefined();
         expect(await store.transition("d1-r0", ["pending"], "launching", "too late")).toBeUndefined();
         expect((await store.getRunner("d1-r0"))?.reason).toBe("taken by the other replica");
+      });
+    });
+
+    describe("fenced", () => {
+      it("a view whose lease is held writes and reads as the store itself", async () => {
+        const fenced = store.fenced(await harness.holdingFence());
+        const { dispatch, runners } = dispatchWith({ id: "d1", runners: 2 });
+        expect((await fenced.createDispatch(dispatch, runners)).created).toBe(true);
+        expect(await fenced.transition("d1-r0", ["pending"], "launching", "slot", { launchAttempts: 1 }, at(1000))).toMatchObject({
+          state: "launching",
+        });
+        expect(await fenced.transition("d1-r0", ["pending"], "launching", "again", {}, at(1000))).toBeUndefined();
+        expect(await fenced.update("d1-r1", { reason: "waiting" }, at(1000))).toMatchObject({ reason: "waiting" });
+        await fenced.transition("d1-r1", ["pending"], "failed", "gave up", {}, at(2000));
+        expect(await fenced.pruneFinished(at(3000))).toBe(1);
+        expect(await store.listRunners()).toEqual(await fenced.listRunners());
+        expect((await store.getRunner("d1-r0"))?.history.map((t) => t.to)).toEqual(["pending", "launching"]);
+        expect(await fenced.writeProblem()).toBeUndefined();
       });
     });
   });

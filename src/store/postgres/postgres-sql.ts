@@ -1,3 +1,4 @@
+import { escapeLiteral } from "pg";
 import type { SqlDialect } from "../rows.js";
 import { RUNNER_COLUMNS } from "../rows.js";
 import { TERMINAL_STATES } from "../types.js";
@@ -82,3 +83,31 @@ export const dispatchLockKey = (schema: string) => `forgejo-nsc:dispatch:${schem
 
 /** A write that changes nothing, for writeProblem: fails like a real one on a read-only or unreachable server. */
 export const PROBE_WRITE = "UPDATE schema_migrations SET name = name WHERE version = (SELECT MAX(version) FROM schema_migrations)";
+
+/** The SQLSTATE of a write refused by its fence (fenceAndCommit): this replica's lease is not in force. */
+export const FENCE_REFUSED = "FNL01";
+
+/**
+ * Checks the lease and commits, in one message: the lease row must name `holder` with `epoch` and
+ * not have expired by the database's clock (clock_timestamp()), else the DO block raises
+ * FENCE_REFUSED and the COMMIT after it never runs (the transaction is rolled back). FOR SHARE
+ * holds the lease row from the check to the COMMIT, so no claim can change hands in between; as
+ * both run in one message, no pause of this process can stretch that hold. Simple-query protocol
+ * (no parameters, several statements): the values are quoted literals, twice (in the DO body, and
+ * the body as a string), and the epoch is an integer.
+ */
+export function fenceAndCommit(name: string, holder: string, epoch: number): string {
+  if (!Number.isSafeInteger(epoch)) throw new TypeError(`lease epoch ${epoch} is not an integer`);
+  const body = `DECLARE l record;
+BEGIN
+  SELECT holder, epoch, expires_at > clock_timestamp() AS live INTO l FROM leases WHERE name = ${escapeLiteral(name)} FOR SHARE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '${FENCE_REFUSED}', MESSAGE = 'the lease table has no ' || ${escapeLiteral(name)} || ' lease';
+  END IF;
+  IF l.holder <> ${escapeLiteral(holder)} OR l.epoch <> ${epoch} OR NOT l.live THEN
+    RAISE EXCEPTION USING ERRCODE = '${FENCE_REFUSED}',
+      MESSAGE = format('the database''s lease is epoch %s of %s, %s', l.epoch, l.holder, CASE WHEN l.live THEN 'in force' ELSE 'expired' END);
+  END IF;
+END`;
+  return `DO ${escapeLiteral(body)}; COMMIT`;
+}

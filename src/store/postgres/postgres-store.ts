@@ -1,6 +1,7 @@
 import { errorMessage } from "../../shared/error-message.js";
 import pg from "pg";
 import type { Pool, PoolClient } from "pg";
+import { NotLeaderError } from "../../ha/gate.js";
 import type { Logger } from "../../http/logger.js";
 import { StateDatabaseError, StateUnavailableError } from "../errors.js";
 import { SchemaTooNewError } from "../migrations.js";
@@ -29,6 +30,7 @@ import type {
   RunnerState,
   Store,
   Transition,
+  WriteFence,
 } from "../types.js";
 import { WriteHealth } from "../write-health.js";
 import { postgresTarget } from "./postgres-config.js";
@@ -38,6 +40,7 @@ import { migratePostgres } from "./postgres-migrations.js";
 import {
   APPEND_TRANSITION,
   DISPATCH_LOCK,
+  FENCE_REFUSED,
   INSERT_DISPATCH,
   COUNT_PENDING,
   PG_DIALECT,
@@ -48,6 +51,7 @@ import {
   SELECT_RUNNERS,
   SELECT_RUNNER_FIELDS,
   dispatchLockKey,
+  fenceAndCommit,
   insertFirstTransitions,
   insertRunners,
 } from "./postgres-sql.js";
@@ -61,6 +65,18 @@ const CONFLICT_ATTEMPTS = 5;
 
 export interface PostgresStoreOptions extends PostgresOptions {
   logger?: Logger | undefined;
+}
+
+/** What a store and its fenced views share: whether it is closed, and how its writes fare. */
+interface SharedState {
+  closed: boolean;
+  health: WriteHealth;
+}
+
+/** A write of a fenced view: the lease it needs, and what it is (for the NotLeaderError). */
+interface Fencing {
+  fence: WriteFence;
+  what: string;
 }
 
 async function readDispatch(db: Queryable, where: string, value: string): Promise<DispatchRecord | undefined> {
@@ -103,18 +119,34 @@ const existing = (db: Queryable, key: string) => readDispatchWithRunners(db, "d.
  * never overfill the queue together. Reads are single
  * statements (one snapshot each). Failures of the server or the connection become
  * StateUnavailableError (503 for API clients, retried by Records.durably), as a locked or full
- * disk does for SQLite; messages name the database without its password.
+ * disk does for SQLite; messages name the database without its password. A fenced view
+ * (`fenced`) commits each write only if this replica's lease row is still in force (fenceAndCommit).
  */
 export class PostgresStore implements Store {
-  private closed = false;
-  private readonly health: WriteHealth;
+  private readonly shared: SharedState;
 
   constructor(
     private readonly pool: Pool,
     readonly target: PostgresTarget,
     private readonly logger?: Logger | undefined,
+    /** Set on a fenced view: every write checks this lease as it commits. */
+    private readonly fence?: WriteFence | undefined,
+    shared?: SharedState,
   ) {
-    this.health = new WriteHealth({ database: target.display }, logger);
+    this.shared = shared ?? { closed: false, health: new WriteHealth({ database: target.display }, logger) };
+  }
+
+  private get health(): WriteHealth {
+    return this.shared.health;
+  }
+
+  fenced(fence: WriteFence): PostgresStore {
+    return new PostgresStore(this.pool, this.target, this.logger, fence, this.shared);
+  }
+
+  /** The fencing of a write named `what`, on a fenced view. */
+  private fencing(what: string): Fencing | undefined {
+    return this.fence && { fence: this.fence, what };
   }
 
   private unavailable(err: unknown): unknown {
@@ -123,7 +155,7 @@ export class PostgresStore implements Store {
 
   /** One statement on any pooled connection. */
   private async read<T>(step: (db: Queryable) => Promise<T>): Promise<T> {
-    if (this.closed) throw new StateDatabaseError(`state database ${this.target.display} is closed`);
+    if (this.shared.closed) throw new StateDatabaseError(`state database ${this.target.display} is closed`);
     try {
       return await step(this.pool);
     } catch (err) {
@@ -131,12 +163,17 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** A write transaction, run again when it lost a serialization race or a deadlock. */
-  private async write<T>(step: (db: PoolClient) => Promise<T>): Promise<T> {
-    if (this.closed) throw new StateDatabaseError(`state database ${this.target.display} is closed`);
+  /**
+   * A write transaction, run again when it lost a serialization race or a deadlock. With `fencing`
+   * it commits only while the lease is in force (NotLeaderError otherwise, nothing written).
+   */
+  private async write<T>(fencing: Fencing | undefined, step: (db: PoolClient) => Promise<T>): Promise<T> {
+    if (this.shared.closed) throw new StateDatabaseError(`state database ${this.target.display} is closed`);
+    // Not held by the local deadline: no need to ask the database.
+    if (fencing && fencing.fence.epoch() === undefined) throw new NotLeaderError(fencing.what);
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.transaction(step);
+        const result = await this.transaction(step, fencing);
         this.health.succeeded();
         return result;
       } catch (err) {
@@ -149,7 +186,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async transaction<T>(step: (db: PoolClient) => Promise<T>): Promise<T> {
+  private async transaction<T>(step: (db: PoolClient) => Promise<T>, fencing?: Fencing): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     // A connection lost while checked out also emits "error" on the client; unheard, it would end the process.
@@ -158,7 +195,8 @@ export class PostgresStore implements Store {
     try {
       await client.query("BEGIN");
       const result = await step(client);
-      await client.query("COMMIT");
+      if (fencing) await commitFenced(client, fencing);
+      else await client.query("COMMIT");
       return result;
     } catch (err) {
       // A connection that failed mid-transaction is dropped rather than handed out again.
@@ -174,7 +212,7 @@ export class PostgresStore implements Store {
   async writeProblem(): Promise<string | undefined> {
     if (this.health.trusted()) return undefined;
     try {
-      await this.write((db) => db.query(PROBE_WRITE));
+      await this.write(undefined, (db) => db.query(PROBE_WRITE));
       return undefined;
     } catch (err) {
       return errorMessage(err);
@@ -194,7 +232,7 @@ export class PostgresStore implements Store {
     if (seen) return seen;
     let recorded: boolean;
     try {
-      recorded = await this.write(async (db) => {
+      recorded = await this.write(this.fencing(`recording dispatch ${dispatch.id}`), async (db) => {
         const inserted = await db.query(INSERT_DISPATCH, [
           dispatch.id,
           key ?? null,
@@ -278,7 +316,7 @@ export class PostgresStore implements Store {
   ): Promise<RunnerRecord | undefined> {
     const { when, set, values } = transitionUpdate(from, to, reason, patch, at, PG_DIALECT.placeholder);
     const sql = `UPDATE runners SET ${set} WHERE name = $${values.length + 1}`;
-    return this.write(async (db) => {
+    return this.write(this.fencing(`recording runner ${name} -> ${to}`), async (db) => {
       // The row lock makes the check and the change one step: a concurrent transition waits, then sees the new state.
       const current = await db.query<{ state: RunnerState }>("SELECT state FROM runners WHERE name = $1 FOR UPDATE", [name]);
       const state = current.rows[0]?.state;
@@ -292,7 +330,7 @@ export class PostgresStore implements Store {
   async update(name: string, patch: RunnerPatch, at: Date = new Date()): Promise<RunnerRecord | undefined> {
     const { set, values } = patchUpdate(patch, at, PG_DIALECT.placeholder);
     const sql = `UPDATE runners SET ${set} WHERE name = $${values.length + 1}`;
-    return this.write(async (db) => {
+    return this.write(this.fencing(`updating runner ${name}`), async (db) => {
       if ((await db.query(sql, [...values, name])).rowCount !== 1) return undefined;
       return readRunner(db, name);
     });
@@ -300,7 +338,7 @@ export class PostgresStore implements Store {
 
   async pruneFinished(before: Date): Promise<number> {
     const cutoff = isoTimestamp(before, "pruneFinished before");
-    return this.write(async (db) => {
+    return this.write(this.fencing("pruning finished runner records"), async (db) => {
       await db.query(PRUNE[0], [cutoff]);
       const removed = (await db.query(PRUNE[1], [cutoff])).rowCount ?? 0;
       await db.query(PRUNE[2], [cutoff]);
@@ -309,9 +347,24 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.shared.closed) return;
+    this.shared.closed = true;
     await this.pool.end();
+  }
+}
+
+/**
+ * Commits only if the lease is in force now (fenceAndCommit: checked by the database, in the
+ * message that commits). Throws NotLeaderError otherwise; the caller rolls back.
+ */
+async function commitFenced(client: PoolClient, { fence, what }: Fencing): Promise<void> {
+  const epoch = fence.epoch();
+  if (epoch === undefined) throw new NotLeaderError(what);
+  try {
+    await client.query(fenceAndCommit(fence.name, fence.holder, epoch));
+  } catch (err) {
+    if (sqlState(err) !== FENCE_REFUSED) throw err;
+    throw new NotLeaderError(`${what} (${errorMessage(err)}; this replica held epoch ${epoch})`, { cause: err });
   }
 }
 
