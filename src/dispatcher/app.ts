@@ -83,14 +83,14 @@ export interface Dispatcher {
 export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher> {
   const { config, logger } = deps;
   const lease = deps.lease ?? new SoleLease("dispatcher");
-  const ctx = dispatcherContext(deps, lease);
+  const { ctx, api } = dispatcherContexts(deps, lease);
   const scheduler = new Scheduler(ctx);
   const supervisor = new Supervisor(ctx, scheduler);
   const sweep = new RegistrationSweep(ctx);
   let accepting = true;
-  const app = await dispatcherServer(deps, ctx, scheduler, lease, () => accepting);
+  const app = await dispatcherServer(deps, api, scheduler, lease, () => accepting);
 
-  const loops = new ActingLoops({ ctx, store: deps.store, scheduler, supervisor, sweep, lease, timers: deps.timers !== false });
+  const loops = new ActingLoops({ ctx, store: ctx.records.store, scheduler, supervisor, sweep, lease, timers: deps.timers !== false });
   return {
     app,
     ctx,
@@ -112,19 +112,25 @@ export async function createDispatcher(deps: DispatcherDeps): Promise<Dispatcher
   };
 }
 
-/** What every part of the dispatcher shares; with replicas, Forgejo and the launchers are gated by the lease. */
-function dispatcherContext(deps: DispatcherDeps, lease: Lease): DispatcherContext {
+/**
+ * What every part of the dispatcher shares; with replicas, Forgejo and the launchers are gated by
+ * the lease, and the acting work's records (`ctx`: scheduler, launches, supervisor, recovery,
+ * pruning) are fenced by it in the database (Store.fenced). The API's (`api`: accepting,
+ * cancelling) are not: a standby serves requests. Both share one Records event stream.
+ */
+function dispatcherContexts(deps: DispatcherDeps, lease: Lease): { ctx: DispatcherContext; api: DispatcherContext } {
   const { config, logger } = deps;
   const metrics = deps.metrics ?? new Metrics({ daemon: "dispatcher" });
   const now = deps.now ?? (() => new Date());
   const records = new Records(deps.store, logger, metrics, now);
   const replicated = !(lease instanceof SoleLease);
+  const actingRecords = replicated ? records.fenced(lease) : records;
   const acting = () => lease.held();
   // With replicas, every effect on Namespace and Forgejo is checked against the lease right before it happens.
   const forgejo = replicated ? gateForgejo(deps.forgejo, acting) : deps.forgejo;
   const ctx: DispatcherContext = {
     config,
-    records,
+    records: actingRecords,
     forgejo,
     creds: new CredentialSource(forgejo, config, now, (message) => logger.warn(message)),
     launchers: replicated ? gateLaunchers(deps.launchers, acting) : deps.launchers,
@@ -134,10 +140,10 @@ function dispatcherContext(deps: DispatcherDeps, lease: Lease): DispatcherContex
     ...(replicated ? { acting } : {}),
   };
   if (replicated) registerLeaseMetrics(metrics.registry, lease);
-  return ctx;
+  return { ctx, api: { ...ctx, records } };
 }
 
-/** The HTTP server: refuses POSTs once shutting down, health and readiness, and the API routes. */
+/** The HTTP server: refuses POSTs once shutting down, health and readiness, and the API routes (on the unfenced records). */
 async function dispatcherServer(
   deps: DispatcherDeps,
   ctx: DispatcherContext,

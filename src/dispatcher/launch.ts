@@ -100,6 +100,8 @@ export async function launchRunner(ctx: DispatcherContext, r: RunnerRecord, sign
     try {
       return await failedAttempt(ctx, rec, err, { attempt, launcher, registered, instanceMayExist, durably, signal });
     } catch (e) {
+      // A record the lease's fence refused: lost the lease while settling the attempt.
+      if (isNotLeader(e)) return lostLease(log, `(${errorMessage(e)})`);
       if (stoppedWaiting(e, signal)) return { kind: "interrupted" };
       throw e;
     }

@@ -1,3 +1,4 @@
+import { isNotLeader } from "../ha/gate.js";
 import type { Lease, LeaseChange } from "../ha/lease.js";
 import type { Store } from "../store/types.js";
 import type { DispatcherContext } from "./context.js";
@@ -9,6 +10,7 @@ import type { Supervisor } from "./supervisor.js";
 
 export interface ActingLoopsDeps {
   ctx: DispatcherContext;
+  /** Where pruning writes: the acting records' store (fenced by the lease, with replicas). */
   store: Store;
   scheduler: Scheduler;
   supervisor: Supervisor;
@@ -50,7 +52,8 @@ export class ActingLoops {
     if (c.held) {
       const p = this.takeOver("takeover")
         .catch((err) =>
-          log.error(
+          // A record the lease's fence refused: the lease is lost already, and the lease logs that.
+          log[isNotLeader(err) ? "info" : "error"](
             { err: errorMessage(err) },
             "recovery after taking the lease over failed; the supervisor settles interrupted launches on its next tick",
           ),
@@ -90,7 +93,9 @@ export class ActingLoops {
     if (!lease.held() || this.takingOver) return;
     const { logger } = ctx;
     this.ticks += 1;
-    void supervisor.tick().catch((err) => logger.error({ err: errorMessage(err) }, "supervision tick failed"));
+    void supervisor
+      .tick()
+      .catch((err) => logger[isNotLeader(err) ? "info" : "error"]({ err: errorMessage(err) }, "supervision tick failed"));
     scheduler.kick();
     if (this.ticks % 6 === 1) void sweep.run().catch((err) => logger.warn({ err: errorMessage(err) }, "registration sweep failed"));
     if (this.ticks % 360 === 1) {

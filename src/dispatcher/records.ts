@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Metrics } from "../http/metrics.js";
 import { isLegalTransition } from "../api/states.js";
 import { StateUnavailableError } from "../store/errors.js";
-import type { RunnerPatch, RunnerRecord, RunnerState, Store } from "../store/types.js";
+import type { RunnerPatch, RunnerRecord, RunnerState, Store, WriteFence } from "../store/types.js";
 
 import { pause } from "./pause.js";
 
@@ -25,15 +25,21 @@ export class IllegalTransitionError extends Error {
  * count it, and wake anyone waiting on that runner (?wait=launched|finished).
  */
 export class Records {
-  private readonly events = new EventEmitter();
-
   constructor(
     readonly store: Store,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     readonly now: () => Date,
-  ) {
-    this.events.setMaxListeners(0);
+    /** Shared with the fenced views, so a change made through any of them wakes every listener. */
+    private readonly events = new EventEmitter().setMaxListeners(0),
+  ) {}
+
+  /**
+   * The same records whose writes commit only while `fence` (this replica's lease) holds
+   * (Store.fenced): for the work only the lease holder does. Changes reach the same listeners.
+   */
+  fenced(fence: WriteFence): Records {
+    return new Records(this.store.fenced(fence), this.logger, this.metrics, this.now, this.events);
   }
 
   async transition(

@@ -1,4 +1,5 @@
 import { scopeKey } from "../forgejo/scope.js";
+import { isNotLeader } from "../ha/gate.js";
 import { StateUnavailableError } from "../store/errors.js";
 import { INSTANCE_HOLDING_STATES } from "../api/states.js";
 import type { RunnerRecord } from "../store/types.js";
@@ -30,8 +31,9 @@ export class Scheduler {
     this.passes = new SingleFlight(
       () => this.pass(),
       (err) =>
-        // The store already reported an outage once; the next pass retries.
-        ctx.logger[err instanceof StateUnavailableError ? "debug" : "error"](
+        // The store already reported an outage once; the next pass retries. A write the lease's
+        // fence refused: the lease is lost, which the lease reports; the holder's next pass does it.
+        ctx.logger[err instanceof StateUnavailableError || isNotLeader(err) ? "debug" : "error"](
           { err: errorMessage(err) },
           "scheduling pass failed; retrying on the next tick",
         ),

@@ -1,3 +1,4 @@
+import { isNotLeader } from "../ha/gate.js";
 import type { InstanceInfo, Launcher } from "../namespace/launcher.js";
 import { LABEL_OWNER, LABEL_PLATFORM, LABEL_RUNNER } from "../namespace/launcher.js";
 import { INSTANCE_HOLDING_STATES } from "../api/states.js";
@@ -156,7 +157,11 @@ export class Supervisor {
       if (result?.state !== "finishing") report.finished.push(e.runner.name);
     });
     await runLimited(tasks, Math.max(4, ctx.config.namespace.max_parallel), (err) =>
-      ctx.logger.error({ err: errorMessage(err) }, "finishing a runner failed; it is retried on the next tick"),
+      // A record the lease's fence refused (the lease is lost): the holder's tick finishes it.
+      ctx.logger[isNotLeader(err) ? "info" : "error"](
+        { err: errorMessage(err) },
+        "finishing a runner failed; it is retried on the next tick",
+      ),
     );
   }
 
