@@ -82,6 +82,16 @@ describe("a fenced view whose lease is held", () => {
     expect(await store.getRunner(`${id}-x-r0`)).toBeUndefined();
   });
 
+  it("a holder whose name has quotes, backslashes and dollar signs (replica_name is free text)", async () => {
+    const holder = `o'brien\\node $$ $fence$ '';--:1:ab`;
+    const claim = await backend.claim(`${lease}-odd`, holder, 60_000);
+    if (!claim.ok) throw new Error("claim failed");
+    const odd = store.fenced({ name: `${lease}-odd`, holder, epoch: () => claim.epoch });
+    expect(await odd.transition(`${id}-r0`, ["pending"], "launching", "slot")).toMatchObject({ state: "launching" });
+    const other = store.fenced({ name: `${lease}-odd`, holder: `${holder}x`, epoch: () => claim.epoch });
+    await expect(other.transition(`${id}-r0`, ["launching"], "pending", "x")).rejects.toThrow(`epoch 1 of ${holder}, in force`);
+  });
+
   it("a renewal by the holder (same epoch, later expiry) changes nothing", async () => {
     expect(await backend.claim(lease, "a", 60_000)).toMatchObject({ ok: true });
     expect(await fenced.transition(`${id}-r0`, ["pending"], "launching", "slot")).toMatchObject({ state: "launching" });
