@@ -82,14 +82,27 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     writeFileSync(log, "");
     const workdir = join(opts.dir, inst.id);
     mkdirSync(workdir, { recursive: true });
+    // The script cds into namespace.workdir; tests point that at a temp dir. In its own process
+    // group, ended as a whole afterwards, as the end of a real instance ends every process in it:
+    // a background child (the token FIFO's writer, when the runner never read it) outlives nothing.
+    const started = run(args[0] ?? "/bin/sh", args.slice(1), {
+      cwd: workdir,
+      env: { PATH: `${FAKE_RUNNER_DIR}:${process.env.PATH ?? ""}`, HOME: workdir, ...(inst.env ?? {}), FAKE_RUNNER_LOG: log },
+      timeout: 10_000,
+      detached: true,
+    } as Parameters<typeof execFile>[2]);
+    const endGroup = () => {
+      try {
+        if (started.child.pid) process.kill(-started.child.pid, "SIGKILL");
+      } catch {
+        // the group is gone already
+      }
+    };
     try {
-      // The script cds into namespace.workdir; tests point that at a temp dir.
-      await run(args[0] ?? "/bin/sh", args.slice(1), {
-        cwd: workdir,
-        env: { PATH: `${FAKE_RUNNER_DIR}:${process.env.PATH ?? ""}`, HOME: workdir, ...(inst.env ?? {}), FAKE_RUNNER_LOG: log },
-        timeout: 10_000,
-      });
+      await started;
+      endGroup();
     } catch (err) {
+      endGroup();
       t.done = true;
       emit({
         type: "bootstrap_failed",
