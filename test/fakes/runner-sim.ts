@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,6 +7,45 @@ import type { FakeForgejo } from "./forgejo/index.js";
 import type { FakeNsc, FakeNscInstance } from "./nsc/index.js";
 
 const run = promisify(execFile);
+
+/**
+ * Runs a bootstrap script as the leader of its own process group, waits up to 10 s for it to exit,
+ * then kills whatever is left in the group. Undefined when it exited 0, else what went wrong (its
+ * stderr, or the exit status).
+ */
+function runBootstrap(
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv },
+  running: Set<() => void>,
+): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(args[0] ?? "/bin/sh", args.slice(1), { ...opts, detached: true, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + String(d)).slice(-16_384)));
+    const endGroup = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // the group is gone already
+      }
+    };
+    const timer = setTimeout(endGroup, 10_000);
+    // The simulator's stop() ends the groups still running (a test that ends mid-boot).
+    running.add(endGroup);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      running.delete(endGroup);
+      resolve(String(err));
+    });
+    // "exit", not "close": a leftover in the group may hold stderr open until it is killed.
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      running.delete(endGroup);
+      endGroup();
+      resolve(code === 0 ? undefined : stderr || `bootstrap exited with ${code ?? signal}`);
+    });
+  });
+}
 
 /**
  * Live instances read straight from the fake's state file (written by atomic rename), without the
@@ -72,6 +111,9 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
 
   const emit = (e: SimEvent) => events.push(e);
 
+  /** Ends the process group of each bootstrap still running. */
+  const booting = new Set<() => void>();
+
   async function boot(inst: FakeNscInstance): Promise<void> {
     const runner = inst.labels["forgejo-nsc.runner"] ?? inst.id;
     const t: Tracked = { instance: inst.id, runner, oneJob: true, done: false };
@@ -85,31 +127,22 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     // The script cds into namespace.workdir; tests point that at a temp dir. In its own process
     // group, ended as a whole afterwards, as the end of a real instance ends every process in it:
     // a background child (the token FIFO's writer, when the runner never read it) outlives nothing.
-    const started = run(args[0] ?? "/bin/sh", args.slice(1), {
-      cwd: workdir,
-      env: { PATH: `${FAKE_RUNNER_DIR}:${process.env.PATH ?? ""}`, HOME: workdir, ...(inst.env ?? {}), FAKE_RUNNER_LOG: log },
-      timeout: 10_000,
-      detached: true,
-    } as Parameters<typeof execFile>[2]);
-    const endGroup = () => {
-      try {
-        if (started.child.pid) process.kill(-started.child.pid, "SIGKILL");
-      } catch {
-        // the group is gone already
-      }
-    };
-    try {
-      await started;
-      endGroup();
-    } catch (err) {
-      endGroup();
+    const failure = await runBootstrap(
+      args,
+      {
+        cwd: workdir,
+        env: { PATH: `${FAKE_RUNNER_DIR}:${process.env.PATH ?? ""}`, HOME: workdir, ...(inst.env ?? {}), FAKE_RUNNER_LOG: log },
+      },
+      booting,
+    );
+    if (failure !== undefined) {
       t.done = true;
       emit({
         type: "bootstrap_failed",
         instance: inst.id,
         runner,
         at: Date.now(),
-        detail: (err as { stderr?: string }).stderr ?? String(err),
+        detail: failure,
       });
       await exitContainer(opts.nsc, inst.id, 1);
       return;
@@ -205,6 +238,8 @@ export function startRunnerSimulator(opts: { nsc: FakeNsc; forgejo: FakeForgejo;
     stop() {
       stopped = true;
       clearInterval(timer);
+      for (const end of booting) end();
+      booting.clear();
     },
   };
 }
