@@ -153,6 +153,8 @@ describe("Scheduler.pass", () => {
     expect(k.launchers.linux.launches).toHaveLength(1);
     k.advance(1);
     await s.pass();
+    // This very pass claimed it (before the backoff's own 5-s timer could kick another one).
+    expect(s.isLaunching("nscloud-r")).toBe(true);
     await waitFor(() => k.launchers.linux.launches.length === 2, { what: "the second attempt" });
     expect((await k.store.getRunner("nscloud-r"))!.history.at(-1)!.reason).toBe("launch slot acquired (attempt 2/3)");
   });
