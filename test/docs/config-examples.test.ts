@@ -6,6 +6,8 @@ import { autoscalerConfigSchema } from "../../src/config/autoscaler-schema.js";
 import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import { parseConfig } from "../../src/config/load.js";
 import { configProblems } from "../helpers/config-problems.js";
+import { deepMerge, isTree } from "../helpers/deep-merge.js";
+import type { Tree } from "../helpers/deep-merge.js";
 
 /**
  * Every configuration example in the docs is one the daemons accept: each ```yaml block of README.md
@@ -22,7 +24,6 @@ const files = [
     .map((f) => `docs/${f}`),
 ];
 
-type Tree = Record<string, unknown>;
 interface Example {
   where: string;
   fragment: Tree;
@@ -46,13 +47,6 @@ const autoscalerBase = (): Tree => ({
   instances: [{ name: "f", forgejo: FORGEJO, targets: [{ labels: ["linux"] }] }],
 });
 
-const isTree = (v: unknown): v is Tree => typeof v === "object" && v !== null && !Array.isArray(v);
-const merge = (a: Tree, b: Tree): Tree => {
-  const out: Tree = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isTree(out[k]) && isTree(v) ? merge(out[k] as Tree, v) : v;
-  return out;
-};
-
 /** Which daemon a fragment configures, and the whole config it makes; undefined for YAML that is not a daemon's config (compose files). */
 function asConfig(fragment: Tree): { daemon: "dispatcher" | "autoscaler"; config: Tree } | undefined {
   if ("services" in fragment) return undefined;
@@ -67,10 +61,12 @@ function asConfig(fragment: Tree): { daemon: "dispatcher" | "autoscaler"; config
     const base = autoscalerBase();
     const [inst] = base.instances as Tree[];
     // An instance shown for one feature (webhooks, say) leaves out what it does not discuss: the base instance fills it in.
-    const instances = Array.isArray(fragment.instances) ? { instances: (fragment.instances as Tree[]).map((i) => merge(inst!, i)) } : {};
-    return { daemon: "autoscaler", config: merge(base, { ...fragment, ...instances }) };
+    const instances = Array.isArray(fragment.instances)
+      ? { instances: (fragment.instances as Tree[]).map((i) => deepMerge(inst!, i)) }
+      : {};
+    return { daemon: "autoscaler", config: deepMerge(base, { ...fragment, ...instances }) };
   }
-  return { daemon: "dispatcher", config: merge({ forgejo: FORGEJO }, fragment) };
+  return { daemon: "dispatcher", config: deepMerge({ forgejo: FORGEJO }, fragment) };
 }
 
 const all = examples();

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { signalGroup } from "../../src/namespace/nsc-process.js";
 import type { FakeForgejo } from "./forgejo/index.js";
 import type { FakeNsc, FakeNscInstance } from "./nsc/index.js";
 
@@ -22,13 +23,7 @@ function runBootstrap(
     const child = spawn(args[0] ?? "/bin/sh", args.slice(1), { ...opts, detached: true, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + String(d)).slice(-16_384)));
-    const endGroup = () => {
-      try {
-        if (child.pid) process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // the group is gone already
-      }
-    };
+    const endGroup = () => signalGroup(child, "SIGKILL");
     const timer = setTimeout(endGroup, 10_000);
     // The simulator's stop() ends the groups still running (a test that ends mid-boot).
     running.add(endGroup);

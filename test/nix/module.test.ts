@@ -8,6 +8,8 @@ import { dispatcherConfigSchema } from "../../src/config/dispatcher-schema.js";
 import { parseConfig } from "../../src/config/load.js";
 import { openStore } from "../../src/store/open-store.js";
 import { postgresTarget } from "../../src/store/postgres/postgres-config.js";
+import { deepMerge } from "../helpers/deep-merge.js";
+import type { Tree } from "../helpers/deep-merge.js";
 import { startPrivatePostgres } from "../helpers/private-postgres.js";
 import type { PrivatePostgres } from "../helpers/private-postgres.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -24,14 +26,17 @@ const nixFiles = ["flake.nix", ...readdirSync(join(ROOT, "nix")).filter((f) => f
 
 const nix = (args: string[]) => execFileSync("nix-instantiate", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 
+/** What nix/tests/static.nix evaluates to (its checks, and what the module writes), evaluated once for the file. */
+let evaluated: { checks: boolean; storeUrls: { dispatcher: string; autoscaler: string }; settings: unknown } | undefined;
+const staticNix = () => (evaluated ??= JSON.parse(nix(["--eval", "--strict", "--json", "nix/tests/static.nix"])) as NonNullable<typeof evaluated>);
+
 describe("Nix files", () => {
   it.each(nixFiles)("%s parses", (file) => {
     expect(() => nix(["--parse", file])).not.toThrow();
   });
 
   it("nix/tests/static.nix: the lock file reader, the NixOS module and the flake pass their checks", () => {
-    const out = JSON.parse(nix(["--eval", "--strict", "--json", "nix/tests/static.nix"])) as { checks: boolean };
-    expect(out.checks).toBe(true);
+    expect(staticNix().checks).toBe(true);
   });
 });
 
@@ -39,7 +44,7 @@ describe("the NixOS module's local PostgreSQL URLs", () => {
   let server: PrivatePostgres;
   let urls: { dispatcher: string; autoscaler: string };
   beforeAll(async () => {
-    urls = (JSON.parse(nix(["--eval", "--strict", "--json", "nix/tests/static.nix"])) as { storeUrls: typeof urls }).storeUrls;
+    urls = staticNix().storeUrls;
     server = await startPrivatePostgres();
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
@@ -100,13 +105,6 @@ describe("the NixOS module's local PostgreSQL URLs", () => {
   });
 });
 
-type Tree = Record<string, unknown>;
-const isTree = (v: unknown): v is Tree => typeof v === "object" && v !== null && !Array.isArray(v);
-const deepMerge = (a: Tree, b: Tree): Tree => {
-  const out: Tree = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isTree(out[k]) && isTree(v) ? deepMerge(out[k] as Tree, v) : v;
-  return out;
-};
 
 describe("the settings the NixOS module writes, read by the daemons' own config code", () => {
   type Pair = { dispatcher: Tree; autoscaler: Tree };
@@ -122,7 +120,7 @@ describe("the settings the NixOS module writes, read by the daemons' own config 
   };
   const REMOTE_URL = "postgres://fnsc:nix-remote-pw@db.internal:5432/fnsc?sslmode=verify-full";
   beforeAll(() => {
-    settings = (JSON.parse(nix(["--eval", "--strict", "--json", "nix/tests/static.nix"])) as { settings: typeof settings }).settings;
+    settings = staticNix().settings as typeof settings;
     writeFileSync(join(tmp.dir, "postgres-url"), `${REMOTE_URL}\n`);
   });
   afterAll(() => tmp.cleanup());
