@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import type { z } from "zod";
 import { ConfigError, loadConfigFile } from "../config/load.js";
 import { errorMessage } from "../shared/error-message.js";
-import { RETRIES } from "../store/postgres/postgres-errors.js";
+import { STATE_RETRIES } from "../store/errors.js";
 
 export interface DaemonSpec<S extends z.ZodType> {
   /** Program name, for usage and error lines. */
@@ -82,7 +82,7 @@ export function runDaemon(name: string, main: () => Promise<number>): void {
     (err: unknown) => {
       // A running dispatcher retries an unreachable database by itself; one that cannot start exits.
       const message = errorMessage(err).replace(
-        `; ${RETRIES}`,
+        `; ${STATE_RETRIES}`,
         "; exiting (systemd's Restart=on-failure or a container restart policy starts it again)",
       );
       process.stderr.write(`${name} failed to start: ${message}\n`);

@@ -9,6 +9,9 @@ export const STATE_RETRY_AFTER_SECONDS = 5;
  * I/O errors). It is an HttpError so every API answers 503 with Retry-After through the one error
  * handler; the dispatcher's own writes wait and retry instead (Records.durably).
  */
+/** How a StateUnavailableError's advice ends while the dispatcher runs; at start-up, src/bin/daemon-main.ts says what happens instead. */
+export const STATE_RETRIES = "the dispatcher keeps retrying by itself";
+
 export class StateUnavailableError extends HttpError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(503, "state_unavailable", message, undefined, { "retry-after": String(STATE_RETRY_AFTER_SECONDS) });
@@ -57,23 +60,22 @@ export function stateUnavailable(err: unknown, path: string, waitedMs: number): 
   const code = sqliteCode(err);
   if (code === undefined || !code.startsWith("SQLITE_")) return undefined;
   const detail = errorMessage(err);
-  const retries = "the dispatcher keeps retrying by itself";
   if (isSqliteBusy(code)) {
     return new StateUnavailableError(
       `state database ${path} is locked by another process (${code}) and stayed locked for ${Math.round(waitedMs / 100) / 10}s; ` +
-        `end what holds it (a second dispatcher on the same file, an open sqlite3 transaction, a backup tool); ${retries}`,
+        `end what holds it (a second dispatcher on the same file, an open sqlite3 transaction, a backup tool); ${STATE_RETRIES}`,
       { cause: err },
     );
   }
   if (code === "SQLITE_FULL") {
     return new StateUnavailableError(
-      `state database ${path} cannot be written: the disk is full (${code}); free space on its file system; ${retries}`,
+      `state database ${path} cannot be written: the disk is full (${code}); free space on its file system; ${STATE_RETRIES}`,
       { cause: err },
     );
   }
   if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM" || code === "SQLITE_CANTOPEN" || code === "SQLITE_AUTH") {
     return new StateUnavailableError(
-      `state database ${path} cannot be written (${code}: ${detail}); make the file, its -wal and -shm files and its directory writable by this user; ${retries}`,
+      `state database ${path} cannot be written (${code}: ${detail}); make the file, its -wal and -shm files and its directory writable by this user; ${STATE_RETRIES}`,
       { cause: err },
     );
   }
@@ -85,7 +87,7 @@ export function stateUnavailable(err: unknown, path: string, waitedMs: number): 
     code === "SQLITE_NOTADB"
   ) {
     return new StateUnavailableError(
-      `state database ${path} failed (${code}: ${detail}); check the disk and the file system it is on; ${retries}`,
+      `state database ${path} failed (${code}: ${detail}); check the disk and the file system it is on; ${STATE_RETRIES}`,
       { cause: err },
     );
   }

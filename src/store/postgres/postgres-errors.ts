@@ -1,5 +1,5 @@
 import { errorMessage } from "../../shared/error-message.js";
-import { StateUnavailableError } from "../errors.js";
+import { STATE_RETRIES, StateUnavailableError } from "../errors.js";
 import { redactUrl } from "./postgres-config.js";
 
 /** Node's errors for a server that cannot be reached (yet): worth waiting for. */
@@ -33,9 +33,6 @@ export function sqlState(err: unknown): string | undefined {
   const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
   return typeof code === "string" ? code : undefined;
 }
-
-/** The advice's ending while the dispatcher runs; at start-up, src/bin/daemon-main.ts says what happens instead. */
-export const RETRIES = "the dispatcher keeps retrying by itself";
 
 /** What to do about a failure that is about the server, or undefined for a statement's own error (constraints, SQL, bugs). */
 function advice(code: string | undefined, message: string): string | undefined {
@@ -71,5 +68,5 @@ export function postgresUnavailable(err: unknown, display: string): StateUnavail
   const message = errorMessage(err);
   const what = advice(sqlState(err), message);
   if (what === undefined) return undefined;
-  return new StateUnavailableError(redactUrl(`state database ${display}: ${what}; ${RETRIES}`), { cause: err });
+  return new StateUnavailableError(redactUrl(`state database ${display}: ${what}; ${STATE_RETRIES}`), { cause: err });
 }
